@@ -1,0 +1,54 @@
+"""Exit codes and the edge where exceptions become messages.
+
+0 ok, 1 problems found / operation failed, 2 usage error (or changes, for --detailed-exitcode),
+3 internal error. An unexpected exception prints one line and writes its traceback to a log file;
+no traceback ever reaches the user.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+
+class UserError(Exception):
+    """A failure the user can fix; the message says what to do. Printed without a traceback."""
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def log_dir() -> Path:
+    configured = os.environ.get("RUNNER_LOG_DIR")
+    if configured:
+        return Path(configured)
+    return Path(tempfile.gettempdir()) / "runner-logs"
+
+
+def report_internal_error(exc: BaseException) -> int:
+    """Write the traceback to a log file, print one line naming it, return exit code 3."""
+    directory = log_dir()
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
+    path = directory / f"runner-crash-{stamp}-{os.getpid()}.log"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        where = str(path)
+    except OSError:
+        where = "nowhere (log directory not writable; set RUNNER_LOG_DIR)"
+    summary = str(exc).splitlines()[0] if str(exc) else ""
+    print(
+        f"runner: internal error: {type(exc).__name__}: {summary} (traceback in {where})",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL

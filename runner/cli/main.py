@@ -1,0 +1,81 @@
+"""`runner` command line: parse the verb, import only that verb's module, map outcomes to exits.
+
+Each verb lives in `runner.cli.<module>` and exposes `add_arguments(parser)` and
+`run(args) -> int`. Only the chosen verb is imported, so `runner validate` never pays for the
+Azure SDK or the runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol, cast
+
+from runner.cli.errors import EXIT_USAGE, UserError, report_internal_error
+
+# verb -> (module, one-line help)
+VERBS: dict[str, tuple[str, str]] = {
+    "validate": ("runner.cli.validate", "check specs offline: schema, references, names, templates"),
+    "plan": ("runner.cli.plan", "show what apply would change"),
+    "apply": ("runner.cli.apply", "apply the specs (or a saved plan) to the environment"),
+    "destroy": ("runner.cli.destroy", "delete every managed agent of the environment"),
+    "state": ("runner.cli.state", "list or show what the registry holds"),
+    "history": ("runner.cli.history", "versions of a resource with spec hash and time"),
+    "import": ("runner.cli.import_", "adopt an unmanaged Foundry agent"),
+    "watch": ("runner.cli.watch", "re-validate, plan and apply on every save"),
+    "test": ("runner.cli.test", "run Scenario documents on a throwaway local store"),
+    "emulator": ("runner.cli.emulator", "serve the local store over Foundry's REST protocol"),
+}
+
+
+class VerbModule(Protocol):
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _load(verb: str) -> VerbModule:
+    return cast(VerbModule, importlib.import_module(VERBS[verb][0]))
+
+
+def build_parser(verb: str | None) -> argparse.ArgumentParser:
+    parser = _Parser(prog="runner", description="Agents on Azure AI Foundry, from YAML.")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    sub.required = True
+    for name, (_module, help_text) in VERBS.items():
+        verb_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == verb:
+            _load(name).add_arguments(verb_parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in args_list if not a.startswith("-")), None)
+    try:
+        parser = build_parser(verb if verb in VERBS else None)
+        args = parser.parse_args(args_list)
+        return _load(args.verb).run(args)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except UserError as exc:
+        print(f"runner: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("runner: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one place an unexpected error becomes exit 3
+        return report_internal_error(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

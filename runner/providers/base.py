@@ -1,0 +1,123 @@
+"""The provider seam: what plan/apply and the runtime need from a Foundry-like agent service.
+
+Implementations: `local` (embedded SQLite store with Foundry's semantics), `foundry` (the real
+azure-ai-projects SDK; the only module that imports `azure.*`). `runner emulator` serves the local
+store over Foundry's REST protocol so the foundry provider is tested against a real HTTP server.
+
+Errors are mapped once, here at the boundary: `TransientError` (429, 5xx, connection) may be
+retried by the caller, `ProviderError` may not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+MANAGED_BY_KEY = "managed-by"
+MANAGED_BY_VALUE = "runner"
+ADDRESS_KEY = "runner-address"
+ENVIRONMENT_KEY = "runner-env"
+HASH_KEY = "runner-hash"
+
+
+@dataclass(frozen=True)
+class AgentVersion:
+    """One immutable version of a named agent, as Foundry reports it."""
+
+    name: str
+    version: str
+    definition: Mapping[str, Any]
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    description: str | None = None
+    created_at: int = 0
+
+    @property
+    def managed(self) -> bool:
+        return self.metadata.get(MANAGED_BY_KEY) == MANAGED_BY_VALUE
+
+    @property
+    def spec_hash(self) -> str | None:
+        return self.metadata.get(HASH_KEY)
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    response_id: str = ""
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class ProviderError(Exception):
+    """A request the service refused for good: retrying will not help."""
+
+
+class NotFoundError(ProviderError):
+    pass
+
+
+class TransientError(ProviderError):
+    """429, 5xx or a broken connection: the request may be retried, after `retry_after` s."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Agent CRUD plus the two runtime calls. All methods are thread-safe."""
+
+    name: str
+    remote: bool
+
+    def list_agents(self) -> list[AgentVersion]:
+        """The latest version of every agent (managed or not), in as few requests as possible."""
+        ...
+
+    def get_agent(self, name: str) -> AgentVersion | None:
+        """The latest version of `name`, or None."""
+        ...
+
+    def list_versions(self, name: str) -> list[AgentVersion]:
+        """Every version of `name`, oldest first; [] when there is no such agent."""
+        ...
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        definition: Mapping[str, Any],
+        metadata: Mapping[str, str],
+        description: str | None = None,
+    ) -> AgentVersion:
+        ...
+
+    def delete_agent(self, name: str) -> None:
+        """Delete the agent and all its versions; NotFoundError when it does not exist."""
+        ...
+
+    def delete_version(self, name: str, version: str) -> None:
+        ...
+
+    def create_conversation(self, *, metadata: Mapping[str, str] | None = None) -> str:
+        """A new conversation id."""
+        ...
+
+    def respond(
+        self, *, conversation_id: str, agent_name: str, agent_version: str | None, text: str
+    ) -> Reply:
+        """Send `text` to the agent version in the conversation and return its reply."""
+        ...
+
+    def request_count(self) -> int:
+        """How many requests reached the service so far (benchmarks count reads and writes)."""
+        ...
+
+    def close(self) -> None:
+        ...

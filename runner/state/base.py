@@ -1,0 +1,85 @@
+"""The registry seam: what runner last applied, per environment, and the journal of applies.
+
+The planner reads `applied(env)`; the executor records each outcome the moment it happens; the
+runtime reads applied revisions of teams, pools, alerts and channels. One apply per environment
+at a time is enforced by `lock`. SQLite first (`runner.state.sqlite`), PostgreSQL can follow by
+implementing this Protocol. Secrets never reach it: bodies hold `${VAR}` references, not values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+JournalAction = Literal["create", "update", "delete", "adopt", "import", "revert"]
+
+
+@dataclass(frozen=True)
+class AppliedResource:
+    """The revision of one resource that runner last applied in an environment."""
+
+    address: str
+    kind: str
+    name: str
+    hash: str
+    body: Mapping[str, Any] = field(default_factory=dict)
+    foundry_name: str | None = None
+    foundry_version: str | None = None
+    applied_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    env: str
+    address: str
+    action: str
+    outcome: Literal["ok", "failed"]
+    hash: str | None
+    foundry_version: str | None
+    at: float
+    apply_id: str
+    detail: str = ""
+
+
+class LockTimeoutError(Exception):
+    def __init__(self, env: str, holder: str, waited: float) -> None:
+        super().__init__(
+            f"environment {env!r} is locked by {holder} (waited {waited:.1f}s); "
+            "try again when that apply ends, or raise --lock-timeout"
+        )
+        self.env = env
+        self.holder = holder
+
+
+class Registry(Protocol):
+    def applied(self, env: str) -> dict[str, AppliedResource]:
+        ...
+
+    def get(self, env: str, address: str) -> AppliedResource | None:
+        ...
+
+    def record_applied(
+        self, env: str, resource: AppliedResource, *, apply_id: str, action: JournalAction
+    ) -> None:
+        """Store `resource` as applied and journal it, in one transaction."""
+        ...
+
+    def record_deleted(self, env: str, address: str, *, apply_id: str) -> None:
+        ...
+
+    def record_failure(
+        self, env: str, address: str, *, apply_id: str, action: JournalAction, detail: str
+    ) -> None:
+        ...
+
+    def history(self, env: str, address: str) -> list[JournalEntry]:
+        ...
+
+    def lock(self, env: str, *, holder: str, timeout: float) -> AbstractContextManager[None]:
+        """Hold the environment's apply lock; LockTimeoutError naming the holder after timeout."""
+        ...
+
+    def close(self) -> None:
+        ...
