@@ -54,7 +54,16 @@ class Reply:
 
 
 class ProviderError(Exception):
-    """A request the service refused for good: retrying will not help."""
+    """A request the service refused for good: retrying will not help.
+
+    `code` is the service's error code (e.g. `invalid_parameters`) and `status` its HTTP status,
+    when known; both are None for errors raised before any request was sent.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
 
 
 class NotFoundError(ProviderError):
@@ -64,8 +73,15 @@ class NotFoundError(ProviderError):
 class TransientError(ProviderError):
     """429, 5xx or a broken connection: the request may be retried, after `retry_after` s."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, code=code, status=status)
         self.retry_after = retry_after
 
 
@@ -95,15 +111,13 @@ class Provider(Protocol):
         definition: Mapping[str, Any],
         metadata: Mapping[str, str],
         description: str | None = None,
-    ) -> AgentVersion:
-        ...
+    ) -> AgentVersion: ...
 
     def delete_agent(self, name: str) -> None:
         """Delete the agent and all its versions; NotFoundError when it does not exist."""
         ...
 
-    def delete_version(self, name: str, version: str) -> None:
-        ...
+    def delete_version(self, name: str, version: str) -> None: ...
 
     def create_conversation(self, *, metadata: Mapping[str, str] | None = None) -> str:
         """A new conversation id."""
@@ -119,5 +133,4 @@ class Provider(Protocol):
         """How many requests reached the service so far (benchmarks count reads and writes)."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
