@@ -17,7 +17,7 @@ from runner.cli.errors import EXIT_USAGE, UserError, report_internal_error
 
 # verb -> (module, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
-    "validate": ("runner.cli.validate", "check specs offline: schema, references, names, templates"),
+    "validate": ("runner.cli.validate", "check specs offline: schema, refs, names, templates"),
     "plan": ("runner.cli.plan", "show what apply would change"),
     "apply": ("runner.cli.apply", "apply the specs (or a saved plan) to the environment"),
     "destroy": ("runner.cli.destroy", "delete every managed agent of the environment"),

@@ -56,7 +56,7 @@ Name = Annotated[
         min_length=1,
         max_length=253,
         pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$",
-        description="Letters, digits, '-', '_' and '.', starting and ending with a letter or digit.",
+        description="Letters, digits, '-', '_', '.'; starts and ends with a letter or digit.",
     ),
 ]
 
@@ -467,8 +467,9 @@ class Step(Strict):
         if len(actions) > 1:
             raise ValueError("a step does one thing: " + ", ".join(actions) + " were all given")
         if not actions and self.expect is None:
-            raise ValueError("a step needs an action (user, end, approve, reject, advance) or "
-                             "an 'expect'")
+            raise ValueError(
+                "a step needs an action (user, end, approve, reject, advance) or an 'expect'"
+            )
         return self
 
 

@@ -1,4 +1,4 @@
-"""The CLI edge: usage errors exit 2, internal errors exit 3 with one line and a logged traceback."""
+"""The CLI edge: usage exits 2; internal errors exit 3 with one line and a logged traceback."""
 
 from __future__ import annotations
 
@@ -11,15 +11,20 @@ import pytest
 from runner.cli import main as cli_main
 
 
-def run_cli(*args: str, env_extra: dict[str, str] | None = None, cwd: Path | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env_extra: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     import os
 
     env = dict(os.environ)
     env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "runner", *args],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
     )
 
 
