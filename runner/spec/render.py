@@ -1,0 +1,712 @@
+"""Agent resolution and instruction rendering: typed specs -> the desired Foundry definition.
+
+Flow: `resolve_agent` merges an Agent with its Template and resolves its Personality;
+`render_agent` renders every Jinja2 text of the result for one Environment and composes the final
+instructions with a *layout*. The result, `RenderedAgent`, is what plan/apply compare and send:
+`definition()` is the Foundry prompt-agent definition, `content_hash()` its stable fingerprint.
+`runner.spec.checks` calls `render_agent` for every agent in every environment and reports a
+`RenderError` at the file:line:col of the faulty text.
+
+Merging (template -> agent):
+  - every PromptFields field the agent sets replaces the template's value as a whole (lists and
+    `metadata` included: an agent's `guidelines` replace the template's, they are not appended);
+  - `vars` are merged, never replaced (nested mappings merge key by key);
+  - the personality is the agent's if set, else the template's.
+
+Variables visible to every text, and their precedence (lowest to highest):
+  `vars`          template.vars < agent.vars < environment.vars. The environment is the
+                  deployment-time override, like a Kustomize overlay: `prod` may set
+                  `vars.company` for every agent at once. Nested mappings merge key by key.
+  `agent`         {name, description}
+  `env`           {name, name_prefix}
+  `personality`   the resolved Personality as a mapping (name, description, traits, traits_text,
+                  prompt_modifiers, response_templates, prohibited_behaviors), or None
+  `guidelines`    the guidelines as written, [{condition, action, priority}]
+  `capabilities`  list of capability names
+
+Rendered texts: `instructions`, each personality `prompt_modifiers` item, each
+`response_templates` value, each `prohibited_behaviors` item, and each guideline's
+`condition`/`action`. The layout (`DEFAULT_LAYOUT`, or `layout` on the Agent or Template) then
+sees the rendered pieces: `instructions` (str), `personality` (rendered mapping or None),
+`guidelines` (rendered, sorted by priority, 1 first; ties keep written order), `capabilities`,
+`vars`, `agent`, `env`.
+
+Invariants:
+  - Jinja runs in an immutable sandbox with StrictUndefined and no autoescape: an undefined
+    variable, a syntax error, an unsafe attribute (`''.__class__`) or any other failure is a
+    `RenderError` naming the document (`agent.x`, `template.t`, `personality.p`), the path inside
+    it and, when Jinja knows it, the line inside the text. Nothing else escapes `render_agent`.
+  - Output is deterministic: the same specs give byte-identical instructions and the same
+    `content_hash()` in any process. Lines carry no trailing whitespace, runs of blank lines
+    collapse to one, and the text has no leading or trailing blank lines.
+  - Rendering reads no environment variable: `${VAR}` references in `env.vars` are rendered as
+    written. A caller that wants values passes an environment resolved with
+    `runner.spec.secrets.resolve_model`.
+  - Compiled templates are cached by source text and the Jinja Environment is built once, so a
+    project of thousands of agents sharing a few templates renders in well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import TracebackType
+from typing import Any
+
+import jinja2
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from runner.providers.base import ADDRESS_KEY, ENVIRONMENT_KEY, HASH_KEY, MANAGED_BY_KEY
+from runner.spec.models import (
+    Agent,
+    Environment,
+    Guideline,
+    Personality,
+    Template,
+    Tool,
+    address_of,
+)
+from runner.spec.project import Project
+
+__all__ = [
+    "DEFAULT_LAYOUT",
+    "MAX_USER_METADATA",
+    "RESERVED_METADATA_KEYS",
+    "RenderError",
+    "RenderedAgent",
+    "ResolvedAgent",
+    "clear_cache",
+    "render_agent",
+    "resolve_agent",
+    "traits_text",
+]
+
+PathItem = str | int
+
+# Keys runner writes into every managed agent's Foundry metadata; user metadata may not use them.
+RESERVED_METADATA_KEYS: frozenset[str] = frozenset(
+    {MANAGED_BY_KEY, ADDRESS_KEY, ENVIRONMENT_KEY, HASH_KEY}
+)
+# Foundry allows 16 metadata pairs per version; runner keeps the reserved ones for itself.
+MAX_USER_METADATA = 16 - len(RESERVED_METADATA_KEYS)
+_MAX_METADATA_KEY = 64
+_MAX_METADATA_VALUE = 512
+
+# Largest string/list a template may build with `*` (guards the sandbox against memory bombs).
+_MAX_PRODUCT_LEN = 1_000_000
+
+DEFAULT_LAYOUT = """\
+{{ instructions }}
+{% if personality %}
+
+## Personality
+{% if personality.traits_text %}
+{{ personality.traits_text }}
+{% endif %}
+{% for modifier in personality.prompt_modifiers %}
+- {{ modifier }}
+{% endfor %}
+{% if personality.response_templates %}
+
+## Response templates
+{% for key, text in personality.response_templates.items() %}
+- {{ key }}: {{ text }}
+{% endfor %}
+{% endif %}
+{% if personality.prohibited_behaviors %}
+
+## Never
+{% for item in personality.prohibited_behaviors %}
+- {{ item }}
+{% endfor %}
+{% endif %}
+{% endif %}
+{% if guidelines %}
+
+## Guidelines
+{% for g in guidelines %}
+- When {{ g.condition }}: {{ g.action }}
+{% endfor %}
+{% endif %}
+{% if capabilities %}
+
+## Capabilities
+{% for c in capabilities %}
+- {{ c }}
+{% endfor %}
+{% endif %}
+"""
+
+# Trait -> label in the human sentence ("Tone: professional; detail: detailed; ...").
+_TRAIT_LABELS: tuple[tuple[str, str], ...] = (
+    ("formality", "Tone"),
+    ("verbosity", "detail"),
+    ("helpfulness", "initiative"),
+    ("creativity", "creativity"),
+    ("empathy", "empathy"),
+)
+
+
+# ---------------------------------------------------------------- errors
+
+
+class RenderError(Exception):
+    """A text that cannot be rendered, located in the document that holds it.
+
+    `address` is the document (`agent.x`, `template.t`, `personality.p`); `path` is the value
+    inside it (`("instructions",)`, `("prompt_modifiers", 2)`); `line` is the 1-based line inside
+    that text when Jinja knows it; `agent` is the agent being rendered when the error came up.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        address: str,
+        path: tuple[PathItem, ...] = (),
+        line: int | None = None,
+        agent: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.address = address
+        self.path = path
+        self.line = line
+        self.agent = agent
+
+    def __str__(self) -> str:
+        where = self.address + "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in self.path
+        )
+        if self.line is not None:
+            where += f" (line {self.line})"
+        return f"{where}: {self.message}"
+
+
+# ---------------------------------------------------------------- resolution
+
+
+@dataclass(frozen=True)
+class ResolvedAgent:
+    """An Agent merged with its Template, before any text is rendered.
+
+    `sources` maps each PromptFields field name to the address of the document that supplied it
+    (the agent's or the template's), so a render error points at the text that was actually used.
+    """
+
+    name: str
+    description: str | None
+    template: str | None
+    model: str | None
+    instructions: str | None
+    temperature: float | None
+    top_p: float | None
+    tool_choice: str | None
+    max_turns: int | None
+    personality_name: str | None
+    personality: Personality | None
+    tools: tuple[Tool, ...]
+    capabilities: tuple[str, ...]
+    guidelines: tuple[Guideline, ...]
+    metadata: Mapping[str, str]
+    layout: str | None
+    vars: Mapping[str, Any]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return address_of("Agent", self.name)
+
+    def source_of(self, field_name: str) -> str:
+        return self.sources.get(field_name, self.address)
+
+
+_MERGED_FIELDS = (
+    "model",
+    "instructions",
+    "temperature",
+    "top_p",
+    "tool_choice",
+    "max_turns",
+    "personality",
+    "tools",
+    "capabilities",
+    "guidelines",
+    "metadata",
+    "layout",
+)
+
+
+def _merge_vars(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = dict(base)
+    for key, value in over.items():
+        old = merged.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            merged[key] = _merge_vars(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_agent(project: Project, name: str) -> ResolvedAgent:
+    """Merge agent `name` with its template and resolve its personality.
+
+    RenderError when the agent, its template or its personality does not exist.
+    """
+    agent: Agent | None = project.agents.get(name)
+    if agent is None:
+        raise RenderError(
+            f"no agent named {name!r} in the project", address=address_of("Agent", name)
+        )
+    agent_address = address_of("Agent", name)
+    template: Template | None = None
+    if agent.template is not None:
+        template = project.templates.get(agent.template)
+        if template is None:
+            known = ", ".join(sorted(project.templates)) or "none declared"
+            raise RenderError(
+                f"template {agent.template!r} does not exist (known templates: {known})",
+                address=agent_address,
+                path=("template",),
+                agent=name,
+            )
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for field_name in _MERGED_FIELDS:
+        value = getattr(agent, field_name)
+        source = agent_address
+        if value is None and template is not None:
+            value = getattr(template, field_name)
+            source = address_of("Template", template.name)
+        values[field_name] = value
+        if value is not None:
+            sources[field_name] = source
+    merged_vars = _merge_vars(template.vars if template is not None else {}, agent.vars)
+
+    personality: Personality | None = None
+    personality_name: str | None = values["personality"]
+    if personality_name is not None:
+        personality = project.personalities.get(personality_name)
+        if personality is None:
+            known = ", ".join(sorted(project.personalities)) or "none declared"
+            raise RenderError(
+                f"personality {personality_name!r} does not exist (known personalities: {known})",
+                address=sources["personality"],
+                path=("personality",),
+                agent=name,
+            )
+    return ResolvedAgent(
+        name=name,
+        description=agent.description,
+        template=agent.template,
+        model=values["model"],
+        instructions=values["instructions"],
+        temperature=values["temperature"],
+        top_p=values["top_p"],
+        tool_choice=values["tool_choice"],
+        max_turns=values["max_turns"],
+        personality_name=personality_name,
+        personality=personality,
+        tools=tuple(values["tools"] or ()),
+        capabilities=tuple(values["capabilities"] or ()),
+        guidelines=tuple(values["guidelines"] or ()),
+        metadata=dict(values["metadata"] or {}),
+        layout=values["layout"],
+        vars=merged_vars,
+        sources=sources,
+    )
+
+
+# ---------------------------------------------------------------- the rendered agent
+
+
+@dataclass(frozen=True)
+class RenderedAgent:
+    """What one agent is in one environment: the Foundry definition plus runner-side settings."""
+
+    name: str
+    foundry_name: str
+    model: str
+    instructions: str
+    temperature: float | None
+    top_p: float | None
+    tool_choice: str | None
+    tools: list[dict[str, Any]]
+    description: str | None
+    metadata: dict[str, str]
+    max_turns: int | None
+    capabilities: list[str]
+    personality: str | None
+
+    def definition(self) -> dict[str, Any]:
+        """The prompt-agent definition as the SDK sends it: None values omitted, `kind` last."""
+        body: dict[str, Any] = {"model": self.model, "instructions": self.instructions}
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.top_p is not None:
+            body["top_p"] = self.top_p
+        if self.tools:
+            body["tools"] = json.loads(json.dumps(self.tools))
+        if self.tool_choice is not None:
+            body["tool_choice"] = self.tool_choice
+        body["kind"] = "prompt"
+        return body
+
+    def content_hash(self) -> str:
+        """sha256 hex of the canonical JSON of definition + description + user metadata."""
+        payload = {
+            "definition": self.definition(),
+            "description": self.description,
+            "metadata": self.metadata,
+        }
+        text = json.dumps(
+            payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------- Jinja machinery
+
+
+class _Named(dict[str, Any]):
+    """A mapping that knows its name in templates, so an undefined key reads `'vars.db'`."""
+
+    __slots__ = ("_runner_name",)
+
+    def __init__(self, name: str, items: Mapping[str, Any]) -> None:
+        super().__init__(items)
+        self._runner_name = name
+
+
+def _named(name: str, value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return _Named(name, {k: _named(f"{name}.{k}", v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return [_named(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    return value
+
+
+class _Undefined(jinja2.StrictUndefined):
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
+        owner = getattr(self._undefined_obj, "_runner_name", None)
+        if isinstance(owner, str):
+            return f"{owner!r} has no attribute {self._undefined_name!r}"
+        return str(super()._undefined_message)
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(times, int)
+                    and len(seq) * times > _MAX_PRODUCT_LEN
+                ):
+                    raise SecurityError(
+                        f"a {type(seq).__name__} of more than {_MAX_PRODUCT_LEN} items is too big"
+                    )
+        if operator == "**" and isinstance(right, int) and abs(right) > 1000:
+            raise SecurityError("exponent too large (at most 1000)")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _Sandbox(
+    undefined=_Undefined,
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=False,
+)
+_TEMPLATE_FILENAME = "<runner-template>"
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str) -> jinja2.Template:
+    code = _ENV.compile(source, name=None, filename=_TEMPLATE_FILENAME)
+    return _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
+
+
+def clear_cache() -> None:
+    """Forget compiled templates (tests and long-running watchers)."""
+    _compile.cache_clear()
+
+
+def _template_line(tb: TracebackType | None) -> int | None:
+    line: int | None = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == _TEMPLATE_FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+_TOP_LEVEL = ("vars", "agent", "env", "personality", "guidelines", "capabilities")
+_UNDEFINED_TOP = re.compile(r"^'([^']+)' is undefined$")
+_UNDEFINED_ATTR = re.compile(r"^'(vars(?:\.[^']+)?)' has no attribute '([^']+)'$")
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a text lives, for error messages."""
+
+    address: str
+    path: tuple[PathItem, ...]
+    agent: str
+    hint_sources: str  # "agent.x, template.t or environment.e"
+    available: Sequence[str] = _TOP_LEVEL
+
+
+def _explain(exc: Exception, where: _Where) -> str:
+    text = str(exc)
+    if isinstance(exc, TemplateSyntaxError):
+        return f"template syntax error: {exc.message}"
+    if isinstance(exc, SecurityError):
+        return f"not allowed in templates (sandbox): {text}"
+    if isinstance(exc, UndefinedError):
+        attr = _UNDEFINED_ATTR.match(text)
+        if attr is not None:
+            dotted = f"{attr.group(1)}.{attr.group(2)}"
+            return (
+                f"{text} (undefined variable in template): set {dotted} in {where.hint_sources}, "
+                f"or write {{{{ {dotted} | default('...') }}}}"
+            )
+        top = _UNDEFINED_TOP.match(text)
+        if top is not None:
+            names = ", ".join(where.available)
+            return (
+                f"{text} (undefined variable in template): the variables are {names}; "
+                f"did you mean vars.{top.group(1)}?"
+            )
+        return f"{text} (undefined value in template)"
+    return f"template failed: {type(exc).__name__}: {text}"
+
+
+def _render_text(source: str, context: Mapping[str, Any], *, where: _Where) -> str:
+    """Render one template text in the sandbox; any failure is a RenderError at `where`."""
+    try:
+        rendered = _compile(source).render(context)
+    except TemplateSyntaxError as exc:
+        raise RenderError(
+            _explain(exc, where),
+            address=where.address,
+            path=where.path,
+            line=exc.lineno,
+            agent=where.agent,
+        ) from None
+    except Exception as exc:  # any template failure is the user's to fix
+        raise RenderError(
+            _explain(exc, where),
+            address=where.address,
+            path=where.path,
+            line=_template_line(exc.__traceback__),
+            agent=where.agent,
+        ) from None
+    return _tidy(rendered)
+
+
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.splitlines()]
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+def traits_text(personality: Personality) -> str:
+    """The traits as one human sentence: `Tone: professional; detail: detailed; ...`."""
+    parts = [
+        f"{label}: {getattr(personality.traits, trait)}"
+        for trait, label in _TRAIT_LABELS
+        if getattr(personality.traits, trait) is not None
+    ]
+    return "; ".join(parts) + "." if parts else ""
+
+
+def _personality_view(p: Personality) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "description": p.description,
+        "traits": p.traits.model_dump(mode="json", exclude_none=True),
+        "traits_text": traits_text(p),
+        "prompt_modifiers": list(p.prompt_modifiers),
+        "response_templates": dict(p.response_templates),
+        "prohibited_behaviors": list(p.prohibited_behaviors),
+    }
+
+
+def _guideline_view(g: Guideline) -> dict[str, Any]:
+    return {"condition": g.condition, "action": g.action, "priority": g.priority}
+
+
+# ---------------------------------------------------------------- render_agent
+
+
+def _check_metadata(resolved: ResolvedAgent) -> None:
+    source = resolved.source_of("metadata")
+    for key, value in resolved.metadata.items():
+        if key in RESERVED_METADATA_KEYS:
+            raise RenderError(
+                f"metadata key {key!r} is reserved for runner's own bookkeeping; use another key",
+                address=source,
+                path=("metadata", key),
+                agent=resolved.name,
+            )
+        if len(key) > _MAX_METADATA_KEY or len(value) > _MAX_METADATA_VALUE:
+            raise RenderError(
+                f"metadata {key!r}: Foundry allows keys of at most {_MAX_METADATA_KEY} characters "
+                f"and values of at most {_MAX_METADATA_VALUE}",
+                address=source,
+                path=("metadata", key),
+                agent=resolved.name,
+            )
+    if len(resolved.metadata) > MAX_USER_METADATA:
+        raise RenderError(
+            f"{len(resolved.metadata)} metadata entries: Foundry allows 16 per agent and runner "
+            f"keeps {len(RESERVED_METADATA_KEYS)}, so at most {MAX_USER_METADATA} are yours",
+            address=source,
+            path=("metadata",),
+            agent=resolved.name,
+        )
+
+
+def _pieces(resolved: ResolvedAgent) -> Iterator[tuple[str, tuple[PathItem, ...], str]]:
+    """(address, path, source) of every text rendered before the layout, in a fixed order."""
+    if resolved.instructions is not None:
+        yield resolved.source_of("instructions"), ("instructions",), resolved.instructions
+    p = resolved.personality
+    if p is not None:
+        p_address = address_of("Personality", p.name)
+        for i, text in enumerate(p.prompt_modifiers):
+            yield p_address, ("prompt_modifiers", i), text
+        for key, text in p.response_templates.items():
+            yield p_address, ("response_templates", key), text
+        for i, text in enumerate(p.prohibited_behaviors):
+            yield p_address, ("prohibited_behaviors", i), text
+    g_address = resolved.source_of("guidelines")
+    for i, g in enumerate(resolved.guidelines):
+        yield g_address, ("guidelines", i, "condition"), g.condition
+        yield g_address, ("guidelines", i, "action"), g.action
+
+
+def render_agent(project: Project, agent_name: str, env: Environment) -> RenderedAgent:
+    """Resolve and render agent `agent_name` for `env`; RenderError on any faulty text."""
+    resolved = resolve_agent(project, agent_name)
+    if resolved.model is None:
+        raise RenderError(
+            "no model: set 'model' on the agent or on its template",
+            address=resolved.address,
+            path=("model",),
+            agent=agent_name,
+        )
+    if resolved.instructions is None:
+        raise RenderError(
+            "no instructions: set 'instructions' on the agent or on its template",
+            address=resolved.address,
+            path=("instructions",),
+            agent=agent_name,
+        )
+    _check_metadata(resolved)
+
+    env_address = address_of("Environment", env.name)
+    merged_vars = _merge_vars(resolved.vars, env.vars)
+    hint_sources = ", ".join(
+        [resolved.address]
+        + ([address_of("Template", resolved.template)] if resolved.template else [])
+    )
+    hint_sources = f"{hint_sources} or {env_address}"
+    personality_view = (
+        _personality_view(resolved.personality) if resolved.personality is not None else None
+    )
+    context: dict[str, Any] = {
+        "vars": _named("vars", merged_vars),
+        "agent": _named("agent", {"name": resolved.name, "description": resolved.description}),
+        "env": _named("env", {"name": env.name, "name_prefix": env.name_prefix}),
+        "personality": _named("personality", personality_view)
+        if personality_view is not None
+        else None,
+        "guidelines": _named("guidelines", [_guideline_view(g) for g in resolved.guidelines]),
+        "capabilities": list(resolved.capabilities),
+    }
+
+    rendered: dict[tuple[PathItem, ...], str] = {}
+    for address, path, source in _pieces(resolved):
+        where = _Where(address=address, path=path, agent=agent_name, hint_sources=hint_sources)
+        rendered[path] = _render_text(source, context, where=where)
+
+    layout_context = dict(context)
+    layout_context["instructions"] = rendered[("instructions",)]
+    if resolved.personality is not None and personality_view is not None:
+        p = resolved.personality
+        layout_context["personality"] = _named(
+            "personality",
+            {
+                **personality_view,
+                "prompt_modifiers": [
+                    rendered[("prompt_modifiers", i)] for i in range(len(p.prompt_modifiers))
+                ],
+                "response_templates": {
+                    k: rendered[("response_templates", k)] for k in p.response_templates
+                },
+                "prohibited_behaviors": [
+                    rendered[("prohibited_behaviors", i)]
+                    for i in range(len(p.prohibited_behaviors))
+                ],
+            },
+        )
+    rendered_guidelines = [
+        {
+            "condition": rendered[("guidelines", i, "condition")],
+            "action": rendered[("guidelines", i, "action")],
+            "priority": g.priority,
+        }
+        for i, g in enumerate(resolved.guidelines)
+    ]
+    rendered_guidelines.sort(key=_by_priority)
+    layout_context["guidelines"] = _named("guidelines", rendered_guidelines)
+
+    layout_source = resolved.layout if resolved.layout is not None else DEFAULT_LAYOUT
+    layout_where = _Where(
+        address=resolved.source_of("layout"),
+        path=("layout",),
+        agent=agent_name,
+        hint_sources=hint_sources,
+        available=(*_TOP_LEVEL, "instructions"),
+    )
+    instructions = _render_text(layout_source, layout_context, where=layout_where)
+
+    return RenderedAgent(
+        name=resolved.name,
+        foundry_name=env.name_prefix + resolved.name,
+        model=resolved.model,
+        instructions=instructions,
+        temperature=resolved.temperature,
+        top_p=resolved.top_p,
+        tool_choice=resolved.tool_choice,
+        tools=[_tool_body(t) for t in resolved.tools],
+        description=resolved.description,
+        metadata=dict(resolved.metadata),
+        max_turns=resolved.max_turns,
+        capabilities=list(resolved.capabilities),
+        personality=resolved.personality_name,
+    )
+
+
+_by_priority: Callable[[Mapping[str, Any]], int] = lambda g: int(g["priority"])  # noqa: E731
+
+
+def _tool_body(tool: Tool) -> dict[str, Any]:
+    body: dict[str, Any] = tool.model_dump(mode="json", by_alias=True)
+    return body
