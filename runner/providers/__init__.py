@@ -1,1 +1,86 @@
-"""runner.providers"""
+"""Providers: where plan/apply and the runtime meet an agent service.
+
+`build_provider(env)` is the one factory: `local` -> `LocalProvider` on the environment's SQLite
+store, `foundry` -> `FoundryProvider` on the environment's endpoint. `${VAR}` / `${VAR:-default}`
+references in the endpoint are resolved here, at the moment the provider is built, never earlier
+(so `runner validate` needs no secrets).
+
+Invariant: importing this package never imports `azure.*` (nor the local store); each provider
+module is imported only when it is built, so `runner validate` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from runner.paths import local_store_path
+from runner.providers.base import (
+    AgentVersion,
+    NotFoundError,
+    Provider,
+    ProviderError,
+    Reply,
+    TransientError,
+)
+
+if TYPE_CHECKING:
+    from runner.spec.models import Environment
+
+__all__ = [
+    "AgentVersion",
+    "NotFoundError",
+    "Provider",
+    "ProviderError",
+    "Reply",
+    "TransientError",
+    "build_provider",
+]
+
+_REFERENCE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _resolve(text: str, environ: Mapping[str, str], *, env_name: str, field: str) -> str:
+    """Replace `${VAR}` / `${VAR:-default}`; a missing VAR without default is an error."""
+
+    def substitute(match: re.Match[str]) -> str:
+        var, default = match.group(1), match.group(2)
+        value = environ.get(var)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                raise ProviderError(
+                    f"environment {env_name!r}: {field} refers to ${{{var}}}, but the "
+                    f"variable {var} is not set; export it or write ${{{var}:-default}}",
+                    code="configuration",
+                )
+            return default
+        return value
+
+    return _REFERENCE_RE.sub(substitute, text)
+
+
+def build_provider(env: Environment, *, environ: Mapping[str, str] | None = None) -> Provider:
+    """The provider for `env`, ready to use; the caller closes it.
+
+    ProviderError (code `configuration`) when the endpoint names an unset variable or is not
+    usable (e.g. plain http to a non-loopback host).
+    """
+    environ = os.environ if environ is None else environ
+    if env.provider == "local":
+        from runner.providers.local import LocalProvider
+
+        data_dir = env.data_dir
+        if data_dir is not None:
+            data_dir = _resolve(data_dir, environ, env_name=env.name, field="data_dir")
+        return LocalProvider.open(local_store_path(data_dir))
+    if not env.endpoint:
+        raise ProviderError(
+            f"environment {env.name!r}: a foundry environment needs 'endpoint'",
+            code="configuration",
+        )
+    endpoint = _resolve(env.endpoint, environ, env_name=env.name, field="endpoint").strip()
+    from runner.providers.foundry import FoundryProvider
+
+    return FoundryProvider(endpoint)
