@@ -1,0 +1,66 @@
+"""The essence of an agent version: what runner compares, with server echoes stripped.
+
+Role in the flow: the planner compares the *essence* of Foundry's latest version with the essence
+of the desired agent (kopf's `diffbase` idea). Foundry may echo defaults it was never sent
+(`tools: []`, `description: ""`, `metadata: null`, `None` fields) and adds server-managed fields;
+those must never look like a change, or every plan would propose a new version.
+
+Invariants:
+  - `compute_essence` is pure and applied to *both* sides of a comparison, so stripping a value
+    that equals a default is symmetric: a real change from or to that value still shows.
+  - The `runner-hash` metadata key is bookkeeping, not content: it is left out of the essence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from runner.providers.base import HASH_KEY
+
+# Fields a prompt definition may carry that the server sets or echoes, never runner.
+SERVER_MANAGED_FIELDS: frozenset[str] = frozenset(
+    {"id", "object", "created_at", "updated_at", "version", "status"}
+)
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def strip_echoes(value: Any) -> Any:
+    """`value` with None/empty values removed from every mapping, recursively."""
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key in sorted(value):
+            item = strip_echoes(value[key])
+            if not _is_empty(item):
+                out[str(key)] = item
+        return out
+    if isinstance(value, list | tuple):
+        return [strip_echoes(item) for item in value]
+    return value
+
+
+def compute_definition_essence(definition: Mapping[str, Any]) -> dict[str, Any]:
+    """The definition without server-managed fields and echoed empty defaults."""
+    kept = {k: v for k, v in definition.items() if k not in SERVER_MANAGED_FIELDS}
+    essence = strip_echoes(kept)
+    assert isinstance(essence, dict)
+    return essence
+
+
+def compute_essence(
+    *,
+    definition: Mapping[str, Any],
+    description: str | None,
+    metadata: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """{definition, description, metadata} as compared by the planner (empty parts omitted)."""
+    essence: dict[str, Any] = {"definition": compute_definition_essence(definition)}
+    if description:
+        essence["description"] = description
+    meta = {k: v for k, v in sorted((metadata or {}).items()) if k != HASH_KEY}
+    if meta:
+        essence["metadata"] = meta
+    return essence
