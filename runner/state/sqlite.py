@@ -1,0 +1,361 @@
+"""SQLite registry: what runner last applied per environment, the journal, and the apply lock.
+
+Role in the flow: the planner reads `applied(env)`; the executor writes each outcome the moment
+it happens (`record_*`); the runtime reads bodies of teams, pools, alerts and channels. The same
+file holds the runtime's own tables (prefixed `rt_`, owned by the runtime); this module never
+creates a table with that prefix.
+
+Invariants:
+  - WAL mode and a busy timeout: readers never block the writer, writers queue instead of
+    failing. Every write is one transaction; a connection is opened per call, so the registry is
+    safe to share across threads and processes.
+  - `record_applied`/`record_deleted`/`record_failure` change the resource row and append the
+    journal entry in the same transaction: the journal never disagrees with the state.
+  - Bodies are stored as written (`${VAR}` references), never resolved values.
+  - The lock is a row per environment, taken with `BEGIN IMMEDIATE` (one writer decides at a
+    time). A row whose holder process is dead on this host is stale and taken over. Waiting is
+    bounded by `timeout`, then `LockTimeoutError` names the holder. Clock and sleep are injected.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from runner.state.base import (
+    AppliedResource,
+    JournalAction,
+    JournalEntry,
+    LockTimeoutError,
+)
+
+__all__ = ["SqliteRegistry", "describe_holder", "process_alive"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS registry_resources (
+    env TEXT NOT NULL,
+    address TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    body TEXT NOT NULL,
+    foundry_name TEXT,
+    foundry_version TEXT,
+    applied_at REAL NOT NULL,
+    PRIMARY KEY (env, address)
+);
+CREATE TABLE IF NOT EXISTS registry_journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    env TEXT NOT NULL,
+    address TEXT NOT NULL,
+    action TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'failed')),
+    hash TEXT,
+    foundry_version TEXT,
+    at REAL NOT NULL,
+    apply_id TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS registry_journal_address ON registry_journal (env, address, id);
+CREATE TABLE IF NOT EXISTS registry_locks (
+    env TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    acquired_at REAL NOT NULL
+);
+"""
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (a zombie counts as dead)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    # the state letter follows the parenthesised command name
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def describe_holder(pid: int | None = None) -> str:
+    """`user@host pid N`, as lock messages show the holder."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in a bare container
+        user = "unknown"
+    return f"{user}@{socket.gethostname()} pid {os.getpid() if pid is None else pid}"
+
+
+class SqliteRegistry:
+    """The Registry Protocol on one SQLite file (created, with its folder, on first use)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_interval: float = 0.05,
+        busy_timeout_ms: int = 30_000,
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._poll = poll_interval
+        self._busy_timeout_ms = busy_timeout_ms
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+
+    # ------------------------------------------------------------ connections
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken up front (`BEGIN IMMEDIATE`) so it cannot deadlock."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # ------------------------------------------------------------ reads
+
+    @staticmethod
+    def _resource(row: tuple[object, ...]) -> AppliedResource:
+        address, kind, name, hash_, body, fname, fversion, applied_at = row
+        return AppliedResource(
+            address=str(address),
+            kind=str(kind),
+            name=str(name),
+            hash=str(hash_),
+            body=json.loads(str(body)),
+            foundry_name=None if fname is None else str(fname),
+            foundry_version=None if fversion is None else str(fversion),
+            applied_at=float(applied_at),  # type: ignore[arg-type]
+        )
+
+    _COLUMNS = "address, kind, name, hash, body, foundry_name, foundry_version, applied_at"
+
+    def applied(self, env: str) -> dict[str, AppliedResource]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT {self._COLUMNS} FROM registry_resources WHERE env = ? ORDER BY address",
+                (env,),
+            ).fetchall()
+        return {str(row[0]): self._resource(row) for row in rows}
+
+    def get(self, env: str, address: str) -> AppliedResource | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                f"SELECT {self._COLUMNS} FROM registry_resources WHERE env = ? AND address = ?",
+                (env, address),
+            ).fetchone()
+        return None if row is None else self._resource(row)
+
+    def environments(self) -> list[str]:
+        """Every environment the registry holds resources or journal entries for."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT env FROM registry_resources UNION SELECT env FROM registry_journal "
+                "ORDER BY env"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def history(self, env: str, address: str) -> list[JournalEntry]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT env, address, action, outcome, hash, foundry_version, at, apply_id, "
+                "detail FROM registry_journal WHERE env = ? AND address = ? ORDER BY id",
+                (env, address),
+            ).fetchall()
+        return [
+            JournalEntry(
+                env=r[0],
+                address=r[1],
+                action=r[2],
+                outcome=r[3],
+                hash=r[4],
+                foundry_version=r[5],
+                at=r[6],
+                apply_id=r[7],
+                detail=r[8],
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------ writes
+
+    def _journal(
+        self,
+        conn: sqlite3.Connection,
+        env: str,
+        address: str,
+        *,
+        action: str,
+        outcome: str,
+        hash_: str | None,
+        version: str | None,
+        apply_id: str,
+        detail: str = "",
+    ) -> None:
+        conn.execute(
+            "INSERT INTO registry_journal (env, address, action, outcome, hash, foundry_version, "
+            "at, apply_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (env, address, action, outcome, hash_, version, self._wall_clock(), apply_id, detail),
+        )
+
+    def record_applied(
+        self, env: str, resource: AppliedResource, *, apply_id: str, action: JournalAction
+    ) -> None:
+        applied_at = resource.applied_at or self._wall_clock()
+        body = json.dumps(dict(resource.body), sort_keys=True, ensure_ascii=False)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO registry_resources (env, address, kind, name, hash, body, "
+                "foundry_name, foundry_version, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (env, address) DO UPDATE SET kind = excluded.kind, "
+                "name = excluded.name, hash = excluded.hash, body = excluded.body, "
+                "foundry_name = excluded.foundry_name, "
+                "foundry_version = excluded.foundry_version, applied_at = excluded.applied_at",
+                (
+                    env,
+                    resource.address,
+                    resource.kind,
+                    resource.name,
+                    resource.hash,
+                    body,
+                    resource.foundry_name,
+                    resource.foundry_version,
+                    applied_at,
+                ),
+            )
+            self._journal(
+                conn,
+                env,
+                resource.address,
+                action=action,
+                outcome="ok",
+                hash_=resource.hash,
+                version=resource.foundry_version,
+                apply_id=apply_id,
+            )
+
+    def record_deleted(self, env: str, address: str, *, apply_id: str) -> None:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT hash, foundry_version FROM registry_resources "
+                "WHERE env = ? AND address = ?",
+                (env, address),
+            ).fetchone()
+            conn.execute(
+                "DELETE FROM registry_resources WHERE env = ? AND address = ?", (env, address)
+            )
+            self._journal(
+                conn,
+                env,
+                address,
+                action="delete",
+                outcome="ok",
+                hash_=None if row is None else row[0],
+                version=None if row is None else row[1],
+                apply_id=apply_id,
+            )
+
+    def record_failure(
+        self, env: str, address: str, *, apply_id: str, action: JournalAction, detail: str
+    ) -> None:
+        with self._write() as conn:
+            self._journal(
+                conn,
+                env,
+                address,
+                action=action,
+                outcome="failed",
+                hash_=None,
+                version=None,
+                apply_id=apply_id,
+                detail=detail,
+            )
+
+    # ------------------------------------------------------------ the apply lock
+
+    def _try_acquire(self, env: str, *, holder: str, token: str) -> str | None:
+        """Take the lock (None) or return the current holder's description."""
+        host = socket.gethostname()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT holder, host, pid FROM registry_locks WHERE env = ?", (env,)
+            ).fetchone()
+            if row is not None:
+                current, lock_host, pid = str(row[0]), str(row[1]), int(row[2])
+                if lock_host != host or process_alive(pid):
+                    return current
+                conn.execute("DELETE FROM registry_locks WHERE env = ?", (env,))
+            conn.execute(
+                "INSERT INTO registry_locks (env, holder, token, host, pid, acquired_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (env, holder, token, host, os.getpid(), self._wall_clock()),
+            )
+        return None
+
+    def lock_holder(self, env: str) -> str | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT holder FROM registry_locks WHERE env = ?", (env,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @contextmanager
+    def lock(self, env: str, *, holder: str, timeout: float) -> Iterator[None]:
+        """Hold `env`'s apply lock for the block; LockTimeoutError naming the holder."""
+        token = uuid.uuid4().hex
+        started = self._clock()
+        while True:
+            current = self._try_acquire(env, holder=holder, token=token)
+            if current is None:
+                break
+            waited = self._clock() - started
+            if waited >= timeout:
+                raise LockTimeoutError(env, current, waited)
+            self._sleep(min(self._poll, max(timeout - waited, 0.0)) or self._poll)
+        try:
+            yield
+        finally:
+            with self._write() as conn:
+                conn.execute("DELETE FROM registry_locks WHERE env = ? AND token = ?", (env, token))
+
+    def close(self) -> None:
+        """Nothing to release: connections live for one call."""

@@ -1,0 +1,174 @@
+"""The SQLite registry: applied state per environment, the journal, and the apply lock."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from runner.state.base import AppliedResource, LockTimeoutError
+from runner.state.sqlite import SqliteRegistry, process_alive
+
+
+def team(hash_: str = "h1") -> AppliedResource:
+    return AppliedResource(
+        address="team.customer-support",
+        kind="Team",
+        name="customer-support",
+        hash=hash_,
+        body={"kind": "Team", "url": "${SLACK_WEBHOOK_URL}"},
+    )
+
+
+def test_applied_round_trips_per_environment(tmp_path: Path) -> None:
+    reg = SqliteRegistry(tmp_path / "state.db")
+    reg.record_applied("dev", team(), apply_id="a1", action="create")
+    agent = AppliedResource(
+        address="agent.x",
+        kind="Agent",
+        name="x",
+        hash="h",
+        foundry_name="dev-x",
+        foundry_version="3",
+    )
+    reg.record_applied("dev", agent, apply_id="a1", action="create")
+    assert set(reg.applied("dev")) == {"team.customer-support", "agent.x"}
+    assert reg.applied("prod") == {}
+    got = reg.get("dev", "agent.x")
+    assert got is not None and got.foundry_version == "3" and got.foundry_name == "dev-x"
+    assert got.applied_at > 0
+    body = reg.get("dev", "team.customer-support")
+    assert body is not None and body.body["url"] == "${SLACK_WEBHOOK_URL}"
+    # a second registry object on the same file sees the same state (another process would)
+    assert set(SqliteRegistry(tmp_path / "state.db").applied("dev")) == set(reg.applied("dev"))
+
+
+def test_journal_keeps_every_outcome_in_order(tmp_path: Path) -> None:
+    reg = SqliteRegistry(tmp_path / "state.db")
+    reg.record_applied("dev", team("h1"), apply_id="a1", action="create")
+    reg.record_failure(
+        "dev", "team.customer-support", apply_id="a2", action="update", detail="boom"
+    )
+    reg.record_applied("dev", team("h2"), apply_id="a3", action="update")
+    reg.record_deleted("dev", "team.customer-support", apply_id="a4")
+    history = reg.history("dev", "team.customer-support")
+    assert [(e.action, e.outcome, e.apply_id) for e in history] == [
+        ("create", "ok", "a1"),
+        ("update", "failed", "a2"),
+        ("update", "ok", "a3"),
+        ("delete", "ok", "a4"),
+    ]
+    assert history[1].detail == "boom"
+    assert history[3].hash == "h2"
+    assert reg.get("dev", "team.customer-support") is None
+
+
+def test_runtime_tables_are_left_to_the_runtime(tmp_path: Path) -> None:
+    SqliteRegistry(tmp_path / "state.db")
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert not [n for n in names if n.startswith("rt_")]
+    assert mode == "wal"
+
+
+def test_concurrent_writers_from_threads_lose_nothing(tmp_path: Path) -> None:
+    reg = SqliteRegistry(tmp_path / "state.db")
+
+    def write(i: int) -> None:
+        reg.record_applied(
+            "dev",
+            AppliedResource(address=f"channel.c{i}", kind="Channel", name=f"c{i}", hash="h"),
+            apply_id="a",
+            action="create",
+        )
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(reg.applied("dev")) == 40
+
+
+def test_lock_is_exclusive_per_environment_and_names_the_holder(tmp_path: Path) -> None:
+    now = [0.0]
+
+    def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    reg = SqliteRegistry(tmp_path / "state.db", clock=lambda: now[0], sleep=fake_sleep)
+    with reg.lock("dev", holder="alice@h pid 1", timeout=5):
+        with reg.lock("prod", holder="bob@h pid 2", timeout=0):
+            pass  # another environment is independent
+        with (
+            pytest.raises(LockTimeoutError) as err,
+            reg.lock("dev", holder="carol@h pid 3", timeout=2.0),
+        ):
+            pytest.fail("lock taken twice")
+        assert "alice@h pid 1" in str(err.value)
+        assert now[0] >= 2.0
+    with reg.lock("dev", holder="carol@h pid 3", timeout=0):
+        assert reg.lock_holder("dev") == "carol@h pid 3"
+    assert reg.lock_holder("dev") is None
+
+
+def test_lock_serialises_threads(tmp_path: Path) -> None:
+    reg = SqliteRegistry(tmp_path / "state.db", poll_interval=0.005)
+    inside = [0]
+    overlaps = [0]
+    guard = threading.Lock()
+
+    def work() -> None:
+        with reg.lock("dev", holder="t", timeout=30):
+            with guard:
+                inside[0] += 1
+                if inside[0] > 1:
+                    overlaps[0] += 1
+            threading.Event().wait(0.01)
+            with guard:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps[0] == 0
+
+
+HOLD = """
+import sys, time
+from runner.state.sqlite import SqliteRegistry
+reg = SqliteRegistry(sys.argv[1])
+with reg.lock("dev", holder="other@host pid X", timeout=10):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_lock_held_by_another_process_then_stale_after_kill(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        reg = SqliteRegistry(db, poll_interval=0.01)
+        with (
+            pytest.raises(LockTimeoutError, match="other@host pid X"),
+            reg.lock("dev", holder="me", timeout=0.2),
+        ):
+            pass
+        proc.kill()
+        proc.wait()
+        assert not process_alive(proc.pid)
+        with reg.lock("dev", holder="me", timeout=1):  # the dead holder's row is stale
+            assert reg.lock_holder("dev") == "me"
+    finally:
+        proc.kill()
+        proc.wait()
