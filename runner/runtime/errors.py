@@ -1,0 +1,97 @@
+"""The runtime's errors: each says what happened and what to do, and names the resource.
+
+They derive from `runner.cli.errors.UserError`, so the CLI prints them as one line (exit 1)
+without a traceback. A session of another workspace raises the same `SessionNotFoundError` as a
+missing one: the caller cannot tell them apart (no existence leak across workspaces).
+"""
+
+from __future__ import annotations
+
+from runner.cli.errors import UserError
+
+
+class LifecycleError(UserError):
+    """Base of every runtime error."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class SpecProblemsError(LifecycleError):
+    """The specs given to `Lifecycle.open` have errors (each at file:line:col)."""
+
+
+class UnknownAgentError(LifecycleError):
+    pass
+
+
+class UnknownTeamError(LifecycleError):
+    pass
+
+
+class NotAppliedError(LifecycleError):
+    """A protected environment runs only what was applied; this was not."""
+
+
+class PermissionDeniedError(LifecycleError):
+    pass
+
+
+class SessionNotFoundError(LifecycleError):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} not found (or not visible to this workspace)")
+        self.session_id = session_id
+
+
+class SessionStateError(LifecycleError):
+    """The session is in a state that does not allow the call (ended, paused...)."""
+
+    def __init__(self, session_id: str, state: str, message: str) -> None:
+        super().__init__(f"session {session_id!r} is {state}: {message}")
+        self.session_id = session_id
+        self.state = state
+
+
+class PoolLimitError(LifecycleError):
+    def __init__(self, pool: str, limit: int, *, waited: float = 0.0) -> None:
+        waited_text = f" after waiting {waited:g}s" if waited else ""
+        super().__init__(
+            f"pool.{pool}: max_concurrent_sessions {limit} reached{waited_text}; end a session, "
+            f"raise limits.max_concurrent_sessions, or pass wait= to queue for a free slot"
+        )
+        self.pool = pool
+        self.limit = limit
+
+
+class TokenBudgetError(LifecycleError):
+    def __init__(self, pool: str, limit: int, used: int, retry_after: float) -> None:
+        super().__init__(
+            f"pool.{pool}: max_tokens_per_minute {limit} used up ({used} tokens in the last 60s); "
+            f"retry in {retry_after:.1f}s, pass wait= to send, or raise the limit"
+        )
+        self.pool = pool
+        self.limit = limit
+        self.used = used
+        self.retry_after = retry_after
+
+
+class AgentLimitError(LifecycleError):
+    """AGENT_DEFAULT_SESSION_LIMIT: too many concurrent sessions on one agent outside pools."""
+
+    def __init__(self, agent: str, limit: int) -> None:
+        super().__init__(
+            f"agent.{agent}: {limit} concurrent sessions (AGENT_DEFAULT_SESSION_LIMIT) reached; "
+            "end a session, put the agent in a ResourcePool, or raise the variable"
+        )
+        self.agent = agent
+        self.limit = limit
+
+
+class TurnFailedError(LifecycleError):
+    """The agent could not answer (provider error); the session stays usable."""
+
+    def __init__(self, session_id: str, agent: str, cause: Exception) -> None:
+        super().__init__(f"session {session_id!r}: agent.{agent} failed to answer: {cause}")
+        self.session_id = session_id
+        self.agent = agent
+        self.cause = cause
