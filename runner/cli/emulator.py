@@ -1,0 +1,124 @@
+"""`runner emulator`: serve a local store over Foundry's agents REST protocol until Ctrl-C.
+
+Role: the CLI face of `runner.providers.emulator.serve_emulator`. It prints the endpoint to put
+in a foundry Environment (`endpoint: http://127.0.0.1:PORT/api/projects/p1`); plain http is
+accepted by the foundry provider only on loopback hosts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from runner.cli.errors import EXIT_OK, EXIT_USAGE, UserError
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
+    return value
+
+
+def _statuses(text: str) -> tuple[int, ...]:
+    try:
+        statuses = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of status codes: {text!r}") from None
+    if not statuses or any(s not in (429, 500, 502, 503, 504) for s in statuses):
+        raise argparse.ArgumentTypeError("choose among 429, 500, 502, 503, 504")
+    return statuses
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
+    parser.add_argument(
+        "--data", default=".runner/emulator", help="folder of the store (local-store.db)"
+    )
+    parser.add_argument("--project", default="p1", help="project name shown in the endpoint")
+    parser.add_argument(
+        "--latency-ms", type=_non_negative, default=0.0, help="sleep this long per request"
+    )
+    parser.add_argument(
+        "--fail-rate",
+        type=_rate,
+        default=0.0,
+        help="answer this fraction of requests 429/503 without doing the work",
+    )
+    parser.add_argument(
+        "--fail-status",
+        type=_statuses,
+        default=(429, 503),
+        help="statuses injected by --fail-rate, comma-separated (default 429,503)",
+    )
+    parser.add_argument(
+        "--retry-after-ms",
+        type=int,
+        default=0,
+        help="delay advertised by injected 429s (Retry-After, retry-after-ms)",
+    )
+    parser.add_argument(
+        "--lost-response-rate",
+        type=_rate,
+        default=0.0,
+        help="do this fraction of writes, then lose the response",
+    )
+    parser.add_argument(
+        "--lost-response-mode",
+        choices=("503", "drop"),
+        default="503",
+        help="how a response is lost: a 503 answer or a dropped connection",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed for injected faults")
+
+
+def run(args: argparse.Namespace) -> int:
+    from runner.providers.emulator import serve_emulator
+
+    if args.retry_after_ms < 0:
+        raise UserError("--retry-after-ms must not be negative", exit_code=EXIT_USAGE)
+    try:
+        handle = serve_emulator(
+            data_dir=Path(args.data),
+            host=args.host,
+            port=args.port,
+            latency_ms=args.latency_ms,
+            fail_rate=args.fail_rate,
+            lost_response_rate=args.lost_response_rate,
+            seed=args.seed,
+            fail_statuses=args.fail_status,
+            retry_after_ms=args.retry_after_ms,
+            lost_response_mode=args.lost_response_mode,
+            project=args.project,
+        )
+    except OSError as exc:
+        raise UserError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; "
+            "choose another --port (0 picks a free one)"
+        ) from None
+    print(f"runner emulator: serving {Path(args.data) / 'local-store.db'}", flush=True)
+    print(f"endpoint: {handle.endpoint}", flush=True)
+    print(f"stats:    {handle.base_url}/_emulator/stats", flush=True)
+    print("press Ctrl-C to stop", flush=True)
+    try:
+        handle.wait()
+    except KeyboardInterrupt:
+        print("runner emulator: stopping", file=sys.stderr, flush=True)
+    finally:
+        handle.stop()
+    return EXIT_OK
