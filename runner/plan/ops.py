@@ -182,6 +182,10 @@ class Plan:
 
     env: str
     ops: tuple[Op, ...]
+    name_prefix: str = ""
+    # Foundry names the plan looked at besides the prefix; the executor re-checks them under
+    # the lock (`compute_actual_fingerprint`) to refuse a plan Foundry has moved away from.
+    scope_names: tuple[str, ...] = ()
     unmanaged: tuple[Unmanaged, ...] = ()
     conflicts: tuple[Conflict, ...] = ()
     protected: bool = False

@@ -227,6 +227,8 @@ def compute_plan(
     return Plan(
         env=env,
         ops=tuple(ops),
+        name_prefix=desired.name_prefix,
+        scope_names=tuple(sorted(names)),
         unmanaged=tuple(unmanaged),
         conflicts=tuple(sorted(conflicts, key=lambda c: c.address)),
         protected=desired.protected,

@@ -19,7 +19,6 @@ Invariants:
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import socket
@@ -37,7 +36,7 @@ from runner.state.base import (
     LockTimeoutError,
 )
 
-__all__ = ["SqliteRegistry", "describe_holder", "process_alive"]
+__all__ = ["SqliteRegistry", "process_alive"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS registry_resources (
@@ -92,15 +91,6 @@ def process_alive(pid: int) -> bool:
         return True
     # the state letter follows the parenthesised command name
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-def describe_holder(pid: int | None = None) -> str:
-    """`user@host pid N`, as lock messages show the holder."""
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in a bare container
-        user = "unknown"
-    return f"{user}@{socket.gethostname()} pid {os.getpid() if pid is None else pid}"
 
 
 class SqliteRegistry:

@@ -1,0 +1,209 @@
+"""The executor on the real local provider: ordering, recording, stale plans, protected deletes,
+retries without duplicate versions, and ensure_agent under concurrency."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.apply.executor import (
+    DeleteNotAllowedError,
+    StalePlanError,
+    apply_plan,
+    ensure_agent,
+)
+from runner.apply.retry import RetryPolicy
+from runner.plan.desired import (
+    DesiredAgent,
+    DesiredResource,
+    DesiredState,
+    managed_metadata,
+    sha256_json,
+)
+from runner.plan.planner import compute_plan
+from runner.providers.base import AgentVersion, TransientError
+from runner.providers.local import LocalProvider
+from runner.state.sqlite import SqliteRegistry
+
+NO_WAIT = RetryPolicy(base_delay=0.0)
+
+
+def agent(name: str, instructions: str = "Help.", *, env: str = "dev") -> DesiredAgent:
+    definition = {"model": "gpt-4o-mini", "instructions": instructions, "kind": "prompt"}
+    h = sha256_json({"definition": definition, "description": None, "metadata": {}})
+    address = f"agent.{name}"
+    return DesiredAgent(
+        address=address,
+        name=name,
+        foundry_name=name,
+        definition=definition,
+        description=None,
+        metadata=managed_metadata({}, address=address, env=env, content_hash=h),
+        hash=h,
+        body={"kind": "Agent", "name": name},
+    )
+
+
+def team(members: list[str]) -> DesiredResource:
+    body = {"kind": "Team", "name": "t", "members": [{"agent": m} for m in members]}
+    return DesiredResource(
+        address="team.t", kind="Team", name="t", body=body, hash=sha256_json(body)
+    )
+
+
+class LosingProvider(LocalProvider):
+    """The real local store, but every `lose_every`-th write's response is lost after the write
+    (as a dropped connection), and every `fail_every`-th call fails before doing anything."""
+
+    def __init__(self, path: Path, *, lose_every: int = 0, fail_every: int = 0) -> None:
+        super().__init__(LocalProvider.open(path).store, owns_store=True)
+        self.lose_every, self.fail_every, self.calls = lose_every, fail_every, 0
+
+    def _maybe_fail(self) -> None:
+        self.calls += 1
+        if self.fail_every and self.calls % self.fail_every == 0:
+            raise TransientError("injected 503", retry_after=0.0)
+
+    def list_agents(self) -> list[AgentVersion]:
+        self._maybe_fail()
+        return super().list_agents()
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        definition: Mapping[str, Any],
+        metadata: Mapping[str, str],
+        description: str | None = None,
+    ) -> AgentVersion:
+        self._maybe_fail()
+        written = super().create_version(
+            name, definition=definition, metadata=metadata, description=description
+        )
+        if self.lose_every and self.calls % self.lose_every == 1:
+            raise TransientError("connection dropped after the write")
+        return written
+
+
+def plan_for(desired: DesiredState, provider: LocalProvider, registry: SqliteRegistry):  # type: ignore[no-untyped-def]
+    return compute_plan(
+        desired, provider.list_agents(), registry.applied(desired.env), env=desired.env
+    )
+
+
+def test_apply_creates_records_and_then_plans_nothing(tmp_path: Path) -> None:
+    provider = LocalProvider.open(tmp_path / "store.db")
+    registry = SqliteRegistry(tmp_path / "state.db")
+    desired = DesiredState(
+        env="dev", agents=(agent("a"), agent("b")), resources=(team(["a", "b"]),)
+    )
+    seen: list[str] = []
+    result = apply_plan(
+        plan_for(desired, provider, registry),
+        provider=provider,
+        registry=registry,
+        env="dev",
+        on_progress=lambda p: seen.append(p.last.address),
+    )
+    assert result.ok and len(result.outcomes) == 3
+    assert seen.index("team.t") > max(seen.index("agent.a"), seen.index("agent.b"))
+    assert {v.name: v.version for v in provider.list_agents()} == {"a": "1", "b": "1"}
+    assert all(v.managed for v in provider.list_agents())
+    assert registry.applied("dev")["agent.a"].foundry_version == "1"
+    assert not plan_for(desired, provider, registry).ops
+
+
+def test_lost_responses_and_failures_never_make_a_second_version(tmp_path: Path) -> None:
+    provider = LosingProvider(tmp_path / "store.db", lose_every=2, fail_every=3)
+    registry = SqliteRegistry(tmp_path / "state.db")
+    desired = DesiredState(env="dev", agents=tuple(agent(f"a{i}") for i in range(12)))
+    plan = compute_plan(desired, LocalProvider(provider.store).list_agents(), {}, env="dev")
+    result = apply_plan(
+        plan,
+        provider=provider,
+        registry=registry,
+        env="dev",
+        retry=NO_WAIT,
+        sleep=lambda s: None,
+        parallelism=4,
+    )
+    assert result.ok, result.failed
+    for i in range(12):
+        assert [v.version for v in provider.list_versions(f"a{i}")] == ["1"]
+    assert not plan_for(desired, LocalProvider(provider.store), registry).ops
+
+
+def test_stale_plan_is_refused_or_replanned(tmp_path: Path) -> None:
+    provider = LocalProvider.open(tmp_path / "store.db")
+    registry = SqliteRegistry(tmp_path / "state.db")
+    desired = DesiredState(env="dev", agents=(agent("a"),))
+    plan = plan_for(desired, provider, registry)
+    provider.create_version(
+        "a", definition={"kind": "prompt", "model": "m", "instructions": "x"}, metadata={}
+    )  # someone else took the name meanwhile
+    with pytest.raises(StalePlanError, match="Foundry changed"):
+        apply_plan(plan, provider=provider, registry=registry, env="dev")
+    assert registry.applied("dev") == {}
+    provider.delete_agent("a")
+    result = apply_plan(
+        plan, provider=provider, registry=registry, env="dev", desired=desired, replan=True
+    )
+    assert result.ok
+
+
+def test_protected_env_deletes_nothing_without_allow_delete(tmp_path: Path) -> None:
+    provider = LocalProvider.open(tmp_path / "store.db")
+    registry = SqliteRegistry(tmp_path / "state.db")
+    first = DesiredState(
+        env="prod", protected=True, agents=(agent("a", env="prod"), agent("b", env="prod"))
+    )
+    apply_plan(
+        plan_for(first, provider, registry), provider=provider, registry=registry, env="prod"
+    )
+    second = DesiredState(env="prod", protected=True, agents=(agent("a", "changed", env="prod"),))
+    plan = plan_for(second, provider, registry)
+    with pytest.raises(DeleteNotAllowedError, match=r"agent\.b"):
+        apply_plan(plan, provider=provider, registry=registry, env="prod", allow_delete=False)
+    assert [v.version for v in provider.list_versions("a")] == ["1"]  # not even the update
+    assert provider.get_agent("b") is not None
+    assert apply_plan(plan, provider=provider, registry=registry, env="prod", allow_delete=True).ok
+    assert provider.get_agent("b") is None and "agent.b" not in registry.applied("prod")
+
+
+def test_ensure_agent_from_many_threads_makes_one_version(tmp_path: Path) -> None:
+    provider = LocalProvider.open(tmp_path / "store.db")
+    registry = SqliteRegistry(tmp_path / "state.db", poll_interval=0.005)
+    wanted = agent("helper")
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            record = ensure_agent(
+                provider=provider,
+                registry=registry,
+                env="dev",
+                desired_agent=wanted,
+                lock_timeout=30,
+            )
+            assert record.foundry_version == "1"
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert [v.version for v in provider.list_versions("helper")] == ["1"]
+    changed = agent("helper", "New instructions.")
+    assert (
+        ensure_agent(
+            provider=provider, registry=registry, env="dev", desired_agent=changed
+        ).foundry_version
+        == "2"
+    )
