@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runner.plan.diff import FieldChange, format_path
-from runner.plan.essence import compute_essence
+from runner.plan.essence import compute_essence, strip_echoes
 from runner.plan.ops import (
     AdoptAgent,
     Conflict,
@@ -112,7 +112,7 @@ def _leaves(value: Any, path: tuple[str, ...]) -> list[FieldChange]:
 
 def _created_lines(value: dict[str, Any]) -> list[str]:
     """The fields of a new resource, one line per leaf (identity fields are in the title)."""
-    shown = {k: v for k, v in value.items() if k not in _IDENTITY_FIELDS}
+    shown = strip_echoes({k: v for k, v in value.items() if k not in _IDENTITY_FIELDS})
     return _diff_lines(tuple(_leaves(shown, ())))
 
 

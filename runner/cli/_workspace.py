@@ -1,0 +1,155 @@
+"""What the plan/apply/destroy/state/history/import verbs share: load, check, plan, confirm.
+
+Role in the flow: the CLI edge. Loads the specs (refusing invalid ones with every problem at
+file:line:col), resolves the environment, builds the provider and the registry, and turns the
+library's exceptions into `UserError`s naming the resource. No verb builds these itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from runner.cli.errors import EXIT_FAILED, UserError
+from runner.plan.desired import DesiredState, compute_desired
+from runner.plan.ops import Plan
+from runner.plan.planner import compute_plan
+from runner.providers.base import Provider, ProviderError
+from runner.spec.models import Environment
+from runner.spec.project import Project
+from runner.state.sqlite import SqliteRegistry
+
+DEFAULT_SPECS = "specs"
+DEFAULT_LOCK_TIMEOUT = 120.0
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser, *, positional: bool = True) -> None:
+    if positional:
+        parser.add_argument(
+            "path", nargs="?", default=DEFAULT_SPECS, help="spec folder (default: ./specs)"
+        )
+    parser.add_argument("--env", default=None, help="environment (default: the default one)")
+
+
+def add_lock_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=DEFAULT_LOCK_TIMEOUT,
+        metavar="S",
+        help="seconds to wait while another apply holds the environment "
+        f"(default {DEFAULT_LOCK_TIMEOUT:g})",
+    )
+
+
+@dataclass
+class Workspace:
+    path: Path
+    project: Project
+    env: Environment
+
+    def desired(self) -> DesiredState:
+        from runner.spec.render import RenderError
+
+        try:
+            return compute_desired(self.project, self.env)
+        except RenderError as exc:
+            raise UserError(f"cannot render {exc}") from None
+
+
+def load_workspace(path: str, env_name: str | None, *, check: bool = True) -> Workspace:
+    """The checked project at `path` and its environment; UserError listing every problem."""
+    from runner.spec.loader import load_project
+    from runner.spec.project import UnknownEnvironmentError
+
+    root = Path(path)
+    if not root.exists():
+        raise UserError(f"spec folder {path!r} does not exist (give the folder as an argument)")
+    result = load_project([root])
+    problems = list(result.problems)
+    if check and not [p for p in problems if p.severity == "error"]:
+        from runner.spec.checks import check_project
+
+        problems.extend(check_project(result.project))
+    errors = [p for p in problems if p.severity == "error"]
+    for problem in sorted(problems):
+        print(problem.format(), file=sys.stderr)
+    if errors:
+        raise UserError(
+            f"{len(errors)} problem{'s' if len(errors) != 1 else ''} in the specs; "
+            "nothing was planned"
+        )
+    try:
+        env = result.project.environment(env_name)
+    except UnknownEnvironmentError as exc:
+        raise UserError(str(exc)) from None
+    return Workspace(root, result.project, env)
+
+
+def open_provider(env: Environment) -> Provider:
+    from runner.providers import build_provider
+
+    try:
+        return build_provider(env)
+    except ProviderError as exc:
+        raise UserError(f"environment {env.name!r}: {exc}") from None
+
+
+def open_registry() -> SqliteRegistry:
+    from runner.paths import registry_path
+
+    return SqliteRegistry(registry_path())
+
+
+def compute_current_plan(
+    desired: DesiredState,
+    *,
+    provider: Provider,
+    registry: SqliteRegistry,
+    refresh_only: bool = False,
+) -> Plan:
+    """Read Foundry (one paged listing) and the registry, then plan."""
+    from runner.apply.executor import read_actual
+
+    try:
+        actual = read_actual(provider)
+    except ProviderError as exc:
+        raise UserError(f"cannot read agents from Foundry: {exc}") from None
+    return compute_plan(
+        desired, actual, registry.applied(desired.env), env=desired.env, refresh_only=refresh_only
+    )
+
+
+def use_colour(stream: IO[str]) -> bool:
+    return stream.isatty()
+
+
+def print_conflicts(plan: Plan) -> None:
+    for conflict in plan.conflicts:
+        print(f"runner: error: {conflict.address}: {conflict.message}", file=sys.stderr)
+
+
+def confirm(plan: Plan, *, auto_approve: bool, what: str = "apply these changes") -> None:
+    """Ask on a TTY (the env name for a protected environment); UserError when refused."""
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise UserError(
+            f"no terminal to confirm on; re-run with --auto-approve to {what} non-interactively"
+        )
+    if plan.protected:
+        answer = input(f"Environment {plan.env!r} is protected. Type its name to {what}: ").strip()
+        if answer != plan.env:
+            raise UserError("not confirmed; nothing was applied", exit_code=EXIT_FAILED)
+        return
+    answer = input(f"Do you want to {what}? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise UserError("not confirmed; nothing was applied", exit_code=EXIT_FAILED)
+
+
+def write_json(path: str, document: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")

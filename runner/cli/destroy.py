@@ -1,0 +1,49 @@
+"""`runner destroy [PATH]`: delete every managed agent and registry resource of an environment.
+
+Same rules as apply: confirmation (y/N, or the environment's name when protected, or
+--auto-approve), and a protected environment also needs --allow-delete. Agents runner does not
+manage are never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from runner.cli._workspace import (
+    add_spec_arguments,
+    compute_current_plan,
+    load_workspace,
+    open_provider,
+    open_registry,
+    use_colour,
+)
+from runner.cli.apply import add_run_arguments, execute
+from runner.plan.desired import DesiredState
+from runner.plan.render import render_text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_spec_arguments(parser)
+    add_run_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    workspace = load_workspace(args.path, args.env, check=False)
+    env = workspace.env
+    nothing = DesiredState(env=env.name, name_prefix=env.name_prefix, protected=env.protected)
+    provider = open_provider(env)
+    registry = open_registry()
+    try:
+        plan = compute_current_plan(nothing, provider=provider, registry=registry)
+        sys.stdout.write(render_text(plan, colour=use_colour(sys.stdout)))
+        return execute(
+            plan,
+            args=args,
+            provider=provider,
+            registry=registry,
+            desired=nothing,
+            replan=args.auto_approve,
+        )
+    finally:
+        provider.close()
