@@ -1,0 +1,119 @@
+"""The seam between sessions and team routing: what a router is asked and what it decides.
+
+Role: a team session asks its `TeamRouter` on every user message which member answers. The
+teams engineer's router (`runner.runtime.teams.build_team_router`, when that module exists)
+implements handoff triggers and escalation; until then `PrimaryRouter` keeps the current member
+(the team's primary at start). `Lifecycle` applies a `RouteDecision` the same way whether it
+comes from a turn or from outside one (`Lifecycle.apply_decision`, e.g. an approved escalation).
+
+Applying a decision (in this order): `router_state` and `escalation` are stored; for each
+handoff `handoff:initiated` is emitted; `agent` becomes the session's current member (None: no
+agent answers, e.g. a human has the conversation); `state` (if set) is entered with
+`session:state-changed`; `events` are emitted verbatim (`escalation:*` ...); after the answering
+agent replied (or at once when none answers) `handoff:completed` follows for each handoff.
+
+Invariant: routers are pure with respect to the runtime: they read `TurnContext`, return a
+decision, and keep per-session memory only in `router_state` (persisted with the session, so a
+restarted process routes the same way).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from runner.spec.models import EscalationPath, Team
+from runner.state.sessions import SessionState
+
+HUMAN = "human"
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    from_agent: str | None
+    to: str  # an agent's spec name, or "human"
+    trigger: str | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.from_agent,
+            "to": self.to,
+            "trigger": self.trigger,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TurnContext:
+    """What a router sees of a session when a user message arrives."""
+
+    session_id: str
+    team: Team
+    escalation_path: EscalationPath | None
+    text: str
+    turn: int  # 1-based number of this user message
+    current_agent: str | None
+    state: SessionState
+    escalation: Mapping[str, Any] | None
+    router_state: Mapping[str, Any]
+    preferences: Mapping[str, Any]
+    priority: str | None
+    workload: Callable[[str], int]  # live sessions whose current member is this agent
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    agent: str | None  # the member that answers; None: no agent answers this message
+    handoffs: tuple[Handoff, ...] = ()
+    state: SessionState | None = None
+    escalation: Mapping[str, Any] | None = None
+    clear_escalation: bool = False
+    router_state: Mapping[str, Any] | None = None
+    events: tuple[tuple[str, Mapping[str, Any]], ...] = field(default=())
+
+
+class TeamRouter(Protocol):
+    def route(self, turn: TurnContext) -> RouteDecision | Awaitable[RouteDecision]: ...
+
+
+RouterFactory = Callable[[Team, EscalationPath | None], TeamRouter]
+
+
+def primary_member(team: Team) -> str:
+    """The member a team session starts with: the first `primary`, else the best priority."""
+    for member in team.members:
+        if member.role == "primary":
+            return member.agent
+    return min(team.members, key=lambda m: m.priority).agent
+
+
+class PrimaryRouter:
+    """No routing: the current member answers every message (a human keeps what it has)."""
+
+    def __init__(self, team: Team, escalation_path: EscalationPath | None = None) -> None:
+        self.team = team
+
+    def route(self, turn: TurnContext) -> RouteDecision:
+        if turn.state == "awaiting_human":
+            return RouteDecision(agent=None)
+        return RouteDecision(agent=turn.current_agent or primary_member(self.team))
+
+
+def default_router_factory() -> RouterFactory:
+    """The teams engineer's router when `runner.runtime.teams.build_team_router` exists."""
+    try:
+        teams = importlib.import_module("runner.runtime.teams")
+    except ImportError:
+        return PrimaryRouter
+    factory = getattr(teams, "build_team_router", None)
+    if factory is None:
+        return PrimaryRouter
+
+    def build(team: Team, escalation_path: EscalationPath | None) -> TeamRouter:
+        router: TeamRouter = factory(team, escalation_path=escalation_path)
+        return router
+
+    return build
