@@ -2,8 +2,8 @@
 
 `build_provider(env)` is the one factory: `local` -> `LocalProvider` on the environment's SQLite
 store, `foundry` -> `FoundryProvider` on the environment's endpoint. `${VAR}` / `${VAR:-default}`
-references in the endpoint are resolved here, at the moment the provider is built, never earlier
-(so `runner validate` needs no secrets).
+references in the endpoint (and data_dir) are resolved here with `runner.spec.secrets.resolve`, at
+the moment the provider is built, never earlier (so `runner validate` needs no secrets).
 
 Invariant: importing this package never imports `azure.*` (nor the local store); each provider
 module is imported only when it is built, so `runner validate` stays fast.
@@ -12,7 +12,6 @@ module is imported only when it is built, so `runner validate` stays fast.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -39,26 +38,22 @@ __all__ = [
     "build_provider",
 ]
 
-_REFERENCE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
 
 def _resolve(text: str, environ: Mapping[str, str], *, env_name: str, field: str) -> str:
-    """Replace `${VAR}` / `${VAR:-default}`; a missing VAR without default is an error."""
+    """Resolve `${VAR}` / `${VAR:-default}` in one value of the environment, or explain why not."""
+    from runner.spec.secrets import MissingSecretError, SecretSyntaxError, resolve
 
-    def substitute(match: re.Match[str]) -> str:
-        var, default = match.group(1), match.group(2)
-        value = environ.get(var)
-        if value is None or (value == "" and default is not None):
-            if default is None:
-                raise ProviderError(
-                    f"environment {env_name!r}: {field} refers to ${{{var}}}, but the "
-                    f"variable {var} is not set; export it or write ${{{var}:-default}}",
-                    code="configuration",
-                )
-            return default
-        return value
-
-    return _REFERENCE_RE.sub(substitute, text)
+    try:
+        return resolve(text, environ, address=f"environment.{env_name}")
+    except MissingSecretError as exc:
+        raise ProviderError(
+            f"environment {env_name!r}: {field} refers to ${{{exc.name}}}, but {exc}",
+            code="configuration",
+        ) from None
+    except SecretSyntaxError as exc:
+        raise ProviderError(
+            f"environment {env_name!r}: {field}: {exc}", code="configuration"
+        ) from None
 
 
 def build_provider(env: Environment, *, environ: Mapping[str, str] | None = None) -> Provider:
