@@ -223,6 +223,7 @@ class FoundryProvider:
             def on_request(self, request: Any) -> None:
                 request.context["enforce_https"] = False
 
+        self._owned_credential: Any = None
         policies: list[Any] = [CountRequests()]
         if plain_http:
             policies.append(AllowHttp())
@@ -233,7 +234,7 @@ class FoundryProvider:
                 from azure.identity import DefaultAzureCredential
 
                 credential = DefaultAzureCredential()
-                self._owned_credential: Any = credential
+                self._owned_credential = credential
         self._credential = credential
         self._client = AIProjectClient(
             endpoint=self.endpoint,
@@ -281,9 +282,8 @@ class FoundryProvider:
     def close(self) -> None:
         self._openai.close()
         self._client.close()
-        owned = getattr(self, "_owned_credential", None)
-        if owned is not None:
-            owned.close()
+        if self._owned_credential is not None:
+            self._owned_credential.close()
 
     # ---- agents
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.providers.base import NotFoundError, Provider, ProviderError
+from runner.providers.base import NotFoundError, Provider, ProviderError, TransientError
 from runner.providers.local import LocalProvider, LocalStore, compute_reply
 
 DEFINITION = {"kind": "prompt", "model": "gpt-4o", "instructions": "be brief"}
@@ -314,3 +314,20 @@ def test_local_provider_implements_the_protocol(tmp_path: Path) -> None:
         assert provider.request_count() == 9
     finally:
         provider.close()
+
+
+def test_a_writer_blocked_beyond_busy_timeout_gets_a_transient_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "store.db"
+    with LocalStore(path, busy_timeout_ms=50) as s:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            with pytest.raises(TransientError) as info:
+                s.create_version("a", definition=DEFINITION)
+            assert info.value.code == "busy"
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert s.create_version("a", definition=DEFINITION).version == "1"
