@@ -264,10 +264,11 @@ def _reference(triggers: Sequence[HandoffTrigger], text: str, turn: int) -> dict
                 starts.append(mm.start())
         if starts:
             out[t.name] = min(starts)
-        elif t.when.pattern is not None and re.search(t.when.pattern, text):
-            out[t.name] = None
-        elif t.when.turns_above is not None and turn > t.when.turns_above:
-            out[t.name] = None
+        else:
+            by_pattern = t.when.pattern is not None and re.search(t.when.pattern, text)
+            by_turn = t.when.turns_above is not None and turn > t.when.turns_above
+            if by_pattern or by_turn:
+                out[t.name] = None
     return out
 
 
