@@ -300,3 +300,20 @@ def test_importing_providers_does_not_import_azure() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_concurrent_creates_through_the_emulator_never_reuse_a_number(
+    foundry: FoundryProvider,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        versions = list(
+            pool.map(
+                lambda _: (
+                    foundry.create_version("shared", definition=DEFINITION, metadata={}).version
+                ),
+                range(40),
+            )
+        )
+    assert sorted(versions, key=int) == [str(i) for i in range(1, 41)]
