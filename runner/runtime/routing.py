@@ -219,96 +219,149 @@ class _Use:
 
 @dataclass(frozen=True, slots=True)
 class _PatternDetector:
-    trigger: int
+    """One distinct pattern, the triggers using it, and its literal prefilter.
+
+    Every match of `regex` contains one of `literals` (looked for in the case-folded text
+    when `folded`), starting at most `max_offset` characters after the match's start (None:
+    unbounded). No literals: always searched.
+    """
+
+    triggers: tuple[int, ...]
     regex: re.Pattern[str]
-    required: tuple[str, ...] | None  # any match contains one of these (None: no prefilter)
-    folded: bool  # `required` is to be looked for in the case-folded text
+    literals: tuple[str, ...] | None
+    folded: bool
+    max_offset: int | None
+
+    def search(self, text: str, folded_text: str | None) -> re.Match[str] | None:
+        """`regex.search(text)`, exactly, but only where the prefilter says a match can start."""
+        if self.literals is None:
+            return self.regex.search(text)
+        hay = text if not self.folded else folded_text or _pattern_fold(text)
+        if self.max_offset is None:
+            found = any(lit in hay for lit in self.literals)
+            return self.regex.search(text) if found else None
+        present = [lit for lit in self.literals if lit in hay]
+        if not present:
+            return None
+        starts: set[int] = set()
+        off = self.max_offset
+        for lit in present:
+            i = hay.find(lit)
+            while i != -1:
+                starts.update(range(max(0, i - off), i + 1))
+                if len(starts) > _MAX_STARTS:
+                    return self.regex.search(text)
+                i = hay.find(lit, i + 1)
+        for start in sorted(starts):
+            m = self.regex.match(text, start)
+            if m is not None:
+                return m
+        return None
 
 
 # ---------------------------------------------------------------- pattern prefilter
 
 
 def _pattern_fold(text: str) -> str:
-    """Fold for IGNORECASE prefilters: every re.IGNORECASE equivalent of an ASCII letter maps to
-    its lowercase (U+0130 -> i, U+0131 -> i, U+017F -> s, U+212A -> k)."""
+    """Fold for IGNORECASE prefilters, same length as `text`: every re.IGNORECASE equivalent of
+    an ASCII letter maps to its lowercase (U+0130 -> i, U+0131 -> i, U+017F -> s, U+212A -> k)."""
     if text.isascii():
         return text.lower()
     return text.replace("\u0130", "i").lower().replace("\u0131", "i").replace("\u017f", "s")
 
 
 _MAX_ALTERNATIVES = 16
+_MAX_STARTS = 48  # more candidate starts than this: one plain search is cheaper
+_UNBOUNDED = 1 << 16
+
+_Found = tuple[frozenset[str], int | None]  # literals, max offset from the match start
 
 
-def _required_literals(pattern: str, flags: int) -> tuple[tuple[str, ...] | None, bool]:
-    """Strings one of which every match of `pattern` contains, and whether they are folded.
+def _required_literals(pattern: str, flags: int) -> tuple[tuple[str, ...] | None, bool, int | None]:
+    """Strings one of which every match of `pattern` contains, whether they are to be looked
+    for in the folded text, and how far after the match start they begin at most.
 
     Sound by construction: only literal runs that any match must contain are used (a literal
     run in a sequence, a group, a repeat of at least one, every branch of an alternation); a
-    case-insensitive literal is used only when ASCII. (None, False) when nothing is required.
+    case-insensitive literal is used only when ASCII. Offsets add the widest width of what
+    precedes. (None, False, None) when nothing is required.
     """
     try:
         parser: Any = importlib.import_module("re._parser")
         parsed: Any = parser.parse(pattern, flags)
     except Exception:  # private API moved or pattern unparsable: no prefilter, always search
-        return None, False
+        return None, False, None
     icase_seen = [bool(parsed.state.flags & re.IGNORECASE)]
 
-    def score(cand: frozenset[str]) -> int:
-        return min(len(s) for s in cand)
+    def width(op: Any, av: Any) -> int | None:
+        hi = int(parser.SubPattern(parsed.state, [(op, av)]).getwidth()[1])
+        return None if hi >= _UNBOUNDED else hi
 
-    def walk(seq: Any, icase: bool) -> frozenset[str] | None:
-        best: frozenset[str] | None = None
+    def plus(a: int | None, b: int | None) -> int | None:
+        return None if a is None or b is None else a + b
+
+    def key(cand: _Found) -> tuple[int, int]:
+        return (min(len(s) for s in cand[0]), cand[1] is not None)
+
+    def walk(seq: Any, icase: bool) -> _Found | None:
+        best: _Found | None = None
         run: list[str] = []
+        run_at: int | None = 0
+        at: int | None = 0  # widest offset of the current item from the sequence's start
 
-        def consider(cand: frozenset[str] | None) -> None:
+        def consider(cand: _Found | None, offset: int | None) -> None:
             nonlocal best
-            if cand is None or not cand or "" in cand or len(cand) > _MAX_ALTERNATIVES:
+            if cand is None or not cand[0] or "" in cand[0] or len(cand[0]) > _MAX_ALTERNATIVES:
                 return
-            if best is None or score(cand) > score(best):
-                best = cand
+            placed = (cand[0], plus(offset, cand[1]))
+            if best is None or key(placed) > key(best):
+                best = placed
 
         def close() -> None:
             if run:
-                consider(frozenset({"".join(run)}))
+                consider((frozenset({"".join(run)}), 0), run_at)
                 run.clear()
 
         for op, av in seq:
             name = op.name
-            if name == "LITERAL":
-                ch = chr(av)
-                if icase and not ch.isascii():
-                    close()
-                    continue
-                run.append(ch)
+            if name == "LITERAL" and not (icase and not chr(av).isascii()):
+                if not run:
+                    run_at = at
+                run.append(chr(av))
+                at = plus(at, 1)
                 continue
             close()
             if name == "SUBPATTERN":
                 _group, add, delete, sub = av
                 sub_icase = (icase or bool(add & re.IGNORECASE)) and not delete & re.IGNORECASE
                 icase_seen[0] = icase_seen[0] or sub_icase
-                consider(walk(sub, sub_icase))
+                consider(walk(sub, sub_icase), at)
             elif name == "ATOMIC_GROUP":
-                consider(walk(av, icase))
+                consider(walk(av, icase), at)
             elif name == "BRANCH":
                 alternatives = [walk(b, icase) for b in av[1]]
                 if all(a is not None for a in alternatives):
-                    consider(frozenset().union(*(a for a in alternatives if a is not None)))
+                    found = [a for a in alternatives if a is not None]
+                    offsets = [f[1] for f in found]
+                    worst = None if None in offsets else max(o for o in offsets if o is not None)
+                    consider((frozenset().union(*(f[0] for f in found)), worst), at)
             elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
                 low, _high, sub = av
                 if low >= 1:
-                    consider(walk(sub, icase))
+                    consider(walk(sub, icase), at)
+            at = plus(at, width(op, av))
         close()
         return best
 
     try:
         found = walk(parsed, bool(parsed.state.flags & re.IGNORECASE))
     except Exception:
-        return None, False
+        return None, False, None
     if found is None:
-        return None, False
+        return None, False, None
     folded = icase_seen[0]
-    literals = sorted({_pattern_fold(s) if folded else s for s in found}, key=len, reverse=True)
-    return tuple(literals), folded
+    literals = sorted({_pattern_fold(s) if folded else s for s in found[0]}, key=len, reverse=True)
+    return tuple(literals), folded, found[1]
 
 
 # ---------------------------------------------------------------- the matcher
@@ -349,7 +402,7 @@ class TriggerMatcher:
         self._triggers: tuple[HandoffTrigger, ...] = tuple(triggers)
         det_index: dict[tuple[str, ...], int] = {}
         det_uses: list[list[_Use]] = []
-        patterns: list[_PatternDetector] = []
+        patterns: dict[str, list[int]] = {}
         turns: list[tuple[int, int]] = []
         for t_index, trig in enumerate(self._triggers):
             if not trig.active:
@@ -367,9 +420,7 @@ class TriggerMatcher:
                 if all(u.trigger != t_index for u in det_uses[d]):
                     det_uses[d].append(_Use(t_index, kind))
             if when.pattern is not None:
-                regex = re.compile(when.pattern)
-                required, folded = _required_literals(when.pattern, regex.flags)
-                patterns.append(_PatternDetector(t_index, regex, required, folded))
+                patterns.setdefault(when.pattern, []).append(t_index)
             if when.turns_above is not None:
                 turns.append((t_index, when.turns_above))
         detectors = list(det_index)
@@ -395,7 +446,12 @@ class TriggerMatcher:
             re.compile(r"\W(?=" + _emit(trie, groups) + ")") if detectors else None
         )
         self._group_det: tuple[int, ...] = tuple(groups)
-        self._patterns: tuple[_PatternDetector, ...] = tuple(patterns)
+        compiled: list[_PatternDetector] = []
+        for source, users in patterns.items():
+            regex = re.compile(source)
+            literals, folded, max_offset = _required_literals(source, regex.flags)
+            compiled.append(_PatternDetector(tuple(users), regex, literals, folded, max_offset))
+        self._patterns: tuple[_PatternDetector, ...] = tuple(compiled)
         self._turns: tuple[tuple[int, int], ...] = tuple(turns)
 
     @property
@@ -410,20 +466,15 @@ class TriggerMatcher:
         if self._patterns:
             folded: str | None = None
             for p in self._patterns:
-                if p.trigger in found:
+                if all(t in found for t in p.triggers):
                     continue
-                if p.required is not None:
-                    if p.folded:
-                        if folded is None:
-                            folded = _pattern_fold(text)
-                        hay = folded
-                    else:
-                        hay = text
-                    if not any(lit in hay for lit in p.required):
-                        continue
-                m = p.regex.search(text)
+                if p.folded and folded is None:
+                    folded = _pattern_fold(text)
+                m = p.search(text, folded)
                 if m is not None:
-                    found[p.trigger] = self._result(p.trigger, "pattern", m.group(0), m.span())
+                    for t in p.triggers:
+                        if t not in found:
+                            found[t] = self._result(t, "pattern", m.group(0), m.span())
         for t_index, above in self._turns:
             if turn > above and t_index not in found:
                 found[t_index] = self._result(t_index, "turns_above", f"turn {turn}", None)

@@ -17,6 +17,7 @@ from runner.runtime.routing import (
     HandoffDecision,
     MatcherCache,
     TriggerMatcher,
+    _PatternDetector,
     _required_literals,
     compile_team,
     compile_triggers,
@@ -343,15 +344,30 @@ def _regexes(draw: st.DrawFn, depth: int = 0) -> str:
 
 
 @settings(max_examples=400, deadline=None)
-@given(_regexes(), st.text(alphabet="abABxX1 éÉ\u017f\u0131\u0130", max_size=12))
-def test_pattern_prefilter_never_hides_a_match(pattern: str, text: str) -> None:
-    required, folded = _required_literals(pattern, re.compile(pattern).flags)
-    if required is None or re.search(pattern, text) is None:
-        return
-    hay = text
-    if folded:
-        hay = text.replace("\u0130", "i").lower().replace("\u0131", "i").replace("\u017f", "s")
-    assert any(lit in hay for lit in required), (pattern, text, required)
+@given(_regexes(), st.text(alphabet="abABxX1 éÉ\u017f\u0131\u0130", max_size=40))
+def test_prefiltered_search_is_exactly_re_search(pattern: str, text: str) -> None:
+    rx = re.compile(pattern)
+    literals, folded, max_offset = _required_literals(pattern, rx.flags)
+    detector = _PatternDetector((0,), rx, literals, folded, max_offset)
+    got, want = detector.search(text, None), rx.search(text)
+    assert (got and got.span()) == (want and want.span()), (pattern, text, literals, max_offset)
+    if literals is not None and want is not None:
+        hay = text
+        if folded:
+            hay = text.replace("\u0130", "i").lower().replace("\u0131", "i").replace("\u017f", "s")
+        assert any(lit in hay for lit in literals)
+
+
+def test_prefilter_offsets() -> None:
+    assert _required_literals(r"\b(invoice|refund|charge[sd]?)\b", 0) == (
+        ("invoice", "refund", "charge"),
+        False,
+        0,
+    )
+    assert _required_literals(r"[A-Z]{3}-\d{5}", 0) == (("-",), False, 3)
+    assert _required_literals(r"(?i)\bkabe\w*", re.I) == (("kabe",), True, 0)
+    assert _required_literals(r"\w+@example", 0) == (("@example",), False, None)
+    assert _required_literals(r"a*|b", 0) == (None, False, None)
 
 
 # ---------------------------------------------------------------- load balancing
