@@ -705,14 +705,14 @@ class Lifecycle:
         pin = self._applied_agents.get(name)
         if pin is not None:
             return pin
-        if name not in self._declared.agents:
-            raise UnknownAgentError(
-                f"agent.{name} is neither applied in environment {self.env.name!r} nor declared"
-            )
         if self.env.protected:
             raise NotAppliedError(
                 f"agent.{name} is not applied in protected environment {self.env.name!r}; "
                 "a protected environment runs only what was applied (run `runner apply`)"
+            )
+        if name not in self._declared.agents:
+            raise UnknownAgentError(
+                f"agent.{name} is neither applied in environment {self.env.name!r} nor declared"
             )
         handle = await self._ensure(name, self._project_with(None))
         return self._applied_agents.get(name) or _Pin(handle.foundry_name, handle.version)
@@ -720,10 +720,16 @@ class Lifecycle:
     def _project_with(self, agent: Agent | None) -> Project:
         """The specs to render from: the declared set (plus `agent`, defined in code)."""
         project = Project()
+        specs_win = not self.env.protected  # get_or_create renders the specs as written now
         for attr in ("personalities", "templates"):
-            for spec in getattr(self._declared, attr).values():
+            merged = dict(getattr(self._declared, attr))
+            if specs_win:
+                merged.update(getattr(self.project, attr))
+            for spec in merged.values():
                 project.add(SpecDocument(spec=spec, position=Position("<runtime>", 1, 1)))
         agents = dict(self._declared.agents)
+        if specs_win:
+            agents.update(self.project.agents)
         if agent is not None:
             agents[agent.name] = agent
         for spec in agents.values():
