@@ -360,7 +360,9 @@ def _required_literals(pattern: str, flags: int) -> tuple[tuple[str, ...] | None
     if found is None:
         return None, False, None
     folded = icase_seen[0]
-    literals = sorted({_pattern_fold(s) if folded else s for s in found[0]}, key=len, reverse=True)
+    literals = sorted(
+        {_pattern_fold(s) if folded else s for s in found[0]}, key=lambda s: (-len(s), s)
+    )
     return tuple(literals), folded, found[1]
 
 
