@@ -1180,7 +1180,7 @@ class Lifecycle:
         if pin is None:  # a router chose an agent outside the session's members
             fresh = await self._pin(answering)
             pin = row.pins[answering] = (fresh.foundry_name, fresh.version)
-        pools = self.pools.pools_of((answering,)) if self._declared.pools else []
+        pools = self.pools.pools_for(answering)
         if pools:
             await self.pools.admit_tokens(pools, wait=wait)
         clock = self.clock
@@ -1259,7 +1259,7 @@ class Lifecycle:
         subjects: list[Subject] = []
         if agent is not None:
             subjects.append(("agent", agent))
-            subjects.extend(("pool", p) for p in self.pools.pools_of((agent,)))
+            subjects.extend(("pool", p) for p in self.pools.pools_for(agent))
         if row.kind == "team":
             subjects.append(("team", row.target))
         monitor.record_turn(
@@ -1371,7 +1371,7 @@ class Lifecycle:
             raise SessionStateError(session_id, "ended", "it cannot change any more")
         self._apply_decision(live, decision)
         self._complete_handoffs(live.row, decision.handoffs)
-        self.store.save(live.row)
+        self.store.save_state(live.row)
         self._dirty.discard(session_id)
         return Session(self, live.row, ctx)
 
@@ -1385,7 +1385,7 @@ class Lifecycle:
         row.state = state
         if reason is not None:
             row.reason = reason
-        self.store.save(row)
+        self.store.save_state(row)
         self._dirty.discard(row.id)
         self._emit(
             "session:state-changed",

@@ -35,7 +35,7 @@ import asyncio
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -132,6 +132,10 @@ class PoolManager:
         for agent in agents:
             found.update(self._by_agent.get(agent, ()))
         return sorted(found)
+
+    def pools_for(self, agent: str) -> tuple[str, ...]:
+        """The pools that contain `agent` (the turn path: no set, no sort)."""
+        return self._by_agent.get(agent, ())
 
     def names(self) -> list[str]:
         return list(self._pools)
@@ -281,7 +285,7 @@ class PoolManager:
             return name, limit, state.window_sum, max(0.0, at - now)
         return None
 
-    async def admit_tokens(self, pools: list[str], *, wait: float | None) -> None:
+    async def admit_tokens(self, pools: Sequence[str], *, wait: float | None) -> None:
         if not pools:
             return
         deadline = None if not wait else self._clock.monotonic() + wait

@@ -152,6 +152,29 @@ class SessionRow:
         )
 
 
+_UPDATE_STATE = (
+    "UPDATE rt_sessions SET state=?, reason=?, ended_at=?, turns=?, input_tokens=?, "
+    "output_tokens=?, last_activity_at=?, current_agent=?, router_state=?, escalation=? "
+    "WHERE id=?"
+)
+
+
+def _state_values(r: SessionRow) -> tuple[Any, ...]:
+    return (
+        r.state,
+        r.reason,
+        r.ended_at,
+        r.turns,
+        r.input_tokens,
+        r.output_tokens,
+        r.last_activity_at,
+        r.current_agent,
+        json.dumps(r.router_state, separators=(",", ":")) if r.router_state else "{}",
+        None if r.escalation is None else json.dumps(r.escalation),
+        r.id,
+    )
+
+
 class SessionStore:
     """The `rt_sessions` table of the registry file."""
 
@@ -166,12 +189,19 @@ class SessionStore:
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.executescript(_SCHEMA)
         placeholders = ", ".join("?" * len(_COLUMNS.split(",")))
-        self._upsert = f"INSERT OR REPLACE INTO rt_sessions ({_COLUMNS}) VALUES ({placeholders})"
+        self._insert = f"INSERT INTO rt_sessions ({_COLUMNS}) VALUES ({placeholders})"
+        self._upsert = self._insert.replace("INSERT", "INSERT OR REPLACE", 1)
         self.writes = 0
 
     def save(self, row: SessionRow) -> None:
-        """Write the whole row (create, state change, end)."""
-        self._conn.execute(self._upsert, row._values())
+        """Write a new session's row."""
+        self._conn.execute(self._insert, row._values())
+        self.writes += 1
+
+    def save_state(self, row: SessionRow) -> None:
+        """Write what changes after creation (state change, end): one UPDATE, no JSON for the
+        fields fixed at creation (pins, pools, preferences)."""
+        self._conn.execute(_UPDATE_STATE, _state_values(row))
         self.writes += 1
 
     def save_many(self, rows: Iterable[SessionRow]) -> None:
@@ -189,28 +219,12 @@ class SessionStore:
 
     def save_counters(self, rows: Iterable[SessionRow]) -> None:
         """Write turn counters, tokens, activity, answering agent and router state in one batch."""
-        values = [
-            (
-                r.turns,
-                r.input_tokens,
-                r.output_tokens,
-                r.last_activity_at,
-                r.current_agent,
-                json.dumps(r.router_state, separators=(",", ":")),
-                None if r.escalation is None else json.dumps(r.escalation),
-                r.id,
-            )
-            for r in rows
-        ]
+        values = [_state_values(r) for r in rows]
         if not values:
             return
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executemany(
-                "UPDATE rt_sessions SET turns=?, input_tokens=?, output_tokens=?, "
-                "last_activity_at=?, current_agent=?, router_state=?, escalation=? WHERE id=?",
-                values,
-            )
+            self._conn.executemany(_UPDATE_STATE, values)
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
