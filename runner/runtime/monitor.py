@@ -205,7 +205,8 @@ class PerformanceMonitor:
         for alert in self._alerts.values():
             subject = alert_subject(alert)
             self._by_subject.setdefault(subject, []).append(alert)
-            self.get(subject).window(parse_duration(alert.window))
+            if self.enabled:
+                self.get(subject).window(parse_duration(alert.window))
         self._breached = {n: b for n, b in self._breached.items() if n in self._alerts}
 
     def get(self, subject: Subject) -> Series:
