@@ -1154,10 +1154,24 @@ class Lifecycle:
         turn = row.turns + 1
         handoffs: tuple[Handoff, ...] = ()
         escalations = 0
+        if row.pools and state != "awaiting_human":
+            # Admission before routing, on every pool the session holds: a refused turn changes
+            # nothing (no handoff half done). Tokens are charged to the answering agent's pools.
+            await self.pools.admit_tokens(row.pools, wait=wait)
         if row.kind == "team":
             decision = await self._route(live, text, turn)
             handoffs = decision.handoffs
             escalations = self._apply_decision(live, decision)
+            if row.state == "ended":
+                return TurnReply(
+                    text="",
+                    agent=None,
+                    session_id=row.id,
+                    turn=row.turns,
+                    state="ended",
+                    handoffs=handoffs,
+                    reason=row.reason,
+                )
         answering = row.current_agent
         if answering is None or row.state == "awaiting_human":
             # Nobody answers: the message waits for a human (or the router decided so).
@@ -1181,8 +1195,6 @@ class Lifecycle:
             fresh = await self._pin(answering)
             pin = row.pins[answering] = (fresh.foundry_name, fresh.version)
         pools = self.pools.pools_for(answering)
-        if pools:
-            await self.pools.admit_tokens(pools, wait=wait)
         clock = self.clock
         started = clock.monotonic()
         try:
@@ -1348,7 +1360,9 @@ class Lifecycle:
         if agent == HUMAN:
             agent = None
         self._set_current(live, agent)
-        if decision.state is not None and decision.state != row.state:
+        if decision.state == "ended":
+            self._end(live, "router")
+        elif decision.state is not None and decision.state != row.state:
             self._transition(live, decision.state, reason=None)
         for event_type, data in decision.events:
             self._emit(event_type, {"session_id": row.id, **data})
