@@ -265,6 +265,7 @@ class _Declared:
     channels: dict[str, Channel] = field(default_factory=dict)
 
 
+# Kind -> attribute holding its specs, the same name on `_Declared` and on `Project`.
 _DECLARED_FIELDS = {
     "Agent": "agents",
     "Template": "templates",
@@ -575,7 +576,7 @@ class Lifecycle:
         if not self.env.protected:
             for kind, attr in _DECLARED_FIELDS.items():
                 mine: dict[str, Any] = getattr(declared, attr)
-                for name, spec in getattr(project, _PROJECT_FIELDS[kind]).items():
+                for name, spec in getattr(project, attr).items():
                     if name not in mine or (kind == "Agent" and name not in agents):
                         mine[name] = spec
         self._declared = declared
@@ -1628,18 +1629,6 @@ class Lifecycle:
         """Wait for async event callbacks and channel deliveries in flight."""
         await self.events.drain()
         await self.notifier.drain()
-
-
-_PROJECT_FIELDS = {
-    "Agent": "agents",
-    "Template": "templates",
-    "Personality": "personalities",
-    "Team": "teams",
-    "EscalationPath": "escalation_paths",
-    "ResourcePool": "pools",
-    "Alert": "alerts",
-    "Channel": "channels",
-}
 
 
 def _pin_of(pin: tuple[str, str]) -> _Pin:
