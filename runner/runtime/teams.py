@@ -1,0 +1,505 @@
+"""Teams at run time: the router a team session asks on every user message (handoffs, escalation).
+
+Role: `Lifecycle` builds one `TeamRouter` per team through `build_team_router` (found by
+`runner.runtime.decisions.default_router_factory`) and asks it, on each user message, which
+member answers. The router composes the two pure engines:
+
+  1. a handoff queued earlier (`on_no_free_member: wait`) is re-tried first;
+  2. `routing.decide_handoff` evaluates the answering member's triggers (lowest priority number
+     wins); the target specialization is served by `routing.select_member` (most room under
+     `max_workload`, then lowest priority) with the live workloads of `TurnContext.workload`;
+     a `human` target puts the session in `awaiting_human`;
+  3. `escalation.next_level` opens at most one level of the team's escalation path (levels are
+     never re-opened: the opened numbers live in `router_state["opened"]`); `auto_escalate`
+     without approval takes effect at once (`effect_of` / `handoff_target`), `requires_approval`
+     waits in `pending_approval`, anything else is `suggested` to an operator.
+
+The new member answers the same message (the session keeps its one provider conversation, so
+the whole conversation goes along); `Lifecycle` emits `handoff:initiated` before and
+`handoff:completed` after that reply, and the `escalation:*` events this router returns.
+
+A handoff whose specialization has no free member is never dropped: with `escalate` the path is
+evaluated with `no_free_member=True`; when no level takes the session elsewhere at once (or with
+`wait`) the handoff is queued in `router_state["waiting"]` (event `handoff:queued`) and re-tried
+on every following message until a member is free.
+
+Invariants:
+  - Pure with respect to the runtime: reads `TurnContext` (plus the availability overrides and
+    clock it was given), returns a `RouteDecision`; per-session memory lives in `router_state`,
+    so a restarted process routes the same way. Side effects of decisions (notifications, the
+    durable human queue, the escalations table) belong to `runner.runtime.operators`, which
+    reacts to the events.
+  - Compiled matchers are cached per team revision (a hash of the team spec), so rebuilding
+    routers on reload compiles only teams that changed.
+  - The common turn (no trigger, no level) allocates one small mapping and one RouteDecision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from runner.runtime.clock import Clock, SystemClock
+from runner.runtime.decisions import HUMAN, Handoff, RouteDecision, TurnContext, primary_member
+from runner.runtime.escalation import (
+    Escalation,
+    EscalationStateError,
+    effect_of,
+    handoff_target,
+    next_level,
+    open_escalation,
+    reject,
+    resolve,
+)
+from runner.runtime.routing import (
+    HandoffDecision,
+    MatcherCache,
+    TriggerMatcher,
+    decide_handoff,
+    select_member,
+)
+from runner.spec.models import EscalationLevel, EscalationPath, Team
+from runner.state.sessions import SessionState
+
+__all__ = [
+    "AVAILABILITY",
+    "RUNNER_ACTOR",
+    "Availability",
+    "TeamRouter",
+    "build_team_router",
+    "check_team",
+    "escalation_id",
+    "team_revision",
+]
+
+Availability = Literal["available", "busy", "offline"]
+AVAILABILITY: tuple[Availability, ...] = ("available", "busy", "offline")
+RUNNER_ACTOR = "runner"  # who closes an escalation superseded by a higher level
+
+_MATCHERS = MatcherCache(size=128)
+
+
+def team_revision(team: Team) -> str:
+    """A content hash of the team spec: the key compiled matchers are cached under."""
+    return hashlib.sha1(team.model_dump_json().encode(), usedforsecurity=False).hexdigest()
+
+
+def escalation_id(session_id: str, level: int) -> str:
+    """Deterministic: a level opens at most once per session."""
+    return f"esc_{session_id.removeprefix('sess_')}_{level}"
+
+
+class _Workloads(Mapping[str, int]):
+    """The live workloads of a team's members, read lazily from `TurnContext.workload`."""
+
+    __slots__ = ("_agents", "_fn")
+
+    def __init__(self, fn: Callable[[str], int], agents: tuple[str, ...]) -> None:
+        self._fn = fn
+        self._agents = agents
+
+    def __getitem__(self, agent: str) -> int:
+        return self._fn(agent)
+
+    def get(self, agent: str, default: Any = None) -> Any:  # every agent has a workload
+        return self._fn(agent)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._agents)
+
+    def __len__(self) -> int:
+        return len(self._agents)
+
+
+@dataclass
+class _Outcome:
+    """A decision being built (mutable), turned into a frozen RouteDecision at the end."""
+
+    agent: str | None
+    router_state: dict[str, Any] | None = None  # copy-on-write of the session's router_state
+    base_state: Mapping[str, Any] = field(default_factory=dict)
+    handoffs: list[Handoff] = field(default_factory=list)
+    events: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
+    state: SessionState | None = None
+    escalation: dict[str, Any] | None = None
+
+    def rs(self) -> dict[str, Any]:
+        if self.router_state is None:
+            self.router_state = dict(self.base_state)
+        return self.router_state
+
+    def get(self, key: str) -> Any:
+        source = self.router_state if self.router_state is not None else self.base_state
+        return source.get(key)
+
+    def decision(self) -> RouteDecision:
+        return RouteDecision(
+            agent=self.agent,
+            handoffs=tuple(self.handoffs),
+            state=self.state,
+            escalation=self.escalation,
+            router_state=self.router_state,
+            events=tuple(self.events),
+        )
+
+
+def _escalation_event(esc: Escalation, **extra: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "escalation_id": esc.id,
+        "level": esc.level,
+        "target": esc.target,
+        "status": esc.status,
+        "notify": list(esc.notify),
+        "escalation": esc.as_dict(),
+    }
+    data.update(extra)
+    return data
+
+
+class TeamRouter:
+    """Routes the messages of one team's sessions (see the module docstring)."""
+
+    def __init__(
+        self,
+        team: Team,
+        escalation_path: EscalationPath | None = None,
+        *,
+        clock: Clock | None = None,
+        availability: MutableMapping[str, str] | None = None,
+    ) -> None:
+        self.team = team
+        self.escalation_path = escalation_path
+        self.clock: Clock = clock or SystemClock()
+        # live availability overrides (agent -> status); shared with the operators' board
+        self.availability: MutableMapping[str, str] = (
+            availability if availability is not None else {}
+        )
+        self.matchers: Mapping[str, TriggerMatcher] = _MATCHERS.get(
+            team, revision=team_revision(team)
+        )
+        self.primary = primary_member(team)
+        self._agents = tuple(dict.fromkeys(m.agent for m in team.members))
+        self._specialization = {m.agent: m.specialization for m in team.members}
+        self._levels: dict[int, EscalationLevel] = (
+            {lv.level: lv for lv in escalation_path.levels} if escalation_path else {}
+        )
+
+    # ------------------------------------------------------------ the seam
+
+    def route(self, turn: TurnContext) -> RouteDecision:
+        if turn.state == "awaiting_human":
+            # A person has the conversation: no agent answers; the message is recorded for them.
+            return RouteDecision(
+                agent=None,
+                events=(("human:message-received", {"text": turn.text, "turn": turn.turn}),),
+            )
+        current = turn.current_agent or self.primary
+        workloads = _Workloads(turn.workload, self._agents)
+        out = _Outcome(agent=current, base_state=turn.router_state)
+        if turn.router_state.get("waiting"):
+            self._retry_waiting(out, workloads)
+        assert out.agent is not None
+        decision = decide_handoff(
+            self.team,
+            current_agent=out.agent,
+            text=turn.text,
+            turn=turn.turn,
+            workloads=workloads,
+            availability=self.availability,
+            matchers=self.matchers,
+        )
+        if decision.action == "stay" and self.escalation_path is None:
+            return RouteDecision(agent=out.agent) if out.router_state is None else out.decision()
+        self._apply_handoff_decision(out, decision, workloads)
+        escalate_nfm = decision.no_free_member and decision.on_no_free_member == "escalate"
+        handled = False
+        if self.escalation_path is not None:
+            level = next_level(
+                self.escalation_path,
+                opened=out.get("opened") or (),
+                fired_trigger=decision.trigger_name,
+                turn=turn.turn,
+                text=turn.text,
+                no_free_member=escalate_nfm,
+            )
+            if level is not None:
+                esc = self._open(
+                    out,
+                    level,
+                    session_id=turn.session_id,
+                    current=turn.escalation,
+                    workloads=workloads,
+                )
+                handled = escalate_nfm and esc.status == "in_effect"
+        if decision.no_free_member and not handled:
+            assert decision.target is not None
+            self._queue(
+                out,
+                target=decision.target,
+                trigger=decision.trigger_name,
+                reason=(
+                    "no free member; waiting for one"
+                    if decision.on_no_free_member == "wait"
+                    else "no free member and no escalation took the session; waiting for one"
+                ),
+            )
+        if not out.handoffs and not out.events and out.router_state is None and not out.state:
+            return RouteDecision(agent=out.agent)
+        return out.decision()
+
+    # ------------------------------------------------------------ operators' entry points
+
+    def request_handoff(
+        self,
+        *,
+        session_id: str,
+        current_agent: str | None,
+        router_state: Mapping[str, Any],
+        escalation: Mapping[str, Any] | None,
+        target: str,
+        reason: str,
+        turn: int,
+        workload: Callable[[str], int],
+    ) -> RouteDecision:
+        """The same flow as a fired trigger, asked for by an agent or a tool (no message)."""
+        current = current_agent or self.primary
+        workloads = _Workloads(workload, self._agents)
+        out = _Outcome(agent=current, base_state=router_state)
+        if target == HUMAN:
+            self._to_human(out, trigger=None, reason=reason)
+            return out.decision()
+        if target not in self._specialization.values():
+            raise ValueError(
+                f"team.{self.team.name} has no member with specialization {target!r} "
+                f"(known: {', '.join(sorted(set(self._specialization.values())))}, or human)"
+            )
+        if self._specialization.get(current) == target:
+            return out.decision()  # already there
+        member = select_member(
+            self.team,
+            target,
+            workloads=workloads,
+            availability=self.availability,
+            exclude=(current,),
+        )
+        if member is not None:
+            out.handoffs.append(Handoff(current, member.agent, None, reason))
+            out.agent = member.agent
+            return out.decision()
+        policy = self.team.workflow.on_no_free_member
+        handled = False
+        if policy == "escalate" and self.escalation_path is not None:
+            level = next_level(
+                self.escalation_path,
+                opened=out.get("opened") or (),
+                fired_trigger=None,
+                turn=turn,
+                text="",
+                no_free_member=True,
+            )
+            if level is not None:
+                esc = self._open(
+                    out, level, session_id=session_id, current=escalation, workloads=workloads
+                )
+                handled = esc.status == "in_effect"
+        if not handled:
+            self._queue(out, target=target, trigger=None, reason=reason)
+        return out.decision()
+
+    def effect_decision(
+        self,
+        esc: Escalation,
+        *,
+        current_agent: str | None,
+        router_state: Mapping[str, Any],
+        workload: Callable[[str], int],
+        events: tuple[tuple[str, Mapping[str, Any]], ...] = (),
+    ) -> RouteDecision:
+        """What an escalation that just became effective (approved) does to the session."""
+        out = _Outcome(agent=current_agent or self.primary, base_state=router_state)
+        out.escalation = esc.as_dict()
+        out.events.extend(events)
+        self._effect(out, esc, _Workloads(workload, self._agents))
+        return out.decision()
+
+    # ------------------------------------------------------------ building blocks
+
+    def _apply_handoff_decision(
+        self, out: _Outcome, decision: HandoffDecision, workloads: _Workloads
+    ) -> None:
+        if decision.action == "handoff":
+            assert decision.member is not None
+            out.handoffs.append(
+                Handoff(out.agent, decision.member.agent, decision.trigger_name, None)
+            )
+            out.agent = decision.member.agent
+            if out.get("waiting"):  # a newer handoff replaces the queued one
+                out.rs().pop("waiting", None)
+        elif decision.action == "human":
+            self._to_human(out, trigger=decision.trigger_name, reason=None)
+
+    def _to_human(self, out: _Outcome, *, trigger: str | None, reason: str | None) -> None:
+        if out.state == "awaiting_human":
+            return
+        out.handoffs.append(Handoff(out.agent, HUMAN, trigger, reason))
+        out.rs()["before_human"] = out.agent
+        out.agent = None
+        out.state = "awaiting_human"
+
+    def _retry_waiting(self, out: _Outcome, workloads: _Workloads) -> None:
+        waiting = out.get("waiting") or {}
+        target = waiting.get("target")
+        assert out.agent is not None
+        if not target or self._specialization.get(out.agent) == target:
+            out.rs().pop("waiting", None)
+            return
+        member = select_member(
+            self.team,
+            target,
+            workloads=workloads,
+            availability=self.availability,
+            exclude=(out.agent,),
+        )
+        if member is None:
+            return
+        out.rs().pop("waiting", None)
+        out.handoffs.append(
+            Handoff(out.agent, member.agent, waiting.get("trigger"), "queued handoff: free now")
+        )
+        out.agent = member.agent
+
+    def _queue(self, out: _Outcome, *, target: str, trigger: str | None, reason: str) -> None:
+        out.rs()["waiting"] = {"target": target, "trigger": trigger, "reason": reason}
+        out.events.append(
+            (
+                "handoff:queued",
+                {"from": out.agent, "target": target, "trigger": trigger, "reason": reason},
+            )
+        )
+
+    def _open(
+        self,
+        out: _Outcome,
+        level: EscalationLevel,
+        *,
+        session_id: str,
+        current: Mapping[str, Any] | None,
+        workloads: _Workloads,
+    ) -> Escalation:
+        now = self.clock.now()
+        rs = out.rs()
+        rs["opened"] = sorted({*(rs.get("opened") or ()), level.level})
+        if current is not None:
+            self._supersede(out, current, by_level=level.level, now=now)
+        esc, names = open_escalation(
+            level,
+            session_id=session_id,
+            now=now,
+            escalation_id=escalation_id(session_id, level.level),
+        )
+        out.escalation = esc.as_dict()
+        for name in names:
+            out.events.append((name, _escalation_event(esc, team=self.team.name)))
+        if esc.status == "in_effect":
+            self._effect(out, esc, workloads)
+        return esc
+
+    def _supersede(
+        self, out: _Outcome, current: Mapping[str, Any], *, by_level: int, now: float
+    ) -> None:
+        try:
+            old = Escalation.from_dict(current)
+        except (EscalationStateError, KeyError, TypeError, ValueError):
+            return
+        reason = f"superseded by level {by_level}"
+        try:
+            if old.status in ("pending_approval", "suggested"):
+                closed, names = reject(old, by=RUNNER_ACTOR, now=now, reason=reason)
+            elif old.status in ("in_effect", "approved"):
+                closed, names = resolve(old, by=RUNNER_ACTOR, now=now)
+            else:
+                return
+        except EscalationStateError:
+            return
+        for name in names:
+            out.events.append((name, _escalation_event(closed, team=self.team.name, note=reason)))
+
+    def _effect(self, out: _Outcome, esc: Escalation, workloads: _Workloads) -> None:
+        effect = effect_of(esc)
+        reason = f"escalation level {esc.level}"
+        if effect == "awaiting_human":
+            self._to_human(out, trigger=None, reason=reason)
+            return
+        if effect != "handoff" or out.agent is None:
+            return
+        target = handoff_target(esc, current_specialization=self._specialization.get(out.agent))
+        if target is None:
+            return
+        member = select_member(
+            self.team,
+            target,
+            workloads=workloads,
+            availability=self.availability,
+            exclude=(out.agent,),
+        )
+        if member is None:
+            self._queue(out, target=target, trigger=None, reason=reason + ": no free member")
+            return
+        out.handoffs.append(Handoff(out.agent, member.agent, None, reason))
+        out.agent = member.agent
+
+
+def build_team_router(
+    team: Team,
+    *,
+    escalation_path: EscalationPath | None,
+    clock: Clock | None = None,
+    availability: MutableMapping[str, str] | None = None,
+) -> TeamRouter:
+    """The router of `team` (what `default_router_factory` looks up)."""
+    return TeamRouter(team, escalation_path, clock=clock, availability=availability)
+
+
+def check_team(
+    team: Team,
+    *,
+    agents: Mapping[str, Any] | set[str] | frozenset[str],
+    escalation_paths: Mapping[str, EscalationPath],
+) -> list[str]:
+    """Reference problems of a team (for teams created from code): members that are agents,
+    trigger and level targets that are specializations of the team or `human`, a known path."""
+    problems: list[str] = []
+    specializations = {m.specialization for m in team.members}
+    seen: set[str] = set()
+    for i, member in enumerate(team.members):
+        if member.agent not in agents:
+            problems.append(f"members[{i}].agent: agent {member.agent!r} is not declared")
+        if member.agent in seen:
+            problems.append(f"members[{i}].agent: agent {member.agent!r} is listed twice")
+        seen.add(member.agent)
+        names: set[str] = set()
+        for j, trig in enumerate(member.handoff_triggers):
+            where = f"members[{i}].handoff_triggers[{j}]"
+            if trig.target != HUMAN and trig.target not in specializations:
+                problems.append(
+                    f"{where}.target: {trig.target!r} is neither a specialization of the team "
+                    f"({', '.join(sorted(specializations))}) nor 'human'"
+                )
+            if trig.name in names:
+                problems.append(f"{where}.name: trigger {trig.name!r} is declared twice")
+            names.add(trig.name)
+    path_name = team.workflow.escalation_path
+    if path_name is not None:
+        path = escalation_paths.get(path_name)
+        if path is None:
+            problems.append(f"workflow.escalation_path: escalation path {path_name!r} not found")
+        else:
+            for k, level in enumerate(path.levels):
+                if level.target != HUMAN and level.target not in specializations:
+                    problems.append(
+                        f"escalation_path.{path_name}.levels[{k}].target: {level.target!r} is "
+                        "neither a specialization of the team nor 'human'"
+                    )
+    return problems
