@@ -70,6 +70,7 @@ __all__ = [
     "TeamRouter",
     "build_team_router",
     "check_team",
+    "escalation_event_data",
     "escalation_id",
     "team_revision",
 ]
@@ -145,7 +146,8 @@ class _Outcome:
         )
 
 
-def _escalation_event(esc: Escalation, **extra: Any) -> dict[str, Any]:
+def escalation_event_data(esc: Escalation, **extra: Any) -> dict[str, Any]:
+    """The data of an `escalation:*` event (the session id is added by the Lifecycle)."""
     data: dict[str, Any] = {
         "escalation_id": esc.id,
         "level": esc.level,
@@ -401,7 +403,7 @@ class TeamRouter:
         )
         out.escalation = esc.as_dict()
         for name in names:
-            out.events.append((name, _escalation_event(esc, team=self.team.name)))
+            out.events.append((name, escalation_event_data(esc, team=self.team.name)))
         if esc.status == "in_effect":
             self._effect(out, esc, workloads)
         return esc
@@ -424,7 +426,9 @@ class TeamRouter:
         except EscalationStateError:
             return
         for name in names:
-            out.events.append((name, _escalation_event(closed, team=self.team.name, note=reason)))
+            out.events.append(
+                (name, escalation_event_data(closed, team=self.team.name, note=reason))
+            )
 
     def _effect(self, out: _Outcome, esc: Escalation, workloads: _Workloads) -> None:
         effect = effect_of(esc)
