@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -112,6 +113,7 @@ class SqliteRegistry:
         self._sleep = sleep
         self._poll = poll_interval
         self._busy_timeout_ms = busy_timeout_ms
+        self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -133,8 +135,12 @@ class SqliteRegistry:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken up front (`BEGIN IMMEDIATE`) so it cannot deadlock."""
-        with self._connect() as conn:
+        """One write transaction, taken up front (`BEGIN IMMEDIATE`) so it cannot deadlock.
+
+        In-process writers also queue on a threading lock: cheaper than SQLite's sleeping busy
+        handler when the executor's threads record outcomes at the same moment.
+        """
+        with self._write_lock, self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
