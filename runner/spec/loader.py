@@ -385,6 +385,8 @@ class _DocumentBuilder:
             except _Abort:
                 skipping = True
                 self.sound = False
+                if self.stack:  # keep what was read: kind and name may still be known
+                    self.root = self.stack[0].value
                 self._end_document()
 
     def _key_position_check(self, frame: _Frame, key: Any, mark: Any) -> None:
@@ -751,6 +753,10 @@ def validate_document(raw: RawDocument) -> tuple[SpecDocument | None, list[Probl
     name could be read (so an invalid document still "exists" for reference checks).
     """
     data = raw.data
+    if not raw.sound:  # the YAML problem is reported; only note which document this was
+        kind, name = (data.get("kind"), data.get("name")) if type(data) is dict else (None, None)
+        known = isinstance(kind, str) and kind in KINDS and isinstance(name, str)
+        return None, [], address_of(kind, name) if known else None
     if type(data) is not dict:
         return (
             None,
@@ -805,7 +811,7 @@ def validate_document(raw: RawDocument) -> tuple[SpecDocument | None, list[Probl
                 f"unknown apiVersion {api_version!r}; this runner reads {readable}",
             )
         )
-    if problems or model is None or not raw.sound:
+    if problems or model is None:
         return None, problems, address
     try:
         spec = model.model_validate(data)
