@@ -1,0 +1,402 @@
+"""Scenario runner: drive `Scenario` documents through the real runtime on a throwaway store.
+
+Role: `runner test` (runner.cli.test) loads a project and calls `run_scenarios`. Each scenario
+gets its own temporary local environment (a fresh local provider store and registry file in a
+temp dir; the project's agents are applied there on demand by the runtime), a virtual clock
+(`FakeClock`: `advance` steps move it and sweep idle sessions) and one session of its team or
+agent, opened with the scenario's `auth` and `session` options. Steps follow the vocabulary of
+`shared/contract/README.md`:
+
+  user (+ repeat) | end | approve / reject (by) | advance | expect only
+
+and after each step its `expect` is checked: `agent` (who answered the step's last message; for
+other steps the member that answers next), `handoff {from?, to, trigger?}` (a handoff initiated
+during the step, any repetition), `escalation {level?, target?, status?}` (the session's current
+escalation), `state`, `reason`, `events` (emitted during the step, in this order, others may
+come between). With `repeat`, `expect` is checked once, after the last repetition; a session
+that ends during the repetitions stops them.
+
+Invariants:
+  - No model calls and no real notifications: replies come from the local provider, and
+    channel deliveries are recorded (`ScenarioResult.notifications`), never sent.
+  - The runtime's tuning variables (`AGENT_*`) are not read, so a scenario means the same on
+    every machine; all time is virtual.
+  - A failure names the scenario, the step (number, its text and file:line:col when the loader
+    gave positions) and what was seen instead; the scenario stops at its first failing step.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
+from xml.sax.saxutils import quoteattr
+
+from runner.runtime.channels import Notification, Notifier
+from runner.runtime.clock import FakeClock
+from runner.runtime.events import Event
+from runner.spec.models import API_VERSION, Environment, Expect, Scenario, Step, parse_duration
+from runner.spec.project import Position, Project, SpecDocument
+
+__all__ = [
+    "ScenarioResult",
+    "describe_step",
+    "render_junit",
+    "run_scenario",
+    "run_scenarios",
+    "scenario_project",
+]
+
+_DEFAULT_OPERATOR = "scenario-operator"
+_TEXT_LIMIT = 60
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    name: str
+    passed: bool
+    message: str | None = None  # why it failed (None when it passed)
+    seconds: float = 0.0
+    steps_run: int = 0
+    file: str | None = None
+    notifications: tuple[tuple[str, str], ...] = ()  # (channel, summary) recorded, not sent
+
+
+class _RecordingNotifier(Notifier):
+    """Records what would be delivered; a scenario never notifies a real channel."""
+
+    def __init__(self) -> None:
+        super().__init__(channels={}, environ={})
+        self.sent: list[tuple[str, str]] = []
+
+    def notify(self, channel_names: list[str], note: Notification) -> None:
+        for name in channel_names:
+            self.sent.append((name, note.summary))
+
+
+def describe_step(step: Step) -> str:
+    """The step as its author wrote it, short: `user: "..."`, `end: resolved`, ..."""
+    if step.user is not None:
+        text = step.user if len(step.user) <= _TEXT_LIMIT else step.user[: _TEXT_LIMIT - 3] + "..."
+        more = f" x{step.repeat}" if step.repeat > 1 else ""
+        return f'user: "{text}"{more}'
+    if step.end is not None:
+        return f"end: {step.end}"
+    if step.approve is not None or step.reject is not None:
+        verb = "approve" if step.approve is not None else "reject"
+        return f"{verb}: escalation" + (f" by {step.by}" if step.by else "")
+    if step.advance is not None:
+        return f"advance: {step.advance}"
+    return "expect"
+
+
+def scenario_project(project: Project, data_dir: Path) -> Project:
+    """`project` with one throwaway local environment (named `local`, store in `data_dir`)
+    instead of its environments; the vars of the project's local environment are kept."""
+    vars_: dict[str, Any] = {}
+    try:
+        default = project.environment()
+    except LookupError:
+        default = None
+    source = default if default is not None and default.provider == "local" else None
+    source = source or project.environments.get("local")
+    if source is not None and source.provider == "local":
+        vars_ = dict(source.vars)
+    env = Environment.model_validate(
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Environment",
+            "name": "local",
+            "provider": "local",
+            "default": True,
+            "vars": vars_,
+            "data_dir": str(data_dir),
+        }
+    )
+    out = Project()
+    for doc in project:
+        if doc.kind not in ("Environment", "Scenario"):
+            out.add(doc)
+    out.add(SpecDocument(spec=env, position=Position("<runner test>", 1, 1)))
+    return out
+
+
+def _environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
+
+
+async def run_scenario(
+    project: Project,
+    scenario: Scenario,
+    *,
+    workdir: Path,
+    document: SpecDocument | None = None,
+) -> ScenarioResult:
+    """Run one scenario in `workdir` (created; a fresh store and registry file live there)."""
+    from runner.runtime.lifecycle import Lifecycle
+    from runner.runtime.operators import operators_of
+
+    started = time.perf_counter()
+    workdir.mkdir(parents=True, exist_ok=True)
+    clock = FakeClock()
+    file = document.position.file if document is not None else None
+    recorder = _RecordingNotifier()
+    steps_run = 0
+
+    def fail(message: str) -> ScenarioResult:
+        return ScenarioResult(
+            scenario.name,
+            False,
+            message,
+            time.perf_counter() - started,
+            steps_run,
+            file,
+            tuple(recorder.sent),
+        )
+
+    try:
+        opener = Lifecycle.open(
+            scenario_project(project, workdir / "store"),
+            env="local",
+            clock=clock,
+            registry_path=workdir / "state.db",
+            environ=_environ(),
+            background=False,
+            notify_backoff=0.0,
+        )
+        lc = await opener
+    except Exception as exc:
+        return fail(f"scenario '{scenario.name}': the runtime could not open: {exc}")
+    lc.notifier = recorder
+    ops = operators_of(lc)
+    events: list[Event] = []
+    lc.on("*", events.append)
+    try:
+        opts = scenario.session
+        try:
+            session = await lc.create_agent_session(
+                agent=scenario.agent,
+                team=scenario.team,
+                auth=scenario.auth,
+                max_turns=opts.max_turns,
+                idle_timeout=opts.idle_timeout,
+                preferences=opts.preferences,
+                priority=opts.priority,
+            )
+        except Exception as exc:
+            what = f"team {scenario.team}" if scenario.team else f"agent {scenario.agent}"
+            where = _where(document, ())
+            return fail(
+                f"{where}scenario '{scenario.name}': could not start a session with {what}: {exc}"
+            )
+        for index, step in enumerate(scenario.steps, start=1):
+            steps_run = index
+            mark = len(events)
+            prefix = (
+                f"{_where(document, ('steps', index - 1))}scenario '{scenario.name}' "
+                f"step {index} ({describe_step(step)})"
+            )
+            answered: list[str | None] = []
+            try:
+                if step.user is not None:
+                    for _ in range(step.repeat):
+                        reply = await session.send(step.user)
+                        answered.append(reply.agent)
+                        if reply.ended:
+                            break
+                elif step.end is not None:
+                    await session.end(step.end)
+                elif step.approve is not None or step.reject is not None:
+                    by = step.by or _DEFAULT_OPERATOR
+                    if step.reject is not None:
+                        await ops.reject_escalation(session.id, by=by)
+                    elif (session.escalation or {}).get("status") == "suggested":
+                        await ops.accept_escalation(session.id, by=by)
+                    else:
+                        await ops.approve_escalation(session.id, by=by)
+                elif step.advance is not None:
+                    clock.advance(parse_duration(step.advance))
+                    await lc.sweep()
+            except Exception as exc:
+                return fail(f"{prefix}: failed: {exc}")
+            if step.expect is None:
+                continue
+            problems = _check(
+                step.expect,
+                step=step,
+                answered=answered,
+                current_agent=session.agent,
+                state=session.state,
+                reason=session.reason,
+                escalation=session.escalation,
+                events=events[mark:],
+            )
+            if problems:
+                return fail(f"{prefix}: " + "; ".join(problems))
+        await lc.drain()
+        return ScenarioResult(
+            scenario.name,
+            True,
+            None,
+            time.perf_counter() - started,
+            steps_run,
+            file,
+            tuple(recorder.sent),
+        )
+    finally:
+        ops.close()
+        await lc.close()
+
+
+def _where(document: SpecDocument | None, path: tuple[str | int, ...]) -> str:
+    if document is None or not document.positions:
+        return ""
+    return f"{document.position_of(path)}: "
+
+
+def _show(value: Any) -> str:
+    return "nobody" if value is None else str(value)
+
+
+def _check(
+    expect: Expect,
+    *,
+    step: Step,
+    answered: Sequence[str | None],
+    current_agent: str | None,
+    state: str,
+    reason: str | None,
+    escalation: Mapping[str, Any] | None,
+    events: Sequence[Event],
+) -> list[str]:
+    problems: list[str] = []
+    if expect.agent is not None:
+        seen = answered[-1] if step.user is not None and answered else current_agent
+        if seen != expect.agent:
+            verb = "answered by" if step.user is not None else "with"
+            problems.append(f"expected agent {expect.agent}, saw {_show(seen)} ({verb})")
+    if expect.handoff is not None:
+        want = expect.handoff
+        handoffs = [e.data for e in events if e.type == "handoff:initiated"]
+        ok = any(
+            h.get("to") == want.to
+            and (want.from_ is None or h.get("from") == want.from_)
+            and (want.trigger is None or h.get("trigger") == want.trigger)
+            for h in handoffs
+        )
+        if not ok:
+            wanted = ", ".join(
+                f"{k}: {v}"
+                for k, v in (("from", want.from_), ("to", want.to), ("trigger", want.trigger))
+                if v is not None
+            )
+            seen_text = (
+                ", ".join(
+                    f"{_show(h.get('from'))} -> {h.get('to')}"
+                    + (f" (trigger {h.get('trigger')})" if h.get("trigger") else "")
+                    for h in handoffs
+                )
+                if handoffs
+                else "no handoff"
+            )
+            problems.append(f"expected handoff {{{wanted}}}, saw {seen_text}")
+    if expect.escalation is not None:
+        want_esc = expect.escalation
+        wanted_items = [
+            (k, v)
+            for k, v in (
+                ("level", want_esc.level),
+                ("target", want_esc.target),
+                ("status", want_esc.status),
+            )
+            if v is not None
+        ]
+        wanted = " ".join(f"{k} {v}" for k, v in wanted_items)
+        if escalation is None:
+            problems.append(f"expected escalation {wanted}, saw no escalation")
+        elif any(escalation.get(k) != v for k, v in wanted_items):
+            seen_esc = " ".join(f"{k} {escalation.get(k)}" for k in ("level", "target", "status"))
+            problems.append(f"expected escalation {wanted}, saw {seen_esc}")
+    if expect.state is not None and state != expect.state:
+        problems.append(f"expected state {expect.state}, saw {state}")
+    if expect.reason is not None and reason != expect.reason:
+        problems.append(f"expected reason {expect.reason}, saw {_show(reason)}")
+    if expect.events is not None:
+        types = [e.type for e in events]
+        position = 0
+        missing: str | None = None
+        for wanted_type in expect.events:
+            try:
+                position = types.index(wanted_type, position) + 1
+            except ValueError:
+                missing = wanted_type
+                break
+        if missing is not None:
+            shown = ", ".join(types) if types else "none"
+            problems.append(
+                f"expected events [{', '.join(expect.events)}] in this order "
+                f"({missing} missing), saw [{shown}]"
+            )
+    return problems
+
+
+async def run_scenarios(
+    project: Project,
+    *,
+    names: Sequence[str] | None = None,
+    workdir: Path | None = None,
+) -> list[ScenarioResult]:
+    """Run every scenario of `project` (or those in `names`), in file order, each isolated."""
+    scenarios = [
+        doc
+        for doc in project
+        if isinstance(doc.spec, Scenario) and (names is None or doc.spec.name in names)
+    ]
+    results: list[ScenarioResult] = []
+    with tempfile.TemporaryDirectory(prefix="runner-test-") as tmp:
+        root = workdir or Path(tmp)
+        for index, doc in enumerate(scenarios):
+            assert isinstance(doc.spec, Scenario)
+            results.append(
+                await run_scenario(
+                    project, doc.spec, workdir=root / f"{index:03d}-{doc.spec.name}", document=doc
+                )
+            )
+    return results
+
+
+def render_junit(results: Sequence[ScenarioResult], *, suite: str = "runner test") -> str:
+    """JUnit XML: one testcase per scenario, a failure element with the message."""
+    failures = sum(1 for r in results if not r.passed)
+    total = sum(r.seconds for r in results)
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<testsuites name={quoteattr(suite)} tests="{len(results)}" failures="{failures}" '
+        f'errors="0" time="{total:.3f}">',
+        f'  <testsuite name={quoteattr(suite)} tests="{len(results)}" failures="{failures}" '
+        f'errors="0" skipped="0" time="{total:.3f}">',
+    ]
+    for r in results:
+        classname = "scenarios" if r.file is None else "scenarios." + Path(r.file).stem
+        head = (
+            f"    <testcase classname={quoteattr(classname)} name={quoteattr(r.name)} "
+            f'time="{r.seconds:.3f}"'
+        )
+        if r.passed:
+            lines.append(head + "/>")
+            continue
+        message = r.message or "failed"
+        lines.append(head + ">")
+        lines.append(
+            f'      <failure message={quoteattr(message)} type="ScenarioFailure">'
+            f"{xml_escape(message)}</failure>"
+        )
+        lines.append("    </testcase>")
+    lines.append("  </testsuite>")
+    lines.append("</testsuites>")
+    return "\n".join(lines) + "\n"
