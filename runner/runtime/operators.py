@@ -133,6 +133,7 @@ class Operators:
             lc.on("human:message-received", self._on_user_message),
         ]
         self._wire_router_factory()
+        self._backfill()
 
     def close(self) -> None:
         for off in self._offs:
@@ -175,6 +176,26 @@ class Operators:
                 "operators need runner.runtime.teams.build_team_router"
             )
         return router
+
+    def _open_rows(self) -> list[SessionRow]:
+        """Every open session of the environment, the in-memory row when this runtime has it."""
+        live = self.lc._live
+        rows = {row.id: row for row in self.lc.store.load_open(self.env)}
+        for sid, held in live.items():
+            rows[sid] = held.row
+        return [r for r in rows.values() if r.state != "ended"]
+
+    def _backfill(self) -> None:
+        """Catch up with what happened while no operators were attached (e.g. sessions that
+        went to a person in a runtime that never attached them)."""
+        for row in self._open_rows():
+            if row.escalation is not None and row.kind == "team":
+                self._escalated.add(row.id)
+                self.store.record_escalation(
+                    self.env, row.escalation, team=row.target, at=row.last_activity_at
+                )
+            if row.state == "awaiting_human" and self.store.get(row.id) is None:
+                self._enqueue_row(row, at=row.last_activity_at)
 
     # ------------------------------------------------------------ reacting to events
 
@@ -225,8 +246,11 @@ class Operators:
 
     def _enqueue(self, session_id: str, *, at: float) -> None:
         row = self.lc.store.load(session_id)  # just saved by the state change
-        if row is None:
-            return
+        if row is not None:
+            self._enqueue_row(row, at=at)
+
+    def _enqueue_row(self, row: SessionRow, *, at: float) -> None:
+        session_id = row.id
         trigger, reason = self._human_reason.pop(session_id, (None, None))
         esc = row.escalation if row.escalation and row.escalation.get("target") == HUMAN else None
         if esc is not None and reason is None:
@@ -359,14 +383,15 @@ class Operators:
 
     def pending_escalations(self, *, workspace: str | None = None) -> list[StoredEscalation]:
         """Escalations waiting for an operator (pending approval or suggested) of open sessions."""
-        found = self.store.escalations(self.env, statuses=PENDING, open_sessions_only=True)
-        if workspace is None:
-            return found
-        out = []
-        for item in found:
-            row = self._row(item.session_id)
-            if row is not None and row.workspace_id == workspace:
-                out.append(item)
+        out: list[StoredEscalation] = []
+        for row in sorted(self._open_rows(), key=lambda r: (r.created_at, r.id)):
+            esc = row.escalation
+            if esc is None or esc.get("status") not in PENDING:
+                continue
+            if workspace is not None and row.workspace_id != workspace:
+                continue
+            team = row.target if row.kind == "team" else None
+            out.append(StoredEscalation(self.env, team, True, dict(esc)))
         return out
 
     def escalation_history(self, session_id: str) -> list[StoredEscalation]:
