@@ -278,8 +278,7 @@ def _check(
     if expect.agent is not None:
         seen = answered[-1] if step.user is not None and answered else current_agent
         if seen != expect.agent:
-            verb = "answered by" if step.user is not None else "with"
-            problems.append(f"expected agent {expect.agent}, saw {_show(seen)} ({verb})")
+            problems.append(f"expected agent {expect.agent}, saw {_show(seen)}")
     if expect.handoff is not None:
         want = expect.handoff
         handoffs = [e.data for e in events if e.type == "handoff:initiated"]
