@@ -10,11 +10,16 @@ file, line and column so it is stable for CI diffs and editors.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
+
+# runner registers no pydantic plugins; without this, the first model build scans the entry
+# points of every installed distribution (the Azure SDK brings many), a fixed ~20 ms per run.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from runner.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError
 from runner.spec.project import Problem
@@ -43,9 +48,7 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def render_text(
-    problems: Sequence[Problem], *, documents: int, files: int, out: TextIO
-) -> None:
+def render_text(problems: Sequence[Problem], *, documents: int, files: int, out: TextIO) -> None:
     for problem in problems:
         out.write(problem.format() + "\n")
     if problems:
@@ -106,7 +109,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             "no such file or directory: " + ", ".join(missing) + hint, exit_code=EXIT_USAGE
         )
-    problems, documents, files = collect_problems(paths)
+    # A short-lived run that allocates many small containers and frees them at exit: the
+    # cyclic collector would only rescan them (about 10% of the run); memory stays bounded by
+    # the input size.
+    gc.disable()
+    try:
+        problems, documents, files = collect_problems(paths)
+    finally:
+        gc.enable()
     out = sys.stdout
     if args.format == "json":
         render_json(problems, out=out)

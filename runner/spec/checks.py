@@ -189,8 +189,7 @@ class _Checker:
                     doc,
                     ("tools", index),
                     "tool.required",
-                    f"a {tool.type} tool needs "
-                    + " and ".join(repr(m) for m in missing),
+                    f"a {tool.type} tool needs " + " and ".join(repr(m) for m in missing),
                 )
 
     def check_teams(self) -> None:
@@ -278,12 +277,7 @@ class _Checker:
             teams = [t for t in p.teams.values() if t.workflow.escalation_path == path_spec.name]
             trigger_teams = teams or list(p.teams.values())
             triggers = sorted(
-                {
-                    trig.name
-                    for t in trigger_teams
-                    for m in t.members
-                    for trig in m.handoff_triggers
-                }
+                {trig.name for t in trigger_teams for m in t.members for trig in m.handoff_triggers}
             )
             for i, level in enumerate(path_spec.levels):
                 for k, channel in enumerate(level.notify):
@@ -308,8 +302,10 @@ class _Checker:
                     close = difflib.get_close_matches(trigger, triggers, n=1, cutoff=0.6)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     users = ", ".join(repr(t.name) for t in teams)
-                    scope = f"team {users}" if len(teams) == 1 else (
-                        f"teams {users}" if teams else "any team"
+                    scope = (
+                        f"team {users}"
+                        if len(teams) == 1
+                        else (f"teams {users}" if teams else "any team")
                     )
                     self.report(
                         doc,
@@ -326,9 +322,7 @@ class _Checker:
             assert isinstance(pool, ResourcePool)
             for i, agent in enumerate(pool.agents):
                 path: Path = ("agents", i)
-                if not self.ref(
-                    doc, path, kind="Agent", name=agent, known=p.agents, noun="agent"
-                ):
+                if not self.ref(doc, path, kind="Agent", name=agent, known=p.agents, noun="agent"):
                     continue
                 first = member_of.get(agent)
                 if first is not None:
@@ -416,7 +410,9 @@ class _Checker:
             for field_name, kind, known in subjects:
                 value = getattr(alert, field_name)
                 if value is not None:
-                    self.ref(doc, (field_name,), kind=kind, name=value, known=known, noun=field_name)
+                    self.ref(
+                        doc, (field_name,), kind=kind, name=value, known=known, noun=field_name
+                    )
             for k, channel in enumerate(alert.notify):
                 self.ref(
                     doc,

@@ -83,7 +83,7 @@ class RawDocument:
     data: Any
     position: Position
     positions: dict[Path, Position]
-    key_positions: dict[Path, Position]
+    key_positions: dict[Path, tuple[int, int]]  # (line, column) of each mapping key
     sound: bool = True  # False when the YAML itself had a problem (duplicate key, bad tag, ...)
 
 
@@ -144,7 +144,7 @@ class _Frame:
         self.key_pos: Position | None = None
         self.size = 1
         self.merges: list[tuple[Any, int, int]] = []
-        self.explicit: dict[Any, Position] = {}
+        self.explicit: dict[Any, tuple[int, int]] = {}
 
 
 class _Anchor:
@@ -185,6 +185,29 @@ def _resolve_plain(value: str) -> str:
             _RESOLVE_CACHE.clear()
         _RESOLVE_CACHE[value] = tag
     return tag
+
+
+_MISSING: Any = object()
+_SLOW_PATH: Any = object()
+_PLAIN_VALUES: dict[str, Any] = {}
+
+
+def _plain_value(text: str) -> Any:
+    """Value of a plain (unquoted, untagged) scalar, cached by its text."""
+    tag = _resolve_plain(text)
+    if tag == _MERGE:
+        value: Any = _SLOW_PATH
+    elif tag in _STRINGY:
+        value = text
+    else:
+        try:
+            value = _construct_scalar(tag, text)
+        except ValueError:
+            return _SLOW_PATH  # not cached: the slow path reports it
+    if len(_PLAIN_VALUES) > 100_000:
+        _PLAIN_VALUES.clear()
+    _PLAIN_VALUES[text] = value
+    return value
 
 
 def _construct_scalar(tag: str, value: str) -> Any:
@@ -237,6 +260,7 @@ class _DocumentBuilder:
         self.file = file
         self.problems = problems
         self.documents: list[RawDocument] = []
+        self.root: Any = None
 
     # -- helpers
 
@@ -253,8 +277,8 @@ class _DocumentBuilder:
             return ()
         if frame.is_map:
             key = frame.key
-            return frame.path + ("<<",) if key is _MERGE_KEY else frame.path + (key,)
-        return frame.path + (len(frame.value),)
+            return (*frame.path, "<<") if key is _MERGE_KEY else (*frame.path, key)
+        return (*frame.path, len(frame.value))
 
     def _attach(self, value: Any, size: int, start: int) -> None:
         """Hand a finished value to its parent (or make it the document root)."""
@@ -337,12 +361,12 @@ class _DocumentBuilder:
     def _start_document(self) -> None:
         self.stack: list[_Frame] = []
         self.entries: list[tuple[Path, Position]] = []
-        self.keys: dict[Path, Position] = {}
+        self.keys: dict[Path, tuple[int, int]] = {}
         self.anchors: dict[str, _Anchor] = {}
         self.open_anchors: set[str] = set()
         self.expanded = 0
         self.sound = True
-        self.root: Any = None
+        self.root = None
         self.root_pos: Position | None = None
 
     def _run(self, loader: Any) -> None:
@@ -356,6 +380,8 @@ class _DocumentBuilder:
         document_end = yaml.DocumentEndEvent
         stream_end = yaml.StreamEndEvent
         file = self.file
+        plain = _PLAIN_VALUES
+        position = Position
         skipping = False
         self._start_document()
         while True:
@@ -375,6 +401,48 @@ class _DocumentBuilder:
                 continue
             try:
                 if kind is scalar_event:
+                    # Fast path (almost every event): a plain untagged scalar in a collection.
+                    stack = self.stack
+                    if event.tag is None and event.anchor is None and stack:
+                        text = event.value
+                        if event.implicit[0]:
+                            value = plain.get(text, _MISSING)
+                            if value is _MISSING:
+                                value = _plain_value(text)
+                        else:
+                            value = text
+                        if value is not _SLOW_PATH:
+                            top = stack[-1]
+                            mark = event.start_mark
+                            if not top.is_map:
+                                self.entries.append(
+                                    (
+                                        (*top.path, len(top.value)),
+                                        position(file, mark.line + 1, mark.column + 1),
+                                    )
+                                )
+                                top.value.append(value)
+                                top.size += 1
+                                continue
+                            key = top.key
+                            if key is _NO_KEY:
+                                if value not in top.explicit:
+                                    here = (mark.line + 1, mark.column + 1)
+                                    top.explicit[value] = here
+                                    top.key = value
+                                    self.keys[(*top.path, value)] = here
+                                    continue
+                            elif key is not _DISCARD and key is not _MERGE_KEY:
+                                self.entries.append(
+                                    (
+                                        (*top.path, key),
+                                        position(file, mark.line + 1, mark.column + 1),
+                                    )
+                                )
+                                top.value[key] = value
+                                top.key = _NO_KEY
+                                top.size += 1
+                                continue
                     self._scalar(event, file)
                 elif kind is mapping_start or kind is sequence_start:
                     self._start_collection(event, is_map=kind is mapping_start)
@@ -390,21 +458,19 @@ class _DocumentBuilder:
                 self._end_document()
 
     def _key_position_check(self, frame: _Frame, key: Any, mark: Any) -> None:
-        pos = Position(self.file, mark.line + 1, mark.column + 1)
+        here = (mark.line + 1, mark.column + 1)
         first = frame.explicit.get(key)
         if first is not None:
             self._problem(
                 mark,
                 "yaml.duplicate-key",
-                f"duplicate key {key!r} (first written at line {first.line}, "
-                f"column {first.column})",
+                f"duplicate key {key!r} (first written at line {first[0]}, column {first[1]})",
             )
             frame.key = _DISCARD
             return
-        frame.explicit[key] = pos
+        frame.explicit[key] = here
         frame.key = key
-        frame.key_pos = pos
-        self.keys[frame.path + (key,)] = pos
+        self.keys[(*frame.path, key)] = here
 
     def _scalar(self, event: Any, file: str) -> None:
         value: Any = event.value
@@ -664,9 +730,7 @@ def _field_description(model: type[BaseModel] | None, name: Any) -> str | None:
     return None
 
 
-def _translate(
-    error: Any, raw: RawDocument, model: type[BaseModel], label: str
-) -> Problem:
+def _translate(error: Any, raw: RawDocument, model: type[BaseModel], label: str) -> Problem:
     loc = tuple(item for item in error["loc"] if item != "[key]")
     kind: str = error["type"]
     where = _dotted(loc)
@@ -687,7 +751,8 @@ def _translate(
         message = f"unknown field {name!r}{hint}"
         if parent:
             message = f"{_dotted(parent)}: {message}"
-        key_pos = raw.key_positions.get(loc, position)
+        key_at = raw.key_positions.get(loc)
+        key_pos = position if key_at is None else Position(raw.file, key_at[0], key_at[1])
         return Problem.at(key_pos, "schema.unknown-field", f"{label}: {message}")
     if kind == "literal_error":
         expected = str(ctx.get("expected", ""))
@@ -755,8 +820,9 @@ def validate_document(raw: RawDocument) -> tuple[SpecDocument | None, list[Probl
     data = raw.data
     if not raw.sound:  # the YAML problem is reported; only note which document this was
         kind, name = (data.get("kind"), data.get("name")) if type(data) is dict else (None, None)
-        known = isinstance(kind, str) and kind in KINDS and isinstance(name, str)
-        return None, [], address_of(kind, name) if known else None
+        if isinstance(kind, str) and kind in KINDS and isinstance(name, str):
+            return None, [], address_of(kind, name)
+        return None, [], None
     if type(data) is not dict:
         return (
             None,
@@ -887,6 +953,9 @@ def discover_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], 
     seen: set[str] = set()
 
     def add(name: str) -> None:
+        if len(paths) == 1:  # one folder cannot list a file twice
+            files.append(name)
+            return
         real = os.path.realpath(name)
         if real not in seen:
             seen.add(real)

@@ -61,7 +61,14 @@ def test_scalars_follow_yaml_core_types_and_timestamps_stay_text() -> None:
     )
     assert problems == []
     assert docs[0].data == {
-        "a": 1, "b": 16, "c": 1.5, "d": True, "e": None, "f": "1", "g": "2024-01-02", "h": "12"
+        "a": 1,
+        "b": 16,
+        "c": 1.5,
+        "d": True,
+        "e": None,
+        "f": "1",
+        "g": "2024-01-02",
+        "h": "12",
     }
 
 
@@ -92,7 +99,7 @@ def test_unsafe_tags_are_problems_not_objects() -> None:
         "a: !!set {x, y}\n",
         "a: !!binary aGk=\n",
     ):
-        docs, problems = parse_yaml(text, file="t.yaml")
+        _docs, problems = parse_yaml(text, file="t.yaml")
         assert [p.code for p in problems] == ["yaml.tag"], text
         assert (problems[0].line, problems[0].column) == (1, 4)
 
@@ -207,16 +214,25 @@ def test_problems_from_all_files_are_collected(tmp_path: Path) -> None:
 
 yaml_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 spec_like = st.fixed_dictionaries(
-    {"apiVersion": st.sampled_from(["runner/v1", "runner/v2"]),
-     "kind": st.sampled_from(["Agent", "Team", "ResourcePool", "Alert", "Scenario", "Bogus"]),
-     "name": st.text(max_size=8)},
-    optional={"members": yaml_values, "model": yaml_values, "agents": yaml_values,
-              "steps": yaml_values, "instructions": yaml_values, "extra": yaml_values},
+    {
+        "apiVersion": st.sampled_from(["runner/v1", "runner/v2"]),
+        "kind": st.sampled_from(["Agent", "Team", "ResourcePool", "Alert", "Scenario", "Bogus"]),
+        "name": st.text(max_size=8),
+    },
+    optional={
+        "members": yaml_values,
+        "model": yaml_values,
+        "agents": yaml_values,
+        "steps": yaml_values,
+        "instructions": yaml_values,
+        "extra": yaml_values,
+    },
 )
 _SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -231,7 +247,9 @@ def test_arbitrary_text_gives_problems_not_exceptions(text: str) -> None:
 
 @_SETTINGS
 @given(st.binary(max_size=200))
-def test_arbitrary_bytes_give_problems_not_exceptions(tmp_path_factory: object, data: bytes) -> None:
+def test_arbitrary_bytes_give_problems_not_exceptions(
+    tmp_path_factory: object, data: bytes
+) -> None:
     import tempfile
 
     with tempfile.NamedTemporaryFile(suffix=".yaml") as handle:

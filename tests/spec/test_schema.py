@@ -19,9 +19,7 @@ CONTRACT = Path("/work/shared/contract/specs")
 
 def test_committed_schemas_are_up_to_date() -> None:
     built = build_schemas()
-    assert sorted(built) == sorted(
-        [f"{k.lower()}.schema.json" for k in KINDS] + [COMBINED_SCHEMA]
-    )
+    assert sorted(built) == sorted([f"{k.lower()}.schema.json" for k in KINDS] + [COMBINED_SCHEMA])
     stale = [
         name
         for name, schema in built.items()
@@ -62,13 +60,27 @@ def test_combined_schema_accepts_the_corpora(folder: Path) -> None:
 @pytest.mark.parametrize(
     "doc",
     [
-        {"apiVersion": "runner/v1", "kind": "Agent", "name": "a", "model": "m",
-         "instructions": "i", "temprature": 1},
+        {
+            "apiVersion": "runner/v1",
+            "kind": "Agent",
+            "name": "a",
+            "model": "m",
+            "instructions": "i",
+            "temprature": 1,
+        },
         {"apiVersion": "runner/v1", "kind": "Team", "name": "t", "members": []},
         {"apiVersion": "runner/v1", "kind": "Nope", "name": "x"},
         {"apiVersion": "runner/v2", "kind": "Channel", "name": "c", "type": "slack", "url": "u"},
-        {"apiVersion": "runner/v1", "kind": "Alert", "name": "a", "agent": "x",
-         "metric": "turns", "condition": "above", "threshold": 1, "window": "5 minutes"},
+        {
+            "apiVersion": "runner/v1",
+            "kind": "Alert",
+            "name": "a",
+            "agent": "x",
+            "metric": "turns",
+            "condition": "above",
+            "threshold": 1,
+            "window": "5 minutes",
+        },
     ],
     ids=["unknown-field", "empty-members", "unknown-kind", "api-version", "duration"],
 )
