@@ -146,7 +146,9 @@ class _Outcome:
         )
 
 
-def escalation_event_data(esc: Escalation, **extra: Any) -> dict[str, Any]:
+def escalation_event_data(
+    esc: Escalation, *, body: Mapping[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     """The data of an `escalation:*` event (the session id is added by the Lifecycle)."""
     data: dict[str, Any] = {
         "escalation_id": esc.id,
@@ -154,7 +156,7 @@ def escalation_event_data(esc: Escalation, **extra: Any) -> dict[str, Any]:
         "target": esc.target,
         "status": esc.status,
         "notify": list(esc.notify),
-        "escalation": esc.as_dict(),
+        "escalation": body if body is not None else esc.as_dict(),
     }
     data.update(extra)
     return data
@@ -184,9 +186,14 @@ class TeamRouter:
         self.primary = primary_member(team)
         self._agents = tuple(dict.fromkeys(m.agent for m in team.members))
         self._specialization = {m.agent: m.specialization for m in team.members}
-        self._levels: dict[int, EscalationLevel] = (
-            {lv.level: lv for lv in escalation_path.levels} if escalation_path else {}
+        levels = escalation_path.levels if escalation_path is not None else []
+        # what can make a level hold, to skip the evaluation on most messages
+        self._level_triggers = frozenset(lv.when.trigger for lv in levels if lv.when.trigger)
+        self._level_min_turns = min(
+            (lv.when.turns_above for lv in levels if lv.when.turns_above is not None),
+            default=None,
         )
+        self._level_text = any(lv.when.keywords or lv.when.pattern is not None for lv in levels)
 
     # ------------------------------------------------------------ the seam
 
@@ -199,21 +206,29 @@ class TeamRouter:
             )
         current = turn.current_agent or self.primary
         workloads = _Workloads(turn.workload, self._agents)
-        out = _Outcome(agent=current, base_state=turn.router_state)
+        out: _Outcome | None = None
         if turn.router_state.get("waiting"):
+            out = _Outcome(agent=current, base_state=turn.router_state)
             self._retry_waiting(out, workloads)
-        assert out.agent is not None
+            assert out.agent is not None
+            current = out.agent
         decision = decide_handoff(
             self.team,
-            current_agent=out.agent,
+            current_agent=current,
             text=turn.text,
             turn=turn.turn,
             workloads=workloads,
             availability=self.availability,
             matchers=self.matchers,
         )
-        if decision.action == "stay" and self.escalation_path is None:
-            return RouteDecision(agent=out.agent) if out.router_state is None else out.decision()
+        if (
+            out is None
+            and decision.action == "stay"
+            and not self._may_escalate(decision.trigger_name, turn.turn)
+        ):
+            return RouteDecision(agent=current)  # the common turn: nothing else to build
+        if out is None:
+            out = _Outcome(agent=current, base_state=turn.router_state)
         self._apply_handoff_decision(out, decision, workloads)
         escalate_nfm = decision.no_free_member and decision.on_no_free_member == "escalate"
         handled = False
@@ -250,6 +265,16 @@ class TeamRouter:
         if not out.handoffs and not out.events and out.router_state is None and not out.state:
             return RouteDecision(agent=out.agent)
         return out.decision()
+
+    def _may_escalate(self, fired_trigger: str | None, turn: int) -> bool:
+        """False when no level of the path can hold for a message without a handoff problem."""
+        if self.escalation_path is None:
+            return False
+        return (
+            self._level_text
+            or (fired_trigger is not None and fired_trigger in self._level_triggers)
+            or (self._level_min_turns is not None and turn > self._level_min_turns)
+        )
 
     # ------------------------------------------------------------ operators' entry points
 
@@ -401,9 +426,9 @@ class TeamRouter:
             now=now,
             escalation_id=escalation_id(session_id, level.level),
         )
-        out.escalation = esc.as_dict()
+        out.escalation = body = esc.as_dict()
         for name in names:
-            out.events.append((name, escalation_event_data(esc, team=self.team.name)))
+            out.events.append((name, escalation_event_data(esc, body=body, team=self.team.name)))
         if esc.status == "in_effect":
             self._effect(out, esc, workloads)
         return esc
