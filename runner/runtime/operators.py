@@ -581,7 +581,7 @@ class Operators:
 
     # ------------------------------------------------------------ teams from code
 
-    async def set_member_availability(self, team: str, agent: str, status: str) -> None:
+    def set_member_availability(self, team: str, agent: str, status: str) -> None:
         """Live availability of a member (overrides the spec's): `available`, `busy`, `offline`.
         Durable; queued handoffs are re-tried on each session's next message."""
         router = self.router(team)

@@ -374,12 +374,12 @@ async def test_create_team_from_code_is_validated_and_routes(lc: Lifecycle) -> N
     session = await lc.create_agent_session(team="adhoc", auth=AUTH)
     assert (await session.send("which database?")).agent == "tech-advisor"
     assert (await session.send("and the market for it?")).agent == "market-analyst"
-    await ops.set_member_availability("adhoc", "market-analyst", "busy")
+    ops.set_member_availability("adhoc", "market-analyst", "busy")
     assert ops.member_availability("adhoc") == {
         "tech-advisor": "available",
         "market-analyst": "busy",
     }
     with pytest.raises(LifecycleError, match="not a member"):
-        await ops.set_member_availability("adhoc", "general-agent-1", "busy")
+        ops.set_member_availability("adhoc", "general-agent-1", "busy")
     with pytest.raises(LifecycleError, match="not one of"):
-        await ops.set_member_availability("adhoc", "tech-advisor", "asleep")
+        ops.set_member_availability("adhoc", "tech-advisor", "asleep")

@@ -130,7 +130,7 @@ async def test_availability_overrides_the_spec_and_is_durable(
 ) -> None:
     async with open_lc(LB_TEAM) as lc:
         ops = operators_of(lc)
-        await ops.set_member_availability("lb", "tech-agent-1", "offline")
+        ops.set_member_availability("lb", "tech-agent-1", "offline")
         assert ops.member_availability("lb")["tech-agent-1"] == "offline"
         session = await lc.create_agent_session(team="lb", auth=AUTH)
         assert (await session.send("an error")).agent == "tech-advisor"
@@ -138,7 +138,7 @@ async def test_availability_overrides_the_spec_and_is_durable(
         assert operators_of(again).member_availability("lb")["tech-agent-1"] == "offline"
         session = await again.create_agent_session(team="lb", auth=AUTH)
         assert (await session.send("an error")).agent == "tech-advisor"
-        await operators_of(again).set_member_availability("lb", "tech-agent-1", "available")
+        operators_of(again).set_member_availability("lb", "tech-agent-1", "available")
         other = await again.create_agent_session(team="lb", auth=AUTH)
         assert (await other.send("an error")).agent == "tech-agent-1"
 
