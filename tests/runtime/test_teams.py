@@ -320,3 +320,28 @@ def test_check_team_names_every_reference_problem() -> None:
         "escalation_path.missing.levels[0].target: 'b' is neither a specialization of the "
         "team nor 'human'"
     )
+
+
+async def test_an_automatic_level_hands_off_to_its_specialization(open_lc: Any) -> None:
+    path = """
+apiVersion: runner/v1
+kind: EscalationPath
+name: support-escalation
+levels:
+  - {level: 1, target: billing, when: {keywords: [chargeback]}, auto_escalate: true}
+"""
+    async with open_lc(path) as lc:
+        seen: list[Event] = []
+        lc.on("*", seen.append)
+        session = await lc.create_agent_session(team="customer-support", auth=AUTH)
+        reply = await session.send("my bank filed a chargeback")
+        assert reply.agent == "billing-agent-1"
+        assert [(h.from_agent, h.to, h.reason) for h in reply.handoffs] == [
+            ("general-agent-1", "billing-agent-1", "escalation level 1")
+        ]
+        assert types(seen, "handoff:", "escalation:") == [
+            "handoff:initiated",
+            "escalation:opened",
+            "handoff:completed",
+        ]
+        assert session.escalation is not None and session.escalation["status"] == "in_effect"
