@@ -327,6 +327,14 @@ class _Root:
     is_dir: bool
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """The addresses and Foundry names a scoped plan was made from."""
+
+    addresses: frozenset[str]
+    names: frozenset[str]
+
+
 @dataclass
 class _Pending:
     """Ops the last plan left undone (plan-only mode, failures, conflicts, strays)."""
@@ -465,10 +473,10 @@ class ReloadEngine:
             if self._good is None:
                 return self._evaluate(started, (), full=True)
             try:
-                plan = self._full_plan(self._good)
+                plan, scope = self._full_plan(self._good)
             except ProviderError as exc:
                 return self._failed(started, (), (), f"cannot read agents from Foundry: {exc}")
-            return self._run_plan(plan, started, files=(), addresses=())
+            return self._run_plan(plan, scope, started, files=(), addresses=())
 
     def close(self) -> None:
         if self._owns_provider and self._provider is not None:
@@ -648,18 +656,18 @@ class ReloadEngine:
                 self._provider.close()
                 self._provider = None
             try:
-                plan = self._full_plan(new_good)
+                plan, scope = self._full_plan(new_good)
             except ProviderError as exc:
                 self._actual = None
                 return self._failed(started, files, changed, f"{exc}")
-            return self._run_plan(plan, started, files=files, addresses=changed)
+            return self._run_plan(plan, scope, started, files=files, addresses=changed)
         if not changed:
             return self._outcome("unchanged", started, files=files)
         try:
-            plan = self._scoped_plan(new_good, changed)
+            plan, scope = self._scoped_plan(new_good, changed)
         except ProviderError as exc:
             return self._failed(started, files, changed, f"cannot read agents from Foundry: {exc}")
-        return self._run_plan(plan, started, files=files, addresses=changed)
+        return self._run_plan(plan, scope, started, files=files, addresses=changed)
 
     def _diff(self, good: _Good, project: Project) -> tuple[dict[str, str], set[str]]:
         """(address -> kind of every added, changed or removed document; removed addresses)."""
@@ -769,33 +777,39 @@ class ReloadEngine:
                 self._provider = build_provider(env)
         return self._provider, self._registry
 
-    def _full_plan(self, good: _Good) -> Plan:
+    def _full_plan(self, good: _Good) -> tuple[Plan, _Scope | None]:
         provider, registry = self._ensure_backends(good.env)
         actual = read_actual(provider)
         self._actual = {v.name: v for v in actual}
         self._applied = registry.applied(good.env.name)
-        return compute_plan(good.desired(), actual, dict(self._applied), env=good.env.name)
+        plan = compute_plan(good.desired(), actual, dict(self._applied), env=good.env.name)
+        return plan, None
 
-    def _scoped_plan(self, good: _Good, changed: Iterable[str]) -> Plan:
+    def _scoped_plan(self, good: _Good, changed: Iterable[str]) -> tuple[Plan, _Scope | None]:
+        """The plan of the changed and pending addresses, from the state kept in memory."""
         if self._actual is None:  # a failed read earlier: read everything again
             return self._full_plan(good)
         addresses = set(changed) | self._pending.addresses
         desired = good.desired(addresses)
         applied = {a: r for a in addresses if (r := self._applied.get(a)) is not None}
-        names = self._scope_names(desired, applied)
-        actual = [v for n in sorted(names) if (v := self._actual.get(n)) is not None]
-        return compute_plan(desired, actual, applied, env=good.env.name)
-
-    def _scope_names(
-        self, desired: DesiredState, applied: Mapping[str, AppliedResource]
-    ) -> set[str]:
         names = {a.foundry_name for a in desired.agents} | self._pending.names
         names |= {r.foundry_name or r.name for r in applied.values() if r.kind == "Agent"}
-        return names
+        actual = [v for n in sorted(names) if (v := self._actual.get(n)) is not None]
+        plan = compute_plan(desired, actual, applied, env=good.env.name)
+        return plan, _Scope(frozenset(addresses), frozenset(names))
 
     def _run_plan(
-        self, plan: Plan, started: float, *, files: tuple[str, ...], addresses: tuple[str, ...]
+        self,
+        plan: Plan,
+        scope: _Scope | None,
+        started: float,
+        *,
+        files: tuple[str, ...],
+        addresses: tuple[str, ...],
     ) -> ReloadOutcome:
+        """Report `plan`, or apply it. `scope` is what a scoped plan was made from (None: the
+        whole environment); the executor's views read exactly that, so its stale check and any
+        re-plan under the lock see the same addresses and names as the plan did."""
         good = self._good
         assert good is not None
         self._pending = _pending_of(plan)
@@ -821,31 +835,33 @@ class ReloadEngine:
                 message="; ".join(f"{c.address}: {c.message}" for c in plan.conflicts),
             )
         provider, registry = self._ensure_backends(good.env)
-        scope_addresses = {op_address(op) for op in plan.ops}
-        scope_names = set(plan.scope_names) | {
-            n for op in plan.ops if (n := op_foundry_name(op)) is not None
-        }
+        if scope is None:
+            views: tuple[Provider, Registry] = (provider, registry)
+            desired = good.desired()
+        else:
+            views = (
+                _ScopedProvider(provider, scope.names),
+                _ScopedRegistry(registry, scope.addresses),
+            )
+            desired = good.desired(scope.addresses)
         try:
             result = apply_plan(
                 plan,
-                provider=_ScopedProvider(provider, scope_names),
-                registry=_ScopedRegistry(registry, scope_addresses),
+                provider=views[0],
+                registry=views[1],
                 env=good.env.name,
                 parallelism=self.parallelism,
                 lock_timeout=self.lock_timeout,
-                desired=good.desired(scope_addresses),
+                desired=desired,
                 replan=True,
                 allow_delete=True,
             )
         except (ApplyError, LockTimeoutError, ProviderError) as exc:
-            self._read_back(scope_addresses, scope_names)
+            self._read_back(plan, None)
             return self._outcome(
                 "failed", started, files=files, addresses=addresses, plan=plan, message=str(exc)
             )
-        self._read_back(
-            scope_addresses | {op_address(op) for op in result.plan.ops},
-            scope_names | set(result.plan.scope_names),
-        )
+        self._read_back(plan, result)
         self._pending = _Pending(
             {o.address for o in result.outcomes if o.outcome != "ok"},
             {
@@ -871,12 +887,14 @@ class ReloadEngine:
             message=message,
         )
 
-    def _read_back(self, addresses: Iterable[str], names: Iterable[str]) -> None:
-        """Bring the in-memory records and versions of an apply's scope up to date."""
+    def _read_back(self, plan: Plan, result: ApplyResult | None) -> None:
+        """Bring the in-memory records and versions an apply touched up to date."""
         good = self._good
         if good is None or self._provider is None or self._registry is None:
             return
-        for address in addresses:
+        ops = plan.ops + (result.plan.ops if result is not None else ())
+        names = {n for op in ops if (n := op_foundry_name(op)) is not None}
+        for address in {op_address(op) for op in ops}:
             record = self._registry.get(good.env.name, address)
             if record is None:
                 self._applied.pop(address, None)

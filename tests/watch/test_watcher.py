@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Running, Workspace, agent_yaml, make_workspace
+from watch_support import Running, Workspace, agent_yaml, make_workspace
 
 Start = Callable[..., Running]
 
