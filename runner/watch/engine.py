@@ -31,6 +31,8 @@ Invariants:
     state; in particular a file that stops parsing never reads as "its agents were removed".
     The file contents are still tracked, so the next good save is compared with the last good
     state, not with the broken one.
+  - A file that held documents and now reads as 0 bytes is read again after `empty_grace`
+    (a plain save truncates before it writes), so a save caught half-way does not remove agents.
   - A protected environment is never applied: the engine plans and says so.
   - Reloads never interleave: `reload`, `refresh` and `start` hold one lock.
   - Desired-state comparison is by value: a save that changes nothing (a comment, a re-save, a
@@ -376,6 +378,8 @@ class ReloadEngine:
         parallelism: int = 8,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         clock: Callable[[], float] = _now,
+        sleep: Callable[[float], None] = time.sleep,
+        empty_grace: float = 0.05,
         hooks: Iterable[ReloadHook] = (),
     ) -> None:
         self.env_name = env
@@ -383,6 +387,8 @@ class ReloadEngine:
         self.parallelism = parallelism
         self.lock_timeout = lock_timeout
         self._clock = clock
+        self._sleep = sleep
+        self.empty_grace = empty_grace
         self._hooks: list[ReloadHook] = list(hooks)
         self._roots = [self._root(os.fspath(p)) for p in paths]
         self._provider = provider
@@ -551,8 +557,12 @@ class ReloadEngine:
         touched: set[str] = set()
         for name in names:
             if os.path.isfile(name):
-                result = load_file(name)
                 previous = self._files.get(name)
+                if previous is not None and previous.documents and _is_empty(name):
+                    # a plain save truncates before it writes: give the writer a moment before
+                    # reading "no documents" (which would remove the file's agents)
+                    self._sleep(self.empty_grace)
+                result = load_file(name)
                 if previous is None:
                     self._track(name)
                 if previous is None or not _same_file_result(previous, result):
@@ -960,6 +970,13 @@ class ReloadEngine:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _is_empty(name: str) -> bool:
+    try:
+        return os.path.getsize(name) == 0
+    except OSError:
+        return False
 
 
 def _errors(problems: Iterable[Problem]) -> bool:

@@ -124,7 +124,11 @@ def test_a_burst_of_saves_ends_in_one_correct_state(
     assert 1 <= batches <= 20, batches
     versions = {e.foundry_version for e in workspace.registry().history("local", "agent.triage")}
     assert len(versions) <= batches + 1  # one version per reload at most, never per save
-    assert all(o.event in ("applied", "unchanged") for o in running.seen), running.seen
+    # plain (non-atomic) writes truncate first: a reload may read an empty file. That state is
+    # invalid (the team names the agent), so it is reported and nothing is deleted.
+    assert all(o.event in ("applied", "unchanged", "invalid") for o in running.seen)
+    for address in ("agent.triage", "agent.billing"):
+        assert "delete" not in journal_actions(workspace, address)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
