@@ -17,9 +17,18 @@ through a dispatch table; the planner decided *what*, this module only does it, 
     version.
   - Each outcome (ok or failed) is written to the registry the moment it happens, so a crash
     loses at most the op in flight, and the next plan adopts what that op wrote.
+  - Every remote write (create_version, delete, delete_version) is announced in the lock row
+    before it is sent and closed when its answer arrives (`WriteFence`, SQLite registry). If
+    this process is killed with a write on the wire, whoever takes the lock over waits until
+    that write can no longer land (`request_timeout` after it was sent) before planning: the
+    killed write is then seen and adopted instead of being written a second time. The local
+    provider needs no fence (its SQLite writes are atomic and in-process).
+  - A twin that lands anyway (a grace shorter than the service's real latency) is found by the
+    next plan and removed (`RemoveDuplicateVersion`, a `delete_version`).
   - A protected environment's deletes need `allow_delete=True`; without it nothing at all runs.
 
-Clock, sleep and randomness are injected; `on_progress` is called after every op.
+Clock (elapsed time in `Progress`), sleep and randomness are injected; `on_progress` is called
+after every op.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from runner.apply.retry import RetryPolicy, call_with_retry
 from runner.plan.desired import DesiredAgent, DesiredState
@@ -49,6 +58,7 @@ from runner.plan.ops import (
     Drift,
     Op,
     Plan,
+    RemoveDuplicateVersion,
     UpdateAgent,
     UpdateResource,
     op_address,
@@ -59,7 +69,13 @@ from runner.plan.planner import (
     compute_applied_fingerprint,
     compute_plan,
 )
-from runner.providers.base import AgentVersion, NotFoundError, Provider, ProviderError
+from runner.providers.base import (
+    AgentVersion,
+    NotFoundError,
+    Provider,
+    ProviderError,
+    TransientError,
+)
 from runner.state.base import AppliedResource, JournalAction, Registry
 
 __all__ = [
@@ -69,14 +85,39 @@ __all__ = [
     "OpOutcome",
     "Progress",
     "StalePlanError",
+    "WriteFence",
     "apply_plan",
+    "compute_request_timeout",
     "default_holder",
     "ensure_agent",
     "read_actual",
 ]
 
 DEFAULT_LOCK_TIMEOUT = 120.0
+# How long a remote write may take to land: FoundryProvider's default read timeout.
+DEFAULT_REQUEST_TIMEOUT = 60.0
 Outcome = Literal["ok", "failed", "skipped"]
+
+
+@runtime_checkable
+class WriteFence(Protocol):
+    """A registry that records, in the lock row it holds, the remote writes in flight (see
+    `runner.state.sqlite`). Registries without it (e.g. a wrapping view) get no fence."""
+
+    def record_write_started(self, env: str, *, request_timeout: float) -> None: ...
+
+    def record_write_finished(self, env: str) -> None: ...
+
+
+def compute_request_timeout(provider: Provider) -> float:
+    """How long after it was sent a write of `provider` may still land: 0 in-process, else the
+    provider's `request_timeout` when it declares one, else `DEFAULT_REQUEST_TIMEOUT`."""
+    if not provider.remote:
+        return 0.0
+    declared = getattr(provider, "request_timeout", None)
+    if isinstance(declared, int | float) and not isinstance(declared, bool):
+        return float(declared)
+    return DEFAULT_REQUEST_TIMEOUT
 
 
 class ApplyError(Exception):
@@ -105,6 +146,7 @@ class Progress:
     done: int
     total: int
     last: OpOutcome
+    elapsed: float = 0.0  # seconds since the first op started (the injected clock)
 
 
 @dataclass(frozen=True)
@@ -158,12 +200,59 @@ class _Context:
     policy: RetryPolicy
     sleep: Callable[[float], None]
     rng: random.Random
+    request_timeout: float = 0.0
+    fence: WriteFence | None = None
     rng_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def retry(self, call: Callable[[], Any], **kwargs: Any) -> Any:
         with self.rng_lock:
             rng = random.Random(self.rng.random())
         return call_with_retry(call, policy=self.policy, sleep=self.sleep, rng=rng, **kwargs)
+
+    def send_write(self, call: Callable[[], Any]) -> Any:
+        """`call()` (one remote write), announced in the lock row first (module docstring).
+
+        Only an answer closes it: after a TransientError (a timeout, a dropped connection) the
+        write may still land, so it stays open and a takeover waits for it."""
+        fence = self.fence if self.request_timeout > 0 else None
+        if fence is None:
+            return call()
+        fence.record_write_started(self.env, request_timeout=self.request_timeout)
+        try:
+            result = call()
+        except TransientError:
+            raise
+        except ProviderError:
+            fence.record_write_finished(self.env)
+            raise
+        fence.record_write_finished(self.env)
+        return result
+
+
+def _build_context(
+    *,
+    provider: Provider,
+    registry: Registry,
+    env: str,
+    apply_id: str,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    rng: random.Random,
+    request_timeout: float | None,
+) -> _Context:
+    return _Context(
+        provider=provider,
+        registry=registry,
+        env=env,
+        apply_id=apply_id,
+        policy=policy,
+        sleep=sleep,
+        rng=rng,
+        request_timeout=(
+            compute_request_timeout(provider) if request_timeout is None else request_timeout
+        ),
+        fence=registry if isinstance(registry, WriteFence) else None,
+    )
 
 
 # ---------------------------------------------------------------- one function per op type
@@ -189,11 +278,13 @@ def _write_version(
         return None
 
     written: AgentVersion = ctx.retry(
-        lambda: ctx.provider.create_version(
-            desired.foundry_name,
-            definition=desired.definition,
-            metadata=desired.metadata,
-            description=desired.description,
+        lambda: ctx.send_write(
+            lambda: ctx.provider.create_version(
+                desired.foundry_name,
+                definition=desired.definition,
+                metadata=desired.metadata,
+                description=desired.description,
+            )
         ),
         before_retry=find_written,
     )
@@ -248,11 +339,23 @@ def _run_delete_agent(ctx: _Context, op: DeleteAgent) -> OpOutcome:
         def delete() -> None:
             # NotFound: already gone, or a lost response to our own earlier attempt
             with contextlib.suppress(NotFoundError):
-                ctx.provider.delete_agent(op.foundry_name)
+                ctx.send_write(lambda: ctx.provider.delete_agent(op.foundry_name))
 
         ctx.retry(delete)
     ctx.registry.record_deleted(ctx.env, op.address, apply_id=ctx.apply_id)
     return OpOutcome(op.address, "delete", "ok")
+
+
+def _run_remove_duplicate(ctx: _Context, op: RemoveDuplicateVersion) -> OpOutcome:
+    """Delete the twin; the registry already holds the kept version, so it is not written."""
+
+    def delete() -> None:
+        # NotFound: already gone, or a lost response to our own earlier attempt
+        with contextlib.suppress(NotFoundError):
+            ctx.send_write(lambda: ctx.provider.delete_version(op.foundry_name, op.remove))
+
+    ctx.retry(delete)
+    return OpOutcome(op.address, op.action, "ok", foundry_version=op.keep)
 
 
 def _run_create_resource(ctx: _Context, op: CreateResource | UpdateResource) -> OpOutcome:
@@ -277,6 +380,7 @@ _EXECUTE: dict[type[Any], Callable[[_Context, Any], OpOutcome]] = {
     DeleteAgent: _run_delete_agent,
     Drift: _run_drift,
     AdoptAgent: _run_adopt,
+    RemoveDuplicateVersion: _run_remove_duplicate,
     CreateResource: _run_create_resource,
     UpdateResource: _run_create_resource,
     DeleteResource: _run_delete_resource,
@@ -286,8 +390,13 @@ _EXECUTE: dict[type[Any], Callable[[_Context, Any], OpOutcome]] = {
 def _journal_action(op: Op) -> JournalAction:
     if isinstance(op, Drift):
         return "revert" if op.resolution == "revert" else "adopt"
-    action = op.action
-    return "adopt" if action == "adopt" else action if action != "drift" else "revert"
+    if isinstance(op, RemoveDuplicateVersion | DeleteAgent | DeleteResource):
+        return "delete"
+    if isinstance(op, AdoptAgent):
+        return "adopt"
+    if isinstance(op, CreateAgent | CreateResource):
+        return "create"
+    return "update"
 
 
 def _run_op(ctx: _Context, op: Op) -> OpOutcome:
@@ -341,15 +450,18 @@ def apply_plan(
     retry: RetryPolicy | None = None,
     rng: random.Random | None = None,
     holder: str | None = None,
+    request_timeout: float | None = None,
 ) -> ApplyResult:
     """Run `plan` in `env` under the environment's lock; see the module docstring.
 
+    `request_timeout`: how long after it was sent a write may still land, recorded for the write
+    fence (default: `compute_request_timeout(provider)`). `clock` times `Progress.elapsed`.
     Raises LockTimeoutError, StalePlanError or DeleteNotAllowedError before any change; op
     failures are not raised but reported in the result (and journaled).
     """
     if plan.env != env:
         raise ApplyError(f"the plan is for environment {plan.env!r}, not {env!r}")
-    ctx = _Context(
+    ctx = _build_context(
         provider=provider,
         registry=registry,
         env=env,
@@ -357,8 +469,8 @@ def apply_plan(
         policy=retry or RetryPolicy(),
         sleep=sleep,
         rng=rng or random.Random(),
+        request_timeout=request_timeout,
     )
-    del clock  # the lock's own clock decides the wait; kept for a uniform signature
     with registry.lock(env, holder=holder or default_holder(), timeout=lock_timeout):
         actual = ctx.retry(provider.list_agents)
         applied = registry.applied(env)
@@ -377,7 +489,9 @@ def apply_plan(
                 f"environment {env!r} is protected and the plan deletes {names}; "
                 "nothing was applied. Re-run with --allow-delete to delete them"
             )
-        outcomes = _run_stages(ctx, plan, parallelism=parallelism, on_progress=on_progress)
+        outcomes = _run_stages(
+            ctx, plan, parallelism=parallelism, on_progress=on_progress, clock=clock
+        )
     return ApplyResult(ctx.apply_id, env, plan, tuple(outcomes), replanned)
 
 
@@ -387,17 +501,19 @@ def _run_stages(
     *,
     parallelism: int,
     on_progress: Callable[[Progress], None] | None,
+    clock: Callable[[], float],
 ) -> list[OpOutcome]:
     outcomes: list[OpOutcome] = []
     total = len(plan.ops)
     progress_lock = threading.Lock()
+    started = clock()
 
     def run(op: Op) -> OpOutcome:
         outcome = _run_op(ctx, op)
         with progress_lock:
             outcomes.append(outcome)
             if on_progress is not None:
-                on_progress(Progress(len(outcomes), total, outcome))
+                on_progress(Progress(len(outcomes), total, outcome, clock() - started))
         return outcome
 
     failed = False
@@ -427,6 +543,7 @@ def ensure_agent(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     sleep: Callable[[float], None] = time.sleep,
     holder: str | None = None,
+    request_timeout: float | None = None,
 ) -> AppliedResource:
     """The applied record of one agent, creating or updating it first when needed.
 
@@ -441,7 +558,7 @@ def ensure_agent(
             return record
     desired = DesiredState(env=env, agents=(desired_agent,))
     with registry.lock(env, holder=holder or default_holder(), timeout=lock_timeout):
-        ctx = _Context(
+        ctx = _build_context(
             provider=provider,
             registry=registry,
             env=env,
@@ -449,6 +566,7 @@ def ensure_agent(
             policy=RetryPolicy(),
             sleep=sleep,
             rng=random.Random(),
+            request_timeout=request_timeout,
         )
         live = ctx.retry(lambda: provider.get_agent(desired_agent.foundry_name))
         record = registry.get(env, desired_agent.address)

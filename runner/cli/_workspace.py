@@ -99,10 +99,15 @@ def open_provider(env: Environment) -> Provider:
         raise UserError(f"environment {env.name!r}: {exc}") from None
 
 
+def _notice(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def open_registry() -> SqliteRegistry:
+    """The registry; notices (e.g. waiting out a dead apply's writes) go to stderr."""
     from runner.paths import registry_path
 
-    return SqliteRegistry(registry_path())
+    return SqliteRegistry(registry_path(), on_notice=_notice)
 
 
 def compute_current_plan(
@@ -144,11 +149,11 @@ def confirm(plan: Plan, *, auto_approve: bool, what: str = "apply these changes"
     if plan.protected:
         answer = input(f"Environment {plan.env!r} is protected. Type its name to {what}: ").strip()
         if answer != plan.env:
-            raise UserError("not confirmed; nothing was applied", exit_code=EXIT_FAILED)
+            raise UserError("not confirmed; nothing was changed", exit_code=EXIT_FAILED)
         return
     answer = input(f"Do you want to {what}? [y/N] ").strip().lower()
     if answer not in ("y", "yes"):
-        raise UserError("not confirmed; nothing was applied", exit_code=EXIT_FAILED)
+        raise UserError("not confirmed; nothing was changed", exit_code=EXIT_FAILED)
 
 
 def write_json(path: str, document: dict[str, Any]) -> None:

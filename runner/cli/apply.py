@@ -6,15 +6,20 @@ without `--allow-delete`: such an apply changes nothing at all. A saved plan is 
 as shown, or refused as stale when the specs, Foundry or the registry moved since it was saved.
 With --auto-approve and no saved plan, a plan that went stale while waiting for the lock is
 made again under the lock (so concurrent applies converge instead of failing).
+
+Output: the plan and one line per finished operation on stdout (plain lines, fit for logs);
+a progress bar on stderr only when stderr is a terminal, cleared before each line so the two
+never share a line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from runner.apply.executor import (
     ApplyError,
@@ -68,37 +73,65 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="operations in flight at once (default 8)",
     )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="how long a Foundry write may take to land (default: the provider's request "
+        "timeout, 60 for Foundry). If this apply is killed, the next one waits this long "
+        "after its last write before changing anything",
+    )
     add_lock_argument(parser)
 
 
-class ProgressPrinter:
-    """One line per finished op on stdout; a bar on stderr when it is a terminal."""
+def _is_terminal(stream: IO[str]) -> bool:
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
 
-    def __init__(self) -> None:
-        self.bar = sys.stderr.isatty()
+
+class ProgressPrinter:
+    """One line per finished op on `out`; a bar on `err` only when it is a terminal."""
+
+    def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+        self.out = sys.stdout if out is None else out
+        self.err = sys.stderr if err is None else err
+        self.bar = _is_terminal(self.err)
+        self._drawn = False
+
+    def _line(self, text: str) -> None:
+        if self._drawn:  # the bar shares the terminal: clear it so the line starts clean
+            self.err.write("\r\033[K")
+            self.err.flush()
+            self._drawn = False
+        self.out.write(text + "\n")
+        self.out.flush()
 
     def __call__(self, progress: Progress) -> None:
         last = progress.last
-        version = f" (version {last.foundry_version})" if last.foundry_version else ""
-        if last.outcome == "ok":
-            print(f"{last.address}: {last.action} done{version}", flush=True)
+        if last.action == "delete_version" and last.outcome == "ok":
+            self._line(f"{last.address}: duplicate version removed (kept {last.foundry_version})")
+        elif last.outcome == "ok":
+            version = f" (version {last.foundry_version})" if last.foundry_version else ""
+            self._line(f"{last.address}: {last.action} done{version}")
         elif last.outcome == "failed":
-            print(f"{last.address}: {last.action} FAILED: {last.detail}", flush=True)
+            self._line(f"{last.address}: {last.action} FAILED: {last.detail}")
         if self.bar:
             width = 30
             filled = width * progress.done // max(progress.total, 1)
-            sys.stderr.write(
+            self.err.write(
                 f"\r[{'#' * filled}{' ' * (width - filled)}] {progress.done}/{progress.total}"
+                f" {progress.elapsed:.0f}s"
             )
-            if progress.done == progress.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+            self._drawn = progress.done < progress.total
+            if not self._drawn:
+                self.err.write("\n")
+            self.err.flush()
 
 
 def report(result: ApplyResult) -> int:
     if result.replanned:
         print("Foundry or the registry changed while waiting for the lock; applied a fresh plan.")
-    counts = {"create": 0, "update": 0, "delete": 0, "drift": 0, "adopt": 0}
+    counts = {"create": 0, "update": 0, "delete": 0, "drift": 0, "adopt": 0, "delete_version": 0}
     for outcome in result.outcomes:
         if outcome.outcome == "ok":
             counts[outcome.action] = counts.get(outcome.action, 0) + 1
@@ -119,6 +152,11 @@ def report(result: ApplyResult) -> int:
         f"Apply {word}! Resources: {counts['create']} added, "
         f"{counts['update'] + counts['drift']} changed, {counts['delete']} destroyed"
         + (f", {counts['adopt']} recorded" if counts["adopt"] else "")
+        + (
+            f", {counts['delete_version']} duplicate version(s) removed"
+            if counts["delete_version"]
+            else ""
+        )
         + f". (apply id {result.apply_id})"
     )
     return EXIT_OK if result.ok else EXIT_FAILED
@@ -132,6 +170,7 @@ def execute(
     registry: Any,
     desired: Any,
     replan: bool,
+    what: str = "apply these changes",
 ) -> int:
     if plan.conflicts:
         print_conflicts(plan)
@@ -144,7 +183,7 @@ def execute(
         )
     if not plan.ops:
         return EXIT_OK
-    confirm(plan, auto_approve=args.auto_approve)
+    confirm(plan, auto_approve=args.auto_approve, what=what)
     try:
         result = apply_plan(
             plan,
@@ -157,6 +196,7 @@ def execute(
             desired=desired,
             replan=replan,
             allow_delete=args.allow_delete or not plan.protected,
+            request_timeout=getattr(args, "request_timeout", None),
         )
     except (ApplyError, LockTimeoutError) as exc:
         raise UserError(str(exc)) from None

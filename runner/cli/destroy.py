@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
             registry=registry,
             desired=nothing,
             replan=args.auto_approve,
+            what="destroy these resources",
         )
     finally:
         provider.close()

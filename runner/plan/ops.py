@@ -16,7 +16,7 @@ from typing import Literal
 from runner.plan.desired import DesiredAgent, DesiredResource
 from runner.plan.diff import FieldChange
 
-Action = Literal["create", "update", "delete", "drift", "adopt"]
+Action = Literal["create", "update", "delete", "drift", "adopt", "delete_version"]
 
 # Apply order by kind (lower first for creates/updates; deletes run in the reverse order):
 # personalities, templates and channels feed agents; agents feed escalation paths, teams and
@@ -90,6 +90,24 @@ class AdoptAgent:
 
 
 @dataclass(frozen=True)
+class RemoveDuplicateVersion:
+    """Foundry's latest version `remove` of a managed agent carries the same `runner-hash` as
+    the version `keep` the registry recorded: a twin left by a write that landed late (a killed
+    apply's request, or a response lost after the retry had looked). Delete the twin.
+
+    Keeping the recorded version and deleting the newer twin is one Foundry write and no
+    registry write, and the registry stays right as it is; keeping the twin instead would also
+    mean re-recording the address. Versions are immutable, so both hold the same definition.
+    """
+
+    address: str
+    foundry_name: str
+    keep: str
+    remove: str
+    action: Action = field(default="delete_version", init=False)
+
+
+@dataclass(frozen=True)
 class CreateResource:
     desired: DesiredResource
     action: Action = field(default="create", init=False)
@@ -116,6 +134,7 @@ Op = (
     | DeleteAgent
     | Drift
     | AdoptAgent
+    | RemoveDuplicateVersion
     | CreateResource
     | UpdateResource
     | DeleteResource
@@ -141,13 +160,15 @@ class Conflict:
 
 
 def op_address(op: Op) -> str:
-    if isinstance(op, DeleteAgent | DeleteResource):
+    if isinstance(op, DeleteAgent | DeleteResource | RemoveDuplicateVersion):
         return op.address
     return op.desired.address
 
 
 def op_kind(op: Op) -> str:
-    if isinstance(op, CreateAgent | UpdateAgent | DeleteAgent | Drift | AdoptAgent):
+    if isinstance(
+        op, CreateAgent | UpdateAgent | DeleteAgent | Drift | AdoptAgent | RemoveDuplicateVersion
+    ):
         return "Agent"
     if isinstance(op, DeleteResource):
         return op.kind
@@ -155,7 +176,7 @@ def op_kind(op: Op) -> str:
 
 
 def op_foundry_name(op: Op) -> str | None:
-    if isinstance(op, DeleteAgent):
+    if isinstance(op, DeleteAgent | RemoveDuplicateVersion):
         return op.foundry_name
     if isinstance(op, CreateAgent | UpdateAgent | Drift | AdoptAgent):
         return op.desired.foundry_name
@@ -169,7 +190,9 @@ def op_diff(op: Op) -> tuple[FieldChange, ...]:
 
 
 def op_stage(op: Op) -> tuple[int, int]:
-    """(phase, rank): creates/updates (phase 0) by kind rank, then deletes in reverse rank."""
+    """(phase, rank): creates/updates (phase 0) by kind rank, then deletes in reverse rank.
+
+    A duplicate version's removal runs with the agents (phase 0): nothing depends on a twin."""
     rank = KIND_RANK.get(op_kind(op), 5)
     if isinstance(op, DeleteAgent | DeleteResource):
         return (1, -rank)
@@ -197,9 +220,11 @@ class Plan:
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = {"add": 0, "change": 0, "destroy": 0, "drift": 0, "adopt": 0}
+        counts = {"add": 0, "change": 0, "destroy": 0, "drift": 0, "adopt": 0, "duplicates": 0}
         for op in self.ops:
-            if isinstance(op, CreateAgent | CreateResource):
+            if isinstance(op, RemoveDuplicateVersion):
+                counts["duplicates"] += 1
+            elif isinstance(op, CreateAgent | CreateResource):
                 counts["add"] += 1
             elif isinstance(op, UpdateAgent | UpdateResource):
                 counts["change"] += 1
@@ -223,4 +248,6 @@ class Plan:
 
     @property
     def deletes(self) -> tuple[Op, ...]:
+        """What a protected environment needs --allow-delete for. A duplicate version's removal
+        is not among them: it deletes only a copy runner made itself of the recorded version."""
         return tuple(op for op in self.ops if isinstance(op, DeleteAgent | DeleteResource))

@@ -13,6 +13,11 @@ Decisions for one desired agent D with Foundry's latest version L and registry r
   - no R: adopt when L's essence equals D's (an apply died before recording), else update;
   - L is the version R recorded (same version, same `runner-hash`): no-op when D's hash equals
     R's or the essences are equal, else update;
+  - L is newer than R's version, carries R's `runner-hash`, and D is unchanged since R and
+    equal to L: L is a twin (a write that landed after its apply had moved on, e.g. a killed
+    apply's request). Remove L and keep R's version (`RemoveDuplicateVersion`): one write, and
+    the registry stays as it is. Refresh-only leaves twins for the next apply. (With the spec
+    changed since R, a twin cannot be told from a portal edit that kept the metadata: drift.)
   - otherwise Foundry changed outside runner: adopt when L already equals D (a lost response),
     else drift (revert to the spec; refresh-only records L instead).
 Deletes: registry addresses no longer desired, and managed Foundry agents of this environment
@@ -36,6 +41,7 @@ from runner.plan.ops import (
     Drift,
     Op,
     Plan,
+    RemoveDuplicateVersion,
     Unmanaged,
     UpdateAgent,
     UpdateResource,
@@ -61,7 +67,44 @@ def _desired_essence(agent: DesiredAgent) -> dict[str, object]:
     )
 
 
+def _version_number(version: str | None) -> int | None:
+    return int(version) if version is not None and version.isdigit() else None
+
+
+def _is_twin(desired: DesiredAgent, live: AgentVersion, record: AppliedResource | None) -> bool:
+    """Whether `live` is a newer copy of the version `record` holds.
+
+    The `runner-hash` alone does not prove it (an edit in the portal keeps the metadata), so the
+    spec must be unchanged since `record` (D's hash is R's) and `live` must equal it.
+    """
+    if record is None or not record.hash or not live.managed:
+        return False
+    if live.spec_hash != record.hash or desired.hash != record.hash:
+        return False
+    live_number, recorded = _version_number(live.version), _version_number(record.foundry_version)
+    if live_number is None or recorded is None or live_number <= recorded:
+        return False
+    return not compute_diff(_live_essence(live), _desired_essence(desired))
+
+
 def _plan_agent(
+    desired: DesiredAgent,
+    live: AgentVersion | None,
+    record: AppliedResource | None,
+    *,
+    env: str,
+    refresh_only: bool,
+) -> Op | Conflict | None:
+    if live is not None and record is not None and _is_twin(desired, live, record):
+        if refresh_only:  # recording the twin would hide it from the next apply
+            return None
+        return RemoveDuplicateVersion(
+            desired.address, live.name, keep=record.foundry_version or "", remove=live.version
+        )
+    return _plan_one(desired, live, record, env=env, refresh_only=refresh_only)
+
+
+def _plan_one(
     desired: DesiredAgent,
     live: AgentVersion | None,
     record: AppliedResource | None,

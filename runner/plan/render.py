@@ -29,6 +29,7 @@ from runner.plan.ops import (
     Drift,
     Op,
     Plan,
+    RemoveDuplicateVersion,
     UpdateAgent,
     UpdateResource,
     op_address,
@@ -168,6 +169,13 @@ def _text_adopt(op: AdoptAgent) -> list[str]:
     ]
 
 
+def _text_remove_duplicate(op: RemoveDuplicateVersion) -> list[str]:
+    return [
+        f"  - duplicate version {op.remove} of agent {op.foundry_name} will be removed "
+        f"(same definition as version {op.keep})"
+    ]
+
+
 def _text_create_resource(op: CreateResource) -> list[str]:
     return [f"  + {op.desired.address} will be created", *_created_lines(dict(op.desired.body))]
 
@@ -186,6 +194,7 @@ _TEXT: dict[type[Any], Callable[[Any], list[str]]] = {
     DeleteAgent: _text_delete_agent,
     Drift: _text_drift,
     AdoptAgent: _text_adopt,
+    RemoveDuplicateVersion: _text_remove_duplicate,
     CreateResource: _text_create_resource,
     UpdateResource: _text_update_resource,
     DeleteResource: _text_delete_resource,
@@ -202,6 +211,9 @@ def render_summary(plan: Plan) -> str:
         extras.append(f"{s['drift']} drifted")
     if s["adopt"]:
         extras.append(f"{s['adopt']} to record without a Foundry change")
+    if s["duplicates"]:
+        plural = "s" if s["duplicates"] != 1 else ""
+        extras.append(f"{s['duplicates']} duplicate version{plural} to remove")
     if extras:
         line += " (" + ", ".join(extras) + ")"
     return line
@@ -270,6 +282,8 @@ def _json_change(op: Op) -> dict[str, Any]:
         change["version"] = op.version
     elif isinstance(op, DeleteAgent):
         change["in_foundry"] = op.in_foundry
+    elif isinstance(op, RemoveDuplicateVersion):
+        change.update(version=op.remove, keep_version=op.keep)
     return change
 
 

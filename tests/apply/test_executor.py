@@ -3,6 +3,7 @@ retries without duplicate versions, and ensure_agent under concurrency."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ from runner.plan.desired import (
     managed_metadata,
     sha256_json,
 )
+from runner.plan.ops import op_address
 from runner.plan.planner import compute_plan
 from runner.providers.base import AgentVersion, TransientError
 from runner.providers.local import LocalProvider
@@ -207,3 +209,114 @@ def test_ensure_agent_from_many_threads_makes_one_version(tmp_path: Path) -> Non
         ).foundry_version
         == "2"
     )
+
+
+def test_a_twin_of_the_recorded_version_is_removed_and_the_registry_kept(tmp_path: Path) -> None:
+    provider = LocalProvider.open(tmp_path / "store.db")
+    registry = SqliteRegistry(tmp_path / "state.db")
+    wanted = agent("a")
+    desired = DesiredState(env="dev", agents=(wanted, agent("b")))
+    assert apply_plan(
+        plan_for(desired, provider, registry), provider=provider, registry=registry, env="dev"
+    ).ok
+    # a killed apply's create_version lands late: the same definition again, as version 2
+    provider.create_version(
+        "a", definition=wanted.definition, metadata=wanted.metadata, description=None
+    )
+    plan = plan_for(desired, provider, registry)
+    assert [(op.action, op_address(op)) for op in plan.ops] == [("delete_version", "agent.a")]
+    result = apply_plan(plan, provider=provider, registry=registry, env="dev")
+    assert result.ok, result.failed
+    assert [v.version for v in provider.list_versions("a")] == ["1"]
+    assert registry.applied("dev")["agent.a"].foundry_version == "1"
+    assert not plan_for(desired, provider, registry).ops
+
+
+def test_an_edit_that_kept_the_metadata_is_drift_not_a_twin(tmp_path: Path) -> None:
+    provider = LocalProvider.open(tmp_path / "store.db")
+    registry = SqliteRegistry(tmp_path / "state.db")
+    wanted = agent("a")
+    desired = DesiredState(env="dev", agents=(wanted,))
+    apply_plan(
+        plan_for(desired, provider, registry), provider=provider, registry=registry, env="dev"
+    )
+    edited = {**wanted.definition, "instructions": "Edited in the portal."}
+    provider.create_version("a", definition=edited, metadata=wanted.metadata)
+    assert [op.action for op in plan_for(desired, provider, registry).ops] == ["drift"]
+
+
+class WatchedProvider(LocalProvider):
+    """The local store, posing as a remote service with a 7 s request timeout; records what the
+    lock row says while each create_version is on the wire."""
+
+    remote = True
+    request_timeout = 7.0
+
+    def __init__(self, path: Path, registry_file: Path) -> None:
+        super().__init__(LocalProvider.open(path).store, owns_store=True)
+        self.registry_file = registry_file
+        self.seen: list[tuple[int, float, bool]] = []
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        definition: Mapping[str, Any],
+        metadata: Mapping[str, str],
+        description: str | None = None,
+    ) -> AgentVersion:
+        with sqlite3.connect(self.registry_file) as conn:
+            row = conn.execute(
+                "SELECT writes_in_flight, request_timeout, last_write_started_at "
+                "FROM registry_locks WHERE env = 'dev'"
+            ).fetchone()
+        self.seen.append((int(row[0]), float(row[1]), row[2] is not None))
+        return super().create_version(
+            name, definition=definition, metadata=metadata, description=description
+        )
+
+
+def test_remote_writes_are_announced_in_the_lock_row_before_they_are_sent(tmp_path: Path) -> None:
+    provider = WatchedProvider(tmp_path / "store.db", tmp_path / "state.db")
+    registry = SqliteRegistry(tmp_path / "state.db")
+    desired = DesiredState(env="dev", agents=(agent("a"), agent("b")))
+    result = apply_plan(
+        plan_for(desired, provider, registry),
+        provider=provider,
+        registry=registry,
+        env="dev",
+        parallelism=1,
+    )
+    assert result.ok
+    # each write is in flight alone (the previous one's answer closed it), with its timeout
+    assert provider.seen == [(1, 7.0, True), (1, 7.0, True)]
+    assert registry.lock_holder("dev") is None
+
+
+def test_in_process_writes_need_no_fence(tmp_path: Path) -> None:
+    provider = WatchedProvider(tmp_path / "store.db", tmp_path / "state.db")
+    provider.remote = False
+    registry = SqliteRegistry(tmp_path / "state.db")
+    desired = DesiredState(env="dev", agents=(agent("a"),))
+    apply_plan(
+        plan_for(desired, provider, registry), provider=provider, registry=registry, env="dev"
+    )
+    assert provider.seen == [(0, 0.0, False)]
+
+
+def test_progress_reports_elapsed_time_from_the_injected_clock(tmp_path: Path) -> None:
+    provider = LocalProvider.open(tmp_path / "store.db")
+    registry = SqliteRegistry(tmp_path / "state.db")
+    desired = DesiredState(env="dev", agents=(agent("a"), agent("b")))
+    ticks = iter(range(100))
+    seen: list[float] = []
+    apply_plan(
+        plan_for(desired, provider, registry),
+        provider=provider,
+        registry=registry,
+        env="dev",
+        parallelism=1,
+        clock=lambda: float(next(ticks)),
+        on_progress=lambda p: seen.append(p.elapsed),
+    )
+    assert seen == [1.0, 2.0]

@@ -43,32 +43,59 @@ def test_failures_and_lost_responses_never_duplicate(tmp_path: Path) -> None:
 
 
 def test_apply_killed_halfway_then_reapplied(tmp_path: Path) -> None:
-    with serve_emulator(data_dir=tmp_path / "foundry", latency_ms=250) as handle:
+    # every request takes 2 s to land, and the user's request timeout (3 s) allows for that
+    with serve_emulator(data_dir=tmp_path / "foundry", latency_ms=2000) as handle:
         project = make_project(tmp_path, handle.endpoint)
         proc = project.start(
-            "apply", "specs", "--env", "emu", "--auto-approve", "--parallelism", "1"
+            "apply",
+            "specs",
+            "--env",
+            "emu",
+            "--auto-approve",
+            "--parallelism",
+            "1",
+            "--request-timeout",
+            "3",
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and handle.stats()["writes"] < 2:
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        # a request the dead client had in flight still lands (as it would in Foundry): let the
-        # server finish it before the next apply looks
-        settled = -1
-        while settled != handle.stats()["requests"]:
-            settled = handle.stats()["requests"]
-            time.sleep(0.6)
-        provider = FoundryProvider(handle.endpoint)
-        made = len(provider.list_agents())
-        provider.close()
-        assert 2 <= made < 5, "the kill should land mid-apply"
+        # no waiting for the emulator: the second create_version is still on the wire and
+        # lands while the next apply starts, as it would in Foundry
         handle.configure(latency_ms=0)
         done = project.cli(
             "apply", "specs", "--env", "emu", "--auto-approve", "--lock-timeout", "5"
         )
         assert done.returncode == 0, done.stdout + done.stderr
+        notice = [line for line in done.stderr.splitlines() if "no longer running" in line]
+        assert len(notice) == 1 and f"pid {proc.pid}" in notice[0] and "waiting" in notice[0]
+        assert "adopt done" in done.stdout  # the killed write was recorded, not written again
         assert_converged(project)
+
+
+def test_a_twin_that_lands_late_is_removed_by_the_next_apply(project: Project) -> None:
+    assert project.cli("apply", "specs", "--env", "emu", "--auto-approve").returncode == 0
+    provider = FoundryProvider(project.endpoint)
+    live = provider.get_agent("tech-agent-1")
+    assert live is not None
+    provider.create_version(  # a lost create_version of that apply, landing after it
+        "tech-agent-1",
+        definition=live.definition,
+        metadata=live.metadata,
+        description=live.description,
+    )
+    provider.close()
+    plan = project.cli("plan", "specs", "--env", "emu")
+    assert (
+        "- duplicate version 2 of agent tech-agent-1 will be removed (same definition as version 1)"
+        in plan.stdout
+    )
+    done = project.cli("apply", "specs", "--env", "emu", "--auto-approve")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 duplicate version(s) removed" in done.stdout
+    assert_converged(project)
 
 
 def test_three_applies_at_once_converge(tmp_path: Path) -> None:

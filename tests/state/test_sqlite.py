@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from runner.state.base import AppliedResource, LockTimeoutError
-from runner.state.sqlite import SqliteRegistry, process_alive
+from runner.state.sqlite import SqliteRegistry, process_alive, process_start_token
 
 
 def team(hash_: str = "h1") -> AppliedResource:
@@ -172,3 +174,125 @@ def test_lock_held_by_another_process_then_stale_after_kill(tmp_path: Path) -> N
     finally:
         proc.kill()
         proc.wait()
+
+
+DIE_HOLDING = """
+import sys, time
+from runner.state.sqlite import SqliteRegistry
+reg = SqliteRegistry(sys.argv[1])
+with reg.lock("dev", holder="other@host pid X", timeout=10):
+    if sys.argv[2] != "none":
+        reg.record_write_started("dev", request_timeout=30.0)
+    if sys.argv[2] == "answered":
+        reg.record_write_finished("dev")
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def kill_holding(db: Path, write: str) -> float:
+    """A process that took the lock (and started a write: `none`, `in_flight`, `answered`),
+    killed with SIGKILL; returns the wall time just before it started."""
+    before = time.time()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DIE_HOLDING, str(db), write], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    finally:
+        proc.kill()
+        proc.wait()
+    return before
+
+
+class VirtualTime:
+    """A wall clock that starts now and only moves when slept on."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.start = time.time()
+        self.slept = 0.0
+
+    def wall(self) -> float:
+        return self.start + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        self.offset += seconds
+        self.slept += seconds
+
+
+def test_takeover_waits_until_the_dead_holders_write_can_no_longer_land(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    started = kill_holding(db, "in_flight")
+    clock = VirtualTime()
+    notices: list[str] = []
+    reg = SqliteRegistry(db, wall_clock=clock.wall, sleep=clock.sleep, on_notice=notices.append)
+    with reg.lock("dev", holder="me", timeout=1):
+        # the write was sent after `started`, so it may land until started + 30 s
+        assert clock.wall() >= started + 30.0
+        assert clock.slept <= 30.0
+    assert len(notices) == 1
+    assert "other@host pid X" in notices[0] and "no longer running" in notices[0]
+    assert "waiting" in notices[0]
+    # once waited out, the fence is gone: the next holder does not wait again
+    clock.slept = 0.0
+    with reg.lock("dev", holder="me again", timeout=1):
+        pass
+    assert clock.slept == 0.0
+
+
+@pytest.mark.parametrize("write", ["none", "answered"])
+def test_takeover_without_a_write_in_flight_does_not_wait(tmp_path: Path, write: str) -> None:
+    db = tmp_path / "state.db"
+    kill_holding(db, write)
+    clock = VirtualTime()
+    notices: list[str] = []
+    reg = SqliteRegistry(db, wall_clock=clock.wall, sleep=clock.sleep, on_notice=notices.append)
+    with reg.lock("dev", holder="me", timeout=1):
+        assert reg.lock_holder("dev") == "me"
+    assert clock.slept == 0.0
+    assert len(notices) == 1 and "other@host pid X" in notices[0] and "waiting" not in notices[0]
+
+
+def test_a_holder_killed_while_waiting_passes_the_fence_on(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    started = kill_holding(db, "in_flight")
+    # the next holder takes the row over and dies before its wait is over
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE registry_locks SET holder = 'second', pid_started = 'gone'")
+        # (same pid as this test, but another start time: a reused pid is a dead holder)
+        conn.execute("UPDATE registry_locks SET pid = ?", (os.getpid(),))
+    clock = VirtualTime()
+    notices: list[str] = []
+    reg = SqliteRegistry(db, wall_clock=clock.wall, sleep=clock.sleep, on_notice=notices.append)
+    with reg.lock("dev", holder="third", timeout=1):
+        assert clock.wall() >= started + 30.0
+    assert "second" in notices[0]
+
+
+def test_a_reused_pid_is_a_dead_holder_but_a_live_one_is_not(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    reg = SqliteRegistry(db, poll_interval=0.001)
+    token = process_start_token(os.getpid())
+    assert token is not None  # Linux: /proc is there
+    with reg.lock("dev", holder="me", timeout=1):
+        with pytest.raises(LockTimeoutError, match="me"), reg.lock("dev", holder="x", timeout=0):
+            pass
+        with sqlite3.connect(db) as conn:  # as if our pid had been another process's
+            conn.execute("UPDATE registry_locks SET pid_started = ?", (token + "0",))
+        with reg.lock("dev", holder="after reuse", timeout=0):
+            assert reg.lock_holder("dev") == "after reuse"
+
+
+def test_a_registry_file_from_before_the_fence_is_upgraded(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE registry_locks (env TEXT PRIMARY KEY, holder TEXT NOT NULL, "
+            "token TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, "
+            "acquired_at REAL NOT NULL)"
+        )
+    reg = SqliteRegistry(db)
+    with reg.lock("dev", holder="me", timeout=1):
+        reg.record_write_started("dev", request_timeout=5.0)
+        assert reg.lock_holder("dev") == "me"
