@@ -101,11 +101,22 @@ class TextReporter:
             out.append(self._paint(f"{stamp} {where}: no changes {took}", "unchanged"))
         elif outcome.event == "applied":
             assert outcome.result is not None
-            done = ", ".join(
-                f"{o.address} {o.action}"
-                + (f" (v{o.foundry_version})" if o.foundry_version else "")
-                for o in outcome.result.outcomes
-            )
+            outcomes = outcome.result.outcomes
+            if len(outcomes) > 5:
+                counts: dict[str, int] = {}
+                for o in outcomes:
+                    counts[o.action] = counts.get(o.action, 0) + 1
+                done = (
+                    f"{len(outcomes)} changes ("
+                    + ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+                    + ")"
+                )
+            else:
+                done = ", ".join(
+                    f"{o.address} {o.action}"
+                    + (f" v{o.foundry_version}" if o.foundry_version else "")
+                    for o in outcomes
+                )
             out.append(self._paint(f"{stamp} {where}: applied {done} {took}", "applied"))
         elif outcome.event == "planned":
             out.append(self._paint(f"{stamp} {where}: planned {took}", "planned"))
