@@ -132,10 +132,16 @@ class Operators:
             lc.on("session:state-changed", self._on_state),
             lc.on("human:message-received", self._on_user_message),
         ]
+        self._closed = False
         self._wire_router_factory()
         self._backfill()
 
     def close(self) -> None:
+        """Stop reacting to events and close the store (idempotent; the Lifecycle's close
+        calls it)."""
+        if self._closed:
+            return
+        self._closed = True
         for off in self._offs:
             off()
         self._offs = []
@@ -189,7 +195,8 @@ class Operators:
         """Catch up with what happened while no operators were attached (e.g. sessions that
         went to a person in a runtime that never attached them)."""
         for row in self._open_rows():
-            if row.escalation is not None and row.kind == "team":
+            if _well_formed(row.escalation) and row.kind == "team":
+                assert row.escalation is not None
                 self._escalated.add(row.id)
                 self.store.record_escalation(
                     self.env, row.escalation, team=row.target, at=row.last_activity_at
@@ -202,8 +209,9 @@ class Operators:
     def _on_escalation(self, event: Event) -> None:
         data = event.data
         esc = data.get("escalation")
-        if not isinstance(esc, Mapping):
-            return
+        if not _well_formed(esc):
+            return  # another router's escalation events: nothing to record
+        assert isinstance(esc, Mapping)
         session_id = str(data.get("session_id") or esc.get("session_id"))
         self._escalated.add(session_id)
         self.store.record_escalation(self.env, esc, team=data.get("team"), at=event.at)
@@ -264,7 +272,7 @@ class Operators:
                 user_id=row.user_id,
                 reason=reason or ("requested: " + trigger if trigger else row.reason),
                 trigger=trigger,
-                escalation_id=None if esc is None else str(esc.get("id")),
+                escalation_id=None if esc is None or not esc.get("id") else str(esc["id"]),
                 level=None if esc is None else int(esc.get("level") or 0) or None,
                 previous_agent=row.router_state.get("before_human") or row.current_agent,
                 priority=row.priority,
@@ -327,6 +335,11 @@ class Operators:
     def _escalation(self, row: SessionRow, action: str) -> Escalation:
         if row.escalation is None:
             raise EscalationNotPendingError(f"session {row.id!r} has no escalation to {action}")
+        if not _well_formed(row.escalation):
+            raise EscalationNotPendingError(
+                f"session {row.id!r} has an escalation this runtime cannot read: "
+                f"{dict(row.escalation)!r}"
+            )
         return Escalation.from_dict(row.escalation)
 
     async def _apply(self, row: SessionRow, decision: RouteDecision, *, who: str) -> None:
@@ -433,7 +446,8 @@ class Operators:
             ("human:claimed", {"operator": operator, "team": item.team})
         ]
         escalation: dict[str, Any] | None = None
-        if row.escalation is not None and row.escalation.get("target") == HUMAN:
+        if _well_formed(row.escalation) and (row.escalation or {}).get("target") == HUMAN:
+            assert row.escalation is not None
             esc = Escalation.from_dict(row.escalation)
             if esc.status in ("in_effect", "approved"):
                 done, names = claim(esc, operator=operator, now=now)
@@ -479,7 +493,8 @@ class Operators:
         back = self._member_before(row, item)
         escalation: dict[str, Any] | None = None
         events: list[tuple[str, Mapping[str, Any]]] = []
-        if row.escalation is not None and row.escalation.get("status") == "claimed":
+        if _well_formed(row.escalation) and (row.escalation or {}).get("status") == "claimed":
+            assert row.escalation is not None
             done, names = hand_back(
                 Escalation.from_dict(row.escalation), operator=operator, now=self.lc.clock.now()
             )
@@ -632,6 +647,17 @@ class Operators:
         self.lc.reload(project)
         self.lc.events.emit("team:created", {"team": team.name}, at=self.lc.clock.now())
         return team
+
+
+def _well_formed(escalation: Any) -> bool:
+    """An escalation as this module's router writes it (other routers may store anything)."""
+    if not isinstance(escalation, Mapping):
+        return False
+    try:
+        Escalation.from_dict(escalation)
+    except (EscalationStateError, KeyError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _checks_problems(project: Project) -> list[str]:
