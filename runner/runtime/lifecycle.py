@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from pydantic import ValidationError
 
@@ -99,6 +99,11 @@ from runner.spec.models import (
 from runner.spec.project import Position, Project, SpecDocument
 from runner.state.base import AppliedResource, Registry
 from runner.state.sessions import SessionRow, SessionState, SessionStore
+
+if TYPE_CHECKING:
+    from runner.runtime.escalation import Escalation
+    from runner.runtime.operators import HandoffResult, Operators
+    from runner.state.humanqueue import QueueItem, StoredEscalation, TranscriptEntry
 
 log = logging.getLogger("runner.runtime")
 
@@ -470,6 +475,7 @@ class Lifecycle:
         self._started_mono = clock.monotonic()
         self._background: asyncio.Task[None] | None = None
         self._closed = False
+        self._operators: Operators | None = None
 
     # ------------------------------------------------------------ opening
 
@@ -507,6 +513,7 @@ class Lifecycle:
                 notify_backoff=notify_backoff,
             )
             lc._restore_sessions()
+            lc._attach_operators()
             if background:
                 lc._background = asyncio.get_running_loop().create_task(lc._run_background())
             return lc
@@ -624,6 +631,8 @@ class Lifecycle:
         self.flush()
         await self.events.drain()
         await self.notifier.close()
+        if self._operators is not None:
+            self._operators.close()
         self.store.close()
         self.registry.close()
         self.provider.close()
@@ -1468,6 +1477,73 @@ class Lifecycle:
         if live.row.state == "ended":
             raise SessionStateError(session_id, "ended", "it cannot wait for a human")
         self._transition(live, "awaiting_human", reason=reason)
+
+    # ------------------------------------------------------------ teams: operators (delegating)
+
+    def _attach_operators(self) -> None:
+        """Attach the teams' operator side (runner.runtime.operators) from the start, so the
+        human queue, the escalations table and escalation notifications follow every decision."""
+        from runner.runtime.operators import operators_of
+
+        self._operators = operators_of(self)
+
+    @property
+    def operators(self) -> Operators:
+        """The operator API of this runtime (see runner.runtime.operators)."""
+        from runner.runtime.operators import operators_of
+
+        if self._operators is None:
+            self._operators = operators_of(self)
+        return self._operators
+
+    async def approve_escalation(self, session_id: str, *, by: str) -> Escalation:
+        return await self.operators.approve_escalation(session_id, by=by)
+
+    async def reject_escalation(
+        self, session_id: str, *, by: str, reason: str | None = None
+    ) -> Escalation:
+        return await self.operators.reject_escalation(session_id, by=by, reason=reason)
+
+    async def accept_escalation(self, session_id: str, *, by: str) -> Escalation:
+        return await self.operators.accept_escalation(session_id, by=by)
+
+    def pending_escalations(self, *, workspace: str | None = None) -> list[StoredEscalation]:
+        return self.operators.pending_escalations(workspace=workspace)
+
+    def human_queue(self, workspace: str | None = None) -> list[QueueItem]:
+        return self.operators.human_queue(workspace)
+
+    async def claim(self, session_id: str, *, operator: str) -> QueueItem:
+        return await self.operators.claim(session_id, operator=operator)
+
+    async def answer(self, session_id: str, *, operator: str, text: str) -> TranscriptEntry:
+        return await self.operators.answer(session_id, operator=operator, text=text)
+
+    async def hand_back(self, session_id: str, *, operator: str) -> str:
+        return await self.operators.hand_back(session_id, operator=operator)
+
+    async def handle_agent_handoff(
+        self,
+        session_id: str,
+        *,
+        target_specialization: str,
+        reason: str,
+        urgency: Literal["low", "medium", "high", "urgent"] = "medium",
+        auth: AuthLike,
+    ) -> HandoffResult:
+        return await self.operators.handle_agent_handoff(
+            session_id,
+            target_specialization=target_specialization,
+            reason=reason,
+            urgency=urgency,
+            auth=auth,
+        )
+
+    async def create_team(self, spec: Team | Mapping[str, Any]) -> Team:
+        return await self.operators.create_team(spec)
+
+    def set_member_availability(self, team: str, agent: str, status: str) -> None:
+        self.operators.set_member_availability(team, agent, status)
 
     # ------------------------------------------------------------ monitoring callbacks
 
