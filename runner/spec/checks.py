@@ -475,14 +475,26 @@ class _Checker:
         agents = [n for n in self.project.agents if n not in broken_agents]
         if not agents:
             return
-        from runner.spec.render import RenderError, render_agent  # jinja2 only when needed
+        from runner.spec.render import PreparedAgent, RenderError, prepare_agent
 
         envs = list(self.project.environments.values()) or [self.project.environment()]
         seen: set[tuple[str, str, tuple[Any, ...], str]] = set()
         for name in agents:
+            # Resolution and the checks before any text is rendered do not depend on the
+            # environment: done once per agent, their error is reported as render_agent's would
+            # be (for every environment, deduplicated below).
+            prepared: PreparedAgent | None = None
+            failure: RenderError | None = None
+            try:
+                prepared = prepare_agent(self.project, name)
+            except RenderError as exc:
+                failure = exc
             for env in envs:
                 try:
-                    render_agent(self.project, name, env)
+                    if prepared is None:
+                        assert failure is not None
+                        raise failure
+                    prepared.instructions(env)
                 except RenderError as exc:
                     key = (exc.address, exc.message, tuple(exc.path), "")
                     if key in seen:

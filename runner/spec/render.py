@@ -57,10 +57,6 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
-import jinja2
-from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from runner.providers.base import ADDRESS_KEY, ENVIRONMENT_KEY, HASH_KEY, MANAGED_BY_KEY
 from runner.spec.models import (
     Agent,
@@ -77,10 +73,12 @@ __all__ = [
     "DEFAULT_LAYOUT",
     "MAX_USER_METADATA",
     "RESERVED_METADATA_KEYS",
+    "PreparedAgent",
     "RenderError",
     "RenderedAgent",
     "ResolvedAgent",
     "clear_cache",
+    "prepare_agent",
     "render_agent",
     "resolve_agent",
     "traits_text",
@@ -391,52 +389,232 @@ def _named(name: str, value: Any) -> Any:
     return value
 
 
-class _Undefined(jinja2.StrictUndefined):
-    __slots__ = ()
-
-    @property
-    def _undefined_message(self) -> str:
-        if self._undefined_hint:
-            return self._undefined_hint
-        owner = getattr(self._undefined_obj, "_runner_name", None)
-        if isinstance(owner, str):
-            return f"{owner!r} has no attribute {self._undefined_name!r}"
-        return str(super()._undefined_message)
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(times, int)
-                    and len(seq) * times > _MAX_PRODUCT_LEN
-                ):
-                    raise SecurityError(
-                        f"a {type(seq).__name__} of more than {_MAX_PRODUCT_LEN} items is too big"
-                    )
-        if operator == "**" and isinstance(right, int) and abs(right) > 1000:
-            raise SecurityError("exponent too large (at most 1000)")
-        return super().call_binop(context, operator, left, right)
-
-
-_ENV = _Sandbox(
-    undefined=_Undefined,
-    autoescape=False,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=False,
-)
 _TEMPLATE_FILENAME = "<runner-template>"
+_MARKS = ("{{", "{%", "{#")
+
+
+def _jinja_env() -> Any:
+    """The sandboxed Jinja Environment, built (and jinja2 imported) on first use only: texts
+    without template syntax, simple `{{ a.b }}` substitutions and the default layout never need
+    it, so a project made only of those does not pay for importing jinja2."""
+    global _ENV
+    if _ENV is not None:
+        return _ENV
+    import jinja2
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class _Undefined(jinja2.StrictUndefined):
+        __slots__ = ()
+
+        @property
+        def _undefined_message(self) -> str:
+            if self._undefined_hint:
+                return self._undefined_hint
+            owner = getattr(self._undefined_obj, "_runner_name", None)
+            if isinstance(owner, str):
+                return f"{owner!r} has no attribute {self._undefined_name!r}"
+            return str(super()._undefined_message)
+
+    class _Sandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "*":
+                for seq, times in ((left, right), (right, left)):
+                    if (
+                        isinstance(seq, str | list | tuple)
+                        and isinstance(times, int)
+                        and len(seq) * times > _MAX_PRODUCT_LEN
+                    ):
+                        raise SecurityError(
+                            f"a {type(seq).__name__} of more than {_MAX_PRODUCT_LEN} items "
+                            "is too big"
+                        )
+            if operator == "**" and isinstance(right, int) and abs(right) > 1000:
+                raise SecurityError("exponent too large (at most 1000)")
+            return super().call_binop(context, operator, left, right)
+
+    _ENV = _Sandbox(
+        undefined=_Undefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    return _ENV
+
+
+_ENV: Any = None
+
+# A "simple" text is plain data plus `{{ name.attr... }}` / `{{ name.attr | default('text') }}`
+# substitutions. It is rendered here with exactly Jinja's semantics for that subset (a name from
+# the context, each attribute looked up as the sandbox does: a real attribute first, then the
+# mapping's key; `str()` of the value) and handed to Jinja whenever anything is off the simple
+# path (an attribute of the object itself, a missing value, a non-mapping): Jinja then renders it
+# or raises the error it always raised.
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_SIMPLE_TAG = re.compile(
+    r"\{\{ *(" + _IDENT + r"(?:\." + _IDENT + r")*) *"
+    r"(?:\| *default\( *(?:\"([^\"\\\n{}]*)\"|'([^'\\\n{}]*)') *\) *)?\}\}"
+)
+_NO_DEFAULT: Any = object()
+_ABSENT: Any = object()
+_Part = str | tuple[tuple[str, ...], Any]
+
+
+def _simple_parts(source: str) -> tuple[_Part, ...] | None:
+    """`source` as data and simple substitutions, or None when Jinja must handle it."""
+    if "\r" in source:
+        return None  # Jinja normalises newlines in data, not in values: let it do so
+    if source.endswith("\n"):
+        source = source[:-1]  # keep_trailing_newline=False
+    parts: list[_Part] = []
+    at = 0
+    for match in _SIMPLE_TAG.finditer(source):
+        data = source[at : match.start()]
+        if data.endswith("{") or (at and data.startswith("}")):
+            return None
+        if data:
+            parts.append(data)
+        names = tuple(match.group(1).split("."))
+        double, single = match.group(2), match.group(3)
+        default = double if double is not None else single
+        parts.append((names, _NO_DEFAULT if default is None else default))
+        at = match.end()
+    data = source[at:]
+    if at and data.startswith("}"):
+        return None
+    if data:
+        parts.append(data)
+    for part in parts:
+        if type(part) is str and any(mark in part for mark in _MARKS):
+            return None
+    return tuple(parts)
+
+
+class _Context:
+    """The variables of one render; Jinja's globals are added once, when Jinja is first needed."""
+
+    __slots__ = ("_jinja", "values")
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self._jinja: dict[str, Any] | None = None
+
+    def for_jinja(self, template: Any) -> dict[str, Any]:
+        # What Template.render passes its context: the globals overridden by the variables.
+        if self._jinja is None:
+            self._jinja = {**template.globals, **self.values}
+        return self._jinja
+
+
+class _Compiled:
+    """One text, ready to render: plain data, simple substitutions, the default layout, or a
+    Jinja template (compiled on first need)."""
+
+    __slots__ = ("_template", "layout", "parts", "source")
+
+    def __init__(self, source: str, parts: tuple[_Part, ...] | None) -> None:
+        self.source = source
+        self.parts = parts
+        self.layout = parts is None and source == DEFAULT_LAYOUT
+        self._template: Any = None
+
+    def template(self) -> Any:
+        template = self._template
+        if template is None:
+            env = _jinja_env()
+            code = env.compile(self.source, name=None, filename=_TEMPLATE_FILENAME)
+            template = env.template_class.from_code(env, code, env.make_globals(None), None)
+            self._template = template
+        return template
+
+    def render(self, context: _Context) -> str:
+        """The rendered text, before `_tidy` (which every caller applies)."""
+        parts = self.parts
+        if parts is not None:
+            out = _render_parts(parts, context.values)
+            if out is not None:
+                return out
+        elif self.layout:
+            return _default_layout(context.values)
+        template = self.template()
+        env = template.environment
+        # Template.render without its copy of the variables: the same Context, same errors.
+        ctx = template.new_context(context.for_jinja(template), shared=True)
+        try:
+            return str(env.concat(template.root_render_func(ctx)))
+        except Exception:
+            env.handle_exception()
+            raise  # pragma: no cover - handle_exception always raises
+
+
+def _render_parts(parts: tuple[_Part, ...], context: Mapping[str, Any]) -> str | None:
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        names, default = part
+        value = context.get(names[0], _ABSENT)
+        if value is _ABSENT:
+            return None
+        last = len(names) - 1
+        for i in range(1, last + 1):
+            attr = names[i]
+            if not isinstance(value, dict) or hasattr(value, attr):
+                return None
+            found = value.get(attr, _ABSENT)
+            if found is _ABSENT:
+                if i == last and default is not _NO_DEFAULT:
+                    found = default
+                else:
+                    return None
+            value = found
+        out.append(str(value))
+    return "".join(out)
+
+
+def _default_layout(context: Mapping[str, Any]) -> str:
+    """DEFAULT_LAYOUT rendered without Jinja (the same text, byte for byte; see the tests)."""
+    out = [str(context["instructions"]), "\n"]
+    personality = context["personality"]
+    if personality:
+        out.append("\n## Personality\n")
+        if personality["traits_text"]:
+            out += (str(personality["traits_text"]), "\n")
+        for modifier in personality["prompt_modifiers"]:
+            out += ("- ", str(modifier), "\n")
+        if personality["response_templates"]:
+            out.append("\n## Response templates\n")
+            for key, text in personality["response_templates"].items():
+                out += ("- ", str(key), ": ", str(text), "\n")
+        if personality["prohibited_behaviors"]:
+            out.append("\n## Never\n")
+            for item in personality["prohibited_behaviors"]:
+                out += ("- ", str(item), "\n")
+    guidelines = context["guidelines"]
+    if guidelines:
+        out.append("\n## Guidelines\n")
+        for g in guidelines:
+            out += ("- When ", str(g["condition"]), ": ", str(g["action"]), "\n")
+    capabilities = context["capabilities"]
+    if capabilities:
+        out.append("\n## Capabilities\n")
+        for c in capabilities:
+            out += ("- ", str(c), "\n")
+    return "".join(out)
 
 
 @lru_cache(maxsize=4096)
-def _compile(source: str) -> jinja2.Template:
-    code = _ENV.compile(source, name=None, filename=_TEMPLATE_FILENAME)
-    return _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
+def _compile(source: str) -> _Compiled:
+    if not any(mark in source for mark in _MARKS):
+        return _Compiled(source, (source,))
+    compiled = _Compiled(source, _simple_parts(source))
+    if compiled.parts is None and not compiled.layout:
+        compiled.template()  # a syntax error is raised here, as before
+    return compiled
 
 
 def clear_cache() -> None:
@@ -470,6 +648,8 @@ class _Where:
 
 
 def _explain(exc: Exception, where: _Where) -> str:
+    from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+
     text = str(exc)
     if isinstance(exc, TemplateSyntaxError):
         return f"template syntax error: {exc.message}"
@@ -494,24 +674,21 @@ def _explain(exc: Exception, where: _Where) -> str:
     return f"template failed: {type(exc).__name__}: {text}"
 
 
-def _render_text(source: str, context: Mapping[str, Any], *, where: _Where) -> str:
+def _render_text(source: str, context: _Context, *, where: _Where) -> str:
     """Render one template text in the sandbox; any failure is a RenderError at `where`."""
     try:
         rendered = _compile(source).render(context)
-    except TemplateSyntaxError as exc:
-        raise RenderError(
-            _explain(exc, where),
-            address=where.address,
-            path=where.path,
-            line=exc.lineno,
-            agent=where.agent,
-        ) from None
     except Exception as exc:  # any template failure is the user's to fix
+        from jinja2.exceptions import TemplateSyntaxError  # loaded already: Jinja raised
+
+        line = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
+        if not isinstance(exc, TemplateSyntaxError):
+            line = _template_line(exc.__traceback__)
         raise RenderError(
             _explain(exc, where),
             address=where.address,
             path=where.path,
-            line=_template_line(exc.__traceback__),
+            line=line,
             agent=where.agent,
         ) from None
     return _tidy(rendered)
@@ -603,6 +780,16 @@ def _pieces(resolved: ResolvedAgent) -> Iterator[tuple[str, tuple[PathItem, ...]
 
 def render_agent(project: Project, agent_name: str, env: Environment) -> RenderedAgent:
     """Resolve and render agent `agent_name` for `env`; RenderError on any faulty text."""
+    return prepare_agent(project, agent_name).render(env)
+
+
+def prepare_agent(project: Project, agent_name: str) -> PreparedAgent:
+    """Resolve agent `agent_name` and check what does not depend on the environment; render it
+    for any number of environments with `.render(env)` (as `render_agent` does for one).
+
+    RenderError for an unknown agent, template or personality, a missing model or instructions,
+    or bad metadata: the errors `render_agent` raises before it renders any text.
+    """
     resolved = resolve_agent(project, agent_name)
     if resolved.model is None:
         raise RenderError(
@@ -619,89 +806,116 @@ def render_agent(project: Project, agent_name: str, env: Environment) -> Rendere
             agent=agent_name,
         )
     _check_metadata(resolved)
+    return PreparedAgent(resolved)
 
-    env_address = address_of("Environment", env.name)
-    merged_vars = _merge_vars(resolved.vars, env.vars)
-    hint_sources = ", ".join(
-        [resolved.address]
-        + ([address_of("Template", resolved.template)] if resolved.template else [])
-    )
-    hint_sources = f"{hint_sources} or {env_address}"
-    personality_view = (
-        _personality_view(resolved.personality) if resolved.personality is not None else None
-    )
-    context: dict[str, Any] = {
-        "vars": _named("vars", merged_vars),
-        "agent": _named("agent", {"name": resolved.name, "description": resolved.description}),
-        "env": _named("env", {"name": env.name, "name_prefix": env.name_prefix}),
-        "personality": _named("personality", personality_view)
-        if personality_view is not None
-        else None,
-        "guidelines": _named("guidelines", [_guideline_view(g) for g in resolved.guidelines]),
-        "capabilities": list(resolved.capabilities),
-    }
 
-    rendered: dict[tuple[PathItem, ...], str] = {}
-    for address, path, source in _pieces(resolved):
-        where = _Where(address=address, path=path, agent=agent_name, hint_sources=hint_sources)
-        rendered[path] = _render_text(source, context, where=where)
+class PreparedAgent:
+    """An agent resolved and checked once, with its environment-independent template variables
+    built once, ready to render in every environment."""
 
-    layout_context = dict(context)
-    layout_context["instructions"] = rendered[("instructions",)]
-    if resolved.personality is not None and personality_view is not None:
-        p = resolved.personality
-        layout_context["personality"] = _named(
-            "personality",
-            {
-                **personality_view,
-                "prompt_modifiers": [
-                    rendered[("prompt_modifiers", i)] for i in range(len(p.prompt_modifiers))
-                ],
-                "response_templates": {
-                    k: rendered[("response_templates", k)] for k in p.response_templates
-                },
-                "prohibited_behaviors": [
-                    rendered[("prohibited_behaviors", i)]
-                    for i in range(len(p.prohibited_behaviors))
-                ],
-            },
+    def __init__(self, resolved: ResolvedAgent) -> None:
+        self.resolved = resolved
+        self._hint_base = ", ".join(
+            [resolved.address]
+            + ([address_of("Template", resolved.template)] if resolved.template else [])
         )
-    rendered_guidelines = [
-        {
-            "condition": rendered[("guidelines", i, "condition")],
-            "action": rendered[("guidelines", i, "action")],
-            "priority": g.priority,
+        personality_view = (
+            _personality_view(resolved.personality) if resolved.personality is not None else None
+        )
+        self._personality_view = personality_view
+        # Values shared by every environment's context (the sandbox is immutable: templates
+        # cannot change them).
+        self._agent = _named("agent", {"name": resolved.name, "description": resolved.description})
+        self._personality = (
+            _named("personality", personality_view) if personality_view is not None else None
+        )
+        self._guidelines = _named("guidelines", [_guideline_view(g) for g in resolved.guidelines])
+        self._pieces = list(_pieces(resolved))
+
+    def render(self, env: Environment) -> RenderedAgent:
+        """Render every text for `env`; RenderError on any faulty text."""
+        resolved = self.resolved
+        instructions = self.instructions(env)
+        assert resolved.model is not None  # checked by prepare_agent
+        return RenderedAgent(
+            name=resolved.name,
+            foundry_name=env.name_prefix + resolved.name,
+            model=resolved.model,
+            instructions=instructions,
+            temperature=resolved.temperature,
+            top_p=resolved.top_p,
+            tool_choice=resolved.tool_choice,
+            tools=[_tool_body(t) for t in resolved.tools],
+            description=resolved.description,
+            metadata=dict(resolved.metadata),
+            max_turns=resolved.max_turns,
+            capabilities=list(resolved.capabilities),
+            personality=resolved.personality_name,
+        )
+
+    def instructions(self, env: Environment) -> str:
+        """The final instructions for `env` (what `render(env).instructions` holds)."""
+        resolved = self.resolved
+        agent_name = resolved.name
+        env_address = address_of("Environment", env.name)
+        merged_vars = _merge_vars(resolved.vars, env.vars)
+        hint_sources = f"{self._hint_base} or {env_address}"
+        values: dict[str, Any] = {
+            "vars": _named("vars", merged_vars),
+            "agent": self._agent,
+            "env": _named("env", {"name": env.name, "name_prefix": env.name_prefix}),
+            "personality": self._personality,
+            "guidelines": self._guidelines,
+            "capabilities": list(resolved.capabilities),
         }
-        for i, g in enumerate(resolved.guidelines)
-    ]
-    rendered_guidelines.sort(key=_by_priority)
-    layout_context["guidelines"] = _named("guidelines", rendered_guidelines)
+        context = _Context(values)
 
-    layout_source = resolved.layout if resolved.layout is not None else DEFAULT_LAYOUT
-    layout_where = _Where(
-        address=resolved.source_of("layout"),
-        path=("layout",),
-        agent=agent_name,
-        hint_sources=hint_sources,
-        available=(*_TOP_LEVEL, "instructions"),
-    )
-    instructions = _render_text(layout_source, layout_context, where=layout_where)
+        rendered: dict[tuple[PathItem, ...], str] = {}
+        for address, path, source in self._pieces:
+            where = _Where(address=address, path=path, agent=agent_name, hint_sources=hint_sources)
+            rendered[path] = _render_text(source, context, where=where)
 
-    return RenderedAgent(
-        name=resolved.name,
-        foundry_name=env.name_prefix + resolved.name,
-        model=resolved.model,
-        instructions=instructions,
-        temperature=resolved.temperature,
-        top_p=resolved.top_p,
-        tool_choice=resolved.tool_choice,
-        tools=[_tool_body(t) for t in resolved.tools],
-        description=resolved.description,
-        metadata=dict(resolved.metadata),
-        max_turns=resolved.max_turns,
-        capabilities=list(resolved.capabilities),
-        personality=resolved.personality_name,
-    )
+        layout_values = dict(values)
+        layout_values["instructions"] = rendered[("instructions",)]
+        personality_view = self._personality_view
+        if resolved.personality is not None and personality_view is not None:
+            p = resolved.personality
+            layout_values["personality"] = _named(
+                "personality",
+                {
+                    **personality_view,
+                    "prompt_modifiers": [
+                        rendered[("prompt_modifiers", i)] for i in range(len(p.prompt_modifiers))
+                    ],
+                    "response_templates": {
+                        k: rendered[("response_templates", k)] for k in p.response_templates
+                    },
+                    "prohibited_behaviors": [
+                        rendered[("prohibited_behaviors", i)]
+                        for i in range(len(p.prohibited_behaviors))
+                    ],
+                },
+            )
+        rendered_guidelines = [
+            {
+                "condition": rendered[("guidelines", i, "condition")],
+                "action": rendered[("guidelines", i, "action")],
+                "priority": g.priority,
+            }
+            for i, g in enumerate(resolved.guidelines)
+        ]
+        rendered_guidelines.sort(key=_by_priority)
+        layout_values["guidelines"] = _named("guidelines", rendered_guidelines)
+
+        layout_source = resolved.layout if resolved.layout is not None else DEFAULT_LAYOUT
+        layout_where = _Where(
+            address=resolved.source_of("layout"),
+            path=("layout",),
+            agent=agent_name,
+            hint_sources=hint_sources,
+            available=(*_TOP_LEVEL, "instructions"),
+        )
+        return _render_text(layout_source, _Context(layout_values), where=layout_where)
 
 
 _by_priority: Callable[[Mapping[str, Any]], int] = lambda g: int(g["priority"])  # noqa: E731
