@@ -23,8 +23,10 @@ through a dispatch table; the planner decided *what*, this module only does it, 
     that write can no longer land (`request_timeout` after it was sent) before planning: the
     killed write is then seen and adopted instead of being written a second time. The local
     provider needs no fence (its SQLite writes are atomic and in-process).
-  - A twin that lands anyway (a grace shorter than the service's real latency) is found by the
-    next plan and removed (`RemoveDuplicateVersion`, a `delete_version`).
+  - A twin that lands anyway (a grace shorter than the service's real latency) is settled: one
+    that landed before our own write shows as a skipped version number, and the copies are
+    reduced to the oldest at once (`_settle_twins`); one that lands after is found by the next
+    plan and removed (`RemoveDuplicateVersion`, a `delete_version`).
   - A protected environment's deletes need `allow_delete=True`; without it nothing at all runs.
 
 Clock (elapsed time in `Progress`), sleep and randomness are injected; `on_progress` is called
@@ -288,8 +290,42 @@ def _write_version(
         ),
         before_retry=find_written,
     )
+    written = _settle_twins(ctx, desired, base_version=base_version, written=written)
     _record_agent(ctx, desired, version=written.version, hash_=desired.hash, action=action)
     return OpOutcome(desired.address, action, "ok", foundry_version=written.version)
+
+
+def _settle_twins(
+    ctx: _Context, desired: DesiredAgent, *, base_version: str | None, written: AgentVersion
+) -> AgentVersion:
+    """The version to record: `written`, unless copies of it landed since the plan's base.
+
+    A version number past base + 1 means others landed in between; when some carry our
+    `runner-hash` (a killed apply's write that outlived the takeover's grace), the oldest is
+    kept and the newer copies deleted, as the planner does with a twin. One extra read, and
+    only then; a service that never reuses numbers costs that read and deletes nothing.
+    """
+    base = _version_number(base_version)[0] if base_version is not None else 0
+    number = _version_number(written.version)[0]
+    if base < 0 or number < 0 or number == base + 1:
+        return written
+    versions: list[AgentVersion] = ctx.retry(
+        lambda: ctx.provider.list_versions(desired.foundry_name)
+    )
+    twins = {
+        v.version: v
+        for v in [*versions, written]
+        if _version_number(v.version)[0] > base and v.spec_hash == desired.hash
+    }
+    ordered = sorted(twins.values(), key=lambda v: _version_number(v.version))
+    for extra in ordered[1:]:
+
+        def delete(version: str = extra.version) -> None:
+            with contextlib.suppress(NotFoundError):
+                ctx.send_write(lambda: ctx.provider.delete_version(desired.foundry_name, version))
+
+        ctx.retry(delete)
+    return ordered[0]
 
 
 def _record_agent(

@@ -320,3 +320,47 @@ def test_progress_reports_elapsed_time_from_the_injected_clock(tmp_path: Path) -
         on_progress=lambda p: seen.append(p.elapsed),
     )
     assert seen == [1.0, 2.0]
+
+
+class GhostProvider(LocalProvider):
+    """The local store, where a killed apply's create_version of the same agent lands just
+    before ours (it outlived the takeover's grace)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(LocalProvider.open(path).store, owns_store=True)
+        self.ghosts = 0
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        definition: Mapping[str, Any],
+        metadata: Mapping[str, str],
+        description: str | None = None,
+    ) -> AgentVersion:
+        if self.ghosts == 0:
+            self.ghosts += 1
+            super().create_version(
+                name, definition=definition, metadata=metadata, description=description
+            )
+        return super().create_version(
+            name, definition=definition, metadata=metadata, description=description
+        )
+
+
+def test_a_copy_that_lands_just_before_our_write_is_settled_at_once(tmp_path: Path) -> None:
+    provider = GhostProvider(tmp_path / "store.db")
+    registry = SqliteRegistry(tmp_path / "state.db")
+    desired = DesiredState(env="dev", agents=(agent("a"), agent("b")))
+    result = apply_plan(
+        plan_for(desired, provider, registry),
+        provider=provider,
+        registry=registry,
+        env="dev",
+        parallelism=1,
+    )
+    assert result.ok, result.failed
+    assert [v.version for v in provider.list_versions("a")] == ["1"]
+    assert [v.version for v in provider.list_versions("b")] == ["1"]
+    assert registry.applied("dev")["agent.a"].foundry_version == "1"
+    assert not plan_for(desired, provider, registry).ops
