@@ -391,6 +391,9 @@ def _run_remove_duplicate(ctx: _Context, op: RemoveDuplicateVersion) -> OpOutcom
             ctx.send_write(lambda: ctx.provider.delete_version(op.foundry_name, op.remove))
 
     ctx.retry(delete)
+    ctx.registry.record_version_removed(
+        ctx.env, op.address, version=op.remove, apply_id=ctx.apply_id
+    )
     return OpOutcome(op.address, op.action, "ok", foundry_version=op.keep)
 
 
@@ -426,7 +429,9 @@ _EXECUTE: dict[type[Any], Callable[[_Context, Any], OpOutcome]] = {
 def _journal_action(op: Op) -> JournalAction:
     if isinstance(op, Drift):
         return "revert" if op.resolution == "revert" else "adopt"
-    if isinstance(op, RemoveDuplicateVersion | DeleteAgent | DeleteResource):
+    if isinstance(op, RemoveDuplicateVersion):
+        return "delete_version"
+    if isinstance(op, DeleteAgent | DeleteResource):
         return "delete"
     if isinstance(op, AdoptAgent):
         return "adopt"

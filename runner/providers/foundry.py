@@ -202,6 +202,8 @@ class FoundryProvider:
     ) -> None:
         plain_http = check_endpoint(endpoint)
         self.endpoint = endpoint.rstrip("/")
+        # How long after it was sent a request may still land: the executor's stale-lock grace.
+        self.request_timeout = timeout
         self._count = 0
         self._count_lock = threading.Lock()
 

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-JournalAction = Literal["create", "update", "delete", "adopt", "import", "revert"]
+JournalAction = Literal["create", "update", "delete", "delete_version", "adopt", "import", "revert"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,13 @@ class Registry(Protocol):
     def record_failure(
         self, env: str, address: str, *, apply_id: str, action: JournalAction, detail: str
     ) -> None: ...
+
+    def record_version_removed(
+        self, env: str, address: str, *, version: str, apply_id: str
+    ) -> None:
+        """Journal the removal of one surplus Foundry version (e.g. a twin left by a lost
+        response); what is recorded as applied does not change."""
+        ...
 
     def history(self, env: str, address: str) -> list[JournalEntry]: ...
 

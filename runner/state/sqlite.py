@@ -371,6 +371,25 @@ class SqliteRegistry:
                 apply_id=apply_id,
             )
 
+    def record_version_removed(
+        self, env: str, address: str, *, version: str, apply_id: str
+    ) -> None:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT hash FROM registry_resources WHERE env = ? AND address = ?",
+                (env, address),
+            ).fetchone()
+            self._journal(
+                conn,
+                env,
+                address,
+                action="delete_version",
+                outcome="ok",
+                hash_=None if row is None else row[0],
+                version=version,
+                apply_id=apply_id,
+            )
+
     def record_failure(
         self, env: str, address: str, *, apply_id: str, action: JournalAction, detail: str
     ) -> None:

@@ -53,6 +53,7 @@ from runner.apply.executor import (
     DEFAULT_LOCK_TIMEOUT,
     ApplyError,
     ApplyResult,
+    WriteFence,
     apply_plan,
     read_actual,
 )
@@ -280,6 +281,20 @@ class _ScopedRegistry:
         self, env: str, address: str, *, apply_id: str, action: JournalAction, detail: str
     ) -> None:
         self._registry.record_failure(env, address, apply_id=apply_id, action=action, detail=detail)
+
+    def record_version_removed(
+        self, env: str, address: str, *, version: str, apply_id: str
+    ) -> None:
+        self._registry.record_version_removed(env, address, version=version, apply_id=apply_id)
+
+    def record_write_started(self, env: str, *, request_timeout: float) -> None:
+        """Pass the executor's write fence through (see `runner.apply.executor.WriteFence`)."""
+        if isinstance(self._registry, WriteFence):
+            self._registry.record_write_started(env, request_timeout=request_timeout)
+
+    def record_write_finished(self, env: str) -> None:
+        if isinstance(self._registry, WriteFence):
+            self._registry.record_write_finished(env)
 
     def history(self, env: str, address: str) -> list[JournalEntry]:
         return self._registry.history(env, address)

@@ -230,6 +230,9 @@ def test_a_twin_of_the_recorded_version_is_removed_and_the_registry_kept(tmp_pat
     assert [v.version for v in provider.list_versions("a")] == ["1"]
     assert registry.applied("dev")["agent.a"].foundry_version == "1"
     assert not plan_for(desired, provider, registry).ops
+    last = registry.history("dev", "agent.a")[-1]
+    assert (last.action, last.outcome, last.foundry_version) == ("delete_version", "ok", "2")
+    assert last.hash == wanted.hash
 
 
 def test_an_edit_that_kept_the_metadata_is_drift_not_a_twin(tmp_path: Path) -> None:
