@@ -26,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections.abc import Mapping
@@ -120,7 +121,10 @@ class Operators:
     def __init__(self, lc: Lifecycle) -> None:
         self.lc = lc
         self.env = lc.env.name
-        self.store = HumanQueueStore(lc.store.path)
+        # the session store's connection: a second one would make the runtime re-read the
+        # registry on every turn (PRAGMA data_version changes with other connections' writes)
+        self.store = HumanQueueStore(lc.store.path, connection=lc.store._conn)
+        self._flush_handle: asyncio.TimerHandle | None = None
         self.board: dict[str, dict[str, str]] = self.store.availability(self.env)
         self._human_reason: dict[str, tuple[str | None, str | None]] = {}
         self._escalated: set[str] = {
@@ -142,6 +146,9 @@ class Operators:
         if self._closed:
             return
         self._closed = True
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         for off in self._offs:
             off()
         self._offs = []
@@ -215,6 +222,7 @@ class Operators:
         session_id = str(data.get("session_id") or esc.get("session_id"))
         self._escalated.add(session_id)
         self.store.record_escalation(self.env, esc, team=data.get("team"), at=event.at)
+        self._schedule_flush()
         notify = list(data.get("notify") or ())
         if event.type == "escalation:opened" and notify:
             summary = (
@@ -232,6 +240,25 @@ class Operators:
                 "status": esc["status"],
             }
             self.lc.notifier.notify(notify, Notification(summary=summary, body=body))
+
+    def _schedule_flush(self) -> None:
+        """Escalation history is written behind, at most `persist_interval` late."""
+        if self._flush_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.store.flush()
+            return
+        self._flush_handle = loop.call_later(self.lc.config.persist_interval_s, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        try:
+            self.store.flush()
+        except Exception:
+            log.exception("escalation history could not be written; retrying later")
+            self._schedule_flush()
 
     def _on_handoff(self, event: Event) -> None:
         if event.data.get("to") == HUMAN:
@@ -251,6 +278,7 @@ class Operators:
             if sid in self._escalated:
                 self._escalated.discard(sid)
                 self.store.session_closed(sid)
+                self._schedule_flush()
 
     def _enqueue(self, session_id: str, *, at: float) -> None:
         row = self.lc.store.load(session_id)  # just saved by the state change

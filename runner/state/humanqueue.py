@@ -9,7 +9,13 @@ finds the queue, the pending escalations and the availability as they were.
 
 Invariants:
   - Only tables prefixed `rt_hq_` / `rt_esc_` are touched, in the registry's SQLite file.
-  - One connection, autocommit, WAL, busy timeout (another process may apply meanwhile).
+  - One connection, autocommit, WAL, busy timeout (another process may apply meanwhile). The
+    runtime passes its session store's connection: writes on a second connection would change
+    `PRAGMA data_version` for the runtime and make it re-read the registry on every turn.
+  - Escalation history is written behind (like turn counters): `record_escalation` and
+    `session_closed` buffer, `flush()` writes the buffer in one transaction; every read and
+    `close()` flush first. What must survive at once (the queue, claims, availability,
+    transcript) is written immediately; pending escalations are also in the session rows.
   - `claim` is a conditional UPDATE: two operators (even in two processes) never both claim
     the same session.
 """
@@ -79,6 +85,13 @@ _ITEM_COLUMNS = (
     "session_id, env, team, workspace_id, user_id, reason, trigger, escalation_id, level, "
     "previous_agent, priority, enqueued_at, claimed_by, claimed_at"
 )
+_UPSERT_ESCALATION = (
+    "INSERT INTO rt_esc_escalations (id, env, session_id, team, level, target, status, "
+    "body, opened_at, updated_at, session_open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET status=excluded.status, body=excluded.body, "
+    "updated_at=excluded.updated_at, session_open=excluded.session_open"
+)
+_CLOSE_SESSION = "UPDATE rt_esc_escalations SET session_open = 0 WHERE session_id = ?"
 _PRIORITY_ORDER = (
     "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 "
     "WHEN 'low' THEN 3 ELSE 2 END"
@@ -155,19 +168,47 @@ class StoredEscalation:
 class HumanQueueStore:
     """The `rt_hq_*` and `rt_esc_*` tables of the registry file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, connection: sqlite3.Connection | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-        self._conn.execute("PRAGMA busy_timeout = 30000")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._owns = connection is None
+        if connection is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            connection.execute("PRAGMA busy_timeout = 30000")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+        self._conn = connection
         self._conn.executescript(_SCHEMA)
+        self._pending_escalations: dict[str, tuple[Any, ...]] = {}
+        self._pending_closed: set[str] = set()
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._pending_escalations or self._pending_closed)
+
+    def flush(self) -> None:
+        """Write buffered escalation history in one transaction."""
+        if not self.dirty:
+            return
+        rows = list(self._pending_escalations.values())
+        closed = [(sid,) for sid in self._pending_closed]
+        self._pending_escalations = {}
+        self._pending_closed = set()
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(_UPSERT_ESCALATION, rows)
+            self._conn.executemany(_CLOSE_SESSION, closed)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def close(self) -> None:
-        self._conn.close()
+        self.flush()
+        if self._owns:
+            self._conn.close()
 
     # ------------------------------------------------------------ queue
 
@@ -236,31 +277,27 @@ class HumanQueueStore:
     def record_escalation(
         self, env: str, escalation: Mapping[str, Any], *, team: str | None, at: float
     ) -> None:
-        """Insert or update one escalation (`Escalation.as_dict()`) by its id."""
-        self._conn.execute(
-            "INSERT INTO rt_esc_escalations (id, env, session_id, team, level, target, status, "
-            "body, opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET status=excluded.status, body=excluded.body, "
-            "updated_at=excluded.updated_at",
-            (
-                str(escalation["id"]),
-                env,
-                str(escalation["session_id"]),
-                team,
-                int(escalation["level"]),
-                str(escalation["target"]),
-                str(escalation["status"]),
-                json.dumps(dict(escalation), sort_keys=True),
-                float(escalation.get("opened_at") or at),
-                at,
-            ),
+        """Insert or update one escalation (`Escalation.as_dict()`) by its id (buffered)."""
+        self._pending_escalations[str(escalation["id"])] = (
+            str(escalation["id"]),
+            env,
+            str(escalation["session_id"]),
+            team,
+            int(escalation["level"]),
+            str(escalation["target"]),
+            str(escalation["status"]),
+            json.dumps(dict(escalation), sort_keys=True),
+            float(escalation.get("opened_at") or at),
+            at,
+            1,
         )
 
     def session_closed(self, session_id: str) -> None:
-        """The session ended: its escalations stay as history but are no longer pending."""
-        self._conn.execute(
-            "UPDATE rt_esc_escalations SET session_open = 0 WHERE session_id = ?", (session_id,)
-        )
+        """The session ended: its escalations stay as history but are no longer open (buffered)."""
+        for key, row in list(self._pending_escalations.items()):
+            if row[2] == session_id:
+                self._pending_escalations[key] = (*row[:-1], 0)
+        self._pending_closed.add(session_id)
 
     def escalations(
         self,
@@ -270,6 +307,7 @@ class HumanQueueStore:
         session_id: str | None = None,
         open_sessions_only: bool = False,
     ) -> list[StoredEscalation]:
+        self.flush()
         sql = "SELECT env, team, session_open, body FROM rt_esc_escalations WHERE env = ?"
         params: list[Any] = [env]
         wanted = list(statuses) if statuses is not None else None
