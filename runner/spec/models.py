@@ -5,9 +5,10 @@ error with a position, and the published JSON Schemas in `schemas/` are generate
 classes. Field names and meanings follow `shared/contract/specs`; fields may be added, never
 renamed. Semantic rules that need more than one document (references, uniqueness, Foundry naming
 per environment) live in `runner.spec.checks`, not here.
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here: pydantic would have to evaluate every annotation
+string at import (about a tenth of building these classes, paid on every `runner validate`).
+"""
 
 import re
 from typing import Annotated, Any, Literal
@@ -146,7 +147,7 @@ class Agent(Envelope, PromptFields):
     template: str | None = None
 
     @model_validator(mode="after")
-    def _standalone_needs_model_and_instructions(self) -> Agent:
+    def _standalone_needs_model_and_instructions(self) -> "Agent":
         if self.template is None:
             missing = [f for f in ("model", "instructions") if getattr(self, f) is None]
             if missing:
@@ -173,7 +174,7 @@ class TriggerWhen(Strict):
         return value if value is None else _check_regex(value)
 
     @model_validator(mode="after")
-    def _at_least_one(self) -> TriggerWhen:
+    def _at_least_one(self) -> "TriggerWhen":
         if all(getattr(self, f) is None for f in type(self).model_fields):
             raise ValueError("'when' needs one of keywords, pattern, requested, turns_above")
         return self
@@ -230,7 +231,7 @@ class EscalationWhen(Strict):
         return value if value is None else _check_regex(value)
 
     @model_validator(mode="after")
-    def _at_least_one(self) -> EscalationWhen:
+    def _at_least_one(self) -> "EscalationWhen":
         if all(getattr(self, f) is None for f in type(self).model_fields):
             raise ValueError(
                 "'when' needs one of trigger, turns_above, keywords, pattern, no_free_member"
@@ -360,7 +361,7 @@ class Alert(Envelope):
     enabled: bool = True
 
     @model_validator(mode="after")
-    def _exactly_one_subject(self) -> Alert:
+    def _exactly_one_subject(self) -> "Alert":
         subjects = [s for s in ("agent", "team", "pool") if getattr(self, s) is not None]
         if len(subjects) != 1:
             raise ValueError("an alert watches exactly one of 'agent', 'team' or 'pool'")
@@ -382,7 +383,7 @@ class Channel(Envelope):
     timeout: Duration = "5s"
 
     @model_validator(mode="after")
-    def _fields_for_type(self) -> Channel:
+    def _fields_for_type(self) -> "Channel":
         if self.type in ("slack", "webhook") and self.url is None:
             raise ValueError(f"a {self.type} channel needs 'url'")
         if self.type == "email" and not self.to:
@@ -408,7 +409,7 @@ class Environment(Envelope):
     )
 
     @model_validator(mode="after")
-    def _foundry_needs_endpoint(self) -> Environment:
+    def _foundry_needs_endpoint(self) -> "Environment":
         if self.provider == "foundry" and not self.endpoint:
             raise ValueError("a foundry environment needs 'endpoint'")
         return self
@@ -462,7 +463,7 @@ class Step(Strict):
     expect: Expect | None = None
 
     @model_validator(mode="after")
-    def _one_action(self) -> Step:
+    def _one_action(self) -> "Step":
         actions = [a for a in ("user", "end", "approve", "reject", "advance") if getattr(self, a)]
         if len(actions) > 1:
             raise ValueError("a step does one thing: " + ", ".join(actions) + " were all given")
@@ -482,7 +483,7 @@ class Scenario(Envelope):
     steps: list[Step] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _team_or_agent(self) -> Scenario:
+    def _team_or_agent(self) -> "Scenario":
         if (self.team is None) == (self.agent is None):
             raise ValueError("a scenario drives exactly one of 'team' or 'agent'")
         return self
