@@ -183,6 +183,7 @@ class HumanQueueStore:
         self._conn.executescript(_SCHEMA)
         self._pending_escalations: dict[str, tuple[Any, ...]] = {}
         self._pending_closed: set[str] = set()
+        self._pending_by_session: dict[str, list[str]] = {}
 
     @property
     def dirty(self) -> bool:
@@ -196,6 +197,7 @@ class HumanQueueStore:
         closed = [(sid,) for sid in self._pending_closed]
         self._pending_escalations = {}
         self._pending_closed = set()
+        self._pending_by_session = {}
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._conn.executemany(_UPSERT_ESCALATION, rows)
@@ -278,7 +280,9 @@ class HumanQueueStore:
         self, env: str, escalation: Mapping[str, Any], *, team: str | None, at: float
     ) -> None:
         """Insert or update one escalation (`Escalation.as_dict()`) by its id (buffered)."""
-        self._pending_escalations[str(escalation["id"])] = (
+        key = str(escalation["id"])
+        self._pending_by_session.setdefault(str(escalation["session_id"]), []).append(key)
+        self._pending_escalations[key] = (
             str(escalation["id"]),
             env,
             str(escalation["session_id"]),
@@ -294,8 +298,9 @@ class HumanQueueStore:
 
     def session_closed(self, session_id: str) -> None:
         """The session ended: its escalations stay as history but are no longer open (buffered)."""
-        for key, row in list(self._pending_escalations.items()):
-            if row[2] == session_id:
+        for key in self._pending_by_session.pop(session_id, ()):
+            row = self._pending_escalations.get(key)
+            if row is not None:
                 self._pending_escalations[key] = (*row[:-1], 0)
         self._pending_closed.add(session_id)
 
