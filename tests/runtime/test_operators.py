@@ -383,3 +383,24 @@ async def test_create_team_from_code_is_validated_and_routes(lc: Lifecycle) -> N
         ops.set_member_availability("adhoc", "general-agent-1", "busy")
     with pytest.raises(LifecycleError, match="not one of"):
         ops.set_member_availability("adhoc", "tech-advisor", "asleep")
+
+
+async def test_operator_writes_never_make_the_runtime_reread_the_registry(
+    open_lc: Any,
+) -> None:
+    async with open_lc(PATH) as lc:
+        session = await lc.create_agent_session(team="customer-support", auth=AUTH)
+        await session.send("warm up")
+        version = lc.store.data_version()
+        for text in ("an error", "a question", "let me talk to a human"):
+            await session.send(text)
+        await lc.claim(session.id, operator="op-1")
+        lc.operators.store.flush()
+        assert lc.store.data_version() == version  # same connection: no re-read of applied
+        sid = session.id
+    async with open_lc(PATH) as again:  # history was written behind, and on close
+        history = again.operators.escalation_history(sid)
+        assert [(h.escalation["level"], h.status) for h in history] == [
+            (1, "resolved"),
+            (2, "pending_approval"),
+        ]
