@@ -59,7 +59,7 @@ from runner.runtime.teams import (
     check_team,
     escalation_event_data,
 )
-from runner.spec.models import Team
+from runner.spec.models import Envelope, Team
 from runner.spec.project import Position, Project, SpecDocument
 from runner.state.humanqueue import HumanQueueStore, QueueItem, StoredEscalation, TranscriptEntry
 from runner.state.sessions import SessionRow
@@ -659,17 +659,23 @@ class Operators:
             except ValidationError as exc:
                 raise LifecycleError(f"team: invalid definition: {exc}") from None
         declared = self.lc._declared
-        problems = check_team(
-            team,
-            agents=set(declared.agents),
-            escalation_paths=declared.escalation_paths,
-        )
-        project = Project()
+        project = Project()  # what the runtime will run with
+        checked = Project()  # plus what it runs with but the specs lack (applied only)
         for doc in self.lc.project:
             if doc.address != f"team.{team.name}":
                 project.add(doc)
+                checked.add(doc)
+        applied = Position("<applied>", 1, 1)
+        known: list[Envelope] = [*declared.agents.values(), *declared.escalation_paths.values()]
+        for known_spec in known:
+            checked.add(SpecDocument(spec=known_spec, position=applied))  # no-op when present
         project.add(SpecDocument(spec=team, position=CODE_POSITION))
-        problems.extend(_checks_problems(project))
+        checked.add(SpecDocument(spec=team, position=CODE_POSITION))
+        problems = _checks_problems(checked)
+        if problems is None:  # no spec checks module: the team's own reference checks
+            problems = check_team(
+                team, agents=set(declared.agents), escalation_paths=declared.escalation_paths
+            )
         if problems:
             raise LifecycleError(f"team.{team.name}: " + "; ".join(dict.fromkeys(problems)))
         self.lc.reload(project)
@@ -688,20 +694,20 @@ def _well_formed(escalation: Any) -> bool:
     return True
 
 
-def _checks_problems(project: Project) -> list[str]:
-    """Problems the project's checks (when that module is there) find in the code-made team."""
+def _checks_problems(project: Project) -> list[str] | None:
+    """Errors the spec checks find in the team created from code; None without the checks."""
     try:
         from runner.spec import checks
     except ImportError:
-        return []
+        return None
     check = getattr(checks, "check_project", None)
     if check is None:
-        return []
+        return None
     try:
         found = check(project)
-    except Exception:  # checks of other documents must not stop a team created from code
+    except Exception:  # a checks bug must not hide the team's own reference checks
         log.exception("spec checks failed on the project with a team created from code")
-        return []
+        return None
     return [
         p.message
         for p in found

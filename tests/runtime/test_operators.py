@@ -350,8 +350,8 @@ async def test_create_team_from_code_is_validated_and_routes(lc: Lifecycle) -> N
                 ],
             }
         )
-    assert "agent 'nobody' is not declared" in str(bad.value)
-    assert "'y' is neither a specialization" in str(bad.value)
+    assert "unknown agent 'nobody'" in str(bad.value)
+    assert "target 'y' is not a specialization" in str(bad.value)
     with pytest.raises(LifecycleError, match="invalid definition"):
         await ops.create_team({"name": "adhoc", "members": []})
     team = await ops.create_team(
