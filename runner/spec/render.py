@@ -381,8 +381,12 @@ class _Named(dict[str, Any]):
         self._runner_name = name
 
 
+def _as_is(name: str, value: Any) -> Any:
+    return value
+
+
 def _named(name: str, value: Any) -> Any:
-    if isinstance(value, Mapping):
+    if isinstance(value, dict) or isinstance(value, Mapping):  # noqa: SIM101 - dict: no ABC check
         return _Named(name, {k: _named(f"{name}.{k}", v) for k, v in value.items()})
     if isinstance(value, list | tuple):
         return [_named(f"{name}[{i}]", v) for i, v in enumerate(value)]
@@ -875,12 +879,15 @@ class PreparedAgent:
             where = _Where(address=address, path=path, agent=agent_name, hint_sources=hint_sources)
             rendered[path] = _render_text(source, context, where=where)
 
+        layout_source = resolved.layout if resolved.layout is not None else DEFAULT_LAYOUT
+        # The default layout reads only keys that exist: no undefined-variable message to name.
+        named = _as_is if layout_source == DEFAULT_LAYOUT else _named
         layout_values = dict(values)
         layout_values["instructions"] = rendered[("instructions",)]
         personality_view = self._personality_view
         if resolved.personality is not None and personality_view is not None:
             p = resolved.personality
-            layout_values["personality"] = _named(
+            layout_values["personality"] = named(
                 "personality",
                 {
                     **personality_view,
@@ -905,9 +912,8 @@ class PreparedAgent:
             for i, g in enumerate(resolved.guidelines)
         ]
         rendered_guidelines.sort(key=_by_priority)
-        layout_values["guidelines"] = _named("guidelines", rendered_guidelines)
+        layout_values["guidelines"] = named("guidelines", rendered_guidelines)
 
-        layout_source = resolved.layout if resolved.layout is not None else DEFAULT_LAYOUT
         layout_where = _Where(
             address=resolved.source_of("layout"),
             path=("layout",),
