@@ -21,7 +21,8 @@ from typing import IO, Any
 
 from runner.cli._workspace import add_lock_argument, add_spec_arguments, use_colour
 from runner.cli.errors import EXIT_OK, UserError
-from runner.watch.engine import ReloadEngine, ReloadOutcome
+from runner.watch.engine import ReloadEngine
+from runner.watch.outcome import ReloadOutcome
 
 EXIT_INTERRUPTED = 130
 DEFAULT_REFRESH_INTERVAL = 300.0

@@ -47,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from runner.apply.executor import (
     DEFAULT_LOCK_TIMEOUT,
@@ -78,6 +78,7 @@ from runner.state.base import (
     LockTimeoutError,
     Registry,
 )
+from runner.watch.outcome import Event, ReloadHook, ReloadOutcome
 
 __all__ = [
     "Event",
@@ -86,10 +87,6 @@ __all__ = [
     "ReloadOutcome",
     "is_spec_file",
 ]
-
-Event = Literal["applied", "planned", "invalid", "unchanged", "failed"]
-ReloadHook = Callable[["ReloadOutcome", Project], None]
-"""Called after every reload that moved the good state (the runtime's `Lifecycle.reload`)."""
 
 _YAML_EXTENSIONS = (".yaml", ".yml")
 # Kinds whose documents are checked on every reload (they are few and hold the references to
@@ -113,71 +110,6 @@ def is_spec_file(name: str) -> bool:
     """The loader's rule: `*.yaml`/`*.yml`, not hidden (editor temp and swap files never are)."""
     base = os.path.basename(name)
     return base.endswith(_YAML_EXTENSIONS) and not base.startswith(".")
-
-
-# ---------------------------------------------------------------- outcome
-
-
-@dataclass(frozen=True)
-class ReloadOutcome:
-    """What one reload did; `to_json()` is the `--format json` line."""
-
-    event: Event
-    files: tuple[str, ...] = ()
-    """Spec files this reload read (as the loader names them)."""
-    addresses: tuple[str, ...] = ()
-    """Addresses whose desired state changed (added, changed or removed)."""
-    errors: tuple[Problem, ...] = ()
-    elapsed_ms: float = 0.0
-    """From the moment the change was detected (or the call began) to the end of the reload."""
-    env: str = ""
-    protected: bool = False
-    plan: Plan | None = None
-    result: ApplyResult | None = None
-    message: str = ""
-    """One human sentence for `failed` (and the protected-environment note)."""
-
-    def to_json(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "event": self.event,
-            "env": self.env,
-            "protected": self.protected,
-            "files": list(self.files),
-            "addresses": list(self.addresses),
-            "errors": [
-                {
-                    "file": p.file,
-                    "line": p.line,
-                    "column": p.column,
-                    "code": p.code,
-                    "message": p.message,
-                    "severity": p.severity,
-                }
-                for p in self.errors
-            ],
-            "elapsed_ms": round(self.elapsed_ms, 1),
-        }
-        if self.plan is not None:
-            document["ops"] = [
-                {"address": op_address(op), "action": op.action} for op in self.plan.ops
-            ]
-            document["conflicts"] = [
-                {"address": c.address, "message": c.message} for c in self.plan.conflicts
-            ]
-        if self.result is not None:
-            document["outcomes"] = [
-                {
-                    "address": o.address,
-                    "action": o.action,
-                    "outcome": o.outcome,
-                    **({"detail": o.detail} if o.detail else {}),
-                    **({"version": o.foundry_version} if o.foundry_version else {}),
-                }
-                for o in self.result.outcomes
-            ]
-        if self.message:
-            document["message"] = self.message
-        return document
 
 
 # ---------------------------------------------------------------- scoped views for apply_plan

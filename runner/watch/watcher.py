@@ -32,7 +32,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runner.spec.project import Project
-from runner.watch.engine import ReloadEngine, ReloadHook, ReloadOutcome
+from runner.watch.engine import ReloadEngine
+from runner.watch.outcome import ReloadHook, ReloadOutcome
 
 if TYPE_CHECKING:
     from runner.runtime.lifecycle import Lifecycle
