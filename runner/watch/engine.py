@@ -53,7 +53,6 @@ from runner.apply.executor import (
     DEFAULT_LOCK_TIMEOUT,
     ApplyError,
     ApplyResult,
-    WriteFence,
     apply_plan,
     read_actual,
 )
@@ -66,19 +65,18 @@ from runner.plan.desired import (
 )
 from runner.plan.ops import Conflict, Plan, op_address, op_foundry_name
 from runner.plan.planner import compute_plan
-from runner.providers.base import AgentVersion, Provider, ProviderError, Reply
+from runner.providers.base import AgentVersion, Provider, ProviderError
 from runner.spec.checks import check_project
 from runner.spec.loader import FileResult, build_project, discover_files, load_file
 from runner.spec.models import Agent, Environment
 from runner.spec.project import Problem, Project, SpecDocument, UnknownEnvironmentError
 from runner.state.base import (
     AppliedResource,
-    JournalAction,
-    JournalEntry,
     LockTimeoutError,
     Registry,
 )
 from runner.watch.outcome import Event, ReloadHook, ReloadOutcome
+from runner.watch.views import ScopedProvider, ScopedRegistry
 
 __all__ = [
     "Event",
@@ -128,114 +126,6 @@ class _FocusAgents(dict[str, Agent]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._focus)
-
-
-class _ScopedProvider:
-    """The real provider, except that `list_agents` reads only the names a scoped plan covers."""
-
-    def __init__(self, provider: Provider, names: Iterable[str]) -> None:
-        self._provider = provider
-        self._names = sorted(set(names))
-        self.name = provider.name
-        self.remote = provider.remote
-
-    def list_agents(self) -> list[AgentVersion]:
-        found = (self._provider.get_agent(n) for n in self._names)
-        return [v for v in found if v is not None]
-
-    def get_agent(self, name: str) -> AgentVersion | None:
-        return self._provider.get_agent(name)
-
-    def list_versions(self, name: str) -> list[AgentVersion]:
-        return self._provider.list_versions(name)
-
-    def create_version(
-        self,
-        name: str,
-        *,
-        definition: Mapping[str, Any],
-        metadata: Mapping[str, str],
-        description: str | None = None,
-    ) -> AgentVersion:
-        return self._provider.create_version(
-            name, definition=definition, metadata=metadata, description=description
-        )
-
-    def delete_agent(self, name: str) -> None:
-        self._provider.delete_agent(name)
-
-    def delete_version(self, name: str, version: str) -> None:
-        self._provider.delete_version(name, version)
-
-    def create_conversation(self, *, metadata: Mapping[str, str] | None = None) -> str:
-        return self._provider.create_conversation(metadata=metadata)
-
-    def respond(
-        self, *, conversation_id: str, agent_name: str, agent_version: str | None, text: str
-    ) -> Reply:
-        return self._provider.respond(
-            conversation_id=conversation_id,
-            agent_name=agent_name,
-            agent_version=agent_version,
-            text=text,
-        )
-
-    def request_count(self) -> int:
-        return self._provider.request_count()
-
-    def close(self) -> None:
-        """The engine owns the real provider; closing the view closes nothing."""
-
-
-class _ScopedRegistry:
-    """The real registry, except that `applied` reads only the addresses a scoped plan covers."""
-
-    def __init__(self, registry: Registry, addresses: Iterable[str]) -> None:
-        self._registry = registry
-        self._addresses = sorted(set(addresses))
-
-    def applied(self, env: str) -> dict[str, AppliedResource]:
-        found = ((a, self._registry.get(env, a)) for a in self._addresses)
-        return {a: r for a, r in found if r is not None}
-
-    def get(self, env: str, address: str) -> AppliedResource | None:
-        return self._registry.get(env, address)
-
-    def record_applied(
-        self, env: str, resource: AppliedResource, *, apply_id: str, action: JournalAction
-    ) -> None:
-        self._registry.record_applied(env, resource, apply_id=apply_id, action=action)
-
-    def record_deleted(self, env: str, address: str, *, apply_id: str) -> None:
-        self._registry.record_deleted(env, address, apply_id=apply_id)
-
-    def record_failure(
-        self, env: str, address: str, *, apply_id: str, action: JournalAction, detail: str
-    ) -> None:
-        self._registry.record_failure(env, address, apply_id=apply_id, action=action, detail=detail)
-
-    def record_version_removed(
-        self, env: str, address: str, *, version: str, apply_id: str
-    ) -> None:
-        self._registry.record_version_removed(env, address, version=version, apply_id=apply_id)
-
-    def record_write_started(self, env: str, *, request_timeout: float) -> None:
-        """Pass the executor's write fence through (see `runner.apply.executor.WriteFence`)."""
-        if isinstance(self._registry, WriteFence):
-            self._registry.record_write_started(env, request_timeout=request_timeout)
-
-    def record_write_finished(self, env: str) -> None:
-        if isinstance(self._registry, WriteFence):
-            self._registry.record_write_finished(env)
-
-    def history(self, env: str, address: str) -> list[JournalEntry]:
-        return self._registry.history(env, address)
-
-    def lock(self, env: str, *, holder: str, timeout: float) -> Any:
-        return self._registry.lock(env, holder=holder, timeout=timeout)
-
-    def close(self) -> None:
-        """The engine owns the real registry."""
 
 
 # ---------------------------------------------------------------- state
@@ -797,8 +687,8 @@ class ReloadEngine:
             desired = good.desired()
         else:
             views = (
-                _ScopedProvider(provider, scope.names),
-                _ScopedRegistry(registry, scope.addresses),
+                ScopedProvider(provider, scope.names),
+                ScopedRegistry(registry, scope.addresses),
             )
             desired = good.desired(scope.addresses)
         try:
