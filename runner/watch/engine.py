@@ -67,7 +67,7 @@ from runner.plan.ops import Conflict, Plan, op_address, op_foundry_name
 from runner.plan.planner import compute_plan
 from runner.providers.base import AgentVersion, Provider, ProviderError
 from runner.spec.checks import check_project
-from runner.spec.loader import FileResult, build_project, discover_files, load_file
+from runner.spec.loader import FileResult, build_project
 from runner.spec.models import Agent, Environment
 from runner.spec.project import Problem, Project, SpecDocument, UnknownEnvironmentError
 from runner.state.base import (
@@ -76,6 +76,7 @@ from runner.state.base import (
     Registry,
 )
 from runner.watch.outcome import Event, ReloadHook, ReloadOutcome
+from runner.watch.spec_files import SpecFiles, is_spec_file
 from runner.watch.views import ScopedProvider, ScopedRegistry
 
 __all__ = [
@@ -86,7 +87,6 @@ __all__ = [
     "is_spec_file",
 ]
 
-_YAML_EXTENSIONS = (".yaml", ".yml")
 # Kinds whose documents are checked on every reload (they are few and hold the references to
 # agents); agents are checked only when the change touches them.
 _ALWAYS_CHECKED = frozenset(
@@ -102,12 +102,6 @@ _ALWAYS_CHECKED = frozenset(
         "Scenario",
     }
 )
-
-
-def is_spec_file(name: str) -> bool:
-    """The loader's rule: `*.yaml`/`*.yml`, not hidden (editor temp and swap files never are)."""
-    base = os.path.basename(name)
-    return base.endswith(_YAML_EXTENSIONS) and not base.startswith(".")
 
 
 # ---------------------------------------------------------------- scoped views for apply_plan
@@ -156,14 +150,6 @@ class _Good:
             agents=tuple(agents),
             resources=tuple(resources),
         )
-
-
-@dataclass
-class _Root:
-    given: str  # as the user wrote it (file names are reported under it)
-    absolute: str
-    real: str
-    is_dir: bool
 
 
 @dataclass(frozen=True)
@@ -227,14 +213,12 @@ class ReloadEngine:
         self._sleep = sleep
         self.empty_grace = empty_grace
         self._hooks: list[ReloadHook] = list(hooks)
-        self._roots = [self._root(os.fspath(p)) for p in paths]
+        self._specs = SpecFiles(paths)
         self._provider = provider
         self._owns_provider = provider is None
         self._provider_factory = provider_factory
         self._registry = registry
         self._owns_registry = registry is None
-        self._files: dict[str, FileResult] = {}
-        self._order: dict[str, tuple[int, tuple[str, ...]]] = {}
         self._good: _Good | None = None
         self._dirty: set[str] = set()  # files changed since the good state
         self._actual: dict[str, AgentVersion] | None = None
@@ -269,31 +253,17 @@ class ReloadEngine:
     @property
     def watch_paths(self) -> list[str]:
         """Folders to watch: each folder given, and the folder of each file given."""
-        seen: dict[str, None] = {}
-        for root in self._roots:
-            seen[root.absolute if root.is_dir else os.path.dirname(root.absolute)] = None
-        return list(seen)
+        return self._specs.watch_paths
 
     def is_relevant(self, path: str) -> bool:
         """Whether a change at `path` can matter: a spec file (or a folder) under a spec path."""
-        name = self._display_name(path)
-        if name is None:
-            return False
-        if is_spec_file(name):
-            return True
-        # a folder created, renamed or deleted: its files are looked at by `reload`
-        return os.path.isdir(path) or any(f.startswith(name + os.sep) for f in self._files)
+        return self._specs.is_relevant(path)
 
     def start(self) -> ReloadOutcome:
         """Load every spec file; plan (and apply) against a full listing when they are valid."""
         with self._lock:
             started = self._clock()
-            files, problems = discover_files([r.given for r in self._roots])
-            self._files = {}
-            self._order = {}
-            for name in files:
-                self._track(name)
-                self._files[name] = load_file(name)
+            files, problems = self._specs.load_all()
             self._dirty = set(files)
             return self._evaluate(started, tuple(files), extra_problems=problems, full=True)
 
@@ -303,11 +273,13 @@ class ReloadEngine:
         """Re-read the changed paths and plan (and apply) what changed; see the module docs."""
         with self._lock:
             started = self._clock() if detected_at is None else detected_at
-            touched = self._read_changes([os.fspath(p) for p in changed])
+            touched = self._specs.read_changes(
+                [os.fspath(p) for p in changed], sleep=self._sleep, empty_grace=self.empty_grace
+            )
             if not touched and self._good is not None and not self._dirty:
                 return self._outcome("unchanged", started, files=())
             self._dirty |= set(touched)
-            return self._evaluate(started, tuple(sorted(touched, key=self._sort_key)))
+            return self._evaluate(started, tuple(sorted(touched, key=self._specs.sort_key)))
 
     def refresh(self) -> ReloadOutcome:
         """Read Foundry and the registry in full again and plan (apply) the whole environment."""
@@ -335,81 +307,6 @@ class ReloadEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------ files
-
-    @staticmethod
-    def _root(given: str) -> _Root:
-        absolute = os.path.abspath(given)
-        return _Root(given, absolute, os.path.realpath(given), os.path.isdir(given))
-
-    def _display_name(self, path: str) -> str | None:
-        """The name the loader gives `path` (under the root as given), or None if outside."""
-        absolute = os.path.abspath(path)
-        for root in self._roots:
-            for base in (root.absolute, root.real):
-                if not root.is_dir:
-                    if absolute == base:
-                        return root.given
-                    continue
-                if absolute == base:
-                    return root.given
-                if absolute.startswith(base + os.sep):
-                    rel = os.path.relpath(absolute, base)
-                    if any(part.startswith(".") for part in rel.split(os.sep)):
-                        return None  # the loader skips hidden folders and files
-                    return os.path.join(root.given, rel)
-        return None
-
-    def _track(self, name: str) -> None:
-        for index, root in enumerate(self._roots):
-            if name == root.given:
-                self._order[name] = (index, ())
-                return
-            if root.is_dir and name.startswith(root.given.rstrip(os.sep) + os.sep):
-                rel = os.path.relpath(name, root.given)
-                self._order[name] = (index, tuple(rel.split(os.sep)))
-                return
-        self._order[name] = (len(self._roots), (name,))
-
-    def _sort_key(self, name: str) -> tuple[int, tuple[str, ...]]:
-        return self._order.get(name, (len(self._roots), (name,)))
-
-    def _read_changes(self, changed: list[str]) -> set[str]:
-        """Re-read every spec file a changed path stands for; the names whose result changed."""
-        names: set[str] = set()
-        for path in changed:
-            name = self._display_name(path)
-            if name is None:
-                continue
-            if os.path.isdir(name):
-                found, _ = discover_files([name])
-                names.update(found)
-                prefix = name.rstrip(os.sep) + os.sep
-                names.update(f for f in self._files if f.startswith(prefix))
-            elif is_spec_file(name):
-                names.add(name)
-            else:  # a folder that went away
-                prefix = name.rstrip(os.sep) + os.sep
-                names.update(f for f in self._files if f.startswith(prefix))
-        touched: set[str] = set()
-        for name in names:
-            if os.path.isfile(name):
-                previous = self._files.get(name)
-                if previous is not None and previous.documents and _is_empty(name):
-                    # a plain save truncates before it writes: give the writer a moment before
-                    # reading "no documents" (which would remove the file's agents)
-                    self._sleep(self.empty_grace)
-                result = load_file(name)
-                if previous is None:
-                    self._track(name)
-                if previous is None or not _same_file_result(previous, result):
-                    touched.add(name)
-                self._files[name] = result
-            elif name in self._files:
-                del self._files[name]
-                touched.add(name)
-        return touched
-
     # ------------------------------------------------------------ validate, then swap
 
     def _evaluate(
@@ -436,15 +333,8 @@ class ReloadEngine:
         extra_problems: Sequence[Problem],
         full: bool,
     ) -> ReloadOutcome:
-        ordered = sorted(self._files, key=self._sort_key)
-        problems = list(extra_problems)
-        documents: list[SpecDocument] = []
-        skip: set[str] = set()
-        for name in ordered:
-            result = self._files[name]
-            problems.extend(result.problems)
-            documents.extend(result.documents)
-            skip |= result.invalid
+        file_problems, documents, skip = self._specs.collect()
+        problems = [*extra_problems, *file_problems]
         project, duplicates = build_project(documents)
         problems.extend(duplicates)
         if _errors(problems):
@@ -454,8 +344,7 @@ class ReloadEngine:
         try:
             env = project.environment(self.env_name)
         except UnknownEnvironmentError as exc:
-            where = self._roots[0].given if self._roots else "."
-            problem = Problem(where, 1, 1, "env.unknown", str(exc))
+            problem = Problem(self._specs.first_root, 1, 1, "env.unknown", str(exc))
             return self._invalid(started, files, [problem])
         env_changed = good is None or good.env != env
         full = full or env_changed
@@ -491,7 +380,11 @@ class ReloadEngine:
 
         previous = good
         new_good = _Good(
-            files=dict(self._files), project=project, env=env, agents=agents, resources=resources
+            files=dict(self._specs.results),
+            project=project,
+            env=env,
+            agents=agents,
+            resources=resources,
         )
         provider_moved = previous is None or _provider_key(previous.env) != _provider_key(env)
         self._good = new_good
@@ -524,7 +417,7 @@ class ReloadEngine:
             old = good.files.get(name)
             if old is not None:
                 before.update((d.address, d) for d in old.documents)
-            new = self._files.get(name)
+            new = self._specs.results.get(name)
             if new is not None:
                 after.update((d.address, d) for d in new.documents)
         # an address cannot move to a file that was not re-read: that file changed too
@@ -809,28 +702,8 @@ class ReloadEngine:
 # ---------------------------------------------------------------- helpers
 
 
-def _is_empty(name: str) -> bool:
-    try:
-        return os.path.getsize(name) == 0
-    except OSError:
-        return False
-
-
 def _errors(problems: Iterable[Problem]) -> bool:
     return any(p.severity == "error" for p in problems)
-
-
-def _same_file_result(a: FileResult, b: FileResult) -> bool:
-    """Same documents (specs and where they start) and the same problems."""
-    return (
-        a.problems == b.problems
-        and a.invalid == b.invalid
-        and len(a.documents) == len(b.documents)
-        and all(
-            x.spec == y.spec and x.position == y.position and x.positions == y.positions
-            for x, y in zip(a.documents, b.documents, strict=True)
-        )
-    )
 
 
 def _desired_maps(

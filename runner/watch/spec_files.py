@@ -1,0 +1,200 @@
+"""The spec files a watch covers, and the parse result of each, kept across reloads.
+
+Role in the flow: the first step of a reload (files -> load). `SpecFiles` maps file-system
+paths (what `watchfiles` reports: absolute, maybe through a symlink) to the names the loader
+gives them (under the spec path as the user wrote it), decides which changes can matter, and
+re-reads only the files a change stands for; every other file's `FileResult` is kept.
+
+Invariants:
+  - The disk is read again, events are not trusted: a changed path (file or folder; created,
+    modified, deleted or renamed) is resolved to the spec files it stands for *now*, plus the
+    tracked files that were under it.
+  - The loader's rules decide what is a spec file (`is_spec_file`: `*.yaml`/`*.yml`, not
+    hidden, not in a hidden folder), so editors' temp and swap files never count, and the
+    files and their order are those `discover_files` gives on a full load.
+  - A file that held documents and now reads as 0 bytes is read again after `empty_grace`
+    (a plain save truncates before it writes), so a save caught half-way does not read as
+    "its agents were removed".
+  - A re-read reports a file as changed only when its documents (specs and where they start)
+    or its problems differ: a re-save or a comment edit changes nothing downstream.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from runner.spec.loader import FileResult, discover_files, load_file
+from runner.spec.project import Problem, SpecDocument
+
+__all__ = ["SpecFiles", "SpecRoot", "is_spec_file"]
+
+_YAML_EXTENSIONS = (".yaml", ".yml")
+_SortKey = tuple[int, tuple[str, ...]]
+
+
+def is_spec_file(name: str) -> bool:
+    """The loader's rule: `*.yaml`/`*.yml`, not hidden (editor temp and swap files never are)."""
+    base = os.path.basename(name)
+    return base.endswith(_YAML_EXTENSIONS) and not base.startswith(".")
+
+
+@dataclass(frozen=True)
+class SpecRoot:
+    """One spec path as given (file names are reported under it), and where it really is."""
+
+    given: str
+    absolute: str
+    real: str
+    is_dir: bool
+
+    @classmethod
+    def of(cls, given: str) -> SpecRoot:
+        return cls(given, os.path.abspath(given), os.path.realpath(given), os.path.isdir(given))
+
+
+class SpecFiles:
+    """Every spec file under the roots and its last parse result, in the loader's order."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        self.roots = [SpecRoot.of(os.fspath(p)) for p in paths]
+        self.results: dict[str, FileResult] = {}
+        """Parse result by file name (as the loader names it)."""
+        self._order: dict[str, _SortKey] = {}
+
+    @property
+    def watch_paths(self) -> list[str]:
+        """Folders to watch: each folder given, and the folder of each file given."""
+        seen: dict[str, None] = {}
+        for root in self.roots:
+            seen[root.absolute if root.is_dir else os.path.dirname(root.absolute)] = None
+        return list(seen)
+
+    @property
+    def first_root(self) -> str:
+        """Where to report a problem that belongs to no file (an unknown environment)."""
+        return self.roots[0].given if self.roots else "."
+
+    def is_relevant(self, path: str) -> bool:
+        """Whether a change at `path` can matter: a spec file (or a folder) under a spec path."""
+        name = self.display_name(path)
+        if name is None:
+            return False
+        if is_spec_file(name):
+            return True
+        # a folder created, renamed or deleted: its files are looked at by `read_changes`
+        return os.path.isdir(path) or any(f.startswith(name + os.sep) for f in self.results)
+
+    def display_name(self, path: str) -> str | None:
+        """The name the loader gives `path` (under the root as given), or None if outside."""
+        absolute = os.path.abspath(path)
+        for root in self.roots:
+            for base in (root.absolute, root.real):
+                if not root.is_dir:
+                    if absolute == base:
+                        return root.given
+                    continue
+                if absolute == base:
+                    return root.given
+                if absolute.startswith(base + os.sep):
+                    rel = os.path.relpath(absolute, base)
+                    if any(part.startswith(".") for part in rel.split(os.sep)):
+                        return None  # the loader skips hidden folders and files
+                    return os.path.join(root.given, rel)
+        return None
+
+    def sort_key(self, name: str) -> _SortKey:
+        """The loader's order: by root as given, then by path parts."""
+        return self._order.get(name, (len(self.roots), (name,)))
+
+    def load_all(self) -> tuple[list[str], list[Problem]]:
+        """Forget everything and read every spec file; (the files, discovery problems)."""
+        files, problems = discover_files([r.given for r in self.roots])
+        self.results = {}
+        self._order = {}
+        for name in files:
+            self._track(name)
+            self.results[name] = load_file(name)
+        return files, problems
+
+    def read_changes(
+        self, changed: Sequence[str], *, sleep: Callable[[float], None], empty_grace: float
+    ) -> set[str]:
+        """Re-read every spec file a changed path stands for; the names whose result changed."""
+        names: set[str] = set()
+        for path in changed:
+            name = self.display_name(path)
+            if name is None:
+                continue
+            if os.path.isdir(name):
+                found, _ = discover_files([name])
+                names.update(found)
+                prefix = name.rstrip(os.sep) + os.sep
+                names.update(f for f in self.results if f.startswith(prefix))
+            elif is_spec_file(name):
+                names.add(name)
+            else:  # a folder that went away
+                prefix = name.rstrip(os.sep) + os.sep
+                names.update(f for f in self.results if f.startswith(prefix))
+        touched: set[str] = set()
+        for name in names:
+            if os.path.isfile(name):
+                previous = self.results.get(name)
+                if previous is not None and previous.documents and _is_empty(name):
+                    # a plain save truncates before it writes: give the writer a moment before
+                    # reading "no documents" (which would remove the file's agents)
+                    sleep(empty_grace)
+                result = load_file(name)
+                if previous is None:
+                    self._track(name)
+                if previous is None or not _same_file_result(previous, result):
+                    touched.add(name)
+                self.results[name] = result
+            elif name in self.results:
+                del self.results[name]
+                touched.add(name)
+        return touched
+
+    def collect(self) -> tuple[list[Problem], list[SpecDocument], set[str]]:
+        """Every file's (problems, documents, invalid addresses), in the loader's order."""
+        problems: list[Problem] = []
+        documents: list[SpecDocument] = []
+        skip: set[str] = set()
+        for name in sorted(self.results, key=self.sort_key):
+            result = self.results[name]
+            problems.extend(result.problems)
+            documents.extend(result.documents)
+            skip |= result.invalid
+        return problems, documents, skip
+
+    def _track(self, name: str) -> None:
+        for index, root in enumerate(self.roots):
+            if name == root.given:
+                self._order[name] = (index, ())
+                return
+            if root.is_dir and name.startswith(root.given.rstrip(os.sep) + os.sep):
+                rel = os.path.relpath(name, root.given)
+                self._order[name] = (index, tuple(rel.split(os.sep)))
+                return
+        self._order[name] = (len(self.roots), (name,))
+
+
+def _is_empty(name: str) -> bool:
+    try:
+        return os.path.getsize(name) == 0
+    except OSError:
+        return False
+
+
+def _same_file_result(a: FileResult, b: FileResult) -> bool:
+    """Same documents (specs and where they start) and the same problems."""
+    return (
+        a.problems == b.problems
+        and a.invalid == b.invalid
+        and len(a.documents) == len(b.documents)
+        and all(
+            x.spec == y.spec and x.position == y.position and x.positions == y.positions
+            for x, y in zip(a.documents, b.documents, strict=True)
+        )
+    )
