@@ -46,7 +46,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from runner.apply.executor import (
@@ -54,7 +53,6 @@ from runner.apply.executor import (
     ApplyError,
     ApplyResult,
     apply_plan,
-    read_actual,
 )
 from runner.plan.desired import (
     NOT_APPLIED_KINDS,
@@ -63,19 +61,18 @@ from runner.plan.desired import (
     DesiredState,
     compute_desired,
 )
-from runner.plan.ops import Conflict, Plan, op_address, op_foundry_name
-from runner.plan.planner import compute_plan
-from runner.providers.base import AgentVersion, Provider, ProviderError
+from runner.plan.ops import Plan
+from runner.providers.base import Provider, ProviderError
 from runner.spec.checks import check_project
-from runner.spec.loader import FileResult, build_project
+from runner.spec.loader import build_project
 from runner.spec.models import Agent, Environment
 from runner.spec.project import Problem, Project, SpecDocument, UnknownEnvironmentError
 from runner.state.base import (
-    AppliedResource,
     LockTimeoutError,
     Registry,
 )
 from runner.watch.outcome import Event, ReloadHook, ReloadOutcome
+from runner.watch.snapshot import EnvironmentState, GoodState, Pending, Scope
 from runner.watch.spec_files import SpecFiles, is_spec_file
 from runner.watch.views import ScopedProvider, ScopedRegistry
 
@@ -120,52 +117,6 @@ class _FocusAgents(dict[str, Agent]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._focus)
-
-
-# ---------------------------------------------------------------- state
-
-
-@dataclass
-class _Good:
-    """The last state that loaded and checked cleanly, and what it wants in the environment."""
-
-    files: dict[str, FileResult]
-    project: Project
-    env: Environment
-    agents: dict[str, DesiredAgent]  # by address
-    resources: dict[str, DesiredResource]  # by address
-
-    def desired(self, scope: Iterable[str] | None = None) -> DesiredState:
-        if scope is None:
-            agents = sorted(self.agents.values(), key=lambda a: a.address)
-            resources = sorted(self.resources.values(), key=lambda r: r.address)
-        else:
-            wanted = sorted(set(scope))
-            agents = [self.agents[a] for a in wanted if a in self.agents]
-            resources = [self.resources[a] for a in wanted if a in self.resources]
-        return DesiredState(
-            env=self.env.name,
-            name_prefix=self.env.name_prefix,
-            protected=self.env.protected,
-            agents=tuple(agents),
-            resources=tuple(resources),
-        )
-
-
-@dataclass(frozen=True)
-class _Scope:
-    """The addresses and Foundry names a scoped plan was made from."""
-
-    addresses: frozenset[str]
-    names: frozenset[str]
-
-
-@dataclass
-class _Pending:
-    """Ops the last plan left undone (plan-only mode, failures, conflicts, strays)."""
-
-    addresses: set[str] = field(default_factory=set)
-    names: set[str] = field(default_factory=set)
 
 
 def _now() -> float:
@@ -219,11 +170,9 @@ class ReloadEngine:
         self._provider_factory = provider_factory
         self._registry = registry
         self._owns_registry = registry is None
-        self._good: _Good | None = None
+        self._good: GoodState | None = None
         self._dirty: set[str] = set()  # files changed since the good state
-        self._actual: dict[str, AgentVersion] | None = None
-        self._applied: dict[str, AppliedResource] = {}
-        self._pending = _Pending()
+        self._state = EnvironmentState()
         self._lock = threading.RLock()
         self._advanced = False
         self.reloads = 0
@@ -379,7 +328,7 @@ class ReloadEngine:
             return self._invalid(started, files, [problem])
 
         previous = good
-        new_good = _Good(
+        new_good = GoodState(
             files=dict(self._specs.results),
             project=project,
             env=env,
@@ -398,7 +347,7 @@ class ReloadEngine:
             try:
                 plan, scope = self._full_plan(new_good)
             except ProviderError as exc:
-                self._actual = None
+                self._state.actual = None
                 return self._failed(started, files, changed, f"{exc}")
             return self._run_plan(plan, scope, started, files=files, addresses=changed)
         if not changed:
@@ -409,7 +358,7 @@ class ReloadEngine:
             return self._failed(started, files, changed, f"cannot read agents from Foundry: {exc}")
         return self._run_plan(plan, scope, started, files=files, addresses=changed)
 
-    def _diff(self, good: _Good, project: Project) -> tuple[dict[str, str], set[str]]:
+    def _diff(self, good: GoodState, project: Project) -> tuple[dict[str, str], set[str]]:
         """(address -> kind of every added, changed or removed document; removed addresses)."""
         before: dict[str, SpecDocument] = {}
         after: dict[str, SpecDocument] = {}
@@ -467,7 +416,7 @@ class ReloadEngine:
 
     @staticmethod
     def _desired_delta(
-        good: _Good,
+        good: GoodState,
         project: Project,
         env: Environment,
         focus: set[str],
@@ -517,31 +466,20 @@ class ReloadEngine:
                 self._provider = build_provider(env)
         return self._provider, self._registry
 
-    def _full_plan(self, good: _Good) -> tuple[Plan, _Scope | None]:
+    def _full_plan(self, good: GoodState) -> tuple[Plan, Scope | None]:
         provider, registry = self._ensure_backends(good.env)
-        actual = read_actual(provider)
-        self._actual = {v.name: v for v in actual}
-        self._applied = registry.applied(good.env.name)
-        plan = compute_plan(good.desired(), actual, dict(self._applied), env=good.env.name)
-        return plan, None
+        return self._state.plan_full(good, provider=provider, registry=registry)
 
-    def _scoped_plan(self, good: _Good, changed: Iterable[str]) -> tuple[Plan, _Scope | None]:
+    def _scoped_plan(self, good: GoodState, changed: Iterable[str]) -> tuple[Plan, Scope | None]:
         """The plan of the changed and pending addresses, from the state kept in memory."""
-        if self._actual is None:  # a failed read earlier: read everything again
+        if self._state.actual is None:  # a failed read earlier: read everything again
             return self._full_plan(good)
-        addresses = set(changed) | self._pending.addresses
-        desired = good.desired(addresses)
-        applied = {a: r for a in addresses if (r := self._applied.get(a)) is not None}
-        names = {a.foundry_name for a in desired.agents} | self._pending.names
-        names |= {r.foundry_name or r.name for r in applied.values() if r.kind == "Agent"}
-        actual = [v for n in sorted(names) if (v := self._actual.get(n)) is not None]
-        plan = compute_plan(desired, actual, applied, env=good.env.name)
-        return plan, _Scope(frozenset(addresses), frozenset(names))
+        return self._state.plan_scoped(good, changed)
 
     def _run_plan(
         self,
         plan: Plan,
-        scope: _Scope | None,
+        scope: Scope | None,
         started: float,
         *,
         files: tuple[str, ...],
@@ -552,7 +490,7 @@ class ReloadEngine:
         re-plan under the lock see the same addresses and names as the plan did."""
         good = self._good
         assert good is not None
-        self._pending = _pending_of(plan)
+        self._state.pending = Pending.of_plan(plan)
         if not plan.ops and not plan.conflicts:
             event: Event = "unchanged" if not addresses else "planned"
             return self._outcome(event, started, files=files, addresses=addresses, plan=plan)
@@ -602,15 +540,7 @@ class ReloadEngine:
                 "failed", started, files=files, addresses=addresses, plan=plan, message=str(exc)
             )
         self._read_back(plan, result)
-        self._pending = _Pending(
-            {o.address for o in result.outcomes if o.outcome != "ok"},
-            {
-                n
-                for op in result.plan.ops
-                if (n := op_foundry_name(op)) is not None
-                and any(o.address == op_address(op) and o.outcome != "ok" for o in result.outcomes)
-            },
-        )
+        self._state.pending = Pending.of_result(result)
         event = "applied" if result.ok else "failed"
         message = (
             ""
@@ -628,29 +558,12 @@ class ReloadEngine:
         )
 
     def _read_back(self, plan: Plan, result: ApplyResult | None) -> None:
-        """Bring the in-memory records and versions an apply touched up to date."""
         good = self._good
         if good is None or self._provider is None or self._registry is None:
             return
-        ops = plan.ops + (result.plan.ops if result is not None else ())
-        names = {n for op in ops if (n := op_foundry_name(op)) is not None}
-        for address in {op_address(op) for op in ops}:
-            record = self._registry.get(good.env.name, address)
-            if record is None:
-                self._applied.pop(address, None)
-            else:
-                self._applied[address] = record
-        if self._actual is None:
-            return
-        try:
-            for name in names:
-                live = self._provider.get_agent(name)
-                if live is None:
-                    self._actual.pop(name, None)
-                else:
-                    self._actual[name] = live
-        except ProviderError:
-            self._actual = None  # read everything on the next reload
+        self._state.read_back(
+            plan, result, env=good.env.name, provider=self._provider, registry=self._registry
+        )
 
     # ------------------------------------------------------------ outcomes
 
@@ -716,7 +629,7 @@ def _desired_maps(
 
 
 def _changed_addresses(
-    previous: _Good | None,
+    previous: GoodState | None,
     agents: Mapping[str, DesiredAgent],
     resources: Mapping[str, DesiredResource],
 ) -> tuple[str, ...]:
@@ -729,10 +642,3 @@ def _changed_addresses(
         changed |= {a for a in new_map if old_map.get(a) != new_map[a]}
         changed |= {a for a in old_map if a not in new_map}
     return tuple(sorted(changed))
-
-
-def _pending_of(plan: Plan) -> _Pending:
-    addresses = {op_address(op) for op in plan.ops} | {c.address for c in plan.conflicts}
-    names = {n for op in plan.ops if (n := op_foundry_name(op)) is not None}
-    names |= {c.foundry_name for c in plan.conflicts if isinstance(c, Conflict)}
-    return _Pending(addresses, names)
