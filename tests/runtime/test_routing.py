@@ -17,11 +17,18 @@ from runner.runtime.routing import (
     HandoffDecision,
     MatcherCache,
     TriggerMatcher,
+    _detector_regex,
+    _keyword_units,
     _PatternDetector,
+    _requested_units,
     _required_literals,
+    _token_requirement,
     compile_team,
     compile_triggers,
     decide_handoff,
+    fold_case,
+    keyword_regex,
+    requested_regex,
     select_member,
 )
 from runner.spec.models import KINDS, EscalationPath, HandoffTrigger, Team, TeamMember
@@ -42,7 +49,9 @@ def team() -> Team:
     return found[0]
 
 
-def trig(name: str, target: str = "x", *, priority: int = 1, active: bool = True, **when: Any):
+def trig(
+    name: str, target: str = "x", *, priority: int = 1, active: bool = True, **when: Any
+) -> HandoffTrigger:
     return HandoffTrigger.model_validate(
         {"name": name, "target": target, "priority": priority, "active": active, "when": when}
     )
@@ -528,3 +537,202 @@ def test_handoff_balances_across_members_of_the_target() -> None:
     workloads: Mapping[str, int] = {"tech-a": 2, "tech-b": 1}
     assert decide(t, "front", "bug", workloads=workloads).to_agent == "tech-b"
     assert decide(t, "front", "bug", workloads={"tech-a": 1, "tech-b": 1}).to_agent == "tech-a"
+
+
+# ---------------------------------------------------------------- the fast paths of `best`
+# `best` decides from word presence (a token set), confirms candidates with literal-first
+# regexes, gates patterns by the words they require and stops at the first holding rank; these
+# check it against `match` and the naive reference, on texts built to hit the edge cases.
+
+_EDGE_TOKENS = [
+    *_TOKENS,
+    "#urgent",
+    "c++",
+    "C++x",
+    "ÉCLAIR",
+    "éclair",
+    "İ",
+    "\u017f",
+    "K",
+    "k",
+    "🙂",
+    "naïve",
+    "refunds",
+    "refund",
+    "REFUND",
+    "abc",
+]
+# (no U+03A3: its lowercase depends on the neighbours, which re.IGNORECASE in the reference
+# ignores; test_non_ascii_texts_take_the_slower_paths_correctly pins that case)
+_EDGE_SEPS = [*_SEPS, "\u00a0", "\u2019", " — ", "🙂", "\t", "#", "+"]
+_EDGE_PATTERNS = [
+    r"\bab?c\b",
+    r"(?i)err(or)?",
+    r"x\d+",
+    r"(bug|BUG)s?",
+    r"a*",
+    r"\b(refund|abc)s?\b",
+    r"(?i)\brefund\b",
+    r"(?i)\bk\b",
+    r"(?i)\bs\b",
+    r"\bc\+\+",
+    r"^abc\b",
+    r"(?i)\bnaïve\b",
+    r"\W#urgent",
+]
+_edge_phrase = st.lists(st.sampled_from(_EDGE_TOKENS), min_size=1, max_size=3).map(" ".join)
+# a requested phrase without words is matched like a keyword (the reference does not say so)
+_edge_request = st.lists(
+    st.sampled_from([t for t in _EDGE_TOKENS if re.search(r"\w", t)]), min_size=1, max_size=3
+).map(" ".join)
+
+
+@st.composite
+def _edge_triggers(draw: st.DrawFn) -> list[HandoffTrigger]:
+    out = []
+    for i in range(draw(st.integers(1, 10))):
+        when: dict[str, Any] = {}
+        kinds = draw(
+            st.sets(st.sampled_from(["keywords", "requested", "pattern", "turns"]), min_size=1)
+        )
+        if "keywords" in kinds:
+            when["keywords"] = draw(st.lists(_edge_phrase, min_size=1, max_size=3))
+        if "requested" in kinds:
+            when["requested"] = draw(st.lists(_edge_request, min_size=1, max_size=2))
+        if "pattern" in kinds:
+            when["pattern"] = draw(st.sampled_from(_EDGE_PATTERNS))
+        if "turns" in kinds:
+            when["turns_above"] = draw(st.integers(0, 4))
+        out.append(
+            trig(f"t{i}", priority=draw(st.integers(0, 3)), active=draw(st.booleans()), **when)
+        )
+    return out
+
+
+@st.composite
+def _edge_texts(draw: st.DrawFn) -> str:
+    parts = draw(
+        st.lists(st.tuples(st.sampled_from(_EDGE_TOKENS), st.sampled_from(_EDGE_SEPS)), max_size=14)
+    )
+    return "".join(tok + sep for tok, sep in parts)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_edge_triggers(), _edge_texts(), st.integers(1, 6))
+def test_best_is_the_first_of_match_and_agrees_with_reference(
+    triggers: list[HandoffTrigger], text: str, turn: int
+) -> None:
+    matcher = compile_triggers(triggers)
+    expected = _reference(triggers, text, turn)
+    got = matcher.match(text, turn=turn)
+    assert {
+        m.trigger: (m.span[0] if m.kind in ("keywords", "requested") and m.span else None)
+        for m in got
+    } == expected
+    best = matcher.best(text, turn=turn)
+    assert best == (got[0] if got else None)
+    if best is not None and best.span is not None:
+        assert text[best.span[0] : best.span[1]] == best.matched
+
+
+def test_best_stops_at_the_first_rank_but_reports_like_match() -> None:
+    m = compile_triggers(
+        [
+            trig("late-kw", priority=5, keywords=["refund"]),
+            trig("pat", priority=2, pattern=r"\b(refund|money)s?\b", turns_above=9),
+            trig("turn", priority=3, turns_above=2),
+            trig("both", priority=4, keywords=["money"], pattern=r"ORD-\d+"),
+            trig("gated-late", priority=6, pattern=r"\binvoice\b"),
+        ]
+    )
+    assert m.best("my refund", turn=1) == m.match("my refund", turn=1)[0]
+    hit = m.best("refunds please", turn=1)
+    assert hit is not None and (hit.trigger, hit.kind, hit.matched) == ("pat", "pattern", "refunds")
+    hit = m.best("hello", turn=3)
+    assert hit is not None and (hit.trigger, hit.kind) == ("turn", "turns_above")
+    hit = m.best("ORD-7, money", turn=1)  # pattern "pat" matches "money" first (priority 2)
+    assert hit is not None and hit.trigger == "pat"
+    hit = m.best("a pattern-only invoice", turn=1)
+    assert hit is not None and hit.trigger == "gated-late"
+    hit = m.best("hello", turn=10)  # "pat" holds by turn count, reports its pattern if any
+    assert hit is not None and (hit.trigger, hit.kind) == ("pat", "turns_above")
+    hit = m.best("money!", turn=10)
+    assert hit is not None and (hit.trigger, hit.kind, hit.matched) == ("pat", "pattern", "money")
+
+
+def test_non_ascii_texts_take_the_slower_paths_correctly() -> None:
+    m = compile_triggers(
+        [
+            trig("kw", keywords=["éclair", "c++", "#urgent"]),
+            trig("sig", priority=2, keywords=["σας"]),
+            trig("pat", priority=3, pattern=r"(?i)\bsun\b"),
+        ]
+    )
+    assert [h.trigger for h in m.match("ÉCLAIR\u2019s", turn=1)] == ["kw"]
+    assert [h.trigger for h in m.match("“c++” 🙂#urgent", turn=1)] == ["kw"]
+    assert [h.trigger for h in m.match("x#urgent c++x éclairs", turn=1)] == []
+    assert [h.trigger for h in m.match("ΣΑΣ.", turn=1)] == ["sig"]  # final sigma, whole text
+    assert [h.trigger for h in m.match("ΣΑΣ.\u0392", turn=1)] == []  # not final: U+03C3
+    # U+017F is IGNORECASE-equal to s but does not fold to it: no token gate for this text
+    hit = m.best("the \u017fun", turn=1)
+    assert hit is not None and (hit.trigger, hit.matched) == ("pat", "\u017fun")
+    many = " ".join(["é"] * 40) + " éclair"  # many non-ASCII pieces: one findall
+    hit = m.best(many, turn=1)
+    assert hit is not None and hit.span == (len(many) - 6, len(many))
+
+
+_word_atoms = st.sampled_from(
+    ["ab", "a", "b", "x", r"\b", r"\s+", "-", r"\d", "[sd]?", "s?", "[a-c]", r"\w*", "é", "^", "$"]
+)
+
+
+@st.composite
+def _word_regexes(draw: st.DrawFn, depth: int = 0) -> str:
+    parts = []
+    for _ in range(draw(st.integers(1, 4))):
+        choice = draw(st.integers(0, 3 if depth < 2 else 0))
+        if choice <= 1:
+            parts.append(draw(_word_atoms))
+        elif choice == 2:
+            left, right = draw(_word_regexes(depth + 1)), draw(_word_regexes(depth + 1))
+            parts.append(f"({left}|{right})")
+        else:
+            parts.append("(?:" + draw(_word_regexes(depth + 1)) + ")" + draw(_quantifiers))
+    glob = "(?i)" if depth == 0 and draw(st.booleans()) else ""
+    return glob + "".join(parts)
+
+
+_quantifiers = st.sampled_from(["", "?", "+", "{2}"])
+
+
+@settings(max_examples=600, deadline=None)
+@given(_word_regexes(), st.text(alphabet="abABsSdx1 -_é\u212a\u00a0", max_size=30))
+def test_token_requirement_holds_for_every_match(pattern: str, text: str) -> None:
+    required = _token_requirement(pattern, re.compile(pattern).flags)
+    if required is None or re.search(pattern, text) is None:
+        return
+    assert not required.isdisjoint(re.findall(r"\w+", fold_case(text))), (pattern, text)
+
+
+def test_token_requirements() -> None:
+    assert _token_requirement(r"\b(invoice|refund|charge[sd]?)\b", 0) == frozenset(
+        {"invoice", "refund", "charge", "charges", "charged"}
+    )
+    assert _token_requirement(r"\bVanmen-\d{5}\b", 0) == frozenset({"vanmen"})
+    assert _token_requirement(r"x\s+(ab|cd)\.", 0) == frozenset({"ab", "cd"})
+    assert _token_requirement(r"(?i)\bkabe\w*\b", re.I) is None  # a prefix, not a whole word
+    assert _token_requirement(r"beveka\s+#?\d{4,}", 0) is None  # left side unguarded
+    assert _token_requirement(r"ab|\bcd\b", 0) is None
+    assert _token_requirement(r"(?a)\bab\b", re.A) is None  # ASCII \b: not our tokens
+
+
+@settings(max_examples=300, deadline=None)
+@given(_edge_phrase, _edge_texts())
+def test_literal_first_detector_regex_is_the_reference_regex(phrase: str, text: str) -> None:
+    low = fold_case(text)
+    for units, reference in (
+        (_keyword_units(phrase), keyword_regex(phrase)),
+        (_requested_units(phrase), requested_regex(phrase)),
+    ):
+        got, want = _detector_regex(units).search(low), reference.search(low)
+        assert (got and got.span()) == (want and want.span())
