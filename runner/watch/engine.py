@@ -1,28 +1,21 @@
 """The reload engine: changed spec files -> validated project -> desired -> plan (-> apply).
 
 Role in the flow: the hot-reload path of `runner watch`, usable without the CLI (the runtime and
-tests call `ReloadEngine.reload(paths)` directly). It chains the public functions of the other
-layers (`load_file`, `build_project`, `check_project`, `compute_desired`, `compute_plan`,
-`apply_plan`), but only over what a change touches:
+tests call `ReloadEngine.reload(paths)` directly). `ReloadEngine` is the facade that runs one
+reload at a time through the parts, each over only what a change touches:
 
-  - Only the files named in a reload are read again; every other file's parse result is kept.
-  - Cross-document checks run on a *view* of the candidate project: every document of the small
-    kinds (templates, personalities, teams, pools, alerts, channels, environments, ...) plus the
-    agents the change touches (changed agents, agents of a changed template or personality),
-    while references are resolved against the whole project. The change is always taken
-    against the last *good* state (files changed by invalid saves accumulate), and that state
-    checked clean, so every problem of the candidate sits in the view. The view's messages are
-    the full check's, except "did you mean" for an unknown agent (it looks through every
-    agent), so a `ref.agent` problem is reported by the full `check_project`.
-  - Templates are rendered again only for agents whose agent, template or personality changed
-    (every agent when the environment changed).
-  - The plan is computed against the state kept in memory (Foundry's latest versions, the
-    registry's records), scoped to the addresses whose desired state changed plus those with
-    ops still pending. After an apply the scope's records and versions are read back; a full
-    listing happens at start, on `refresh()`, and when the environment itself changes.
-  - An apply runs through `apply_plan` with the real provider and registry behind scoped views
-    whose `list_agents`/`applied` read only the plan's names and addresses, so the executor's
-    stale check under the environment lock still compares fresh reads with the plan's inputs.
+  - `spec_files.SpecFiles` re-reads the files a change stands for; every other file's parse
+    result is kept (files -> load).
+  - `candidate.compute_candidate` builds the project, checks the part of it the change touches
+    and renders the agents it affects, against the last good state (load -> check -> desired).
+  - `snapshot` keeps that good state and what Foundry and the registry held; the plan is
+    computed from it, scoped to the addresses whose desired state changed plus those with ops
+    still pending. A full listing happens at start, on `refresh()`, when the environment itself
+    changes, and after a failed read; after an apply the scope is read back (plan).
+  - `apply_plan` runs with the real provider and registry behind `views`, whose listings read
+    only the plan's names and addresses, so the executor's stale check under the environment
+    lock still compares fresh reads with the plan's inputs (apply).
+  - Every reload ends in one `outcome.ReloadOutcome`; hooks see it when the good state moved.
 
 Invariants:
   - Validate, then swap: a reload whose specs do not load or check cleanly is `invalid`; its
@@ -37,40 +30,27 @@ Invariants:
   - Reloads never interleave: `reload`, `refresh` and `start` hold one lock.
   - Desired-state comparison is by value: a save that changes nothing (a comment, a re-save, a
     checkout that restores the same text) is `unchanged` and plans nothing.
+  - The provider and registry the engine builds are its own (closed by `close()`, and the
+    provider rebuilt when the environment moves to another endpoint); given ones are the
+    caller's.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from runner.apply.executor import (
-    DEFAULT_LOCK_TIMEOUT,
-    ApplyError,
-    ApplyResult,
-    apply_plan,
-)
-from runner.plan.desired import (
-    NOT_APPLIED_KINDS,
-    DesiredAgent,
-    DesiredResource,
-    DesiredState,
-    compute_desired,
-)
+from runner.apply.executor import DEFAULT_LOCK_TIMEOUT, ApplyError, ApplyResult, apply_plan
+from runner.plan.desired import DesiredState
 from runner.plan.ops import Plan
 from runner.providers.base import Provider, ProviderError
-from runner.spec.checks import check_project
-from runner.spec.loader import build_project
-from runner.spec.models import Agent, Environment
-from runner.spec.project import Problem, Project, SpecDocument, UnknownEnvironmentError
-from runner.state.base import (
-    LockTimeoutError,
-    Registry,
-)
+from runner.spec.models import Environment
+from runner.spec.project import Problem, Project
+from runner.state.base import LockTimeoutError, Registry
+from runner.watch.candidate import Rejected, compute_candidate
 from runner.watch.outcome import Event, ReloadHook, ReloadOutcome
 from runner.watch.snapshot import EnvironmentState, GoodState, Pending, Scope
 from runner.watch.spec_files import SpecFiles, is_spec_file
@@ -83,40 +63,6 @@ __all__ = [
     "ReloadOutcome",
     "is_spec_file",
 ]
-
-# Kinds whose documents are checked on every reload (they are few and hold the references to
-# agents); agents are checked only when the change touches them.
-_ALWAYS_CHECKED = frozenset(
-    {
-        "Personality",
-        "Template",
-        "Team",
-        "EscalationPath",
-        "ResourcePool",
-        "Alert",
-        "Channel",
-        "Environment",
-        "Scenario",
-    }
-)
-
-
-# ---------------------------------------------------------------- scoped views for apply_plan
-
-
-class _FocusAgents(dict[str, Agent]):
-    """Every agent for lookups (`in`, `get`, `[]`), only the focus agents for iteration.
-
-    Checks and `compute_desired` iterate `project.agents` to decide what to render and resolve
-    references with lookups; this view makes them render only what a change touched.
-    """
-
-    def __init__(self, agents: Mapping[str, Agent], focus: Iterable[str]) -> None:
-        super().__init__(agents)
-        self._focus = sorted(n for n in set(focus) if n in agents)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._focus)
 
 
 def _now() -> float:
@@ -282,65 +228,34 @@ class ReloadEngine:
         extra_problems: Sequence[Problem],
         full: bool,
     ) -> ReloadOutcome:
-        file_problems, documents, skip = self._specs.collect()
-        problems = [*extra_problems, *file_problems]
-        project, duplicates = build_project(documents)
-        problems.extend(duplicates)
-        if _errors(problems):
-            return self._invalid(started, files, problems)
+        candidate = compute_candidate(
+            self._specs,
+            self._good,
+            env_name=self.env_name,
+            dirty=self._dirty,
+            files=files,
+            extra_problems=extra_problems,
+            full=full,
+        )
+        if isinstance(candidate, Rejected):
+            return self._invalid(started, files, candidate.problems)
 
-        good = self._good
-        try:
-            env = project.environment(self.env_name)
-        except UnknownEnvironmentError as exc:
-            problem = Problem(self._specs.first_root, 1, 1, "env.unknown", str(exc))
-            return self._invalid(started, files, [problem])
-        env_changed = good is None or good.env != env
-        full = full or env_changed
-
-        touched: dict[str, str] = {}
-        removed: set[str] = set()
-        if good is not None and not full:
-            touched, removed = self._diff(good, project)
-        focus = None if full else self._focus(project, touched)
-        problems.extend(self._check(project, skip=skip, focus=focus))
-        if _errors(problems):
-            return self._invalid(started, files, problems)
-
-        from runner.spec.render import RenderError
-
-        try:
-            if full or good is None:
-                agents, resources = _desired_maps(compute_desired(project, env))
-                changed = _changed_addresses(good, agents, resources)
-            else:
-                agents, resources, changed = self._desired_delta(
-                    good, project, env, focus or set(), touched=touched, removed=removed
-                )
-        except RenderError as exc:  # checks render the same texts; kept as a safety net
-            source = project.document(exc.address)
-            position = source.position_of(tuple(exc.path)) if source is not None else None
-            problem = (
-                Problem.at(position, "render.template", f"cannot render {exc}")
-                if position is not None
-                else Problem(files[0] if files else ".", 1, 1, "render.template", str(exc))
-            )
-            return self._invalid(started, files, [problem])
-
-        previous = good
+        previous = self._good
+        env = candidate.env
+        changed = candidate.changed
         new_good = GoodState(
             files=dict(self._specs.results),
-            project=project,
+            project=candidate.project,
             env=env,
-            agents=agents,
-            resources=resources,
+            agents=candidate.agents,
+            resources=candidate.resources,
         )
         provider_moved = previous is None or _provider_key(previous.env) != _provider_key(env)
         self._good = new_good
         self._dirty = set()
-        self._advanced = previous is None or bool(touched) or full
+        self._advanced = previous is None or candidate.touched or candidate.full
 
-        if previous is None or env_changed:
+        if previous is None or candidate.env_changed:
             if provider_moved and self._owns_provider and self._provider is not None:
                 self._provider.close()
                 self._provider = None
@@ -357,97 +272,6 @@ class ReloadEngine:
         except ProviderError as exc:
             return self._failed(started, files, changed, f"cannot read agents from Foundry: {exc}")
         return self._run_plan(plan, scope, started, files=files, addresses=changed)
-
-    def _diff(self, good: GoodState, project: Project) -> tuple[dict[str, str], set[str]]:
-        """(address -> kind of every added, changed or removed document; removed addresses)."""
-        before: dict[str, SpecDocument] = {}
-        after: dict[str, SpecDocument] = {}
-        for name in self._dirty:
-            old = good.files.get(name)
-            if old is not None:
-                before.update((d.address, d) for d in old.documents)
-            new = self._specs.results.get(name)
-            if new is not None:
-                after.update((d.address, d) for d in new.documents)
-        # an address cannot move to a file that was not re-read: that file changed too
-        touched = {
-            a: d.kind for a, d in after.items() if a not in before or d.spec != before[a].spec
-        }
-        removed = {a for a in before if a not in after and project.document(a) is None}
-        touched.update((a, before[a].kind) for a in removed)
-        return touched, removed
-
-    @staticmethod
-    def _focus(project: Project, touched: Mapping[str, str]) -> set[str]:
-        """Agent names whose check or rendering a change of `touched` (address -> kind) affects."""
-        names = {a.removeprefix("agent.") for a, k in touched.items() if k == "Agent"}
-        templates = {a.partition(".")[2] for a, k in touched.items() if k == "Template"}
-        personalities = {a.partition(".")[2] for a, k in touched.items() if k == "Personality"}
-        if personalities:
-            templates |= {
-                t.name for t in project.templates.values() if t.personality in personalities
-            }
-        if templates or personalities:
-            names |= {
-                a.name
-                for a in project.agents.values()
-                if a.template in templates or a.personality in personalities
-            }
-        return {n for n in names if n in project.agents}
-
-    def _check(
-        self, project: Project, *, skip: Collection[str], focus: set[str] | None
-    ) -> list[Problem]:
-        if focus is None:
-            return check_project(project, skip=skip)
-        documents = [
-            d
-            for d in project.documents
-            if d.kind in _ALWAYS_CHECKED or (d.kind == "Agent" and d.spec.name in focus)
-        ]
-        view = dataclasses.replace(
-            project, documents=documents, agents=_FocusAgents(project.agents, focus)
-        )
-        problems = check_project(view, skip=skip)
-        if any(p.code == "ref.agent" for p in problems):
-            # "did you mean" for an unknown agent looks through every agent: ask the full check
-            return check_project(project, skip=skip)
-        return problems
-
-    @staticmethod
-    def _desired_delta(
-        good: GoodState,
-        project: Project,
-        env: Environment,
-        focus: set[str],
-        *,
-        touched: Mapping[str, str],
-        removed: set[str],
-    ) -> tuple[dict[str, DesiredAgent], dict[str, DesiredResource], tuple[str, ...]]:
-        """The good state's desired maps with the touched agents and resources recomputed, and
-        the addresses whose desired value changed."""
-        documents = [
-            d
-            for a, kind in sorted(touched.items())
-            if kind not in NOT_APPLIED_KINDS and (d := project.document(a)) is not None
-        ]
-        view = dataclasses.replace(
-            project, documents=documents, agents=_FocusAgents(project.agents, focus)
-        )
-        delta_agents, delta_resources = _desired_maps(compute_desired(view, env))
-        changed = {a for a in removed if a in good.agents or a in good.resources}
-        changed |= {a for a, d in delta_agents.items() if good.agents.get(a) != d}
-        changed |= {a for a, r in delta_resources.items() if good.resources.get(a) != r}
-        if not changed:
-            return good.agents, good.resources, ()
-        agents = dict(good.agents)
-        resources = dict(good.resources)
-        for address in removed:
-            agents.pop(address, None)
-            resources.pop(address, None)
-        agents.update(delta_agents)
-        resources.update(delta_resources)
-        return agents, resources, tuple(sorted(changed))
 
     # ------------------------------------------------------------ plan and apply
 
@@ -610,35 +434,3 @@ class ReloadEngine:
         self, started: float, files: tuple[str, ...], addresses: tuple[str, ...], message: str
     ) -> ReloadOutcome:
         return self._outcome("failed", started, files=files, addresses=addresses, message=message)
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _errors(problems: Iterable[Problem]) -> bool:
-    return any(p.severity == "error" for p in problems)
-
-
-def _desired_maps(
-    desired: DesiredState,
-) -> tuple[dict[str, DesiredAgent], dict[str, DesiredResource]]:
-    return (
-        {a.address: a for a in desired.agents},
-        {r.address: r for r in desired.resources},
-    )
-
-
-def _changed_addresses(
-    previous: GoodState | None,
-    agents: Mapping[str, DesiredAgent],
-    resources: Mapping[str, DesiredResource],
-) -> tuple[str, ...]:
-    if previous is None:
-        return tuple(sorted([*agents, *resources]))
-    changed: set[str] = set()
-    for old, new in ((previous.agents, agents), (previous.resources, resources)):
-        old_map: Mapping[str, object] = old
-        new_map: Mapping[str, object] = new
-        changed |= {a for a in new_map if old_map.get(a) != new_map[a]}
-        changed |= {a for a in old_map if a not in new_map}
-    return tuple(sorted(changed))
