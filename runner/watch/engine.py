@@ -12,9 +12,9 @@ reload at a time through the parts, each over only what a change touches:
     computed from it, scoped to the addresses whose desired state changed plus those with ops
     still pending. A full listing happens at start, on `refresh()`, when the environment itself
     changes, and after a failed read; after an apply the scope is read back (plan).
-  - `apply_plan` runs with the real provider and registry behind `views`, whose listings read
-    only the plan's names and addresses, so the executor's stale check under the environment
-    lock still compares fresh reads with the plan's inputs (apply).
+  - `apply_plan` runs with the real provider and registry (`backends`) behind scoped views
+    whose listings read only the plan's names and addresses, so the executor's stale check
+    under the environment lock still compares fresh reads with the plan's inputs (apply).
   - Every reload ends in one `outcome.ReloadOutcome`; hooks see it when the good state moved.
 
 Invariants:
@@ -50,12 +50,14 @@ from runner.providers.base import Provider, ProviderError
 from runner.spec.models import Environment
 from runner.spec.project import Problem, Project
 from runner.state.base import LockTimeoutError, Registry
+from runner.watch.backends import Backends
 from runner.watch.candidate import Rejected, compute_candidate
 from runner.watch.outcome import Event, ReloadHook, ReloadOutcome
 from runner.watch.snapshot import EnvironmentState, GoodState, Pending, Scope
 from runner.watch.spec_files import SpecFiles, is_spec_file
-from runner.watch.views import ScopedProvider, ScopedRegistry
 
+# Event, ReloadHook, ReloadOutcome and is_spec_file live in their own modules; they are
+# re-exported here so `from runner.watch.engine import ...` keeps working.
 __all__ = [
     "Event",
     "ReloadEngine",
@@ -111,11 +113,9 @@ class ReloadEngine:
         self.empty_grace = empty_grace
         self._hooks: list[ReloadHook] = list(hooks)
         self._specs = SpecFiles(paths)
-        self._provider = provider
-        self._owns_provider = provider is None
-        self._provider_factory = provider_factory
-        self._registry = registry
-        self._owns_registry = registry is None
+        self._backends = Backends(
+            provider=provider, registry=registry, provider_factory=provider_factory
+        )
         self._good: GoodState | None = None
         self._dirty: set[str] = set()  # files changed since the good state
         self._state = EnvironmentState()
@@ -189,12 +189,7 @@ class ReloadEngine:
             return self._run_plan(plan, scope, started, files=(), addresses=())
 
     def close(self) -> None:
-        if self._owns_provider and self._provider is not None:
-            self._provider.close()
-            self._provider = None
-        if self._owns_registry and self._registry is not None:
-            self._registry.close()
-            self._registry = None
+        self._backends.close()
 
     def __enter__(self) -> ReloadEngine:
         return self
@@ -256,9 +251,8 @@ class ReloadEngine:
         self._advanced = previous is None or candidate.touched or candidate.full
 
         if previous is None or candidate.env_changed:
-            if provider_moved and self._owns_provider and self._provider is not None:
-                self._provider.close()
-                self._provider = None
+            if provider_moved:
+                self._backends.release_provider()
             try:
                 plan, scope = self._full_plan(new_good)
             except ProviderError as exc:
@@ -275,23 +269,8 @@ class ReloadEngine:
 
     # ------------------------------------------------------------ plan and apply
 
-    def _ensure_backends(self, env: Environment) -> tuple[Provider, Registry]:
-        if self._registry is None:
-            from runner.paths import registry_path
-            from runner.state.sqlite import SqliteRegistry
-
-            self._registry = SqliteRegistry(registry_path())
-        if self._provider is None:
-            if self._provider_factory is not None:
-                self._provider = self._provider_factory(env)
-            else:
-                from runner.providers import build_provider
-
-                self._provider = build_provider(env)
-        return self._provider, self._registry
-
     def _full_plan(self, good: GoodState) -> tuple[Plan, Scope | None]:
-        provider, registry = self._ensure_backends(good.env)
+        provider, registry = self._backends.ensure(good.env)
         return self._state.plan_full(good, provider=provider, registry=registry)
 
     def _scoped_plan(self, good: GoodState, changed: Iterable[str]) -> tuple[Plan, Scope | None]:
@@ -336,25 +315,16 @@ class ReloadEngine:
                 plan=plan,
                 message="; ".join(f"{c.address}: {c.message}" for c in plan.conflicts),
             )
-        provider, registry = self._ensure_backends(good.env)
-        if scope is None:
-            views: tuple[Provider, Registry] = (provider, registry)
-            desired = good.desired()
-        else:
-            views = (
-                ScopedProvider(provider, scope.names),
-                ScopedRegistry(registry, scope.addresses),
-            )
-            desired = good.desired(scope.addresses)
+        provider, registry = self._backends.for_scope(good.env, scope)
         try:
             result = apply_plan(
                 plan,
-                provider=views[0],
-                registry=views[1],
+                provider=provider,
+                registry=registry,
                 env=good.env.name,
                 parallelism=self.parallelism,
                 lock_timeout=self.lock_timeout,
-                desired=desired,
+                desired=good.desired(None if scope is None else scope.addresses),
                 replan=True,
                 allow_delete=True,
             )
@@ -382,12 +352,10 @@ class ReloadEngine:
         )
 
     def _read_back(self, plan: Plan, result: ApplyResult | None) -> None:
-        good = self._good
-        if good is None or self._provider is None or self._registry is None:
+        good, provider, registry = self._good, self._backends.provider, self._backends.registry
+        if good is None or provider is None or registry is None:
             return
-        self._state.read_back(
-            plan, result, env=good.env.name, provider=self._provider, registry=self._registry
-        )
+        self._state.read_back(plan, result, env=good.env.name, provider=provider, registry=registry)
 
     # ------------------------------------------------------------ outcomes
 

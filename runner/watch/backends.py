@@ -1,30 +1,90 @@
-"""Scoped views of the provider and the registry, for applying a scoped plan.
+"""The provider and registry behind a reload, and their scoped views for a scoped apply.
 
-Role in the flow: the apply step of a reload. The engine plans only the addresses a change
-touched (plus those with ops pending), from the state it keeps in memory. `apply_plan` then
-re-reads Foundry and the registry under the environment lock to refuse a stale plan, and may
-re-plan; against the real backends that would list all 1,000 agents and every record, and
-compare them with a plan that covers three. These views make `list_agents` and `applied` read
-exactly the names and addresses the plan was made from, one `get` each.
+Role in the flow: the plan and apply steps' access to Foundry and the registry. `Backends`
+builds them from the environment on first use (as the CLI does: `build_provider`, the SQLite
+registry at `registry_path()`) unless the caller gave them, and owns only what it built.
+
+The engine plans only the addresses a change touched (plus those with ops pending), from the
+state it keeps in memory. `apply_plan` then re-reads Foundry and the registry under the
+environment lock to refuse a stale plan, and may re-plan; against the real backends that would
+list all 1,000 agents and every record, and compare them with a plan that covers three.
+`ScopedProvider` and `ScopedRegistry` make `list_agents` and `applied` read exactly the names
+and addresses the plan was made from, one `get` each.
 
 Invariants:
-  - Every other call (reads by name, writes, the journal, the lock, the write fence) goes to
-    the real backend unchanged: a view narrows what a listing *sees*, never what is written.
-  - The scope is fixed when the view is built and listed in sorted order (deterministic reads).
-  - Closing a view closes nothing: the engine owns the real provider and registry.
+  - Given backends are the caller's: `close()` and `release_provider()` close only what
+    `Backends` built.
+  - A view narrows what a listing *sees*, never what is written: every other call (reads by
+    name, writes, the journal, the lock, the write fence) goes to the real backend unchanged.
+  - A view's scope is fixed when it is built and listed in sorted order (deterministic reads);
+    closing a view closes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
 from runner.apply.executor import WriteFence
 from runner.providers.base import AgentVersion, Provider, Reply
+from runner.spec.models import Environment
 from runner.state.base import AppliedResource, JournalAction, JournalEntry, Registry
+from runner.watch.snapshot import Scope
 
-__all__ = ["ScopedProvider", "ScopedRegistry"]
+__all__ = ["Backends", "ScopedProvider", "ScopedRegistry"]
+
+
+class Backends:
+    """The provider and registry a reload plans and applies with, built when first needed."""
+
+    def __init__(
+        self,
+        *,
+        provider: Provider | None = None,
+        registry: Registry | None = None,
+        provider_factory: Callable[[Environment], Provider] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.registry = registry
+        self._owns_provider = provider is None
+        self._owns_registry = registry is None
+        self._provider_factory = provider_factory
+
+    def ensure(self, env: Environment) -> tuple[Provider, Registry]:
+        """The provider and registry, building what is missing (ProviderError if it cannot)."""
+        if self.registry is None:
+            from runner.paths import registry_path
+            from runner.state.sqlite import SqliteRegistry
+
+            self.registry = SqliteRegistry(registry_path())
+        if self.provider is None:
+            if self._provider_factory is not None:
+                self.provider = self._provider_factory(env)
+            else:
+                from runner.providers import build_provider
+
+                self.provider = build_provider(env)
+        return self.provider, self.registry
+
+    def for_scope(self, env: Environment, scope: Scope | None) -> tuple[Provider, Registry]:
+        """What `apply_plan` runs with: the backends, seen through `scope` when there is one."""
+        provider, registry = self.ensure(env)
+        if scope is None:
+            return provider, registry
+        return ScopedProvider(provider, scope.names), ScopedRegistry(registry, scope.addresses)
+
+    def release_provider(self) -> None:
+        """Close the provider if it was built here (the environment moved to another one)."""
+        if self._owns_provider and self.provider is not None:
+            self.provider.close()
+            self.provider = None
+
+    def close(self) -> None:
+        self.release_provider()
+        if self._owns_registry and self.registry is not None:
+            self.registry.close()
+            self.registry = None
 
 
 class ScopedProvider:
