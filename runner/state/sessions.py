@@ -193,6 +193,13 @@ class SessionStore:
         self._upsert = self._insert.replace("INSERT", "INSERT OR REPLACE", 1)
         self.writes = 0
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The store's connection, for other `rt_*` stores of the runtime to share: writes on a
+        second connection would change `data_version()` and make the runtime re-read applied
+        agents on every turn."""
+        return self._conn
+
     def save(self, row: SessionRow) -> None:
         """Write a new session's row."""
         self._conn.execute(self._insert, row._values())
