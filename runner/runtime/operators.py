@@ -53,6 +53,7 @@ from runner.runtime.escalation import (
     reject,
 )
 from runner.runtime.events import Event
+from runner.runtime.session import AuthContext, AuthLike
 from runner.runtime.teams import (
     AVAILABILITY,
     TeamRouter,
@@ -65,7 +66,7 @@ from runner.state.humanqueue import HumanQueueStore, QueueItem, StoredEscalation
 from runner.state.sessions import SessionRow
 
 if TYPE_CHECKING:
-    from runner.runtime.lifecycle import AuthLike, Lifecycle
+    from runner.runtime.lifecycle import Lifecycle
 
 log = logging.getLogger("runner.runtime.operators")
 
@@ -123,7 +124,7 @@ class Operators:
         self.env = lc.env.name
         # the session store's connection: a second one would make the runtime re-read the
         # registry on every turn (PRAGMA data_version changes with other connections' writes)
-        self.store = HumanQueueStore(lc.store.path, connection=lc.store._conn)
+        self.store = HumanQueueStore(lc.store.path, connection=lc.store.connection)
         self._flush_handle: asyncio.TimerHandle | None = None
         self.board: dict[str, dict[str, str]] = self.store.availability(self.env)
         self._human_reason: dict[str, tuple[str | None, str | None]] = {}
@@ -137,7 +138,7 @@ class Operators:
             lc.on("human:message-received", self._on_user_message),
         ]
         self._closed = False
-        self._wire_router_factory()
+        self._offs.append(lc.on_router_built(self._wire))
         self._backfill()
 
     def close(self) -> None:
@@ -157,30 +158,13 @@ class Operators:
 
     # ------------------------------------------------------------ wiring
 
-    def _routers(self) -> dict[str, Any]:
-        routers: dict[str, Any] = self.lc._routers
-        return routers
-
     def _wire(self, router: Any) -> None:
         if isinstance(router, TeamRouter):
             router.clock = self.lc.clock
             router.availability = self.board.setdefault(router.team.name, {})
 
-    def _wire_router_factory(self) -> None:
-        lc = self.lc
-        original = lc._router_factory
-
-        def factory(team: Any, path: Any) -> Any:
-            router = original(team, path)
-            self._wire(router)
-            return router
-
-        lc._router_factory = factory
-        for router in self._routers().values():
-            self._wire(router)
-
     def router(self, team: str) -> TeamRouter:
-        router = self._routers().get(team)
+        router = self.lc.routers.get(team)
         if router is None:
             raise UnknownTeamError(f"team.{team} is neither applied nor declared")
         if not isinstance(router, TeamRouter):
@@ -192,11 +176,7 @@ class Operators:
 
     def _open_rows(self) -> list[SessionRow]:
         """Every open session of the environment, the in-memory row when this runtime has it."""
-        live = self.lc._live
-        rows = {row.id: row for row in self.lc.store.load_open(self.env)}
-        for sid, held in live.items():
-            rows[sid] = held.row
-        return [r for r in rows.values() if r.state != "ended"]
+        return self.lc.open_rows()
 
     def _backfill(self) -> None:
         """Catch up with what happened while no operators were attached (e.g. sessions that
@@ -333,11 +313,7 @@ class Operators:
     # ------------------------------------------------------------ helpers
 
     def _row(self, session_id: str) -> SessionRow | None:
-        live = self.lc._live.get(session_id)
-        if live is not None:
-            row: SessionRow = live.row
-            return row
-        return self.lc.store.load(session_id)
+        return self.lc.session_row(session_id)
 
     def _team_row(self, session_id: str) -> SessionRow:
         row = self._row(session_id)
@@ -349,16 +325,11 @@ class Operators:
             raise LifecycleError(f"session {session_id!r} is with an agent, not a team")
         return row
 
-    def _auth(self, row: SessionRow, who: str) -> Any:
-        from runner.runtime.lifecycle import CHAT_ACCESS, AuthContext
-
-        return AuthContext(
-            user_id=who, workspace_id=row.workspace_id, permissions=frozenset({CHAT_ACCESS})
-        )
+    def _auth(self, row: SessionRow, who: str) -> AuthContext:
+        return AuthContext.operator(who, workspace_id=row.workspace_id)
 
     def _workload(self, agent: str) -> int:
-        load: int = self.lc._workload(agent)
-        return load
+        return self.lc.workload(agent)
 
     def _escalation(self, row: SessionRow, action: str) -> Escalation:
         if row.escalation is None:
@@ -544,7 +515,7 @@ class Operators:
         return back
 
     def _member_before(self, row: SessionRow, item: QueueItem) -> str:
-        declared = self.lc._declared
+        declared = self.lc.declared
         team = declared.teams.get(row.target) if row.kind == "team" else None
         if team is None:
             return row.target  # an agent session: back to its agent
@@ -658,7 +629,7 @@ class Operators:
                 team = Team.model_validate(body)
             except ValidationError as exc:
                 raise LifecycleError(f"team: invalid definition: {exc}") from None
-        declared = self.lc._declared
+        declared = self.lc.declared
         project = Project()  # what the runtime will run with
         checked = Project()  # plus what it runs with but the specs lack (applied only)
         for doc in self.lc.project:

@@ -1,0 +1,227 @@
+"""What the runtime runs with: the applied state of its environment, plus specs where allowed.
+
+Role: first step of `Lifecycle.open` and of every `reload`. `AppliedState.load` reads the
+environment's applied resources from the registry (agents' Foundry name and version; teams,
+escalation paths, pools, alerts, channels, templates, personalities as their spec bodies) and,
+unless the environment is protected, fills in declarations from the specs that were never
+applied (agents among them are applied on demand by `runner.runtime.agents`). `refresh`
+re-reads applied agents when another connection wrote the registry file.
+
+Invariants:
+  - A protected environment runs only what was applied: specs never fill in there.
+  - Nothing here runs on the turn path unless SQLite's `data_version` moved: `refresh` is one
+    PRAGMA when nobody else wrote the file.
+  - An applied body that no longer validates is ignored with a warning, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from runner.runtime.context import RuntimeContext
+from runner.runtime.errors import LifecycleError, SpecProblemsError
+from runner.spec.models import (
+    API_VERSION,
+    KINDS,
+    Agent,
+    Alert,
+    Channel,
+    Environment,
+    EscalationPath,
+    Personality,
+    ResourcePool,
+    Team,
+    Template,
+)
+from runner.spec.project import Position, Project, SpecDocument
+from runner.state.base import AppliedResource
+
+__all__ = [
+    "AppliedState",
+    "Declared",
+    "Pin",
+    "SpecsArg",
+    "environment_of",
+    "load_specs",
+    "spec_from_body",
+]
+
+log = logging.getLogger("runner.runtime")
+
+SpecsArg = Project | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
+
+
+@dataclass(slots=True)
+class Pin:
+    """An applied agent version: what new sessions of the agent talk to."""
+
+    foundry_name: str
+    version: str
+    applied_at: float = 0.0
+
+
+@dataclass
+class Declared:
+    """Specs the runtime runs with: applied bodies, plus not-yet-applied specs when allowed."""
+
+    agents: dict[str, Agent] = field(default_factory=dict)
+    templates: dict[str, Template] = field(default_factory=dict)
+    personalities: dict[str, Personality] = field(default_factory=dict)
+    teams: dict[str, Team] = field(default_factory=dict)
+    escalation_paths: dict[str, EscalationPath] = field(default_factory=dict)
+    pools: dict[str, ResourcePool] = field(default_factory=dict)
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    channels: dict[str, Channel] = field(default_factory=dict)
+
+
+# Kind -> attribute holding its specs, the same name on `Declared` and on `Project`.
+DECLARED_FIELDS = {
+    "Agent": "agents",
+    "Template": "templates",
+    "Personality": "personalities",
+    "Team": "teams",
+    "EscalationPath": "escalation_paths",
+    "ResourcePool": "pools",
+    "Alert": "alerts",
+    "Channel": "channels",
+}
+
+
+def _pin_of(resource: AppliedResource) -> Pin | None:
+    if resource.kind == "Agent" and resource.foundry_name and resource.foundry_version:
+        return Pin(resource.foundry_name, resource.foundry_version, resource.applied_at)
+    return None
+
+
+class AppliedState:
+    """The declared specs and applied agent versions of one environment (see module doc)."""
+
+    def __init__(self, ctx: RuntimeContext, project: Project) -> None:
+        self._ctx = ctx
+        self.project = project
+        self.declared = Declared()
+        self.agents: dict[str, Pin] = {}  # agent -> applied version
+        self.data_version = -1
+
+    def load(self, project: Project) -> Declared:
+        """Applied bodies first; not-yet-applied specs fill in unless the env is protected."""
+        ctx = self._ctx
+        env = ctx.env
+        self.project = project
+        self.data_version = ctx.store.data_version()
+        declared = Declared()
+        agents: dict[str, Pin] = {}
+        for resource in ctx.registry.applied(env.name).values():
+            attr = DECLARED_FIELDS.get(resource.kind)
+            if attr is None:
+                continue
+            pin = _pin_of(resource)
+            if pin is not None:
+                agents[resource.name] = pin
+            spec = spec_from_body(resource)
+            if spec is not None:
+                getattr(declared, attr)[resource.name] = spec
+        if not env.protected:
+            for kind, attr in DECLARED_FIELDS.items():
+                mine: dict[str, Any] = getattr(declared, attr)
+                for name, spec in getattr(project, attr).items():
+                    if name not in mine or (kind == "Agent" and name not in agents):
+                        mine[name] = spec
+        self.declared = declared
+        self.agents = agents
+        return declared
+
+    def refresh(self) -> None:
+        """Re-read applied agents when another connection wrote the registry file."""
+        ctx = self._ctx
+        version = ctx.store.data_version()
+        if version == self.data_version:
+            return
+        self.data_version = version
+        env = ctx.env
+        agents: dict[str, Pin] = {}
+        for resource in ctx.registry.applied(env.name).values():
+            pin = _pin_of(resource)
+            if pin is not None:
+                agents[resource.name] = pin
+                spec = spec_from_body(resource)
+                if isinstance(spec, Agent) and (
+                    env.protected or resource.name not in self.project.agents
+                ):
+                    self.declared.agents[resource.name] = spec
+        self.agents = agents
+
+    def seen_own_write(self) -> None:
+        """This runtime wrote the registry itself: no reason to re-read it on the next turn."""
+        self.data_version = self._ctx.store.data_version()
+
+    def project_with(self, agent: Agent | None) -> Project:
+        """The specs to render from: the declared set (plus `agent`, defined in code)."""
+        project = Project()
+        specs_win = not self._ctx.env.protected  # get_or_create renders the specs as written now
+        for attr in ("personalities", "templates"):
+            merged = dict(getattr(self.declared, attr))
+            if specs_win:
+                merged.update(getattr(self.project, attr))
+            for spec in merged.values():
+                project.add(SpecDocument(spec=spec, position=Position("<runtime>", 1, 1)))
+        agents = dict(self.declared.agents)
+        if specs_win:
+            agents.update(self.project.agents)
+        if agent is not None:
+            agents[agent.name] = agent
+        for spec in agents.values():
+            project.add(SpecDocument(spec=spec, position=Position("<runtime>", 1, 1)))
+        return project
+
+
+def spec_from_body(resource: AppliedResource) -> Any:
+    model = KINDS.get(resource.kind)
+    if model is None or not resource.body:
+        return None
+    try:
+        return model.model_validate(dict(resource.body))
+    except ValidationError:
+        log.warning("%s: applied body does not validate any more; ignored", resource.address)
+        return None
+
+
+def load_specs(specs: SpecsArg) -> Project:
+    """The project `Lifecycle.open` was given: loaded from paths, or empty for None."""
+    if specs is None:
+        return Project()
+    if isinstance(specs, Project):
+        return specs
+    from runner.spec.loader import load_project
+
+    paths: list[str | os.PathLike[str]] = (
+        [specs] if isinstance(specs, str | os.PathLike) else list(specs)
+    )
+    result = load_project(paths)
+    errors = [p for p in result.problems if p.severity == "error"]
+    if errors:
+        shown = "\n".join(p.format() for p in errors[:20])
+        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise SpecProblemsError(f"the specs have {len(errors)} error(s):\n{shown}{more}")
+    project: Project = result.project
+    return project
+
+
+def environment_of(project: Project, name: str | None) -> Environment:
+    """Environment `name` of the project (a bare `local` one when the project has none)."""
+    from runner.spec.project import UnknownEnvironmentError
+
+    try:
+        return project.environment(name)
+    except UnknownEnvironmentError as exc:
+        if name == "local" or not project.environments:
+            return Environment.model_validate(
+                {"apiVersion": API_VERSION, "kind": "Environment", "name": name or "local"}
+            )
+        raise LifecycleError(str(exc)) from exc

@@ -1,0 +1,218 @@
+"""How the runtime is doing: alert relaying, performance insights, system status and analytics.
+
+Role: the read side of the runtime, next to the monitor (`runner.runtime.monitor`), the pools
+and the channels. `RuntimeStatus.on_alert` is the monitor's callback: a firing or resolved
+alert becomes a `performance:alert*` event and a notification on the alert's channels.
+`insights`, `system_status` and `system_analytics` back the `Lifecycle` methods of the same
+purpose.
+
+Invariants:
+  - Reading status changes nothing (no session, pool or alert state).
+  - Notifications go through the context's current notifier, looked up on each alert (it may
+    be swapped after open); a failing channel becomes a `channel:delivery-failed` event.
+  - All time comes from the injected Clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+from runner.runtime.channels import Notification
+from runner.runtime.context import RuntimeContext
+from runner.runtime.live import LiveSessions
+from runner.runtime.monitor import SubjectFigures, recommend, subject_figures
+from runner.runtime.pools import PoolFigures
+from runner.spec.models import Alert
+
+__all__ = [
+    "ComponentStatus",
+    "Insights",
+    "RuntimeStatus",
+    "SystemAnalytics",
+    "SystemStatus",
+]
+
+Health = Literal["healthy", "degraded", "critical"]
+
+
+class ComponentStatus(TypedDict, total=False):
+    status: Health
+    detail: str
+
+
+class SystemStatus(TypedDict):
+    status: Health
+    components: dict[str, ComponentStatus]
+    active_sessions: int
+    uptime_s: float
+
+
+class Insights(TypedDict):
+    agent: str
+    figures: SubjectFigures
+    insights: list[str]
+    optimizations: list[str]
+    alerts: list[str]
+
+
+class SystemAnalytics(TypedDict):
+    sessions: dict[str, Any]
+    performance: dict[str, Any]
+    resources: dict[str, Any]
+    health: SystemStatus
+
+
+class RuntimeStatus:
+    """Alert relaying and status reports of one runtime (see the module docstring)."""
+
+    def __init__(self, ctx: RuntimeContext, sessions: LiveSessions) -> None:
+        self._ctx = ctx
+        self._sessions = sessions
+        self._started_mono = ctx.clock.monotonic()
+
+    # ------------------------------------------------------------ monitoring callbacks
+
+    def on_alert(
+        self, alert: Alert, value: float | None, status: Literal["firing", "resolved"]
+    ) -> None:
+        ctx = self._ctx
+        env = ctx.env.name
+        kind = "agent" if alert.agent else "team" if alert.team else "pool"
+        subject = f"{kind}.{alert.agent or alert.team or alert.pool}"
+        data = {
+            "alert": alert.name,
+            "subject": subject,
+            "metric": alert.metric,
+            "condition": alert.condition,
+            "threshold": alert.threshold,
+            "value": value,
+            "severity": alert.severity,
+            "window": alert.window,
+            "status": status,
+            "env": env,
+        }
+        ctx.emit("performance:alert" if status == "firing" else "performance:alert-cleared", data)
+        if alert.notify:
+            shown = "n/a" if value is None else f"{value:g}"
+            verb = "FIRING" if status == "firing" else "resolved"
+            summary = (
+                f"[{alert.severity}] {verb}: alert.{alert.name} on {subject}: {alert.metric} "
+                f"{shown} {alert.condition} {alert.threshold:g} (env {env})"
+            )
+            ctx.notifier.notify(list(alert.notify), Notification(summary=summary, body=data))
+
+    def on_channel_failure(self, channel: str, error: str) -> None:
+        self._ctx.emit("channel:delivery-failed", {"channel": channel, "error": error})
+
+    # ------------------------------------------------------------ reports
+
+    def insights(self, agent: str) -> Insights:
+        ctx = self._ctx
+        monitor = ctx.monitor
+        figures = subject_figures(monitor.get(("agent", agent)), ctx.clock.now())
+        insights, recs = recommend(
+            figures, name=f"agent.{agent}", slow_ms=ctx.config.alert_threshold_ms
+        )
+        if not ctx.config.optimization_enabled:
+            recs = []
+        alerts = [a.name for a in monitor.breached() if a.agent == agent]
+        if alerts:
+            insights.append("alerts breached now: " + ", ".join(sorted(alerts)))
+        return {
+            "agent": agent,
+            "figures": figures,
+            "insights": insights,
+            "optimizations": recs,
+            "alerts": alerts,
+        }
+
+    def system_status(self) -> SystemStatus:
+        ctx = self._ctx
+        components: dict[str, ComponentStatus] = {}
+        components["provider"] = {
+            "status": "healthy",
+            "detail": f"{ctx.provider.name} ({'remote' if ctx.provider.remote else 'embedded'})",
+        }
+        components["config"] = (
+            {"status": "degraded", "detail": "; ".join(ctx.config.problems)}
+            if ctx.config.problems
+            else {"status": "healthy"}
+        )
+        breached = ctx.monitor.breached()
+        if any(a.severity == "critical" for a in breached):
+            monitoring: ComponentStatus = {"status": "critical"}
+        elif any(a.severity == "warning" for a in breached):
+            monitoring = {"status": "degraded"}
+        else:
+            monitoring = {"status": "healthy"}
+        monitoring["detail"] = (
+            "breached: " + ", ".join(sorted(a.name for a in breached))
+            if breached
+            else ("monitoring on" if ctx.monitor.enabled else "monitoring off")
+        )
+        components["monitoring"] = monitoring
+        worst = ctx.pools.worst_utilization()
+        components["pools"] = {
+            "status": "critical" if worst >= 1.0 else "degraded" if worst >= 0.9 else "healthy",
+            "detail": f"highest utilisation {worst:.0%}",
+        }
+        failed = sum(s["failed"] for s in ctx.notifier.stats.values())
+        components["channels"] = {
+            "status": "degraded" if failed else "healthy",
+            "detail": f"{failed} failed deliveries",
+        }
+        components["events"] = {
+            "status": "degraded" if ctx.events.errors else "healthy",
+            "detail": f"{ctx.events.errors} callback errors",
+        }
+        order = {"healthy": 0, "degraded": 1, "critical": 2}
+        overall = max(
+            (c.get("status", "healthy") for c in components.values()), key=order.__getitem__
+        )
+        return {
+            "status": overall,
+            "components": components,
+            "active_sessions": len(self._sessions.live),
+            "uptime_s": ctx.clock.monotonic() - self._started_mono,
+        }
+
+    def system_analytics(self) -> SystemAnalytics:
+        ctx = self._ctx
+        table = self._sessions
+        now = ctx.clock.now()
+        states: dict[str, int] = {"active": 0, "paused": 0, "awaiting_human": 0}
+        for row in table.rows():
+            states[row.state] = states.get(row.state, 0) + 1
+        ended = sum(table.ended_reasons.values())
+        sessions = {
+            **states,
+            "created": table.created,
+            "ended": ended,
+            "ended_reasons": dict(table.ended_reasons),
+            "average_turns_of_ended": (table.ended_turns / ended) if ended else None,
+        }
+        performance: dict[str, Any] = {"agents": {}, "teams": {}, "pools": {}}
+        for (kind, name), series in sorted(ctx.monitor.series.items()):
+            performance[kind + "s"][name] = subject_figures(series, now)
+        performance["alerts"] = ctx.monitor.alert_states()
+        config = ctx.config
+        pools: dict[str, PoolFigures] = {
+            name: ctx.pools.figures(name, auto_scaling=config.auto_scaling_enabled)
+            for name in ctx.pools.names()
+        }
+        resources = {
+            "pools": pools,
+            "defaults": {
+                "session_limit_per_agent": config.default_session_limit,
+                "memory_limit_mb": config.default_memory_limit_mb,
+                "cpu_limit_percent": config.default_cpu_limit_percent,
+                "memory_and_cpu": "reported only: Foundry-hosted prompt agents expose neither",
+            },
+            "channels": {name: dict(stats) for name, stats in ctx.notifier.stats.items()},
+        }
+        return {
+            "sessions": sessions,
+            "performance": performance,
+            "resources": resources,
+            "health": self.system_status(),
+        }
