@@ -17,22 +17,17 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from runner.runtime.context import RuntimeContext
-from runner.runtime.errors import LifecycleError, SpecProblemsError
 from runner.spec.models import (
-    API_VERSION,
     KINDS,
     Agent,
     Alert,
     Channel,
-    Environment,
     EscalationPath,
     Personality,
     ResourcePool,
@@ -46,15 +41,10 @@ __all__ = [
     "AppliedState",
     "Declared",
     "Pin",
-    "SpecsArg",
-    "environment_of",
-    "load_specs",
     "spec_from_body",
 ]
 
 log = logging.getLogger("runner.runtime")
-
-SpecsArg = Project | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
 
 
 @dataclass(slots=True)
@@ -190,38 +180,3 @@ def spec_from_body(resource: AppliedResource) -> Any:
     except ValidationError:
         log.warning("%s: applied body does not validate any more; ignored", resource.address)
         return None
-
-
-def load_specs(specs: SpecsArg) -> Project:
-    """The project `Lifecycle.open` was given: loaded from paths, or empty for None."""
-    if specs is None:
-        return Project()
-    if isinstance(specs, Project):
-        return specs
-    from runner.spec.loader import load_project
-
-    paths: list[str | os.PathLike[str]] = (
-        [specs] if isinstance(specs, str | os.PathLike) else list(specs)
-    )
-    result = load_project(paths)
-    errors = [p for p in result.problems if p.severity == "error"]
-    if errors:
-        shown = "\n".join(p.format() for p in errors[:20])
-        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        raise SpecProblemsError(f"the specs have {len(errors)} error(s):\n{shown}{more}")
-    project: Project = result.project
-    return project
-
-
-def environment_of(project: Project, name: str | None) -> Environment:
-    """Environment `name` of the project (a bare `local` one when the project has none)."""
-    from runner.spec.project import UnknownEnvironmentError
-
-    try:
-        return project.environment(name)
-    except UnknownEnvironmentError as exc:
-        if name == "local" or not project.environments:
-            return Environment.model_validate(
-                {"apiVersion": API_VERSION, "kind": "Environment", "name": name or "local"}
-            )
-        raise LifecycleError(str(exc)) from exc

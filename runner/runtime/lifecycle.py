@@ -38,12 +38,10 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
-from pathlib import Path
-from types import TracebackType
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from runner.providers.base import Provider, ProviderError
+from runner.providers.base import Provider
 from runner.runtime.admission import Admission, Priority
 from runner.runtime.agents import (
     LOCK_TIMEOUT_S,
@@ -53,22 +51,16 @@ from runner.runtime.agents import (
     CleanupAllResult,
     CleanupResult,
 )
-from runner.runtime.applied import (
-    AppliedState,
-    Declared,
-    SpecsArg,
-    environment_of,
-    load_specs,
-)
+from runner.runtime.applied import AppliedState, Declared
 from runner.runtime.channels import Notifier
 from runner.runtime.clock import Clock, SystemClock
 from runner.runtime.config import RuntimeConfig
 from runner.runtime.context import RuntimeContext
-from runner.runtime.decisions import RouteDecision, RouterFactory, default_router_factory
-from runner.runtime.errors import LifecycleError
+from runner.runtime.decisions import RouteDecision, RouterFactory
 from runner.runtime.events import Callback, EventBus
 from runner.runtime.live import LiveSessions
 from runner.runtime.monitor import PerformanceMonitor, Subject
+from runner.runtime.opening import Opener, SpecsArg, build_lifecycle
 from runner.runtime.pools import PoolManager
 from runner.runtime.session import (
     CHAT_ACCESS,
@@ -119,34 +111,6 @@ __all__ = [
     "SystemStatus",
     "TurnReply",
 ]
-
-
-class _Opener:
-    """`Lifecycle.open(...)`: `async with` it, or `await` it and `close()` yourself."""
-
-    def __init__(self, factory: Any) -> None:
-        self._factory = factory
-        self._lc: Lifecycle | None = None
-
-    def __await__(self) -> Generator[Any, None, Lifecycle]:
-        return self._open().__await__()
-
-    async def _open(self) -> Lifecycle:
-        lc: Lifecycle = await self._factory()
-        return lc
-
-    async def __aenter__(self) -> Lifecycle:
-        self._lc = await self._open()
-        return self._lc
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._lc is not None:
-            await self._lc.close()
 
 
 class Lifecycle:
@@ -254,7 +218,7 @@ class Lifecycle:
         router_factory: RouterFactory | None = None,
         background: bool = True,
         notify_backoff: float = 0.5,
-    ) -> _Opener:
+    ) -> Opener:
         """Open the runtime of environment `env` (default: the project's default environment).
 
         `specs`: a loaded Project, a path or a list of paths (loaded with `load_project`), or
@@ -264,7 +228,8 @@ class Lifecycle:
 
         async def build() -> Lifecycle:
             lc = await asyncio.to_thread(
-                cls._build,
+                build_lifecycle,
+                cls,
                 specs,
                 env,
                 clock=clock or SystemClock(),
@@ -280,50 +245,7 @@ class Lifecycle:
                 lc._background = asyncio.get_running_loop().create_task(lc._run_background())
             return lc
 
-        return _Opener(build)
-
-    @classmethod
-    def _build(
-        cls,
-        specs: SpecsArg,
-        env_name: str | None,
-        *,
-        clock: Clock,
-        registry_path: str | os.PathLike[str] | None,
-        environ: Mapping[str, str],
-        provider: Provider | None,
-        router_factory: RouterFactory | None,
-        notify_backoff: float,
-    ) -> Lifecycle:
-        from runner.paths import registry_path as default_registry_path
-        from runner.state.sqlite import SqliteRegistry
-
-        project = load_specs(specs)
-        env = environment_of(project, env_name)
-        path = Path(registry_path) if registry_path is not None else default_registry_path()
-        registry = SqliteRegistry(path)
-        if provider is None:
-            from runner.providers import build_provider
-
-            try:
-                provider = build_provider(env, environ=environ)
-            except ProviderError as exc:
-                raise LifecycleError(f"environment.{env.name}: {exc}") from exc
-        store = SessionStore(path)
-        lc = cls(
-            project=project,
-            env=env,
-            provider=provider,
-            registry=registry,
-            store=store,
-            clock=clock,
-            environ=environ,
-            config=RuntimeConfig.from_environ(environ),
-            router_factory=router_factory or default_router_factory(),
-            notify_backoff=notify_backoff,
-        )
-        lc._load(project)
-        return lc
+        return Opener(build)
 
     def _load(self, project: Project) -> None:
         declared = self.applied.load(project)
