@@ -61,14 +61,20 @@ class Workspace:
             raise UserError(f"cannot render {exc}") from None
 
 
+def require_spec_folder(path: str) -> Path:
+    """`path` as a Path; UserError saying what to give when it does not exist."""
+    root = Path(path)
+    if not root.exists():
+        raise UserError(f"spec folder {path!r} does not exist (give the folder as an argument)")
+    return root
+
+
 def load_workspace(path: str, env_name: str | None, *, check: bool = True) -> Workspace:
     """The checked project at `path` and its environment; UserError listing every problem."""
     from runner.spec.loader import load_project
     from runner.spec.project import UnknownEnvironmentError
 
-    root = Path(path)
-    if not root.exists():
-        raise UserError(f"spec folder {path!r} does not exist (give the folder as an argument)")
+    root = require_spec_folder(path)
     result = load_project([root])
     problems = list(result.problems)
     if check and not [p for p in problems if p.severity == "error"]:

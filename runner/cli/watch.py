@@ -16,11 +16,15 @@ import json
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import IO, Any
 
-from runner.cli._workspace import add_lock_argument, add_spec_arguments, use_colour
-from runner.cli.errors import EXIT_OK, UserError
+from runner.cli._workspace import (
+    add_lock_argument,
+    add_spec_arguments,
+    require_spec_folder,
+    use_colour,
+)
+from runner.cli.errors import EXIT_OK
 from runner.watch.engine import ReloadEngine
 from runner.watch.outcome import ReloadOutcome
 
@@ -148,10 +152,7 @@ class JsonReporter:
 def run(args: argparse.Namespace) -> int:
     from runner.watch.watcher import SpecWatcher
 
-    if not Path(args.path).exists():
-        raise UserError(
-            f"spec folder {args.path!r} does not exist (give the folder as an argument)"
-        )
+    require_spec_folder(args.path)
     engine = ReloadEngine(
         [args.path],
         env=args.env,
