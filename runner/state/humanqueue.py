@@ -1,11 +1,12 @@
 """The durable human queue, operator transcript, escalations and live availability of teams.
 
-Role: `runner.runtime.operators` records here what must survive a restart of the runtime:
-sessions waiting for a person (`rt_hq_items`, one row per session while it is
-`awaiting_human`, with who claimed it), what operators said (`rt_hq_messages`), every escalation
-of every team session with its current status (`rt_esc_escalations`) and live member
-availability set by operators (`rt_hq_availability`). A new process on the same registry file
-finds the queue, the pending escalations and the availability as they were.
+Role: `runner.runtime.operators` (its human queue and escalation desk) records here what must
+survive a restart of the runtime: sessions waiting for a person (`rt_hq_items`, one row per
+session while it is `awaiting_human`, with who claimed it), what operators said
+(`rt_hq_messages`), every escalation of every team session with its current status
+(`rt_esc_escalations`) and live member availability set by operators (`rt_hq_availability`). A
+new process on the same registry file finds the queue, the pending escalations and the
+availability as they were.
 
 Invariants:
   - Only tables prefixed `rt_hq_` / `rt_esc_` are touched, in the registry's SQLite file.

@@ -1,10 +1,11 @@
 """Runtime sessions persisted next to the registry: the `rt_*` tables of the same SQLite file.
 
-Role: the runtime (`runner.runtime.lifecycle`) writes a session row when it is created, when its
-state changes and when it ends, synchronously; turn counters and token totals are written
-behind in batches (`save_counters`), at most `AGENT_LIFECYCLE_PERSIST_INTERVAL_MS` late and
-always on close. A new process opening the same file finds every session with its state,
-conversation, pinned agent versions and router state, and can continue it.
+Role: the runtime (`runner.runtime.admission` and `runner.runtime.live`) writes a session row
+when it is created, when its state changes and when it ends, synchronously; turn counters and
+token totals are written behind in batches (`save_counters`), at most
+`AGENT_LIFECYCLE_PERSIST_INTERVAL_MS` late and always on close. A new process opening the same
+file finds every session with its state, conversation, pinned agent versions and router state,
+and can continue it.
 
 Invariants:
   - Only tables prefixed `rt_` are touched; the registry's tables are not read or written here.
