@@ -315,9 +315,6 @@ class Lifecycle:
         """Subscribe to `event_type` (`"*"` for all, `"handoff:*"` for a family); returns `off`."""
         return self.ctx.events.on(event_type, callback)
 
-    def _emit(self, event_type: str, data: Mapping[str, Any]) -> None:
-        self.ctx.emit(event_type, data)
-
     # ------------------------------------------------------------ agents
 
     async def get_or_create_agent(
