@@ -451,65 +451,151 @@ def _jinja_env() -> Any:
 
 _ENV: Any = None
 
-# A "simple" text is plain data plus `{{ name.attr... }}` / `{{ name.attr | default('text') }}`
-# substitutions. It is rendered here with exactly Jinja's semantics for that subset (a name from
-# the context, each attribute looked up as the sandbox does: a real attribute first, then the
-# mapping's key; `str()` of the value) and handed to Jinja whenever anything is off the simple
-# path (an attribute of the object itself, a missing value, a non-mapping): Jinja then renders it
-# or raises the error it always raised.
+# A "simple" text is plain data, `{{ name.attr... }}` / `{{ name.attr | default('text') }}`
+# substitutions and `{% if name.attr... %}` blocks (optionally `== 'text'` / `!= 'text'`, one
+# optional `{% else %}`, not nested) holding data and substitutions. It is rendered here with
+# exactly Jinja's semantics for that subset (the lexer's `trim_blocks`/`lstrip_blocks` handling of
+# block tags; a name from the context, each attribute looked up as the sandbox does: a real
+# attribute first, then the mapping's key; Python's `==`, `!=` and truth; `str()` of a scalar
+# value) and handed to Jinja whenever anything is off the simple path (an attribute of the object
+# itself or one starting with '_', a missing value, a non-mapping, a value that is not a plain
+# scalar): Jinja then renders it or raises the error it always raised.
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_NAMES = r"(" + _IDENT + r"(?:\." + _IDENT + r")*)"
+_LITERAL = r"(?:\"([^\"\\\n{}%]*)\"|'([^'\\\n{}%]*)')"
 _SIMPLE_TAG = re.compile(
-    r"\{\{ *(" + _IDENT + r"(?:\." + _IDENT + r")*) *"
+    r"\{\{ *" + _NAMES + r" *"
     r"(?:\| *default\( *(?:\"([^\"\\\n{}]*)\"|'([^'\\\n{}]*)') *\) *)?\}\}"
 )
+_IF_TAG = re.compile(r"\{% *if +" + _NAMES + r" *(?:(==|!=) *" + _LITERAL + r" *)?%\}")
+_ELSE_TAG = re.compile(r"\{% *else *%\}")
+_ENDIF_TAG = re.compile(r"\{% *endif *%\}")
+_TAG_START = re.compile(r"\{[{%#]")
+_LSTRIP = re.compile(r"\s+")  # Jinja's lexer: what lstrip_blocks removes before a block tag
 _NO_DEFAULT: Any = object()
 _ABSENT: Any = object()
-_Part = str | tuple[tuple[str, ...], Any]
+# Values the fast path prints or tests; anything else (a list, a mapping, a tuple, a subclass)
+# goes to Jinja, which prints the `_Named` view of it.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_TESTABLE = _SCALARS | {dict, list}
+
+
+class _If:
+    """`{% if names [op literal] %}body{% else %}orelse{% endif %}` of a simple text."""
+
+    __slots__ = ("body", "literal", "names", "op", "orelse")
+
+    def __init__(self, names: tuple[str, ...], op: str | None, literal: str | None) -> None:
+        self.names = names
+        self.op = op
+        self.literal = literal
+        self.body: list[_Part] = []
+        self.orelse: list[_Part] | None = None
+
+
+_Part = str | tuple[tuple[str, ...], Any] | _If
 
 
 def _simple_parts(source: str) -> tuple[_Part, ...] | None:
-    """`source` as data and simple substitutions, or None when Jinja must handle it."""
+    """`source` as data, simple substitutions and simple ifs, or None when Jinja must handle it."""
     if "\r" in source:
         return None  # Jinja normalises newlines in data, not in values: let it do so
     if source.endswith("\n"):
         source = source[:-1]  # keep_trailing_newline=False
     parts: list[_Part] = []
+    target = parts
+    block: _If | None = None
     at = 0
-    for match in _SIMPLE_TAG.finditer(source):
-        data = source[at : match.start()]
-        if data.endswith("{") or (at and data.startswith("}")):
+    line_starting = True  # the lexer's: the previous token ended a line
+    while True:
+        mark = _TAG_START.search(source, at)
+        if mark is None:
+            break
+        start = mark.start()
+        data = source[at:start]
+        if at and data.startswith("}"):
             return None
+        kind = source[start + 1]
+        if kind == "{":
+            match = _SIMPLE_TAG.match(source, start)
+            if match is None:
+                return None
+            if data:
+                target.append(data)
+            double, single = match.group(2), match.group(3)
+            default = double if double is not None else single
+            target.append(
+                (tuple(match.group(1).split(".")), _NO_DEFAULT if default is None else default)
+            )
+            at = match.end()
+            line_starting = False
+            continue
+        if kind == "#":
+            return None
+        # A block tag: lstrip_blocks drops the blanks between the line start and the tag.
         if data:
-            parts.append(data)
-        names = tuple(match.group(1).split("."))
-        double, single = match.group(2), match.group(3)
-        default = double if double is not None else single
-        parts.append((names, _NO_DEFAULT if default is None else default))
+            line_at = data.rfind("\n") + 1
+            if (line_at or line_starting) and _LSTRIP.fullmatch(data, line_at):
+                data = data[:line_at]
+            if data:
+                target.append(data)
+        match = _IF_TAG.match(source, start)
+        if match is not None:
+            if block is not None:
+                return None  # nested
+            double, single = match.group(3), match.group(4)
+            block = _If(
+                tuple(match.group(1).split(".")),
+                match.group(2),
+                double if double is not None else single,
+            )
+            target = block.body
+        elif (match := _ELSE_TAG.match(source, start)) is not None:
+            if block is None or block.orelse is not None:
+                return None
+            block.orelse = target = []
+        elif (match := _ENDIF_TAG.match(source, start)) is not None:
+            if block is None:
+                return None
+            parts.append(block)
+            block = None
+            target = parts
+        else:
+            return None
         at = match.end()
+        # trim_blocks: the first newline after a block tag goes.
+        line_starting = source.startswith("\n", at)
+        if line_starting:
+            at += 1
+    if block is not None:
+        return None
     data = source[at:]
     if at and data.startswith("}"):
         return None
     if data:
         parts.append(data)
-    for part in parts:
-        if type(part) is str and any(mark in part for mark in _MARKS):
-            return None
     return tuple(parts)
 
 
 class _Context:
-    """The variables of one render; Jinja's globals are added once, when Jinja is first needed."""
+    """The variables of one render. `values` are what the fast paths read; Jinja gets the
+    `_Named` views of them (so an undefined key reads `'vars.db'`), built by `named` on first
+    need only, with its globals added once."""
 
-    __slots__ = ("_jinja", "values")
+    __slots__ = ("_jinja", "_named", "values")
 
-    def __init__(self, values: dict[str, Any]) -> None:
+    def __init__(
+        self, values: dict[str, Any], named: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self.values = values
+        self._named = named
         self._jinja: dict[str, Any] | None = None
 
     def for_jinja(self, template: Any) -> dict[str, Any]:
         # What Template.render passes its context: the globals overridden by the variables.
         if self._jinja is None:
-            self._jinja = {**template.globals, **self.values}
+            values = self.values if self._named is None else self._named()
+            self._jinja = {**template.globals, **values}
         return self._jinja
 
 
@@ -517,13 +603,17 @@ class _Compiled:
     """One text, ready to render: plain data, simple substitutions, the default layout, or a
     Jinja template (compiled on first need)."""
 
-    __slots__ = ("_template", "layout", "parts", "source")
+    __slots__ = ("_template", "const", "layout", "parts", "source")
 
     def __init__(self, source: str, parts: tuple[_Part, ...] | None) -> None:
         self.source = source
         self.parts = parts
         self.layout = parts is None and source == DEFAULT_LAYOUT
         self._template: Any = None
+        # The tidied text of plain data (read only while `parts` is set).
+        self.const: str | None = None
+        if parts is not None and (not parts or (len(parts) == 1 and type(parts[0]) is str)):
+            self.const = _tidy("".join(parts))  # type: ignore[arg-type]
 
     def template(self) -> Any:
         template = self._template
@@ -554,28 +644,52 @@ class _Compiled:
             raise  # pragma: no cover - handle_exception always raises
 
 
-def _render_parts(parts: tuple[_Part, ...], context: Mapping[str, Any]) -> str | None:
+def _lookup(names: tuple[str, ...], default: Any, context: Mapping[str, Any]) -> Any:
+    """The value of `name.attr...` as the sandbox finds it, or _ABSENT when Jinja must decide."""
+    value = context.get(names[0], _ABSENT)
+    if value is _ABSENT:
+        return _ABSENT
+    last = len(names) - 1
+    for i in range(1, last + 1):
+        attr = names[i]
+        # `_runner_name` is an attribute of a `_Named` view but not of the plain mapping.
+        if attr[0] == "_" or not isinstance(value, dict) or hasattr(value, attr):
+            return _ABSENT
+        found = value.get(attr, _ABSENT)
+        if found is _ABSENT:
+            if i == last and default is not _NO_DEFAULT:
+                return default
+            return _ABSENT
+        value = found
+    return value
+
+
+def _render_parts(parts: Sequence[_Part], context: Mapping[str, Any]) -> str | None:
     out: list[str] = []
     for part in parts:
         if isinstance(part, str):
             out.append(part)
             continue
-        names, default = part
-        value = context.get(names[0], _ABSENT)
-        if value is _ABSENT:
-            return None
-        last = len(names) - 1
-        for i in range(1, last + 1):
-            attr = names[i]
-            if not isinstance(value, dict) or hasattr(value, attr):
+        if isinstance(part, _If):
+            value = _lookup(part.names, _NO_DEFAULT, context)
+            if value is _ABSENT or type(value) not in _TESTABLE:
                 return None
-            found = value.get(attr, _ABSENT)
-            if found is _ABSENT:
-                if i == last and default is not _NO_DEFAULT:
-                    found = default
-                else:
+            op = part.op
+            if op is None:
+                chosen = part.body if value else part.orelse
+            elif op == "==":
+                chosen = part.body if value == part.literal else part.orelse
+            else:
+                chosen = part.body if value != part.literal else part.orelse
+            if chosen:
+                text = _render_parts(chosen, context)
+                if text is None:
                     return None
-            value = found
+                out.append(text)
+            continue
+        value = _lookup(part[0], part[1], context)
+        if value is _ABSENT or type(value) not in _SCALARS:
+            return None
         out.append(str(value))
     return "".join(out)
 
@@ -680,22 +794,45 @@ def _explain(exc: Exception, where: _Where) -> str:
 
 def _render_text(source: str, context: _Context, *, where: _Where) -> str:
     """Render one template text in the sandbox; any failure is a RenderError at `where`."""
+    return _render_at(source, context, where.address, where.path, where.agent, where.hint_sources)
+
+
+def _render_at(
+    source: str,
+    context: _Context,
+    address: str,
+    path: tuple[PathItem, ...],
+    agent: str,
+    hint_sources: str,
+    available: Sequence[str] = _TOP_LEVEL,
+) -> str:
+    """`_render_text` with the `_Where` built only when there is an error to explain."""
     try:
-        rendered = _compile(source).render(context)
+        compiled = _compile(source)
+        if compiled.parts is not None and compiled.const is not None:
+            return compiled.const
+        rendered = compiled.render(context)
     except Exception as exc:  # any template failure is the user's to fix
         from jinja2.exceptions import TemplateSyntaxError  # loaded already: Jinja raised
 
         line = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
         if not isinstance(exc, TemplateSyntaxError):
             line = _template_line(exc.__traceback__)
+        where = _Where(
+            address=address,
+            path=path,
+            agent=agent,
+            hint_sources=hint_sources,
+            available=available,
+        )
         raise RenderError(
             _explain(exc, where),
-            address=where.address,
-            path=where.path,
+            address=address,
+            path=path,
             line=line,
-            agent=where.agent,
+            agent=agent,
         ) from None
-    return _tidy(rendered)
+    return _tidy_quick(rendered)
 
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -704,6 +841,33 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 def _tidy(text: str) -> str:
     lines = [line.rstrip() for line in text.splitlines()]
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+_ASCII_BLANKS = frozenset(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")  # str.isspace() in ASCII
+
+
+def _tidy_quick(text: str) -> str:
+    """`_tidy(text)`, without the work when an ASCII text is already tidy: no line break but the
+    newline (nor any other control blank), no blank ending a line or the text, no three newlines
+    in a row, no newline starting the text."""
+    if not text.isascii():
+        return _tidy(text)
+    if not text:
+        return text
+    if (
+        text[-1] in _ASCII_BLANKS
+        or "\r" in text
+        or "\x0b" in text
+        or "\x0c" in text
+        or "\x1c" in text
+        or "\x1d" in text
+        or "\x1e" in text
+        or "\x1f" in text
+    ):
+        return _tidy(text)
+    if "\n" in text and (text[0] == "\n" or " \n" in text or "\t\n" in text or "\n\n\n" in text):
+        return _tidy(text)
+    return text
 
 
 def traits_text(personality: Personality) -> str:
@@ -828,13 +992,30 @@ class PreparedAgent:
         )
         self._personality_view = personality_view
         # Values shared by every environment's context (the sandbox is immutable: templates
-        # cannot change them).
-        self._agent = _named("agent", {"name": resolved.name, "description": resolved.description})
-        self._personality = (
-            _named("personality", personality_view) if personality_view is not None else None
-        )
-        self._guidelines = _named("guidelines", [_guideline_view(g) for g in resolved.guidelines])
+        # cannot change them). The `_Named` views Jinja needs are built on first need.
+        self._agent = {"name": resolved.name, "description": resolved.description}
+        self._guidelines = [_guideline_view(g) for g in resolved.guidelines]
+        self._capabilities = list(resolved.capabilities)
+        self._named_shared: tuple[Any, Any, Any] | None = None
         self._pieces = list(_pieces(resolved))
+        p = resolved.personality
+        self._counts = (
+            (len(p.prompt_modifiers), len(p.response_templates), len(p.prohibited_behaviors))
+            if p is not None
+            else (0, 0, 0)
+        )
+
+    def _shared_named(self) -> tuple[Any, Any, Any]:
+        """The `_Named` views of agent, personality and guidelines (built once)."""
+        shared = self._named_shared
+        if shared is None:
+            view = self._personality_view
+            shared = self._named_shared = (
+                _named("agent", self._agent),
+                _named("personality", view) if view is not None else None,
+                _named("guidelines", self._guidelines),
+            )
+        return shared
 
     def render(self, env: Environment) -> RenderedAgent:
         """Render every text for `env`; RenderError on any faulty text."""
@@ -861,67 +1042,90 @@ class PreparedAgent:
         """The final instructions for `env` (what `render(env).instructions` holds)."""
         resolved = self.resolved
         agent_name = resolved.name
-        env_address = address_of("Environment", env.name)
         merged_vars = _merge_vars(resolved.vars, env.vars)
-        hint_sources = f"{self._hint_base} or {env_address}"
+        env_view = {"name": env.name, "name_prefix": env.name_prefix}
+        hint_sources = f"{self._hint_base} or {address_of('Environment', env.name)}"
         values: dict[str, Any] = {
-            "vars": _named("vars", merged_vars),
+            "vars": merged_vars,
             "agent": self._agent,
-            "env": _named("env", {"name": env.name, "name_prefix": env.name_prefix}),
-            "personality": self._personality,
+            "env": env_view,
+            "personality": self._personality_view,
             "guidelines": self._guidelines,
-            "capabilities": list(resolved.capabilities),
+            "capabilities": self._capabilities,
         }
-        context = _Context(values)
 
-        rendered: dict[tuple[PathItem, ...], str] = {}
-        for address, path, source in self._pieces:
-            where = _Where(address=address, path=path, agent=agent_name, hint_sources=hint_sources)
-            rendered[path] = _render_text(source, context, where=where)
+        def named() -> dict[str, Any]:
+            agent, personality, guidelines = self._shared_named()
+            return {
+                "vars": _named("vars", merged_vars),
+                "agent": agent,
+                "env": _named("env", env_view),
+                "personality": personality,
+                "guidelines": guidelines,
+                "capabilities": list(resolved.capabilities),
+            }
+
+        context = _Context(values, named)
+        rendered = [
+            _render_at(source, context, address, path, agent_name, hint_sources)
+            for address, path, source in self._pieces
+        ]
 
         layout_source = resolved.layout if resolved.layout is not None else DEFAULT_LAYOUT
-        # The default layout reads only keys that exist: no undefined-variable message to name.
-        named = _as_is if layout_source == DEFAULT_LAYOUT else _named
         layout_values = dict(values)
-        layout_values["instructions"] = rendered[("instructions",)]
+        layout_values["instructions"] = rendered[0]
+        personality: dict[str, Any] | None = None
+        at = 1
         personality_view = self._personality_view
         if resolved.personality is not None and personality_view is not None:
             p = resolved.personality
-            layout_values["personality"] = named(
-                "personality",
-                {
-                    **personality_view,
-                    "prompt_modifiers": [
-                        rendered[("prompt_modifiers", i)] for i in range(len(p.prompt_modifiers))
-                    ],
-                    "response_templates": {
-                        k: rendered[("response_templates", k)] for k in p.response_templates
-                    },
-                    "prohibited_behaviors": [
-                        rendered[("prohibited_behaviors", i)]
-                        for i in range(len(p.prohibited_behaviors))
-                    ],
-                },
-            )
+            modifiers, templates, prohibited = self._counts
+            personality = {
+                **personality_view,
+                "prompt_modifiers": rendered[at : at + modifiers],
+                "response_templates": dict(
+                    zip(
+                        p.response_templates,
+                        rendered[at + modifiers : at + modifiers + templates],
+                        strict=True,
+                    )
+                ),
+                "prohibited_behaviors": rendered[
+                    at + modifiers + templates : at + modifiers + templates + prohibited
+                ],
+            }
+            layout_values["personality"] = personality
+            at += modifiers + templates + prohibited
         rendered_guidelines = [
             {
-                "condition": rendered[("guidelines", i, "condition")],
-                "action": rendered[("guidelines", i, "action")],
+                "condition": rendered[at + 2 * i],
+                "action": rendered[at + 2 * i + 1],
                 "priority": g.priority,
             }
             for i, g in enumerate(resolved.guidelines)
         ]
         rendered_guidelines.sort(key=_by_priority)
-        layout_values["guidelines"] = named("guidelines", rendered_guidelines)
+        layout_values["guidelines"] = rendered_guidelines
 
-        layout_where = _Where(
-            address=resolved.source_of("layout"),
-            path=("layout",),
-            agent=agent_name,
-            hint_sources=hint_sources,
-            available=(*_TOP_LEVEL, "instructions"),
+        def layout_named() -> dict[str, Any]:
+            # The default layout reads only keys that exist: no undefined-variable message to name.
+            wrap = _as_is if layout_source == DEFAULT_LAYOUT else _named
+            out = named()
+            out["instructions"] = layout_values["instructions"]
+            if personality is not None:
+                out["personality"] = wrap("personality", personality)
+            out["guidelines"] = wrap("guidelines", rendered_guidelines)
+            return out
+
+        return _render_at(
+            layout_source,
+            _Context(layout_values, layout_named),
+            resolved.source_of("layout"),
+            ("layout",),
+            agent_name,
+            hint_sources,
+            (*_TOP_LEVEL, "instructions"),
         )
-        return _render_text(layout_source, _Context(layout_values), where=layout_where)
 
 
 _by_priority: Callable[[Mapping[str, Any]], int] = lambda g: int(g["priority"])  # noqa: E731

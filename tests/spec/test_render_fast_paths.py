@@ -314,3 +314,231 @@ def test_validate_without_template_syntax_does_not_import_jinja(tmp_path: Path) 
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "JINJA []" in proc.stdout
+
+
+# ---------------------------------------------------------------- plain values, ifs, tidy
+
+# The renderer reads plain mappings on its fast paths and gives Jinja the `_Named` views only
+# when Jinja runs; simple `{% if %}` blocks are rendered without Jinja; `_tidy_quick` skips the
+# work on texts that are already tidy. Each is compared with the reference path here.
+
+PLAIN_VARS: dict[str, Any] = {
+    **VARS,
+    "tier": "gold",
+    "empty": "",
+    "int0": 0,
+    "emptylist": [],
+    "emptydict": {},
+    "tup": (1, 2),
+    "tupdict": {"inner": ("a",)},
+}
+
+
+def _plain_values() -> dict[str, Any]:
+    return {
+        "vars": PLAIN_VARS,
+        "agent": {"name": "a-1", "description": None},
+        "env": {"name": "prod", "name_prefix": "prod-"},
+        "personality": None,
+        "guidelines": [],
+        "capabilities": ["search", "math"],
+    }
+
+
+def _named_values() -> dict[str, Any]:
+    return _values(vars=render._named("vars", PLAIN_VARS))
+
+
+def _fast_plain(source: str, named: dict[str, Any]) -> tuple[str, Any]:
+    """The production route: plain values, the `_Named` views (`named`) given to Jinja only."""
+    clear_cache()
+    context = render._Context(_plain_values(), lambda: named)
+    return _outcome(lambda: render._render_text(source, context, where=_where()))
+
+
+IF_TAGS = [
+    "{% if vars.tier == 'gold' %}",
+    "{%if vars.tier=='gold'%}",
+    '{% if vars.tier != "gold" %}',
+    "{% if vars.tier == 'silver' %}",
+    "{% if vars.flag %}",
+    "{% if vars.none %}",
+    "{% if vars.empty %}",
+    "{% if vars.int0 %}",
+    "{% if vars.num == '3' %}",
+    "{% if vars.zero %}",
+    "{% if vars.list %}",
+    "{% if vars.emptylist %}",
+    "{% if vars.emptydict %}",
+    "{% if vars.tup %}",
+    "{% if vars.nested %}",
+    "{% if vars.nested.deep == 'D' %}",
+    "{% if vars.nested.more %}",
+    "{% if vars.missing %}",
+    "{% if vars.missing == 'x' %}",
+    "{% if vars.items %}",
+    "{% if vars._x %}",
+    "{% if vars._runner_name %}",
+    "{% if vars %}",
+    "{% if personality %}",
+    "{% if personality.name %}",
+    "{% if capabilities %}",
+    "{% if nope %}",
+    "{% if not vars.flag %}",
+    "{% if vars.flag and vars.tier %}",
+    "{%- if vars.flag %}",
+    "{% if vars.flag -%}",
+    "{%+ if vars.flag %}",
+    "{% if vars.tier == 'a\\'b' %}",
+    "{% if vars.tier == '%}' %}",
+    "{% ifvars.flag %}",
+    "{% elif vars.flag %}",
+]
+ELSE_TAGS = ["{% else %}", "{%else%}", "{%- else %}", "{% else -%}"]
+ENDIF_TAGS = ["{% endif %}", "{%endif%}", "{%- endif %}", "{% endif -%}", "{% endif %}\n"]
+IF_DATA = ["", " ", "  ", "\t", "\n", " \n", "\n  ", "x", " y ", "\n\n", "\u2028", "}", "{", "é"]
+IF_BODY = ["", "yes", "\n", " no \n", "{{ vars.company }}", "{{ vars.tup }}", "{{ vars.list }}"]
+
+
+def _if_source(rng: random.Random) -> str:
+    # Half the texts use only tags the fast path takes (so it runs, not only hands over).
+    simple = rng.random() < 0.5
+    ifs = IF_TAGS[:13] if simple else IF_TAGS
+    elses = ELSE_TAGS[:2] if simple else ELSE_TAGS
+    endifs = [ENDIF_TAGS[0], ENDIF_TAGS[1], ENDIF_TAGS[4]] if simple else ENDIF_TAGS
+    bodies = IF_BODY[:5] if simple else IF_BODY
+    out = [rng.choice(IF_DATA)]
+    for _ in range(rng.randint(1, 3)):
+        out.append(rng.choice(ifs))
+        out += [rng.choice(IF_DATA), rng.choice(bodies), rng.choice(IF_DATA)]
+        if rng.random() < 0.4:
+            out += [rng.choice(elses), rng.choice(IF_DATA), rng.choice(bodies)]
+        if rng.random() < 0.95:  # sometimes unbalanced: a syntax error both ways
+            out.append(rng.choice(endifs))
+        out += [rng.choice(IF_DATA), rng.choice([*IF_DATA, *TAGS[: 3 if simple else 6]])]
+    return "".join(out)
+
+
+def test_simple_ifs_render_as_jinja_does() -> None:
+    rng = random.Random(1123)
+    for _ in range(3000):
+        source = _if_source(rng)
+        named = _named_values()
+        expected = _with_jinja(source, named)
+        assert _fast(source, named) == expected, repr(source)
+        assert _fast_plain(source, named) == expected, repr(source)
+
+
+def test_each_if_tag_framed_renders_as_jinja_does() -> None:
+    for tag, before, after in itertools.product(IF_TAGS, IF_DATA, IF_DATA):
+        source = f"{before}{tag}{after}B{after}{{% else %}}E{{% endif %}}{before}"
+        named = _named_values()
+        assert _fast_plain(source, named) == _with_jinja(source, named), repr(source)
+
+
+def test_simple_ifs_skip_jinja() -> None:
+    source = (
+        "  {% if vars.tier == 'gold' %}\n  Fast {{ agent.name }}.\n  {% else %}\nSlow.{% endif %}"
+    )
+    compiled = render._compile(source)
+    assert compiled.parts is not None
+    assert render._render_parts(compiled.parts, _plain_values()) == "  Fast a-1.\n"
+
+
+@pytest.mark.parametrize("tag", TAGS)
+def test_tags_on_plain_values_render_as_jinja_does(tag: str) -> None:
+    extra = ["{{ vars.tup }}", "{{ vars.tupdict }}", "{{ vars.tupdict.inner }}"]
+    for before, after, more in itertools.product(DATA[:6], DATA[:6], ["", *extra]):
+        source = before + tag + after + more
+        named = _named_values()
+        assert _fast_plain(source, named) == _with_jinja(source, named), repr(source)
+
+
+def test_tidy_quick_is_tidy() -> None:
+    rng = random.Random(99)
+    blanks = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    breaks = [chr(c) for c in (0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)]
+    alphabet = ["a", "b c", " ", "\t", "\n", "\n", "\n\n", "é", *blanks, *breaks, "\r\n"]
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        assert render._tidy_quick(text) == render._tidy(text), repr(text)
+    for text in ["", "a", "a\n", "\na", "a \nb", "a\n\nb", "a\n\n\nb", "a\t", "a\x1fb", "x\x85"]:
+        assert render._tidy_quick(text) == render._tidy(text), repr(text)
+
+
+def test_ifs_and_plain_values_render_projects_as_with_jinja_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = project_from_text(
+        """
+kind: Personality
+name: p
+traits: {formality: formal}
+prompt_modifiers: ["{% if vars.tier == 'gold' %}Fast{% else %}Slow{% endif %}", "{{ vars.l }}"]
+response_templates: {hi: "{% if vars.missing %}x{% endif %}"}
+---
+kind: Template
+name: t
+model: m
+personality: p
+instructions: |
+  You are {{ agent.name }}.
+  {% if vars.tier == 'gold' %}Prioritise speed.{% endif %}
+    {% if env.name_prefix %}
+  Prefixed {{ env.name_prefix }}.
+    {% endif %}
+  Product: {{ vars.product | default('our software') }}.
+vars: {tier: gold, l: [1, 2]}
+---
+kind: Agent
+name: x
+template: t
+---
+kind: Agent
+name: y
+template: t
+layout: "{% if personality %}{{ personality.name }}{% endif %}|{{ instructions }}|{{ vars.nope }}"
+vars: {tier: silver, product: P}
+---
+kind: Agent
+name: z
+template: t
+personality: p
+vars: {missing: here}
+layout: "{{ guidelines }}{% if vars.tier %}{{ instructions }}{% endif %}"
+---
+kind: Environment
+name: local
+---
+kind: Environment
+name: prod
+name_prefix: prod-
+vars: {tier: platinum}
+"""
+    )
+    clear_cache()
+    fast = _everything(project)
+    assert any(kind == "error" for kind, _ in fast)
+    assert any(kind == "ok" for kind, _ in fast)
+    _jinja_only(monkeypatch)
+    assert fast == _everything(project)
+
+
+def test_the_bench_project_renders_as_with_jinja_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_validate", Path(__file__).resolve().parents[2] / "bench" / "validate.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.generate(tmp_path, 200)
+    project = project_from_files(tmp_path)
+    clear_cache()
+    fast = _everything(project)
+    assert all(kind == "ok" for kind, _ in fast)
+    _jinja_only(monkeypatch)
+    assert fast == _everything(project)
