@@ -170,11 +170,11 @@ tools:
 
 
 def test_eight_processes_leave_one_agent_with_one_version_each(tmp_path: Path) -> None:
-    """Eight processes (forked after the SDK is imported, so the test measures contention, not
-    imports) call get_or_create_agent for the same agents at the same moment."""
-    import azure.ai.projects  # noqa: F401  (imported once, before forking)
-    import openai  # noqa: F401
+    """Eight processes call get_or_create_agent for the same agents at the same moment.
 
+    They are forked from a fresh fork server that has imported the SDK once (so the test measures
+    contention, not imports), never from pytest's own process: threads other tests left running
+    there could hold a lock at the moment of the fork and hang a child."""
     from runner.providers.emulator import serve_emulator
     from runner.providers.foundry import FoundryProvider
 
@@ -182,13 +182,16 @@ def test_eight_processes_leave_one_agent_with_one_version_each(tmp_path: Path) -
     specs.write_text(EMU_SPECS)
     go = tmp_path / "go"
     registry = tmp_path / "state.db"
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(
+        ["azure.ai.projects", "openai", "runner.runtime.lifecycle", _worker.__module__]
+    )
     results = ctx.Queue()
     procs = [
         ctx.Process(target=_worker, args=(str(specs), str(registry), str(go), results))
         for _ in range(8)
     ]
-    for proc in procs:  # forked before any thread (the emulator's) exists in this process
+    for proc in procs:
         proc.start()
     try:
         with serve_emulator(data_dir=tmp_path / "emu") as emulator:

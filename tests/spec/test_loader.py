@@ -123,16 +123,21 @@ def test_billion_laughs_is_refused_after_a_bounded_amount_of_work() -> None:
     docs, problems = parse_yaml(small, file="ok.yaml")
     assert problems == [] and len(docs) == 1
 
-    started = time.perf_counter()
     _, problems = parse_yaml(_laughs(10), file="lol.yaml")  # 10**9 values if expanded
-    laughs_time = time.perf_counter() - started
     assert [p.code for p in problems] == ["yaml.alias-limit"]
     assert problems[0].line == 5  # the first alias past the budget (a4 holds 11,111 values)
+
+    def best_time(levels: int) -> float:
+        # best of 5: a single sample on a busy 2-core machine can include a scheduler pause
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            parse_yaml(_laughs(levels), file="lol.yaml")
+            times.append(time.perf_counter() - started)
+        return min(times)
+
     # Work is bounded by the budget: 10 levels cost what 5 levels (just past the budget) cost.
-    started = time.perf_counter()
-    parse_yaml(_laughs(5), file="ok.yaml")
-    budget_time = time.perf_counter() - started
-    assert laughs_time < 20 * budget_time + 0.05
+    assert best_time(10) < 20 * best_time(5) + 0.05
     assert ALIAS_BUDGET < 10**5
 
 
