@@ -134,7 +134,7 @@ class _Frame:
         "value",
     )
 
-    def __init__(self, *, is_map: bool, path: Path, anchor: str | None, start: int) -> None:
+    def __init__(self, is_map: bool, path: Path, anchor: str | None, start: int) -> None:
         self.is_map = is_map
         self.value: Any = {} if is_map else []
         self.path = path
@@ -254,7 +254,14 @@ def _flow_depth_problem(text: str, file: str) -> Problem | None:
 
 
 class _DocumentBuilder:
-    """Builds the values of one YAML stream's documents from libyaml events."""
+    """Builds the values of one YAML stream's documents from libyaml events.
+
+    The event loop handles the common events (untagged, unanchored values inside a collection)
+    inline; everything else goes through the general methods, which alone give the same result
+    (`fast_paths = False`: the tests compare both).
+    """
+
+    fast_paths = True
 
     def __init__(self, file: str, problems: list[Problem]) -> None:
         self.file = file
@@ -370,6 +377,7 @@ class _DocumentBuilder:
         self.root_pos: Position | None = None
 
     def _run(self, loader: Any) -> None:
+        get_event = loader.get_event
         scalar_event = yaml.ScalarEvent
         mapping_start = yaml.MappingStartEvent
         mapping_end = yaml.MappingEndEvent
@@ -379,16 +387,123 @@ class _DocumentBuilder:
         document_start = yaml.DocumentStartEvent
         document_end = yaml.DocumentEndEvent
         stream_end = yaml.StreamEndEvent
+        no_key, discard, merge_key = _NO_KEY, _DISCARD, _MERGE_KEY
         file = self.file
         plain = _PLAIN_VALUES
         position = Position
+        frame_class = _Frame
+        fast = self.fast_paths
         skipping = False
         self._start_document()
+        # The current document's lists (replaced only by _start_document).
+        stack = self.stack
+        entries = self.entries
+        keys = self.keys
         while True:
-            event = loader.get_event()
+            event = get_event()
             kind = type(event)
+            if kind is scalar_event:
+                if skipping:
+                    continue
+                # Fast path (almost every event): a plain untagged scalar in a collection.
+                if fast and event.tag is None and event.anchor is None and stack:
+                    text = event.value
+                    if event.implicit[0]:
+                        value = plain.get(text, _MISSING)
+                        if value is _MISSING:
+                            value = _plain_value(text)
+                    else:
+                        value = text
+                    if value is not _SLOW_PATH:
+                        top = stack[-1]
+                        mark = event.start_mark
+                        if not top.is_map:
+                            items = top.value
+                            entries.append(
+                                (
+                                    (*top.path, len(items)),
+                                    position(file, mark.line + 1, mark.column + 1),
+                                )
+                            )
+                            items.append(value)
+                            top.size += 1
+                            continue
+                        key = top.key
+                        if key is no_key:
+                            explicit = top.explicit
+                            if value not in explicit:
+                                here = (mark.line + 1, mark.column + 1)
+                                explicit[value] = here
+                                top.key = value
+                                keys[(*top.path, value)] = here
+                                continue
+                        elif key is not discard and key is not merge_key:
+                            entries.append(
+                                ((*top.path, key), position(file, mark.line + 1, mark.column + 1))
+                            )
+                            top.value[key] = value
+                            top.key = no_key
+                            top.size += 1
+                            continue
+                self._scalar(event, file)
+                continue
+            if kind is mapping_start or kind is sequence_start:
+                if skipping:
+                    continue
+                # Fast path: an untagged, unanchored collection as a mapping value or list item.
+                if (
+                    fast
+                    and event.tag is None
+                    and event.anchor is None
+                    and 0 < len(stack) < MAX_DEPTH
+                ):
+                    top = stack[-1]
+                    if top.is_map:
+                        key = top.key
+                        path = (
+                            None
+                            if key is no_key or key is discard or key is merge_key
+                            else (*top.path, key)
+                        )
+                    else:
+                        path = (*top.path, len(top.value))
+                    if path is not None:
+                        mark = event.start_mark
+                        start = len(entries)
+                        entries.append((path, position(file, mark.line + 1, mark.column + 1)))
+                        stack.append(frame_class(kind is mapping_start, path, None, start))
+                        continue
+                try:
+                    self._start_collection(event, is_map=kind is mapping_start)
+                except _Abort:
+                    skipping = self._abort()
+                continue
+            if kind is mapping_end or kind is sequence_end:
+                if skipping:
+                    continue
+                frame = stack[-1]
+                if fast and frame.anchor is None and not frame.merges and len(stack) > 1:
+                    # Fast path: hand the finished collection to its parent collection.
+                    top = stack[-2]
+                    if not top.is_map:
+                        stack.pop()
+                        top.size += frame.size
+                        top.value.append(frame.value)
+                        continue
+                    key = top.key
+                    if key is not discard and key is not merge_key:
+                        stack.pop()
+                        top.size += frame.size
+                        top.key = no_key
+                        top.value[key] = frame.value
+                        continue
+                self._end_collection()
+                continue
             if kind is document_start:
                 self._start_document()
+                stack = self.stack
+                entries = self.entries
+                keys = self.keys
                 skipping = False
                 continue
             if kind is document_end:
@@ -397,65 +512,20 @@ class _DocumentBuilder:
                 continue
             if kind is stream_end:
                 return
-            if skipping or kind is yaml.StreamStartEvent:
+            if skipping or kind is not alias_event:
                 continue
             try:
-                if kind is scalar_event:
-                    # Fast path (almost every event): a plain untagged scalar in a collection.
-                    stack = self.stack
-                    if event.tag is None and event.anchor is None and stack:
-                        text = event.value
-                        if event.implicit[0]:
-                            value = plain.get(text, _MISSING)
-                            if value is _MISSING:
-                                value = _plain_value(text)
-                        else:
-                            value = text
-                        if value is not _SLOW_PATH:
-                            top = stack[-1]
-                            mark = event.start_mark
-                            if not top.is_map:
-                                self.entries.append(
-                                    (
-                                        (*top.path, len(top.value)),
-                                        position(file, mark.line + 1, mark.column + 1),
-                                    )
-                                )
-                                top.value.append(value)
-                                top.size += 1
-                                continue
-                            key = top.key
-                            if key is _NO_KEY:
-                                if value not in top.explicit:
-                                    here = (mark.line + 1, mark.column + 1)
-                                    top.explicit[value] = here
-                                    top.key = value
-                                    self.keys[(*top.path, value)] = here
-                                    continue
-                            elif key is not _DISCARD and key is not _MERGE_KEY:
-                                self.entries.append(
-                                    (
-                                        (*top.path, key),
-                                        position(file, mark.line + 1, mark.column + 1),
-                                    )
-                                )
-                                top.value[key] = value
-                                top.key = _NO_KEY
-                                top.size += 1
-                                continue
-                    self._scalar(event, file)
-                elif kind is mapping_start or kind is sequence_start:
-                    self._start_collection(event, is_map=kind is mapping_start)
-                elif kind is mapping_end or kind is sequence_end:
-                    self._end_collection()
-                elif kind is alias_event:
-                    self._alias(event)
+                self._alias(event)
             except _Abort:
-                skipping = True
-                self.sound = False
-                if self.stack:  # keep what was read: kind and name may still be known
-                    self.root = self.stack[0].value
-                self._end_document()
+                skipping = self._abort()
+
+    def _abort(self) -> bool:
+        """Stop the current document after a problem (alias budget, depth, complex key)."""
+        self.sound = False
+        if self.stack:  # keep what was read: kind and name may still be known
+            self.root = self.stack[0].value
+        self._end_document()
+        return True
 
     def _key_position_check(self, frame: _Frame, key: Any, mark: Any) -> None:
         here = (mark.line + 1, mark.column + 1)
@@ -541,7 +611,7 @@ class _DocumentBuilder:
         anchor = event.anchor
         if anchor is not None:
             self.open_anchors.add(anchor)
-        self.stack.append(_Frame(is_map=is_map, path=path, anchor=anchor, start=start))
+        self.stack.append(_Frame(is_map, path, anchor, start))
 
     def _end_collection(self) -> None:
         frame = self.stack.pop()

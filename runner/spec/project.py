@@ -35,6 +35,14 @@ class Position:
     line: int
     column: int
 
+    def __init__(self, file: str, line: int, column: int) -> None:
+        # The dataclass's own __init__ sets each field through object.__setattr__ (frozen); the
+        # loader makes one Position per value, so this one fills the instance dict directly.
+        fields = self.__dict__
+        fields["file"] = file
+        fields["line"] = line
+        fields["column"] = column
+
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
 

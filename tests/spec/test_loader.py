@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -270,3 +274,88 @@ def test_arbitrary_structures_dumped_to_yaml_load_without_exceptions(docs: list[
     result = load_text(text, file="dump.yaml")
     for problem in result.problems:
         assert problem.line >= 1 and problem.column >= 1
+
+
+# ---------------------------------------------------------------- the event loop's fast paths
+
+
+def _parsed(text: str, monkeypatch: pytest.MonkeyPatch, *, fast: bool) -> Any:
+    from runner.spec import loader
+
+    monkeypatch.setattr(loader._DocumentBuilder, "fast_paths", fast)
+    documents, problems = parse_yaml(text, file="f.yaml")
+    return (
+        [(d.file, d.data, d.position, d.positions, d.key_positions, d.sound) for d in documents],
+        problems,
+    )
+
+
+_SCALARS = ["a", "1", "-2.5", "true", "null", "~", "''", "'q'", '"d"', "2001-01-01", "1e3", "x y"]
+_TAGGED = ["!!str 3", "!!int zz", "!!int 7", "!custom v", "!!float 1", "!!null ''", "!!binary x"]
+
+
+def _random_yaml(rng: random.Random) -> str:
+    """Shared objects (anchors and aliases), merge keys, tags, duplicates, styles, depth."""
+    shared: list[Any] = []
+
+    def value(depth: int) -> Any:
+        roll = rng.random()
+        if depth > 3 or roll < 0.35:
+            return rng.choice([*_SCALARS, "TAGGED", "TAGGED"])
+        if shared and roll < 0.45:
+            return rng.choice(shared)
+        if roll < 0.75:
+            made: Any = {
+                rng.choice(["k1", "k2", "k3", "<<", "name", "TAGGED"]): value(depth + 1)
+                for _ in range(rng.randint(0, 4))
+            }
+        else:
+            made = [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        if rng.random() < 0.3:
+            shared.append(made)
+        return made
+
+    docs = []
+    for _ in range(rng.randint(1, 3)):
+        style = rng.choice([None, True, False])
+        text = yaml.dump(
+            value(0), default_flow_style=style, sort_keys=False, width=rng.choice([20, 80])
+        )
+        text = text.replace("'<<'", "<<")
+        while "TAGGED" in text:
+            text = text.replace("TAGGED", rng.choice([*_TAGGED, "k1", "dup"]), 1)
+        if rng.random() < 0.1:
+            text = "[" * 105 + "x" + "]" * 105 + "\n"  # deeper than MAX_DEPTH
+        if rng.random() < 0.1:
+            text += "? [complex]\n: key\n"
+        docs.append(text)
+    return "---\n".join(docs)
+
+
+def test_the_event_loop_fast_paths_build_what_the_general_path_builds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = random.Random(5)
+    fixed = [
+        AGENT,
+        "a: &x {b: 1, c: [1, 2]}\nd: *x\ne:\n  <<: *x\n  b: 2\n",
+        "a: &l [1, &m {k: v}]\nb: [*l, *m]\nc: {<<: [*m, {z: 1}], k: w}\n",
+        "k: 1\nk: 2\n- bad\n",
+        "a: {b: 1, b: 2, c: {d: [1, {e: 2, e: 3}]}}\n",
+        "x: !!set {a, b}\ny: [!custom z, !!str 1, !!int q]\n",
+        "<<: 1\na: b\n",
+        "- - - - 1\n  - 2\n- &a [*a]\n",
+        "a: *undefined\n",
+        "",
+        "---\n---\nk: v\n...\n---\n- 1\n",
+    ]
+    # Near the alias budget: the size counted for each nested collection decides the outcome.
+    for n, k in itertools.product((8, 9, 10), range(5, 10)):
+        inner = ", ".join(["1"] * n)
+        for first in (f"[[{inner}]]", f"{{k: [{inner}]}}", f"\n  - k: {{j: [{inner}]}}"):
+            fixed.append(
+                f"a: &a {first}\nb: &b [{', '.join(['*a'] * 10)}]\n"
+                f"c: &c [{', '.join(['*b'] * 10)}]\nd: [{', '.join(['*c'] * k)}]\n"
+            )
+    for text in fixed + [_random_yaml(rng) for _ in range(400)]:
+        assert _parsed(text, monkeypatch, fast=True) == _parsed(text, monkeypatch, fast=False), text

@@ -152,3 +152,23 @@ def test_the_console_entry_point_validates_the_contract(tmp_path: Path) -> None:
     proc = _run("-m", "runner", "validate", str(CONTRACT), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout == "ok: 24 documents in 9 files\n"
+
+
+def test_the_command_ends_with_the_same_output_and_exit_code_as_main(bad_project: Path) -> None:
+    # `python -m runner validate` ends its process as soon as the report is written (skipping the
+    # interpreter's teardown); a caller of main() gets the return value and carries on.
+    negative = Path(__file__).parent / "negative"
+    for args in (["specs"], ["specs", "--format", "json"], [str(negative)], ["--format=github"]):
+        as_command = _run("-m", "runner", "validate", *args, cwd=bad_project)
+        code = (
+            "import sys\n"
+            "from runner.cli.main import main\n"
+            f"rc = main(['validate', *{args!r}])\n"
+            "print('AFTER', rc, file=sys.stderr)\n"
+            "sys.exit(rc)\n"
+        )
+        as_call = _run("-c", code, cwd=bad_project)
+        assert as_call.stderr.endswith(f"AFTER {as_call.returncode}\n")
+        assert as_command.returncode == as_call.returncode
+        assert as_command.stdout == as_call.stdout
+        assert as_command.stderr + f"AFTER {as_call.returncode}\n" == as_call.stderr
