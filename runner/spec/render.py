@@ -847,11 +847,13 @@ _ASCII_BLANKS = frozenset(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")  # str.isspace() in
 
 
 def _tidy_quick(text: str) -> str:
-    """`_tidy(text)`, without the work when an ASCII text is already tidy: no line break but the
-    newline (nor any other control blank), no blank ending a line or the text, no three newlines
-    in a row, no newline starting the text."""
+    """`_tidy(text)`, without the work when an ASCII text is already tidy (once its trailing
+    newlines are gone): no line break but the newline (nor any other control blank), no blank
+    ending a line or the text, no three newlines in a row, no newline starting the text."""
     if not text.isascii():
         return _tidy(text)
+    if text[-1:] == "\n":
+        text = text.rstrip("\n")  # trailing newlines only end in blank lines, which tidy drops
     if not text:
         return text
     if (
