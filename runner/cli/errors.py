@@ -14,18 +14,23 @@ import tempfile
 import traceback
 from pathlib import Path
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERNAL = 3
+from runner.errors import (  # re-exported: the CLI's verbs import them from here
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    UserError,
+)
 
-
-class UserError(Exception):
-    """A failure the user can fix; the message says what to do. Printed without a traceback."""
-
-    def __init__(self, message: str, *, exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "UserError",
+    "log_dir",
+    "report_internal_error",
+]
 
 
 def log_dir() -> Path:

@@ -1,13 +1,13 @@
 """The runtime's errors: each says what happened and what to do, and names the resource.
 
-They derive from `runner.cli.errors.UserError`, so the CLI prints them as one line (exit 1)
+They derive from `runner.errors.UserError`, so the CLI prints them as one line (exit 1)
 without a traceback. A session of another workspace raises the same `SessionNotFoundError` as a
 missing one: the caller cannot tell them apart (no existence leak across workspaces).
 """
 
 from __future__ import annotations
 
-from runner.cli.errors import UserError
+from runner.errors import UserError
 
 
 class LifecycleError(UserError):

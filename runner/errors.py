@@ -1,0 +1,22 @@
+"""Errors every layer may raise for the user, and the exit codes they map to at the CLI edge.
+
+A `UserError` is a failure the user can fix: its message names the file:line:col or the resource
+address and says what to do. Layers raise it (or subclasses, e.g. the runtime's
+`PoolLimitError`); only `runner.cli` turns it into a printed line and an exit code, so nothing
+here imports the CLI and data keeps flowing forward (spec -> plan -> apply -> runtime -> cli).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+
+class UserError(Exception):
+    """A failure the user can fix; the message says what to do. Printed without a traceback."""
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
