@@ -50,6 +50,8 @@ _WEIGHT_TOLERANCE = 1e-6
 
 def foundry_name_problem(name: str) -> str | None:
     """Why `name` is not a valid Foundry agent name, or None when it is."""
+    if FOUNDRY_NAME_RE.fullmatch(name):  # valid: 1-63 allowed characters, well placed '-'
+        return None
     if not name:
         return "it is empty"
     if len(name) > 63:
@@ -67,6 +69,7 @@ class _Checker:
         self.project = project
         self.skip = skip
         self.problems: list[Problem] = []
+        self._by_kind: dict[str, list[SpecDocument]] | None = None
 
     # -- helpers
 
@@ -94,7 +97,12 @@ class _Checker:
         return False
 
     def docs(self, kind: str) -> Iterator[SpecDocument]:
-        return (d for d in self.project.documents if d.kind == kind)
+        by_kind = self._by_kind
+        if by_kind is None:  # every check reads one kind: index the documents once
+            by_kind = self._by_kind = {}
+            for doc in self.project.documents:
+                by_kind.setdefault(doc.kind, []).append(doc)
+        return iter(by_kind.get(kind, ()))
 
     # -- checks
 

@@ -496,6 +496,19 @@ class _If:
 _Part = str | tuple[tuple[str, ...], Any] | _If
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+def _plain_names(dotted: str) -> tuple[str, ...] | None:
+    """`a.b.c` as names, or None when an attribute is one a mapping has (`items`) or starts with
+    '_': the sandbox would find it on the object (or refuse it), never as a key; Jinja decides."""
+    names = tuple(dotted.split("."))
+    for attr in names[1:]:
+        if attr[0] == "_" or attr in _DICT_ATTRIBUTES:
+            return None
+    return names
+
+
 def _simple_parts(source: str) -> tuple[_Part, ...] | None:
     """`source` as data, simple substitutions and simple ifs, or None when Jinja must handle it."""
     if "\r" in source:
@@ -522,11 +535,12 @@ def _simple_parts(source: str) -> tuple[_Part, ...] | None:
                 return None
             if data:
                 target.append(data)
+            names = _plain_names(match.group(1))
+            if names is None:
+                return None
             double, single = match.group(2), match.group(3)
             default = double if double is not None else single
-            target.append(
-                (tuple(match.group(1).split(".")), _NO_DEFAULT if default is None else default)
-            )
+            target.append((names, _NO_DEFAULT if default is None else default))
             at = match.end()
             line_starting = False
             continue
@@ -543,12 +557,11 @@ def _simple_parts(source: str) -> tuple[_Part, ...] | None:
         if match is not None:
             if block is not None:
                 return None  # nested
+            names = _plain_names(match.group(1))
+            if names is None:
+                return None
             double, single = match.group(3), match.group(4)
-            block = _If(
-                tuple(match.group(1).split(".")),
-                match.group(2),
-                double if double is not None else single,
-            )
+            block = _If(names, match.group(2), double if double is not None else single)
             target = block.body
         elif (match := _ELSE_TAG.match(source, start)) is not None:
             if block is None or block.orelse is not None:
@@ -645,21 +658,23 @@ class _Compiled:
 
 
 def _lookup(names: tuple[str, ...], default: Any, context: Mapping[str, Any]) -> Any:
-    """The value of `name.attr...` as the sandbox finds it, or _ABSENT when Jinja must decide."""
+    """The value of `name.attr...` as the sandbox finds it, or _ABSENT when Jinja must decide.
+
+    `_simple_parts` keeps no path with an attribute a mapping has (`items`) or one starting with
+    '_' (`_runner_name` is one of a `_Named` view): on a plain dict each attribute is its key."""
     value = context.get(names[0], _ABSENT)
-    if value is _ABSENT:
-        return _ABSENT
     last = len(names) - 1
-    for i in range(1, last + 1):
+    i = 0
+    while i < last:
+        if value is _ABSENT:
+            return _ABSENT
+        i += 1
         attr = names[i]
-        # `_runner_name` is an attribute of a `_Named` view but not of the plain mapping.
-        if attr[0] == "_" or not isinstance(value, dict) or hasattr(value, attr):
+        if type(value) is not dict and (not isinstance(value, dict) or hasattr(value, attr)):
             return _ABSENT
         found = value.get(attr, _ABSENT)
         if found is _ABSENT:
-            if i == last and default is not _NO_DEFAULT:
-                return default
-            return _ABSENT
+            return default if i == last and default is not _NO_DEFAULT else _ABSENT
         value = found
     return value
 
@@ -667,30 +682,35 @@ def _lookup(names: tuple[str, ...], default: Any, context: Mapping[str, Any]) ->
 def _render_parts(parts: Sequence[_Part], context: Mapping[str, Any]) -> str | None:
     out: list[str] = []
     for part in parts:
-        if isinstance(part, str):
-            out.append(part)
-            continue
-        if isinstance(part, _If):
-            value = _lookup(part.names, _NO_DEFAULT, context)
+        kind = type(part)
+        if kind is str:
+            out.append(part)  # type: ignore[arg-type]
+        elif kind is tuple:
+            value = _lookup(part[0], part[1], context)  # type: ignore[arg-type,index]
+            kind = type(value)
+            if kind is str:
+                out.append(value)
+            elif kind in _SCALARS:
+                out.append(str(value))
+            else:
+                return None
+        else:
+            block: _If = part  # type: ignore[assignment]
+            value = _lookup(block.names, _NO_DEFAULT, context)
             if value is _ABSENT or type(value) not in _TESTABLE:
                 return None
-            op = part.op
+            op = block.op
             if op is None:
-                chosen = part.body if value else part.orelse
+                chosen = block.body if value else block.orelse
             elif op == "==":
-                chosen = part.body if value == part.literal else part.orelse
+                chosen = block.body if value == block.literal else block.orelse
             else:
-                chosen = part.body if value != part.literal else part.orelse
+                chosen = block.body if value != block.literal else block.orelse
             if chosen:
                 text = _render_parts(chosen, context)
                 if text is None:
                     return None
                 out.append(text)
-            continue
-        value = _lookup(part[0], part[1], context)
-        if value is _ABSENT or type(value) not in _SCALARS:
-            return None
-        out.append(str(value))
     return "".join(out)
 
 
