@@ -13,7 +13,6 @@ import argparse
 import atexit
 import gc
 import importlib
-import json
 import os
 import sys
 import types
@@ -108,6 +107,8 @@ def render_json(problems: Sequence[Problem], *, out: TextIO) -> None:
         }
         for p in problems
     ]
+    import json  # only this format needs it
+
     out.write(json.dumps(items, indent=2) + "\n")
 
 

@@ -12,7 +12,6 @@ load (`skip`, from `LoadResult.invalid`) are not reported again.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
@@ -90,7 +89,7 @@ class _Checker:
         """Report `name` if no `kind` document has it; True when it resolves (or is skipped)."""
         if name in known or address_of(kind, name) in self.skip:
             return True
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        close = _close_matches(name, sorted(known), n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         listing = "" if close else (" (none declared)" if not known else "")
         self.report(doc, path, f"ref.{kind.lower()}", f"unknown {noun} {name!r}{hint}{listing}")
@@ -264,7 +263,7 @@ class _Checker:
     ) -> None:
         if target == HUMAN or target in specializations:
             return
-        close = difflib.get_close_matches(target, sorted(specializations), n=1, cutoff=0.6)
+        close = _close_matches(target, sorted(specializations), n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         known = ", ".join(repr(s) for s in sorted(specializations))
         self.report(
@@ -307,7 +306,7 @@ class _Checker:
                     )
                 trigger = level.when.trigger
                 if trigger is not None and trigger not in triggers and not teams_incomplete:
-                    close = difflib.get_close_matches(trigger, triggers, n=1, cutoff=0.6)
+                    close = _close_matches(trigger, triggers, n=1, cutoff=0.6)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     users = ", ".join(repr(t.name) for t in teams)
                     scope = (
@@ -567,3 +566,10 @@ def check_project(project: Project, *, skip: Collection[str] = frozenset()) -> l
     not reported as unknown.
     """
     return _Checker(project, skip).run()
+
+
+def _close_matches(word: str, candidates: list[str], *, n: int, cutoff: float) -> list[str]:
+    """difflib.get_close_matches, imported only when a name is unknown (not on a valid run)."""
+    import difflib
+
+    return difflib.get_close_matches(word, candidates, n=n, cutoff=cutoff)

@@ -7,7 +7,7 @@ indexes the valid ones into a `Project`. Nothing is raised for bad input: every 
 
 How a file is read (and why):
 
-- libyaml (`yaml.CSafeLoader`) produces the *event* stream; values are built from events here, in
+- libyaml (the parser behind `yaml.CSafeLoader`) produces the *event* stream; values are built from events here, in
   one non-recursive pass that records for every value its path -> Position (the value's start)
   and for every mapping key where the key was written. Composing nodes in C would be as fast but
   recurses on the C stack (a deeply nested file crashes the interpreter), so it is not used.
@@ -26,7 +26,6 @@ no `${VAR}` is resolved; pydantic errors are translated through the source map, 
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -67,7 +66,9 @@ _MAP, _SEQ, _MERGE, _TIMESTAMP = (_TAG + t for t in ("map", "seq", "merge", "tim
 _STRINGY = frozenset({_STR, _TIMESTAMP, _TAG + "value", _TAG + "yaml", _MERGE})
 _IMPLICIT = yaml.SafeLoader.yaml_implicit_resolvers
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's event parser: what `yaml.CSafeLoader` reads events with, without setting up the
+# constructor and resolver it never uses here.
+_Loader: Any = getattr(getattr(yaml, "_yaml", None), "CParser", None) or yaml.SafeLoader
 _KIND_LIST = ", ".join(KINDS)
 _DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$"
 
@@ -751,7 +752,7 @@ def _field_names(model: type[BaseModel] | None) -> list[str]:
 def _suggest(word: Any, candidates: Iterable[str]) -> str:
     if not isinstance(word, str):
         return ""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    close = _close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -1091,3 +1092,10 @@ def load_project(paths: Sequence[str | os.PathLike[str]]) -> LoadResult:
         invalid=frozenset(invalid - {doc.address for doc in project}),
         document_count=count,
     )
+
+
+def _close_matches(word: str, candidates: list[str], *, n: int, cutoff: float) -> list[str]:
+    """difflib.get_close_matches, imported only when a name is unknown (not on a valid run)."""
+    import difflib
+
+    return difflib.get_close_matches(word, candidates, n=n, cutoff=cutoff)
