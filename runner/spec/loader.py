@@ -7,10 +7,11 @@ indexes the valid ones into a `Project`. Nothing is raised for bad input: every 
 
 How a file is read (and why):
 
-- libyaml (the parser behind `yaml.CSafeLoader`) produces the *event* stream; values are built from events here, in
-  one non-recursive pass that records for every value its path -> Position (the value's start)
-  and for every mapping key where the key was written. Composing nodes in C would be as fast but
-  recurses on the C stack (a deeply nested file crashes the interpreter), so it is not used.
+- libyaml's parser (the one behind `yaml.CSafeLoader`) produces the *event* stream; values are
+  built from events here, in one non-recursive pass that records for every value its path ->
+  Position (the value's start) and for every mapping key where the key was written. Composing
+  nodes in C would be as fast but recurses on the C stack (a deeply nested file crashes the
+  interpreter), so it is not used.
 - Safe only: a tag outside YAML's core types (`!!python/object`, `!custom`, `!!set`) is an error
   at its position; timestamps stay strings. Duplicate keys are errors at the second key.
 - Aliases are expanded by copying, and every node copied through an alias counts against
