@@ -982,8 +982,8 @@ def load_file(path: str | os.PathLike[str]) -> FileResult:
     """Read one file (reported under the name as given) and load its documents."""
     file = os.fspath(path)
     try:
-        with open(file, "rb") as handle:
-            data = handle.read()
+        with open(file, "rb", buffering=0) as handle:  # one read of the whole file: no buffer
+            data = handle.readall()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return FileResult(file=file, problems=[Problem(file, 1, 1, "file.read", reason)])
