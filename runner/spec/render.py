@@ -999,6 +999,15 @@ def prepare_agent(project: Project, agent_name: str) -> PreparedAgent:
     return PreparedAgent(resolved)
 
 
+def _fixed_text(source: str) -> str | None:
+    """What `_render_at` gives for `source` when it holds no template syntax, else None."""
+    try:
+        compiled = _compile(source)
+    except Exception:  # a syntax error: rendering reports it where it belongs
+        return None
+    return compiled.const if compiled.parts is not None else None
+
+
 class PreparedAgent:
     """An agent resolved and checked once, with its environment-independent template variables
     built once, ready to render in every environment."""
@@ -1020,6 +1029,8 @@ class PreparedAgent:
         self._capabilities = list(resolved.capabilities)
         self._named_shared: tuple[Any, Any, Any] | None = None
         self._pieces = list(_pieces(resolved))
+        # A text without template syntax is the same tidied text in every environment.
+        self._fixed = [_fixed_text(source) for _address, _path, source in self._pieces]
         p = resolved.personality
         self._counts = (
             (len(p.prompt_modifiers), len(p.response_templates), len(p.prohibited_behaviors))
@@ -1090,7 +1101,9 @@ class PreparedAgent:
         context = _Context(values, named)
         rendered = [
             _render_at(source, context, address, path, agent_name, hint_sources)
-            for address, path, source in self._pieces
+            if fixed is None
+            else fixed
+            for fixed, (address, path, source) in zip(self._fixed, self._pieces, strict=True)
         ]
 
         layout_source = resolved.layout if resolved.layout is not None else DEFAULT_LAYOUT
