@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from runner import Lifecycle
+from runner.runtime.channels import RecordingNotifier
 from runner.spec.models import KINDS, address_of
 from runner.spec.project import Position, Project, SpecDocument
 
@@ -98,6 +99,10 @@ async def run(args: argparse.Namespace) -> int:
         # its limits are widened (still enforced and counted on every turn).
         project = load_contract(CONTRACT, local_env(root / "store"), WIDE_POOL)
         async with Lifecycle.open(project, env="local", registry_path=root / "state.db") as lc:
+            # Escalation level 1 notifies Slack on every handoff: record, don't deliver, so the
+            # bench measures the runtime and not an HTTP channel (or an unset webhook secret).
+            notifier = RecordingNotifier()
+            lc.notifier = notifier
             await lifecycles(lc, 50)  # warm-up: agents applied on demand, caches filled
             seconds = await lifecycles(lc, args.sessions)
             rate = args.sessions / seconds
@@ -107,11 +112,12 @@ async def run(args: argparse.Namespace) -> int:
         print(
             f"lifecycles: {args.sessions} in {seconds:.2f}s = {rate:,.0f} sessions/s "
             f"(target {TARGET:,.0f}/s: {verdict}); {rate * 3:,.0f} turns/s; "
-            f"handoffs seen: {handoffs}"
+            f"handoffs seen: {handoffs}; notifications recorded, not sent: {len(notifier.sent)}"
         )
 
         project = load_contract(CONTRACT, local_env(root / "store2"), WIDE_POOL)
         async with Lifecycle.open(project, env="local", registry_path=root / "state2.db") as lc:
+            lc.notifier = RecordingNotifier()
             await lifecycles(lc, 10)
             gc.collect()
             tracemalloc.start()

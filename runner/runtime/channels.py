@@ -189,3 +189,16 @@ class Notifier:
         except TimeoutError:
             for task in list(self._tasks):
                 task.cancel()
+
+
+class RecordingNotifier(Notifier):
+    """Records what would be delivered and delivers nothing: `runner test` scenarios and
+    benchmarks measure the runtime, never a real channel."""
+
+    def __init__(self) -> None:
+        super().__init__(channels={}, environ={})
+        self.sent: list[tuple[str, str]] = []
+
+    def notify(self, channel_names: list[str], note: Notification) -> None:
+        for name in channel_names:
+            self.sent.append((name, note.summary))

@@ -37,7 +37,7 @@ from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
-from runner.runtime.channels import Notification, Notifier
+from runner.runtime.channels import RecordingNotifier
 from runner.runtime.clock import FakeClock
 from runner.runtime.events import Event
 from runner.spec.models import API_VERSION, Environment, Expect, Scenario, Step, parse_duration
@@ -65,18 +65,6 @@ class ScenarioResult:
     steps_run: int = 0
     file: str | None = None
     notifications: tuple[tuple[str, str], ...] = ()  # (channel, summary) recorded, not sent
-
-
-class _RecordingNotifier(Notifier):
-    """Records what would be delivered; a scenario never notifies a real channel."""
-
-    def __init__(self) -> None:
-        super().__init__(channels={}, environ={})
-        self.sent: list[tuple[str, str]] = []
-
-    def notify(self, channel_names: list[str], note: Notification) -> None:
-        for name in channel_names:
-            self.sent.append((name, note.summary))
 
 
 def describe_step(step: Step) -> str:
@@ -145,7 +133,7 @@ async def run_scenario(
     workdir.mkdir(parents=True, exist_ok=True)
     clock = FakeClock()
     file = document.position.file if document is not None else None
-    recorder = _RecordingNotifier()
+    recorder = RecordingNotifier()
     steps_run = 0
 
     def fail(message: str) -> ScenarioResult:
