@@ -138,12 +138,15 @@ class Notifier:
         if channel is None:
             self._fail(name, stats, f"channel.{name} is not declared")
             return
-        try:
-            from runner.spec.secrets import resolve_model
+        from runner.spec.secrets import redact, referenced_values, resolve_model
 
+        # Every message below is scrubbed of the values this channel's references resolve to:
+        # an exception may quote them (urllib's "unknown url type" quotes the whole URL).
+        secrets = referenced_values(channel.model_dump(mode="json"), self._environ)
+        try:
             resolved = resolve_model(channel, self._environ, address=f"channel.{name}")
         except Exception as exc:
-            self._fail(name, stats, str(exc))
+            self._fail(name, stats, redact(str(exc), secrets))
             return
         error = ""
         for attempt in range(channel.retries + 1):
@@ -153,7 +156,7 @@ class Notifier:
             try:
                 await asyncio.to_thread(deliver, resolved, note)
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                error = redact(f"{type(exc).__name__}: {exc}", secrets)
                 log.info("channel.%s attempt %d failed: %s", name, attempt + 1, error)
                 continue
             stats["sent"] += 1
@@ -161,12 +164,7 @@ class Notifier:
         self._fail(name, stats, error)
 
     def _fail(self, name: str, stats: ChannelStats, error: str) -> None:
-        from runner.spec.secrets import redact, referenced_values
-
-        channel = self._channels.get(name)
-        if channel is not None:
-            secrets = referenced_values(channel.model_dump(mode="json"), self._environ)
-            error = redact(error, secrets)
+        """Count and log a failed delivery; `error` is already scrubbed of secret values."""
         stats["failed"] += 1
         stats["last_error"] = error
         log.warning("channel.%s: delivery failed: %s", name, error)
