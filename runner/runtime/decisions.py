@@ -12,6 +12,14 @@ agent answers, e.g. a human has the conversation); `state` (if set) is entered w
 `session:state-changed`; `events` are emitted verbatim (`escalation:*` ...); after the answering
 agent replied (or at once when none answers) `handoff:completed` follows for each handoff.
 
+A handoff the router could not complete (no free member, `on_no_free_member: wait`) is queued
+in `router_state["waiting"]`; it is completed by whichever comes first: the session's next
+message (the router re-tries it) or a member of that specialization freeing up (a session of
+theirs ends, is handed off away or goes to a person, they become `available` again, a reload
+raises `max_workload`, or at open after a restart). The latter is a decision outside a turn
+(`TeamRouter.serve_waiting`, applied by `Turns.serve_waiting`): `handoff:completed` carries
+`queued_for_s`, and the session's next message is answered by the new member.
+
 Invariant: routers are pure with respect to the runtime: they read `TurnContext`, return a
 decision, and keep per-session memory only in `router_state` (persisted with the session, so a
 restarted process routes the same way).
@@ -36,14 +44,18 @@ class Handoff:
     to: str  # an agent's spec name, or "human"
     trigger: str | None = None
     reason: str | None = None
+    queued_for_s: float | None = None  # a queued handoff: how long it waited for a member
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "from": self.from_agent,
             "to": self.to,
             "trigger": self.trigger,
             "reason": self.reason,
         }
+        if self.queued_for_s is not None:
+            data["queued_for_s"] = self.queued_for_s
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,8 @@ methods; the work is done by collaborators that share one `RuntimeContext`:
     agents     AgentCatalog   pins, on-demand apply, get_or_create_agent, usage, cleanup
     live       LiveSessions   the session table and every state change of a session
     admission  Admission      starting sessions
-    turns      Turns          the turn path, team routers, decisions
+    turns      Turns          the turn path, team routers, decisions (also queued handoffs served
+                              when a member frees up; the index: `sessions.waiting`)
     status     RuntimeStatus  alert relaying, insights, status, analytics
     operators  Operators      the teams' operator side (attached at open)
 
@@ -241,6 +242,7 @@ class Lifecycle:
             )
             lc.sessions.restore()
             lc._attach_operators()
+            lc.serve_waiting_handoffs()  # queued before a restart: a member may be free now
             if background:
                 lc._background = asyncio.get_running_loop().create_task(lc._run_background())
             return lc
@@ -258,9 +260,11 @@ class Lifecycle:
     def reload(self, project: Project) -> None:
         """Swap teams, pools, alerts, channels (and agent specs) without touching live sessions.
 
-        Live sessions keep their pins, conversation and the pool slots they hold.
+        Live sessions keep their pins, conversation and the pool slots they hold. Queued
+        handoffs are served when the new teams have room for them (e.g. a raised `max_workload`).
         """
         self._load(project)
+        self.serve_waiting_handoffs()
 
     # ------------------------------------------------------------ closing, background
 
@@ -452,6 +456,20 @@ class Lifecycle:
     def workload(self, agent: str) -> int:
         """Live sessions whose current member is `agent`."""
         return self.sessions.workload(agent)
+
+    def serve_waiting_handoffs(
+        self, team: str | None = None, specialization: str | None = None
+    ) -> int:
+        """Complete queued handoffs (`on_no_free_member: wait`) of `team` / `specialization`
+        (default: all) for which a member is free now, oldest first; how many completed.
+
+        The runtime calls this itself whenever capacity frees up (a member's session ends, is
+        handed off away or goes to a person; availability back to `available`; a reload; open);
+        a pass already running serves these too."""
+        waiting = self.sessions.waiting
+        if not waiting.by_key:
+            return 0
+        return waiting.request(waiting.keys(team, specialization))
 
     # ------------------------------------------------------------ teams: operators (delegating)
 

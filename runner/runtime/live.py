@@ -13,6 +13,9 @@ Invariants:
   - `current_load` counts live sessions per current member (the routers' workload); it moves
     only through `set_current`.
   - A session of another workspace (or environment) is reported exactly like a missing one.
+  - `waiting` indexes the sessions with a queued handoff (`runner.runtime.waiting`); a member
+    whose workload drops (`set_current`, `end`) makes what waits for it due, served once the
+    change is complete.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from runner.runtime.decisions import primary_member
 from runner.runtime.errors import SessionNotFoundError, SessionStateError
 from runner.runtime.monitor import Subject
 from runner.runtime.session import AuthContext
+from runner.runtime.waiting import WaitingHandoffs, waiting_target
 from runner.spec.models import Team
 from runner.state.sessions import SessionRow, SessionState
 
@@ -59,6 +63,7 @@ class LiveSessions:
         self.created = 0
         self.ended_reasons: dict[str, int] = {}
         self.ended_turns = 0
+        self.waiting = WaitingHandoffs()
 
     # ------------------------------------------------------------ holding sessions
 
@@ -67,8 +72,10 @@ class LiveSessions:
         ctx = self._ctx
         for row in ctx.store.load_open(ctx.env.name):
             agents = tuple(row.pins)
-            self.live[row.id] = LiveSession(row=row, agents=agents)
+            live = self.live[row.id] = LiveSession(row=row, agents=agents)
             ctx.pools.occupy(agents=agents, pools=row.pools)
+            if waiting_target(row) is not None:
+                self.waiting.track(live)
             if row.current_agent:
                 self.current_load[row.current_agent] = (
                     self.current_load.get(row.current_agent, 0) + 1
@@ -101,6 +108,8 @@ class LiveSessions:
             # Opened by another runtime after this one started: adopt it.
             live = self.live[session_id] = LiveSession(row=row, agents=tuple(row.pins))
             self._ctx.pools.occupy(agents=live.agents, pools=row.pools)
+            if waiting_target(row) is not None:
+                self.waiting.track(live)
         return live
 
     def row(self, session_id: str) -> SessionRow | None:
@@ -153,6 +162,7 @@ class LiveSessions:
                 load[old] = left
             else:
                 load.pop(old, None)
+            self.waiting.freed(old)
         if agent is not None:
             load[agent] = load.get(agent, 0) + 1
         row.current_agent = agent
@@ -179,6 +189,9 @@ class LiveSessions:
         ctx = self._ctx
         now = ctx.clock.now()
         row.ended_at = now
+        waiting = self.waiting
+        if waiting.key_of:
+            waiting.forget(row.id)
         self.transition(live, "ended", reason=reason)
         self.live.pop(row.id, None)
         self.dirty.discard(row.id)
@@ -192,6 +205,8 @@ class LiveSessions:
                 "lifecycle:session_ended",
                 {"session_id": row.id, "reason": reason, "turns": row.turns},
             )
+        if waiting.pending:
+            waiting.settle()  # its member's slot is free: serve who waits for it
 
     def end_using(self, agent: str, reason: str) -> int:
         """End every live session pinned to `agent`; how many ended."""

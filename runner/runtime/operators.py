@@ -262,7 +262,8 @@ class Operators:
 
     def set_member_availability(self, team: str, agent: str, status: str) -> None:
         """Live availability of a member (overrides the spec's): `available`, `busy`, `offline`.
-        Durable; queued handoffs are re-tried on each session's next message."""
+        Durable. Back to `available`, the member serves handoffs queued for its
+        specialization at once (oldest first, as far as its `max_workload` allows)."""
         router = team_router(self.lc, team)
         if status not in AVAILABILITY:
             raise LifecycleError(f"availability {status!r} is not one of {', '.join(AVAILABILITY)}")
@@ -277,6 +278,10 @@ class Operators:
             {"team": team, "agent": agent, "status": status},
             at=now,
         )
+        if status == "available":
+            for member in router.team.members:
+                if member.agent == agent:
+                    self.lc.serve_waiting_handoffs(team, member.specialization)
 
     def member_availability(self, team: str) -> dict[str, str]:
         router = team_router(self.lc, team)

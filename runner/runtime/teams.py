@@ -4,7 +4,8 @@ Role: `Lifecycle` builds one `TeamRouter` per team through `build_team_router` (
 `runner.runtime.decisions.default_router_factory`) and asks it, on each user message, which
 member answers. The router composes the two pure engines:
 
-  1. a handoff queued earlier (`on_no_free_member: wait`) is re-tried first;
+  1. a handoff queued earlier (`on_no_free_member: wait`) and not yet served is re-tried
+     first;
   2. `routing.decide_handoff` evaluates the answering member's triggers (lowest priority number
      wins); the target specialization is served by `routing.select_member` (most room under
      `max_workload`, then lowest priority) with the live workloads of `TurnContext.workload`;
@@ -20,8 +21,12 @@ the whole conversation goes along); `Lifecycle` emits `handoff:initiated` before
 
 A handoff whose specialization has no free member is never dropped: with `escalate` the path is
 evaluated with `no_free_member=True`; when no level takes the session elsewhere at once (or with
-`wait`) the handoff is queued in `router_state["waiting"]` (event `handoff:queued`) and re-tried
-on every following message until a member is free.
+`wait`) the handoff is queued in `router_state["waiting"]` (event `handoff:queued`; `since`
+records when, kept while the session waits for the same specialization). It completes as soon
+as a member of that specialization is free: the runtime serves waiting sessions when capacity
+frees up (`serve_waiting`, driven by `runner.runtime.waiting`: oldest first, one per free
+slot), and each following message of the session re-tries it too. The completed handoff
+carries `queued_for_s`.
 
 Invariants:
   - Pure with respect to the runtime: reads `TurnContext` (plus the availability overrides and
@@ -314,6 +319,8 @@ class TeamRouter:
         if member is not None:
             out.handoffs.append(Handoff(current, member.agent, None, reason))
             out.agent = member.agent
+            if out.get("waiting"):  # a newer handoff replaces the queued one (as on a trigger)
+                out.rs().pop("waiting", None)
             return out.decision()
         policy = self.team.workflow.on_no_free_member
         handled = False
@@ -333,6 +340,21 @@ class TeamRouter:
                 handled = esc.status == "in_effect"
         if not handled:
             self._queue(out, target=target, trigger=None, reason=reason)
+        return out.decision()
+
+    def serve_waiting(
+        self,
+        *,
+        current_agent: str | None,
+        router_state: Mapping[str, Any],
+        workload: Callable[[str], int],
+    ) -> RouteDecision | None:
+        """The session's queued handoff, completed now if a member of its specialization is free
+        (`select_member`, as on a message); None while none is. A queue entry that no longer
+        makes sense (no target, already with that specialization) is cleared."""
+        out = _Outcome(agent=current_agent or self.primary, base_state=router_state)
+        if not self._retry_waiting(out, _Workloads(workload, self._agents)):
+            return None
         return out.decision()
 
     def effect_decision(
@@ -375,13 +397,16 @@ class TeamRouter:
         out.agent = None
         out.state = "awaiting_human"
 
-    def _retry_waiting(self, out: _Outcome, workloads: _Workloads) -> None:
-        waiting = out.get("waiting") or {}
+    def _retry_waiting(self, out: _Outcome, workloads: _Workloads) -> bool:
+        """Complete the queued handoff if a member is free; False while it still waits."""
+        waiting = out.get("waiting")
+        if not isinstance(waiting, Mapping):
+            waiting = {}
         target = waiting.get("target")
         assert out.agent is not None
         if not target or self._specialization.get(out.agent) == target:
             out.rs().pop("waiting", None)
-            return
+            return True
         member = select_member(
             self.team,
             target,
@@ -390,15 +415,41 @@ class TeamRouter:
             exclude=(out.agent,),
         )
         if member is None:
-            return
+            return False
         out.rs().pop("waiting", None)
+        since = waiting.get("since")
+        waited = (
+            max(0.0, round(self.clock.now() - since, 3))
+            if isinstance(since, (int, float)) and not isinstance(since, bool)
+            else None
+        )
         out.handoffs.append(
-            Handoff(out.agent, member.agent, waiting.get("trigger"), "queued handoff: free now")
+            Handoff(
+                out.agent,
+                member.agent,
+                waiting.get("trigger"),
+                "queued handoff: free now",
+                queued_for_s=waited,
+            )
         )
         out.agent = member.agent
+        return True
 
     def _queue(self, out: _Outcome, *, target: str, trigger: str | None, reason: str) -> None:
-        out.rs()["waiting"] = {"target": target, "trigger": trigger, "reason": reason}
+        queued = out.get("waiting")
+        since = (
+            queued.get("since")
+            if isinstance(queued, Mapping) and queued.get("target") == target
+            else None
+        )
+        if since is None:
+            since = self.clock.now()  # keeps its place in the line while it waits for `target`
+        out.rs()["waiting"] = {
+            "target": target,
+            "trigger": trigger,
+            "reason": reason,
+            "since": since,
+        }
         out.events.append(
             (
                 "handoff:queued",

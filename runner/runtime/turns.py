@@ -5,7 +5,8 @@ Role: `Session.send` -> `Turns.send` -> `Turns.turn`. A turn checks the session'
 who answers (`runner.runtime.decisions`) and applies its decision, calls the provider with
 the pinned agent version on the session's one conversation, and records counters and figures.
 `Turns` also owns the team routers (rebuilt on every load) and applies decisions made outside
-a turn (`apply_outside`: an operator's, an approved escalation's).
+a turn (`apply_outside`: an operator's, an approved escalation's, a queued handoff served as
+soon as a member frees up: `serve_waiting`, run by `runner.runtime.waiting`).
 
 Invariants:
   - One turn at a time per session (a per-session asyncio lock); a turn refused by a pool
@@ -43,6 +44,7 @@ from runner.runtime.errors import SessionStateError, TurnFailedError
 from runner.runtime.live import LiveSession, LiveSessions
 from runner.runtime.monitor import Subject
 from runner.runtime.session import CHAT_ACCESS, AuthContext, TurnReply, check_auth
+from runner.runtime.waiting import WaitKey
 from runner.state.sessions import SessionRow
 
 __all__ = ["RouterHook", "Turns", "call_provider"]
@@ -85,6 +87,8 @@ class Turns:
         self._router_factory = router_factory
         self._router_hooks: list[RouterHook] = []
         self.routers: dict[str, TeamRouter] = {}
+        self._waiting = sessions.waiting
+        self._waiting.serve = self.serve_waiting
 
     # ------------------------------------------------------------ routers
 
@@ -102,6 +106,7 @@ class Turns:
                 router = PrimaryRouter(team, path)
             routers[name] = router
         self.routers = routers
+        self._waiting.configure(declared.teams)
 
     def add_router_hook(self, hook: RouterHook) -> Callable[[], None]:
         """Call `hook` on every router built from now on and on the current ones; returns
@@ -320,11 +325,23 @@ class Turns:
 
     def apply(self, live: LiveSession, decision: RouteDecision) -> int:
         """Apply a router decision (see `runner.runtime.decisions`); escalations started."""
+        waiting = self._waiting
+        waiting.depth += 1
+        try:
+            escalations = self._apply(live, decision)
+        finally:
+            waiting.depth -= 1
+        if waiting.pending:
+            waiting.settle()  # a member this decision freed may serve a queued handoff
+        return escalations
+
+    def _apply(self, live: LiveSession, decision: RouteDecision) -> int:
         row = live.row
         sessions = self._sessions
         escalations = 0
         if decision.router_state is not None:
             row.router_state = dict(decision.router_state)
+            self._waiting.track(live)
         if decision.clear_escalation:
             row.escalation = None
         if decision.escalation is not None:
@@ -353,10 +370,54 @@ class Turns:
         row = live.row
         if row.state == "ended":
             raise SessionStateError(row.id, "ended", "it cannot change any more")
-        self.apply(live, decision)
-        self._complete_handoffs(row, decision.handoffs)
-        self._ctx.store.save_state(row)
-        self._dirty.discard(row.id)
+        waiting = self._waiting
+        waiting.depth += 1  # this decision completes before a queued handoff it frees is served
+        try:
+            self._apply(live, decision)
+            self._complete_handoffs(row, decision.handoffs)
+            self._ctx.store.save_state(row)
+            self._dirty.discard(row.id)
+        finally:
+            waiting.depth -= 1
+        key = waiting.key_of.get(row.id)
+        if key is not None and row.state != "awaiting_human":
+            waiting.pending[key] = None  # e.g. handed back by a person: a member may be free
+        if waiting.pending:
+            waiting.settle()
+
+    def serve_waiting(self, key: WaitKey) -> int:
+        """Complete the handoffs queued for `key` (team, specialization), oldest first, while
+        the team's router finds a free member; how many sessions were handed off.
+
+        Each is applied like any decision outside a turn (`handoff:initiated`, then
+        `handoff:completed` with `queued_for_s`; the row is saved). Ended sessions are
+        dropped; sessions a person has (`awaiting_human`) keep waiting until handed back."""
+        team, _ = key
+        router = self.routers.get(team)
+        serve = getattr(router, "serve_waiting", None)
+        waiting = self._waiting
+        if serve is None:
+            return 0
+        served = 0
+        for indexed in waiting.waiters(key):
+            live = self._live.get(indexed.row.id)
+            if live is None or live.row.state == "ended":
+                waiting.forget(indexed.row.id)
+                continue
+            row = live.row
+            if row.state == "awaiting_human" or row.current_agent is None:
+                continue
+            decision = serve(
+                current_agent=row.current_agent,
+                router_state=row.router_state,
+                workload=self._sessions.workload,
+            )
+            if decision is None:
+                break  # no free member left for this specialization
+            assert isinstance(decision, RouteDecision)
+            self.apply_outside(live, decision)
+            served += len(decision.handoffs)
+        return served
 
     def _complete_handoffs(self, row: SessionRow, handoffs: tuple[Handoff, ...]) -> None:
         for h in handoffs:

@@ -189,10 +189,12 @@ async def test_escalate_without_a_matching_level_queues_instead_of_dropping(
         assert reply.agent == "general-agent-1" and session.state == "active"
         queued = [e.data for e in seen if e.type == "handoff:queued"]
         assert queued and queued[0]["target"] == "technical_support"
-        await busy.end("resolved")
+        await busy.end("resolved")  # the member is free: the queued handoff completes at once
+        assert session.agent == "tech-agent-1"
+        [completed] = [e.data for e in seen if e.type == "handoff:completed"]
+        assert completed["reason"] == "queued handoff: free now"
         retried = await session.send("still waiting")
-        assert retried.agent == "tech-agent-1"
-        assert retried.handoffs[0].reason == "queued handoff: free now"
+        assert retried.agent == "tech-agent-1" and not retried.handoffs
 
 
 async def test_wait_keeps_the_current_member_until_one_frees_up(open_lc: Any) -> None:
@@ -208,13 +210,14 @@ async def test_wait_keeps_the_current_member_until_one_frees_up(open_lc: Any) ->
         assert types(seen, "handoff:") == ["handoff:queued"]
         assert session.row.router_state["waiting"]["target"] == "technical_support"
         assert (await session.send("anything yet?")).agent == "general-agent-1"
-        await busy.end("resolved")
-        done = await session.send("and now?")
-        assert done.agent == "tech-agent-1"
-        assert [(h.from_agent, h.to, h.trigger) for h in done.handoffs] == [
+        await busy.end("resolved")  # served as soon as the member frees up, not on a message
+        completed = [e.data for e in seen if e.type == "handoff:completed"]
+        assert [(h["from"], h["to"], h["trigger"]) for h in completed] == [
             ("general-agent-1", "tech-agent-1", "tech")
         ]
         assert "waiting" not in session.row.router_state
+        done = await session.send("and now?")
+        assert done.agent == "tech-agent-1" and not done.handoffs
 
 
 async def test_levels_open_once_and_survive_a_restart(open_lc: Any) -> None:
