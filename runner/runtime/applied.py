@@ -34,7 +34,7 @@ from runner.spec.models import (
     Team,
     Template,
 )
-from runner.spec.project import Position, Project, SpecDocument
+from runner.spec.project import KIND_ATTRIBUTES, Position, Project, SpecDocument
 from runner.state.base import AppliedResource
 
 __all__ = [
@@ -70,16 +70,10 @@ class Declared:
     channels: dict[str, Channel] = field(default_factory=dict)
 
 
-# Kind -> attribute holding its specs, the same name on `Declared` and on `Project`.
+# Kind -> attribute holding its specs, the same name on `Declared` and on `Project`: every kind
+# the runtime runs with (environments and scenarios are not applied resources).
 DECLARED_FIELDS = {
-    "Agent": "agents",
-    "Template": "templates",
-    "Personality": "personalities",
-    "Team": "teams",
-    "EscalationPath": "escalation_paths",
-    "ResourcePool": "pools",
-    "Alert": "alerts",
-    "Channel": "channels",
+    kind: attr for kind, attr in KIND_ATTRIBUTES.items() if kind not in ("Environment", "Scenario")
 }
 
 

@@ -97,6 +97,21 @@ class UnknownEnvironmentError(LookupError):
     pass
 
 
+# Kind -> the Project attribute (dict by name) that holds its specs.
+KIND_ATTRIBUTES: dict[str, str] = {
+    "Personality": "personalities",
+    "Template": "templates",
+    "Agent": "agents",
+    "Team": "teams",
+    "EscalationPath": "escalation_paths",
+    "ResourcePool": "pools",
+    "Alert": "alerts",
+    "Channel": "channels",
+    "Environment": "environments",
+    "Scenario": "scenarios",
+}
+
+
 @dataclass
 class Project:
     documents: list[SpecDocument] = field(default_factory=list)
@@ -112,26 +127,13 @@ class Project:
     scenarios: dict[str, Scenario] = field(default_factory=dict)
     _by_address: dict[str, SpecDocument] = field(default_factory=dict, repr=False)
 
-    _INDEX = {
-        "Personality": "personalities",
-        "Template": "templates",
-        "Agent": "agents",
-        "Team": "teams",
-        "EscalationPath": "escalation_paths",
-        "ResourcePool": "pools",
-        "Alert": "alerts",
-        "Channel": "channels",
-        "Environment": "environments",
-        "Scenario": "scenarios",
-    }
-
     def add(self, doc: SpecDocument) -> bool:
         """Index `doc`; False (and nothing indexed) when its kind+name is already taken."""
         if doc.address in self._by_address:
             return False
         self.documents.append(doc)
         self._by_address[doc.address] = doc
-        getattr(self, self._INDEX[doc.kind])[doc.spec.name] = doc.spec
+        getattr(self, KIND_ATTRIBUTES[doc.kind])[doc.spec.name] = doc.spec
         return True
 
     def remove(self, address: str) -> None:
@@ -139,7 +141,7 @@ class Project:
         if doc is None:
             return
         self.documents.remove(doc)
-        del getattr(self, self._INDEX[doc.kind])[doc.spec.name]
+        del getattr(self, KIND_ATTRIBUTES[doc.kind])[doc.spec.name]
 
     def document(self, address: str) -> SpecDocument | None:
         return self._by_address.get(address)
