@@ -21,8 +21,14 @@ RUNNER = Path(__file__).resolve().parent.parent / "runner"
 ALLOWED: dict[str, tuple[str, ...]] = {
     "spec": ("runner.errors", "runner.paths", "runner.providers.base"),
     "plan": ("runner.errors", "runner.spec", "runner.providers.base", "runner.state.base"),
-    "state": ("runner.errors", "runner.paths", "runner.spec", "runner.providers.base"),
-    "providers": ("runner.errors", "runner.paths", "runner.spec"),
+    "state": (
+        "runner.errors",
+        "runner.paths",
+        "runner.sqlitefile",
+        "runner.spec",
+        "runner.providers.base",
+    ),
+    "providers": ("runner.errors", "runner.paths", "runner.sqlitefile", "runner.spec"),
     "apply": (
         "runner.errors",
         "runner.spec",

@@ -45,6 +45,7 @@ from runner.providers.base import (
     Reply,
     TransientError,
 )
+from runner.sqlitefile import prepare_database
 
 AGENT_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 MAX_METADATA_PAIRS = 16
@@ -274,7 +275,7 @@ class LocalStore:
         self._connections_lock = threading.Lock()
         self._closed = False
         conn = self._conn()
-        conn.execute("PRAGMA journal_mode=WAL")
+        prepare_database(conn, "")  # WAL, race-safe; the schema below also sets user_version
         with self._write() as tx:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():

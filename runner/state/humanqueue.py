@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.sqlitefile import prepare_database
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rt_hq_items (
     session_id TEXT PRIMARY KEY,
@@ -178,10 +180,9 @@ class HumanQueueStore:
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
             )
             connection.execute("PRAGMA busy_timeout = 30000")
-            connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
         self._conn = connection
-        self._conn.executescript(_SCHEMA)
+        prepare_database(self._conn, _SCHEMA)
         self._pending_escalations: dict[str, tuple[Any, ...]] = {}
         self._pending_closed: set[str] = set()
         self._pending_by_session: dict[str, list[str]] = {}

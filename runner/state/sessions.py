@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from runner.sqlitefile import prepare_database
+
 SessionState = Literal["active", "paused", "awaiting_human", "ended"]
 SESSION_STATES: tuple[SessionState, ...] = ("active", "paused", "awaiting_human", "ended")
 
@@ -186,9 +188,8 @@ class SessionStore:
             str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
         )
         self._conn.execute("PRAGMA busy_timeout = 30000")
-        self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.executescript(_SCHEMA)
+        prepare_database(self._conn, _SCHEMA)
         placeholders = ", ".join("?" * len(_COLUMNS.split(",")))
         self._insert = f"INSERT INTO rt_sessions ({_COLUMNS}) VALUES ({placeholders})"
         self._upsert = self._insert.replace("INSERT", "INSERT OR REPLACE", 1)

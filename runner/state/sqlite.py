@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.sqlitefile import prepare_database
 from runner.state.base import (
     AppliedResource,
     JournalAction,
@@ -178,8 +179,7 @@ class SqliteRegistry:
         self._held: dict[str, str] = {}  # env -> token of the lock this object holds
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+            prepare_database(conn, _SCHEMA)
         self._add_lock_columns()
         self._keeper: sqlite3.Connection | None = sqlite3.connect(
             self.path, check_same_thread=False

@@ -143,7 +143,9 @@ def _worker(specs: str, registry: str, go: str, results: Any) -> None:
     try:
         results.put(("ok", asyncio.run(main())))
     except BaseException as exc:  # reported to the parent, which fails the test
-        results.put(("error", repr(exc)))
+        import traceback
+
+        results.put(("error", f"{exc!r}\n{traceback.format_exc()}"))
 
 
 EMU_SPECS = """
