@@ -62,7 +62,7 @@ CONFINED: dict[str, tuple[str, ...]] = {
     "azure": ("runner.providers.foundry",),
     "openai": ("runner.providers.foundry",),
     "watchfiles": ("runner.watch.watcher",),
-    "jinja2": ("runner.spec.render",),
+    "jinja2": ("runner.spec.render_jinja",),
 }
 
 

@@ -1,0 +1,256 @@
+"""The Jinja sandbox, the compiled-text cache and the translation of template errors.
+
+Role in the flow: `_compile` turns a text into a `_Compiled` (cached by source text): plain data,
+a fast-path text (`runner.spec.render_fast`), the default layout (`runner.spec.render_layout`)
+or a Jinja template; `_Compiled.render(_Context)` renders it. When something fails,
+`runner.spec.render` turns the exception into a `RenderError` with `_explain` and `_error_line`.
+
+Invariants:
+  - jinja2 is imported only when a text needs it (`_jinja_env`, on first use, or to explain an
+    exception Jinja raised): a project of plain and simple texts never imports it. This is the
+    only module that imports jinja2.
+  - Jinja runs in an immutable sandbox with StrictUndefined and no autoescape, built once; `*`
+    and `**` are bounded so a template cannot build a memory bomb.
+  - Jinja sees the `_Named` views of the variables, so an undefined key reads `'vars.db'`;
+    the views are built only when Jinja runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from types import TracebackType
+from typing import Any
+
+from runner.spec.render_fast import _Part, _render_parts, _simple_parts, _tidy
+from runner.spec.render_layout import DEFAULT_LAYOUT, _default_layout
+from runner.spec.render_resolve import PathItem
+
+# Largest string/list a template may build with `*` (guards the sandbox against memory bombs).
+_MAX_PRODUCT_LEN = 1_000_000
+
+
+class _Named(dict[str, Any]):
+    """A mapping that knows its name in templates, so an undefined key reads `'vars.db'`."""
+
+    __slots__ = ("_runner_name",)
+
+    def __init__(self, name: str, items: Mapping[str, Any]) -> None:
+        super().__init__(items)
+        self._runner_name = name
+
+
+def _as_is(name: str, value: Any) -> Any:
+    return value
+
+
+def _named(name: str, value: Any) -> Any:
+    if isinstance(value, dict) or isinstance(value, Mapping):  # noqa: SIM101 - dict: no ABC check
+        return _Named(name, {k: _named(f"{name}.{k}", v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return [_named(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    return value
+
+
+_TEMPLATE_FILENAME = "<runner-template>"
+_MARKS = ("{{", "{%", "{#")
+
+
+def _jinja_env() -> Any:
+    """The sandboxed Jinja Environment, built (and jinja2 imported) on first use only: texts
+    without template syntax, simple `{{ a.b }}` substitutions and the default layout never need
+    it, so a project made only of those does not pay for importing jinja2."""
+    global _ENV
+    if _ENV is not None:
+        return _ENV
+    import jinja2
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class _Undefined(jinja2.StrictUndefined):
+        __slots__ = ()
+
+        @property
+        def _undefined_message(self) -> str:
+            if self._undefined_hint:
+                return self._undefined_hint
+            owner = getattr(self._undefined_obj, "_runner_name", None)
+            if isinstance(owner, str):
+                return f"{owner!r} has no attribute {self._undefined_name!r}"
+            return str(super()._undefined_message)
+
+    class _Sandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "*":
+                for seq, times in ((left, right), (right, left)):
+                    if (
+                        isinstance(seq, str | list | tuple)
+                        and isinstance(times, int)
+                        and len(seq) * times > _MAX_PRODUCT_LEN
+                    ):
+                        raise SecurityError(
+                            f"a {type(seq).__name__} of more than {_MAX_PRODUCT_LEN} items "
+                            "is too big"
+                        )
+            if operator == "**" and isinstance(right, int) and abs(right) > 1000:
+                raise SecurityError("exponent too large (at most 1000)")
+            return super().call_binop(context, operator, left, right)
+
+    _ENV = _Sandbox(
+        undefined=_Undefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    return _ENV
+
+
+_ENV: Any = None
+
+
+class _Context:
+    """The variables of one render. `values` are what the fast paths read; Jinja gets the
+    `_Named` views of them (so an undefined key reads `'vars.db'`), built by `named` on first
+    need only, with its globals added once."""
+
+    __slots__ = ("_jinja", "_named", "values")
+
+    def __init__(
+        self, values: dict[str, Any], named: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
+        self.values = values
+        self._named = named
+        self._jinja: dict[str, Any] | None = None
+
+    def for_jinja(self, template: Any) -> dict[str, Any]:
+        # What Template.render passes its context: the globals overridden by the variables.
+        if self._jinja is None:
+            values = self.values if self._named is None else self._named()
+            self._jinja = {**template.globals, **values}
+        return self._jinja
+
+
+class _Compiled:
+    """One text, ready to render: plain data, simple substitutions, the default layout, or a
+    Jinja template (compiled on first need)."""
+
+    __slots__ = ("_template", "const", "layout", "parts", "source")
+
+    def __init__(self, source: str, parts: tuple[_Part, ...] | None) -> None:
+        self.source = source
+        self.parts = parts
+        self.layout = parts is None and source == DEFAULT_LAYOUT
+        self._template: Any = None
+        # The tidied text of plain data (read only while `parts` is set).
+        self.const: str | None = None
+        if parts is not None and (not parts or (len(parts) == 1 and type(parts[0]) is str)):
+            self.const = _tidy("".join(parts))  # type: ignore[arg-type]
+
+    def template(self) -> Any:
+        template = self._template
+        if template is None:
+            env = _jinja_env()
+            code = env.compile(self.source, name=None, filename=_TEMPLATE_FILENAME)
+            template = env.template_class.from_code(env, code, env.make_globals(None), None)
+            self._template = template
+        return template
+
+    def render(self, context: _Context) -> str:
+        """The rendered text, before `_tidy` (which every caller applies)."""
+        parts = self.parts
+        if parts is not None:
+            out = _render_parts(parts, context.values)
+            if out is not None:
+                return out
+        elif self.layout:
+            return _default_layout(context.values)
+        template = self.template()
+        env = template.environment
+        # Template.render without its copy of the variables: the same Context, same errors.
+        ctx = template.new_context(context.for_jinja(template), shared=True)
+        try:
+            return str(env.concat(template.root_render_func(ctx)))
+        except Exception:
+            env.handle_exception()
+            raise  # pragma: no cover - handle_exception always raises
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str) -> _Compiled:
+    if not any(mark in source for mark in _MARKS):
+        return _Compiled(source, (source,))
+    compiled = _Compiled(source, _simple_parts(source))
+    if compiled.parts is None and not compiled.layout:
+        compiled.template()  # a syntax error is raised here, as before
+    return compiled
+
+
+def clear_cache() -> None:
+    """Forget compiled templates (tests and long-running watchers)."""
+    _compile.cache_clear()
+
+
+def _template_line(tb: TracebackType | None) -> int | None:
+    line: int | None = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == _TEMPLATE_FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+_TOP_LEVEL = ("vars", "agent", "env", "personality", "guidelines", "capabilities")
+_UNDEFINED_TOP = re.compile(r"^'([^']+)' is undefined$")
+_UNDEFINED_ATTR = re.compile(r"^'(vars(?:\.[^']+)?)' has no attribute '([^']+)'$")
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a text lives, for error messages."""
+
+    address: str
+    path: tuple[PathItem, ...]
+    agent: str
+    hint_sources: str  # "agent.x, template.t or environment.e"
+    available: Sequence[str] = _TOP_LEVEL
+
+
+def _explain(exc: Exception, where: _Where) -> str:
+    from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+
+    text = str(exc)
+    if isinstance(exc, TemplateSyntaxError):
+        return f"template syntax error: {exc.message}"
+    if isinstance(exc, SecurityError):
+        return f"not allowed in templates (sandbox): {text}"
+    if isinstance(exc, UndefinedError):
+        attr = _UNDEFINED_ATTR.match(text)
+        if attr is not None:
+            dotted = f"{attr.group(1)}.{attr.group(2)}"
+            return (
+                f"{text} (undefined variable in template): set {dotted} in {where.hint_sources}, "
+                f"or write {{{{ {dotted} | default('...') }}}}"
+            )
+        top = _UNDEFINED_TOP.match(text)
+        if top is not None:
+            names = ", ".join(where.available)
+            return (
+                f"{text} (undefined variable in template): the variables are {names}; "
+                f"did you mean vars.{top.group(1)}?"
+            )
+        return f"{text} (undefined value in template)"
+    return f"template failed: {type(exc).__name__}: {text}"
+
+
+def _error_line(exc: Exception) -> int | None:
+    """The 1-based line inside the text where `exc` arose, when Jinja knows it."""
+    from jinja2.exceptions import TemplateSyntaxError  # loaded already: Jinja raised
+
+    if isinstance(exc, TemplateSyntaxError):
+        return exc.lineno
+    return _template_line(exc.__traceback__)
