@@ -31,11 +31,15 @@ through a dispatch table; the planner decided *what*, this module only does it, 
 
 Clock (elapsed time in `Progress`), sleep and randomness are injected; `on_progress` is called
 after every op.
+
+Modules: this one keeps the apply itself (`apply_plan`, the staged pool `_run_stages`,
+`ensure_agent`), its results and errors; the per-op interpreters and `_EXECUTE` live in
+`runner.apply.ops_run`, the write fence, request timeout and `_Context` in `runner.apply.fence`.
+Every name that lived here is still importable from here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
 import random
@@ -45,40 +49,41 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import groupby
-from typing import Any, Literal, Protocol, runtime_checkable
 
+from runner.apply.fence import DEFAULT_REQUEST_TIMEOUT as DEFAULT_REQUEST_TIMEOUT
+from runner.apply.fence import WriteFence as WriteFence
+from runner.apply.fence import _build_context as _build_context
+from runner.apply.fence import _Context as _Context
+from runner.apply.fence import compute_request_timeout as compute_request_timeout
+from runner.apply.ops_run import _EXECUTE as _EXECUTE
+from runner.apply.ops_run import OpOutcome as OpOutcome
+from runner.apply.ops_run import Outcome as Outcome
+from runner.apply.ops_run import _journal_action as _journal_action
+from runner.apply.ops_run import _record_agent as _record_agent
+from runner.apply.ops_run import _run_adopt as _run_adopt
+from runner.apply.ops_run import _run_create_agent as _run_create_agent
+from runner.apply.ops_run import _run_create_resource as _run_create_resource
+from runner.apply.ops_run import _run_delete_agent as _run_delete_agent
+from runner.apply.ops_run import _run_delete_resource as _run_delete_resource
+from runner.apply.ops_run import _run_drift as _run_drift
+from runner.apply.ops_run import _run_op as _run_op
+from runner.apply.ops_run import _run_remove_duplicate as _run_remove_duplicate
+from runner.apply.ops_run import _run_update_agent as _run_update_agent
+from runner.apply.ops_run import _settle_twins as _settle_twins
+from runner.apply.ops_run import _version_number as _version_number
+from runner.apply.ops_run import _write_version as _write_version
 from runner.apply.retry import RetryPolicy, call_with_retry
 from runner.plan.desired import DesiredAgent, DesiredState
-from runner.plan.ops import (
-    AdoptAgent,
-    CreateAgent,
-    CreateResource,
-    DeleteAgent,
-    DeleteResource,
-    Drift,
-    Op,
-    Plan,
-    RemoveDuplicateVersion,
-    UpdateAgent,
-    UpdateResource,
-    op_address,
-    op_stage,
-)
+from runner.plan.ops import Op, Plan, op_address, op_stage
 from runner.plan.planner import (
     compute_actual_fingerprint,
     compute_applied_fingerprint,
     compute_plan,
 )
-from runner.providers.base import (
-    AgentVersion,
-    NotFoundError,
-    Provider,
-    ProviderError,
-    TransientError,
-)
-from runner.state.base import AppliedResource, JournalAction, Registry
+from runner.providers.base import AgentVersion, Provider
+from runner.state.base import AppliedResource, Registry
 
 __all__ = [
     "ApplyError",
@@ -96,30 +101,6 @@ __all__ = [
 ]
 
 DEFAULT_LOCK_TIMEOUT = 120.0
-# How long a remote write may take to land: FoundryProvider's default read timeout.
-DEFAULT_REQUEST_TIMEOUT = 60.0
-Outcome = Literal["ok", "failed", "skipped"]
-
-
-@runtime_checkable
-class WriteFence(Protocol):
-    """A registry that records, in the lock row it holds, the remote writes in flight (see
-    `runner.state.sqlite`). Registries without it (e.g. a wrapping view) get no fence."""
-
-    def record_write_started(self, env: str, *, request_timeout: float) -> None: ...
-
-    def record_write_finished(self, env: str) -> None: ...
-
-
-def compute_request_timeout(provider: Provider) -> float:
-    """How long after it was sent a write of `provider` may still land: 0 in-process, else the
-    provider's `request_timeout` when it declares one, else `DEFAULT_REQUEST_TIMEOUT`."""
-    if not provider.remote:
-        return 0.0
-    declared = getattr(provider, "request_timeout", None)
-    if isinstance(declared, int | float) and not isinstance(declared, bool):
-        return float(declared)
-    return DEFAULT_REQUEST_TIMEOUT
 
 
 class ApplyError(Exception):
@@ -132,15 +113,6 @@ class StalePlanError(ApplyError):
 
 class DeleteNotAllowedError(ApplyError):
     pass
-
-
-@dataclass(frozen=True)
-class OpOutcome:
-    address: str
-    action: str
-    outcome: Outcome
-    detail: str = ""
-    foundry_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,271 +163,6 @@ def read_actual(
         sleep=sleep,
         rng=rng or random.Random(),
     )
-
-
-@dataclass
-class _Context:
-    provider: Provider
-    registry: Registry
-    env: str
-    apply_id: str
-    policy: RetryPolicy
-    sleep: Callable[[float], None]
-    rng: random.Random
-    request_timeout: float = 0.0
-    fence: WriteFence | None = None
-    rng_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def retry(self, call: Callable[[], Any], **kwargs: Any) -> Any:
-        with self.rng_lock:
-            rng = random.Random(self.rng.random())
-        return call_with_retry(call, policy=self.policy, sleep=self.sleep, rng=rng, **kwargs)
-
-    def send_write(self, call: Callable[[], Any]) -> Any:
-        """`call()` (one remote write), announced in the lock row first (module docstring).
-
-        Only an answer closes it: after a TransientError (a timeout, a dropped connection) the
-        write may still land, so it stays open and a takeover waits for it."""
-        fence = self.fence if self.request_timeout > 0 else None
-        if fence is None:
-            return call()
-        fence.record_write_started(self.env, request_timeout=self.request_timeout)
-        try:
-            result = call()
-        except TransientError:
-            raise
-        except ProviderError:
-            fence.record_write_finished(self.env)
-            raise
-        fence.record_write_finished(self.env)
-        return result
-
-
-def _build_context(
-    *,
-    provider: Provider,
-    registry: Registry,
-    env: str,
-    apply_id: str,
-    policy: RetryPolicy,
-    sleep: Callable[[float], None],
-    rng: random.Random,
-    request_timeout: float | None,
-) -> _Context:
-    return _Context(
-        provider=provider,
-        registry=registry,
-        env=env,
-        apply_id=apply_id,
-        policy=policy,
-        sleep=sleep,
-        rng=rng,
-        request_timeout=(
-            compute_request_timeout(provider) if request_timeout is None else request_timeout
-        ),
-        fence=registry if isinstance(registry, WriteFence) else None,
-    )
-
-
-# ---------------------------------------------------------------- one function per op type
-
-
-def _version_number(version: str) -> tuple[int, str]:
-    return (int(version), "") if version.isdigit() else (-1, version)
-
-
-def _write_version(
-    ctx: _Context, desired: DesiredAgent, *, base_version: str | None, action: JournalAction
-) -> OpOutcome:
-    """create_version with lost-response recovery, then record it."""
-
-    def find_written() -> AgentVersion | None:
-        versions = ctx.provider.list_versions(desired.foundry_name)
-        floor = _version_number(base_version) if base_version is not None else None
-        for version in reversed(versions):
-            if floor is not None and _version_number(version.version) <= floor:
-                break
-            if version.spec_hash == desired.hash:
-                return version
-        return None
-
-    written: AgentVersion = ctx.retry(
-        lambda: ctx.send_write(
-            lambda: ctx.provider.create_version(
-                desired.foundry_name,
-                definition=desired.definition,
-                metadata=desired.metadata,
-                description=desired.description,
-            )
-        ),
-        before_retry=find_written,
-    )
-    written = _settle_twins(ctx, desired, base_version=base_version, written=written)
-    _record_agent(ctx, desired, version=written.version, hash_=desired.hash, action=action)
-    return OpOutcome(desired.address, action, "ok", foundry_version=written.version)
-
-
-def _settle_twins(
-    ctx: _Context, desired: DesiredAgent, *, base_version: str | None, written: AgentVersion
-) -> AgentVersion:
-    """The version to record: `written`, unless copies of it landed since the plan's base.
-
-    A version number past base + 1 means others landed in between; when some carry our
-    `runner-hash` (a killed apply's write that outlived the takeover's grace), the oldest is
-    kept and the newer copies deleted, as the planner does with a twin. One extra read, and
-    only then; a service that never reuses numbers costs that read and deletes nothing.
-    """
-    base = _version_number(base_version)[0] if base_version is not None else 0
-    number = _version_number(written.version)[0]
-    if base < 0 or number < 0 or number == base + 1:
-        return written
-    versions: list[AgentVersion] = ctx.retry(
-        lambda: ctx.provider.list_versions(desired.foundry_name)
-    )
-    twins = {
-        v.version: v
-        for v in [*versions, written]
-        if _version_number(v.version)[0] > base and v.spec_hash == desired.hash
-    }
-    ordered = sorted(twins.values(), key=lambda v: _version_number(v.version))
-    for extra in ordered[1:]:
-
-        def delete(version: str = extra.version) -> None:
-            with contextlib.suppress(NotFoundError):
-                ctx.send_write(lambda: ctx.provider.delete_version(desired.foundry_name, version))
-
-        ctx.retry(delete)
-    return ordered[0]
-
-
-def _record_agent(
-    ctx: _Context, desired: DesiredAgent, *, version: str, hash_: str, action: JournalAction
-) -> None:
-    ctx.registry.record_applied(
-        ctx.env,
-        AppliedResource(
-            address=desired.address,
-            kind="Agent",
-            name=desired.name,
-            hash=hash_,
-            body=desired.body,
-            foundry_name=desired.foundry_name,
-            foundry_version=version,
-        ),
-        apply_id=ctx.apply_id,
-        action=action,
-    )
-
-
-def _run_create_agent(ctx: _Context, op: CreateAgent) -> OpOutcome:
-    return _write_version(ctx, op.desired, base_version=None, action="create")
-
-
-def _run_update_agent(ctx: _Context, op: UpdateAgent) -> OpOutcome:
-    return _write_version(ctx, op.desired, base_version=op.base_version, action="update")
-
-
-def _run_drift(ctx: _Context, op: Drift) -> OpOutcome:
-    if op.resolution == "refresh":
-        _record_agent(
-            ctx, op.desired, version=op.live_version, hash_=op.live_hash or "", action="adopt"
-        )
-        return OpOutcome(op.desired.address, "adopt", "ok", foundry_version=op.live_version)
-    return _write_version(ctx, op.desired, base_version=op.live_version, action="revert")
-
-
-def _run_adopt(ctx: _Context, op: AdoptAgent) -> OpOutcome:
-    _record_agent(ctx, op.desired, version=op.version, hash_=op.hash or "", action="adopt")
-    return OpOutcome(op.desired.address, "adopt", "ok", foundry_version=op.version)
-
-
-def _run_delete_agent(ctx: _Context, op: DeleteAgent) -> OpOutcome:
-    if op.in_foundry:
-
-        def delete() -> None:
-            # NotFound: already gone, or a lost response to our own earlier attempt
-            with contextlib.suppress(NotFoundError):
-                ctx.send_write(lambda: ctx.provider.delete_agent(op.foundry_name))
-
-        ctx.retry(delete)
-    ctx.registry.record_deleted(ctx.env, op.address, apply_id=ctx.apply_id)
-    return OpOutcome(op.address, "delete", "ok")
-
-
-def _run_remove_duplicate(ctx: _Context, op: RemoveDuplicateVersion) -> OpOutcome:
-    """Delete the twin; the registry already holds the kept version, so it is not written."""
-
-    def delete() -> None:
-        # NotFound: already gone, or a lost response to our own earlier attempt
-        with contextlib.suppress(NotFoundError):
-            ctx.send_write(lambda: ctx.provider.delete_version(op.foundry_name, op.remove))
-
-    ctx.retry(delete)
-    ctx.registry.record_version_removed(
-        ctx.env, op.address, version=op.remove, apply_id=ctx.apply_id
-    )
-    return OpOutcome(op.address, op.action, "ok", foundry_version=op.keep)
-
-
-def _run_create_resource(ctx: _Context, op: CreateResource | UpdateResource) -> OpOutcome:
-    d = op.desired
-    ctx.registry.record_applied(
-        ctx.env,
-        AppliedResource(address=d.address, kind=d.kind, name=d.name, hash=d.hash, body=d.body),
-        apply_id=ctx.apply_id,
-        action="create" if isinstance(op, CreateResource) else "update",
-    )
-    return OpOutcome(d.address, op.action, "ok")
-
-
-def _run_delete_resource(ctx: _Context, op: DeleteResource) -> OpOutcome:
-    ctx.registry.record_deleted(ctx.env, op.address, apply_id=ctx.apply_id)
-    return OpOutcome(op.address, "delete", "ok")
-
-
-_EXECUTE: dict[type[Any], Callable[[_Context, Any], OpOutcome]] = {
-    CreateAgent: _run_create_agent,
-    UpdateAgent: _run_update_agent,
-    DeleteAgent: _run_delete_agent,
-    Drift: _run_drift,
-    AdoptAgent: _run_adopt,
-    RemoveDuplicateVersion: _run_remove_duplicate,
-    CreateResource: _run_create_resource,
-    UpdateResource: _run_create_resource,
-    DeleteResource: _run_delete_resource,
-}
-
-
-def _journal_action(op: Op) -> JournalAction:
-    if isinstance(op, Drift):
-        return "revert" if op.resolution == "revert" else "adopt"
-    if isinstance(op, RemoveDuplicateVersion):
-        return "delete_version"
-    if isinstance(op, DeleteAgent | DeleteResource):
-        return "delete"
-    if isinstance(op, AdoptAgent):
-        return "adopt"
-    if isinstance(op, CreateAgent | CreateResource):
-        return "create"
-    return "update"
-
-
-def _run_op(ctx: _Context, op: Op) -> OpOutcome:
-    try:
-        return _EXECUTE[type(op)](ctx, op)
-    except ProviderError as exc:
-        detail = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # recorded, then reported by the CLI with the address
-        detail = f"{type(exc).__name__}: {exc}"
-    address = op_address(op)
-    action = _journal_action(op)
-    try:
-        ctx.registry.record_failure(
-            ctx.env, address, apply_id=ctx.apply_id, action=action, detail=detail
-        )
-    except Exception as exc:  # the registry itself failed: still report the op's failure
-        detail += f" (and recording the failure failed: {exc})"
-    return OpOutcome(address, op.action, "failed", detail=detail)
 
 
 # ---------------------------------------------------------------- the apply
