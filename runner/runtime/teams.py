@@ -37,27 +37,23 @@ Invariants:
   - Compiled matchers are cached per team revision (a hash of the team spec), so rebuilding
     routers on reload compiles only teams that changed.
   - The common turn (no trigger, no level) allocates one small mapping and one RouteDecision.
+
+Modules: this one keeps the router (`TeamRouter`: `route` and the operators' entry points),
+`build_team_router` and `check_team`; the router inherits its queued-handoff blocks from
+`runner.runtime.team_waiting` and its escalation-level blocks from
+`runner.runtime.team_escalation`, and builds its outcome in `runner.runtime.team_outcome`. Every
+name that lived here is still importable from here.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Literal
 
 from runner.runtime.clock import Clock, SystemClock
 from runner.runtime.decisions import HUMAN, Handoff, RouteDecision, TurnContext, primary_member
-from runner.runtime.escalation import (
-    Escalation,
-    EscalationStateError,
-    effect_of,
-    handoff_target,
-    next_level,
-    open_escalation,
-    reject,
-    resolve,
-)
+from runner.runtime.escalation import Escalation, next_level
 from runner.runtime.routing import (
     HandoffDecision,
     MatcherCache,
@@ -65,8 +61,14 @@ from runner.runtime.routing import (
     decide_handoff,
     select_member,
 )
-from runner.spec.models import EscalationLevel, EscalationPath, Team
-from runner.state.sessions import SessionState
+from runner.runtime.team_escalation import RUNNER_ACTOR as RUNNER_ACTOR
+from runner.runtime.team_escalation import _EscalationLevels as _EscalationLevels
+from runner.runtime.team_escalation import escalation_event_data as escalation_event_data
+from runner.runtime.team_escalation import escalation_id as escalation_id
+from runner.runtime.team_outcome import _Outcome as _Outcome
+from runner.runtime.team_outcome import _Workloads as _Workloads
+from runner.runtime.team_waiting import _WaitingHandoffs as _WaitingHandoffs
+from runner.spec.models import EscalationPath, Team
 
 __all__ = [
     "AVAILABILITY",
@@ -82,7 +84,6 @@ __all__ = [
 
 Availability = Literal["available", "busy", "offline"]
 AVAILABILITY: tuple[Availability, ...] = ("available", "busy", "offline")
-RUNNER_ACTOR = "runner"  # who closes an escalation superseded by a higher level
 
 _MATCHERS = MatcherCache(size=128)
 
@@ -92,82 +93,7 @@ def team_revision(team: Team) -> str:
     return hashlib.sha1(team.model_dump_json().encode(), usedforsecurity=False).hexdigest()
 
 
-def escalation_id(session_id: str, level: int) -> str:
-    """Deterministic: a level opens at most once per session."""
-    return f"esc_{session_id.removeprefix('sess_')}_{level}"
-
-
-class _Workloads(Mapping[str, int]):
-    """The live workloads of a team's members, read lazily from `TurnContext.workload`."""
-
-    __slots__ = ("_agents", "_fn")
-
-    def __init__(self, fn: Callable[[str], int], agents: tuple[str, ...]) -> None:
-        self._fn = fn
-        self._agents = agents
-
-    def __getitem__(self, agent: str) -> int:
-        return self._fn(agent)
-
-    def get(self, agent: str, default: Any = None) -> Any:  # every agent has a workload
-        return self._fn(agent)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._agents)
-
-    def __len__(self) -> int:
-        return len(self._agents)
-
-
-@dataclass
-class _Outcome:
-    """A decision being built (mutable), turned into a frozen RouteDecision at the end."""
-
-    agent: str | None
-    router_state: dict[str, Any] | None = None  # copy-on-write of the session's router_state
-    base_state: Mapping[str, Any] = field(default_factory=dict)
-    handoffs: list[Handoff] = field(default_factory=list)
-    events: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
-    state: SessionState | None = None
-    escalation: dict[str, Any] | None = None
-
-    def rs(self) -> dict[str, Any]:
-        if self.router_state is None:
-            self.router_state = dict(self.base_state)
-        return self.router_state
-
-    def get(self, key: str) -> Any:
-        source = self.router_state if self.router_state is not None else self.base_state
-        return source.get(key)
-
-    def decision(self) -> RouteDecision:
-        return RouteDecision(
-            agent=self.agent,
-            handoffs=tuple(self.handoffs),
-            state=self.state,
-            escalation=self.escalation,
-            router_state=self.router_state,
-            events=tuple(self.events),
-        )
-
-
-def escalation_event_data(
-    esc: Escalation, *, body: Mapping[str, Any] | None = None, **extra: Any
-) -> dict[str, Any]:
-    """The data of an `escalation:*` event (the session id is added by the Lifecycle)."""
-    data: dict[str, Any] = {
-        "escalation_id": esc.id,
-        "level": esc.level,
-        "target": esc.target,
-        "status": esc.status,
-        "notify": list(esc.notify),
-        "escalation": body if body is not None else esc.as_dict(),
-    }
-    data.update(extra)
-    return data
-
-
-class TeamRouter:
+class TeamRouter(_EscalationLevels):
     """Routes the messages of one team's sessions (see the module docstring)."""
 
     def __init__(
@@ -270,16 +196,6 @@ class TeamRouter:
         if not out.handoffs and not out.events and out.router_state is None and not out.state:
             return RouteDecision(agent=out.agent)
         return out.decision()
-
-    def _may_escalate(self, fired_trigger: str | None, turn: int) -> bool:
-        """False when no level of the path can hold for a message without a handoff problem."""
-        if self.escalation_path is None:
-            return False
-        return (
-            self._level_text
-            or (fired_trigger is not None and fired_trigger in self._level_triggers)
-            or (self._level_min_turns is not None and turn > self._level_min_turns)
-        )
 
     # ------------------------------------------------------------ operators' entry points
 
@@ -396,139 +312,6 @@ class TeamRouter:
         out.rs()["before_human"] = out.agent
         out.agent = None
         out.state = "awaiting_human"
-
-    def _retry_waiting(self, out: _Outcome, workloads: _Workloads) -> bool:
-        """Complete the queued handoff if a member is free; False while it still waits."""
-        waiting = out.get("waiting")
-        if not isinstance(waiting, Mapping):
-            waiting = {}
-        target = waiting.get("target")
-        assert out.agent is not None
-        if not target or self._specialization.get(out.agent) == target:
-            out.rs().pop("waiting", None)
-            return True
-        member = select_member(
-            self.team,
-            target,
-            workloads=workloads,
-            availability=self.availability,
-            exclude=(out.agent,),
-        )
-        if member is None:
-            return False
-        out.rs().pop("waiting", None)
-        since = waiting.get("since")
-        waited = (
-            max(0.0, round(self.clock.now() - since, 3))
-            if isinstance(since, (int, float)) and not isinstance(since, bool)
-            else None
-        )
-        out.handoffs.append(
-            Handoff(
-                out.agent,
-                member.agent,
-                waiting.get("trigger"),
-                "queued handoff: free now",
-                queued_for_s=waited,
-            )
-        )
-        out.agent = member.agent
-        return True
-
-    def _queue(self, out: _Outcome, *, target: str, trigger: str | None, reason: str) -> None:
-        queued = out.get("waiting")
-        since = (
-            queued.get("since")
-            if isinstance(queued, Mapping) and queued.get("target") == target
-            else None
-        )
-        if since is None:
-            since = self.clock.now()  # keeps its place in the line while it waits for `target`
-        out.rs()["waiting"] = {
-            "target": target,
-            "trigger": trigger,
-            "reason": reason,
-            "since": since,
-        }
-        out.events.append(
-            (
-                "handoff:queued",
-                {"from": out.agent, "target": target, "trigger": trigger, "reason": reason},
-            )
-        )
-
-    def _open(
-        self,
-        out: _Outcome,
-        level: EscalationLevel,
-        *,
-        session_id: str,
-        current: Mapping[str, Any] | None,
-        workloads: _Workloads,
-    ) -> Escalation:
-        now = self.clock.now()
-        rs = out.rs()
-        rs["opened"] = sorted({*(rs.get("opened") or ()), level.level})
-        if current is not None:
-            self._supersede(out, current, by_level=level.level, now=now)
-        esc, names = open_escalation(
-            level,
-            session_id=session_id,
-            now=now,
-            escalation_id=escalation_id(session_id, level.level),
-        )
-        out.escalation = body = esc.as_dict()
-        for name in names:
-            out.events.append((name, escalation_event_data(esc, body=body, team=self.team.name)))
-        if esc.status == "in_effect":
-            self._effect(out, esc, workloads)
-        return esc
-
-    def _supersede(
-        self, out: _Outcome, current: Mapping[str, Any], *, by_level: int, now: float
-    ) -> None:
-        try:
-            old = Escalation.from_dict(current)
-        except (EscalationStateError, KeyError, TypeError, ValueError):
-            return
-        reason = f"superseded by level {by_level}"
-        try:
-            if old.status in ("pending_approval", "suggested"):
-                closed, names = reject(old, by=RUNNER_ACTOR, now=now, reason=reason)
-            elif old.status in ("in_effect", "approved"):
-                closed, names = resolve(old, by=RUNNER_ACTOR, now=now)
-            else:
-                return
-        except EscalationStateError:
-            return
-        for name in names:
-            out.events.append(
-                (name, escalation_event_data(closed, team=self.team.name, note=reason))
-            )
-
-    def _effect(self, out: _Outcome, esc: Escalation, workloads: _Workloads) -> None:
-        effect = effect_of(esc)
-        reason = f"escalation level {esc.level}"
-        if effect == "awaiting_human":
-            self._to_human(out, trigger=None, reason=reason)
-            return
-        if effect != "handoff" or out.agent is None:
-            return
-        target = handoff_target(esc, current_specialization=self._specialization.get(out.agent))
-        if target is None:
-            return
-        member = select_member(
-            self.team,
-            target,
-            workloads=workloads,
-            availability=self.availability,
-            exclude=(out.agent,),
-        )
-        if member is None:
-            self._queue(out, target=target, trigger=None, reason=reason + ": no free member")
-            return
-        out.handoffs.append(Handoff(out.agent, member.agent, None, reason))
-        out.agent = member.agent
 
 
 def build_team_router(
