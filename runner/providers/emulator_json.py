@@ -1,0 +1,184 @@
+"""The emulator's wire shapes: error answers, Foundry's JSON bodies and request decoding.
+
+Role in the flow: `emulator_routes` turns store records into Foundry's JSON with these functions
+and decodes request bodies and query strings with them; `HttpError` is the one error answer every
+emulator module raises.
+
+Invariants: pure functions of their inputs (no store, no I/O). Shapes follow SDK 2.10.0 (see
+shared/reference/foundry-protocol.md): list pages carry `data`, `first_id`, `last_id`,
+`has_more`, and an empty page has `last_id: null` (the SDK pages until it sees one). A malformed
+request raises HttpError 400 before any work is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from runner.providers.base import AgentVersion
+from runner.providers.local import MAX_PAGE, ConversationItem, Page, StoredResponse
+
+
+class HttpError(Exception):
+    """An error answer: status, service error code and message."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+# ---------------------------------------------------------------- JSON shapes
+
+
+def version_json(version: AgentVersion) -> dict[str, Any]:
+    return {
+        "object": "agent.version",
+        "id": f"{version.name}:{version.version}",
+        "name": version.name,
+        "version": version.version,
+        "description": version.description,
+        "metadata": dict(version.metadata),
+        "created_at": version.created_at,
+        "definition": dict(version.definition),
+        "status": "active",
+    }
+
+
+def agent_json(latest: AgentVersion) -> dict[str, Any]:
+    return {
+        "object": "agent",
+        "id": latest.name,
+        "name": latest.name,
+        "versions": {"latest": version_json(latest)},
+    }
+
+
+def item_json(item: ConversationItem) -> dict[str, Any]:
+    part = "input_text" if item.role == "user" else "output_text"
+    content: dict[str, Any] = {"type": part, "text": item.content}
+    if part == "output_text":
+        content["annotations"] = []
+    return {
+        "type": item.type,
+        "id": item.id,
+        "status": "completed",
+        "role": item.role,
+        "content": [content],
+    }
+
+
+def response_json(response: StoredResponse) -> dict[str, Any]:
+    return {
+        "id": response.id,
+        "object": "response",
+        "created_at": response.created_at,
+        "status": "completed",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "model": f"{response.agent_name}:{response.agent_version}",
+        "agent_reference": {
+            "type": "agent_reference",
+            "name": response.agent_name,
+            "version": response.agent_version,
+        },
+        "conversation": {"id": response.conversation_id} if response.conversation_id else None,
+        "output": [
+            {
+                "type": "message",
+                "id": response.output_item_id or f"msg_{response.id.partition('_')[2]}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": response.text, "annotations": []}],
+            }
+        ],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "metadata": {},
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "usage": {
+            "input_tokens": response.input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": response.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": response.input_tokens + response.output_tokens,
+        },
+    }
+
+
+def page_json(page: Page[Any], convert: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    data = [convert(x) for x in page.items]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,  # null on an empty page ends SDK paging
+        "has_more": page.has_more,
+    }
+
+
+# ---------------------------------------------------------------- request decoding
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message `content`: a string or a list of text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(part.get("text", "")) for part in content if isinstance(part, dict)
+        ).strip()
+    raise HttpError(400, "invalid_request_error", "message content must be a string or a list")
+
+
+def _messages(items: Any) -> list[tuple[str, str]]:
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise HttpError(400, "invalid_request_error", "'items' must be a list")
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or item.get("type", "message") != "message":
+            raise HttpError(400, "invalid_request_error", "only message items are emulated")
+        out.append((str(item.get("role", "user")), _text_of(item.get("content", ""))))
+    return out
+
+
+def _input_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return "\n".join(text for _, text in _messages(value))
+
+
+def _metadata(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise HttpError(400, "invalid_parameters", "'metadata' must be an object")
+    return value
+
+
+def _limit(query: Mapping[str, str]) -> int:
+    raw = query.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise HttpError(400, "invalid_parameters", f"limit must be 1-{MAX_PAGE}, not {raw!r}")
+    return int(raw)
+
+
+def _order(query: Mapping[str, str], default: Literal["asc", "desc"]) -> Literal["asc", "desc"]:
+    raw = query.get("order", default)
+    if raw not in ("asc", "desc"):
+        raise HttpError(400, "invalid_parameters", f"order must be asc or desc, not {raw!r}")
+    return "asc" if raw == "asc" else "desc"
