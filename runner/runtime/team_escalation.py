@@ -29,7 +29,6 @@ from runner.runtime.escalation import (
     reject,
     resolve,
 )
-from runner.runtime.routing import select_member
 from runner.runtime.team_outcome import _Outcome, _Workloads
 from runner.runtime.team_waiting import _WaitingHandoffs
 from runner.spec.models import EscalationLevel, EscalationPath
@@ -140,13 +139,7 @@ class _EscalationLevels(_WaitingHandoffs):
         target = handoff_target(esc, current_specialization=self._specialization.get(out.agent))
         if target is None:
             return
-        member = select_member(
-            self.team,
-            target,
-            workloads=workloads,
-            availability=self.availability,
-            exclude=(out.agent,),
-        )
+        member = self._free_member(target, workloads=workloads, current=out.agent)
         if member is None:
             self._queue(out, target=target, trigger=None, reason=reason + ": no free member")
             return

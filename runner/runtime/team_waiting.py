@@ -22,7 +22,7 @@ from runner.runtime.clock import Clock
 from runner.runtime.decisions import Handoff
 from runner.runtime.routing import select_member
 from runner.runtime.team_outcome import _Outcome, _Workloads
-from runner.spec.models import Team
+from runner.spec.models import Team, TeamMember
 
 
 class _WaitingHandoffs:
@@ -32,6 +32,18 @@ class _WaitingHandoffs:
     clock: Clock
     availability: MutableMapping[str, str]
     _specialization: dict[str, str]
+
+    def _free_member(
+        self, target: str, *, workloads: _Workloads, current: str | None
+    ) -> TeamMember | None:
+        """The member of `target` that takes a handoff from `current` now (routing's rule)."""
+        return select_member(
+            self.team,
+            target,
+            workloads=workloads,
+            availability=self.availability,
+            exclude=(current,) if current is not None else (),
+        )
 
     def _retry_waiting(self, out: _Outcome, workloads: _Workloads) -> bool:
         """Complete the queued handoff if a member is free; False while it still waits."""
@@ -43,13 +55,7 @@ class _WaitingHandoffs:
         if not target or self._specialization.get(out.agent) == target:
             out.rs().pop("waiting", None)
             return True
-        member = select_member(
-            self.team,
-            target,
-            workloads=workloads,
-            availability=self.availability,
-            exclude=(out.agent,),
-        )
+        member = self._free_member(target, workloads=workloads, current=out.agent)
         if member is None:
             return False
         out.rs().pop("waiting", None)

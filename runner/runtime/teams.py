@@ -59,7 +59,6 @@ from runner.runtime.routing import (
     MatcherCache,
     TriggerMatcher,
     decide_handoff,
-    select_member,
 )
 from runner.runtime.team_escalation import RUNNER_ACTOR as RUNNER_ACTOR
 from runner.runtime.team_escalation import _EscalationLevels as _EscalationLevels
@@ -225,13 +224,7 @@ class TeamRouter(_EscalationLevels):
             )
         if self._specialization.get(current) == target:
             return out.decision()  # already there
-        member = select_member(
-            self.team,
-            target,
-            workloads=workloads,
-            availability=self.availability,
-            exclude=(current,),
-        )
+        member = self._free_member(target, workloads=workloads, current=current)
         if member is not None:
             out.handoffs.append(Handoff(current, member.agent, None, reason))
             out.agent = member.agent
