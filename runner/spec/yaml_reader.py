@@ -102,7 +102,15 @@ class _DocumentBuilder(_Builder):
             if exc.context and exc.problem:
                 what = f"{exc.problem} ({exc.context})"
             line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-            self.problems.append(Problem(self.file, line, column, "yaml.syntax", what))
+            if "maximum nesting depth" in what:
+                # libyaml >= 0.2.5 (PyYAML 6.0.4's wheels) has a nesting limit of its own: it is
+                # the same mistake as ours, reported once as `yaml.depth`.
+                if not any(p.code == "yaml.depth" for p in self.problems):
+                    self.problems.append(
+                        Problem(self.file, line, column, "yaml.depth", f"nesting too deep: {what}")
+                    )
+            else:
+                self.problems.append(Problem(self.file, line, column, "yaml.syntax", what))
         except yaml.YAMLError as exc:  # reader errors: bad characters or encoding
             position = getattr(exc, "position", None)
             line, column = _line_col(text, position) if isinstance(position, int) else (1, 1)
