@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from runner.spec.models import KINDS, SUPPORTED_API_VERSIONS, address_of, parse_duration
 from runner.spec.project import Path, Position, Problem, SpecDocument
-from runner.spec.yaml_reader import RawDocument
+from runner.spec.yaml_builder import RawDocument
 
 __all__ = ["validate_document"]
 
