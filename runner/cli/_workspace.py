@@ -53,7 +53,7 @@ class Workspace:
     env: Environment
 
     def desired(self) -> DesiredState:
-        from runner.spec.render import RenderError
+        from runner.spec.render_resolve import RenderError
 
         try:
             return compute_desired(self.project, self.env)

@@ -482,7 +482,8 @@ class _Checker:
         agents = [n for n in self.project.agents if n not in broken_agents]
         if not agents:
             return
-        from runner.spec.render import PreparedAgent, RenderError, prepare_agent
+        from runner.spec.render import PreparedAgent, prepare_agent
+        from runner.spec.render_resolve import RenderError
 
         envs = list(self.project.environments.values()) or [self.project.environment()]
         seen: set[tuple[str, str, tuple[Any, ...], str]] = set()
