@@ -22,11 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from runner.spec.checks.context import CheckContext
-from runner.spec.checks.foundry import check_foundry_rules
-from runner.spec.checks.references import check_references
-from runner.spec.checks.renders import check_renders
-from runner.spec.checks.values import check_values
+from runner.spec.checks import context, foundry, references, renders, values
 from runner.spec.project import Problem, Project
 
 __all__ = ["check_project"]
@@ -38,9 +34,9 @@ def check_project(project: Project, *, skip: Collection[str] = frozenset()) -> l
     `skip` holds addresses of documents that exist but failed to load: references to them are
     not reported as unknown.
     """
-    ctx = CheckContext(project, skip)
-    broken_agents = check_references(ctx)
-    check_foundry_rules(ctx)
-    check_values(ctx)
-    check_renders(ctx, broken_agents)
+    ctx = context.CheckContext(project, skip)
+    broken_agents = references.check_references(ctx)
+    foundry.check_foundry_rules(ctx)
+    values.check_values(ctx)
+    renders.check_renders(ctx, broken_agents)
     return ctx.problems
