@@ -10,7 +10,8 @@ A LocalStore is one face over three parts, each in its own module:
   `local_agents.AgentVersions`              agents and their immutable, numbered versions;
   `local_conversations.Conversations`       conversations, their items, and the deterministic
                                             responses.
-Each method here hands the call to the part that owns its tables, unchanged.
+Each method here is the part's own method, handed the call unchanged (`_HandedTo`): one
+signature, one docstring, in the module that owns the tables.
 
 Invariants: every write is one SQLite transaction, committed before the call returns (WAL
 journal; `synchronous="NORMAL"` is durable across process crashes, `"FULL"` also across power
@@ -22,23 +23,33 @@ sharing the file; a writer still blocked after `busy_timeout_ms` gets TransientE
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
-from runner.providers.base import AgentVersion
 from runner.providers.local_agents import AGENTS_SCHEMA, AgentVersions
 from runner.providers.local_conversations import CONVERSATIONS_SCHEMA, Conversations
 from runner.providers.local_database import StoreDatabase, Synchronous
-from runner.providers.local_records import (
-    Conversation,
-    ConversationItem,
-    Order,
-    Page,
-    StoredResponse,
-)
 
 __all__ = ["LocalStore"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _HandedTo(Generic[P, R]):
+    """A LocalStore method that is `method` of the part in attribute `part`, called as is."""
+
+    def __init__(self, part: str, method: Callable[Concatenate[Any, P], R]) -> None:
+        self._part = part
+        self._method = method
+        self.__doc__ = method.__doc__
+
+    def __get__(self, store: object, owner: type | None = None) -> Callable[P, R]:
+        if store is None:  # looked up on the class (help(), inspect): the part's own function
+            return cast("Callable[P, R]", self._method)
+        bound: Callable[P, R] = getattr(getattr(store, self._part), self._method.__name__)
+        return bound
 
 
 class LocalStore:
@@ -71,116 +82,20 @@ class LocalStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ agents
+    # agents and their versions (local_agents)
+    create_version = _HandedTo("_agents", AgentVersions.create_version)
+    get_version = _HandedTo("_agents", AgentVersions.get_version)
+    latest_version = _HandedTo("_agents", AgentVersions.latest_version)
+    list_latest = _HandedTo("_agents", AgentVersions.list_latest)
+    list_versions = _HandedTo("_agents", AgentVersions.list_versions)
+    delete_agent = _HandedTo("_agents", AgentVersions.delete_agent)
+    delete_version = _HandedTo("_agents", AgentVersions.delete_version)
 
-    def create_version(
-        self,
-        name: str,
-        *,
-        definition: Mapping[str, Any],
-        metadata: Mapping[str, str] | None = None,
-        description: str | None = None,
-    ) -> AgentVersion:
-        """Append a new immutable version to `name` (creating the agent), numbered next."""
-        return self._agents.create_version(
-            name, definition=definition, metadata=metadata, description=description
-        )
-
-    def get_version(self, name: str, version: str) -> AgentVersion | None:
-        return self._agents.get_version(name, version)
-
-    def latest_version(self, name: str) -> AgentVersion | None:
-        return self._agents.latest_version(name)
-
-    def list_latest(
-        self,
-        *,
-        limit: int | None = None,
-        order: Order = "asc",
-        after: str | None = None,
-        before: str | None = None,
-        kind: str | None = None,
-    ) -> Page[AgentVersion]:
-        """The latest version of every agent, by creation order; cursors are agent names."""
-        return self._agents.list_latest(
-            limit=limit, order=order, after=after, before=before, kind=kind
-        )
-
-    def list_versions(
-        self,
-        name: str,
-        *,
-        limit: int | None = None,
-        order: Order = "asc",
-        after: str | None = None,
-        before: str | None = None,
-    ) -> Page[AgentVersion]:
-        """Versions of `name` by number; NotFoundError when there is no such agent."""
-        return self._agents.list_versions(
-            name, limit=limit, order=order, after=after, before=before
-        )
-
-    def delete_agent(self, name: str) -> None:
-        """Delete the agent and all its versions (its version counter is kept)."""
-        self._agents.delete_agent(name)
-
-    def delete_version(self, name: str, version: str) -> None:
-        """Delete one version; deleting the last one deletes the agent."""
-        self._agents.delete_version(name, version)
-
-    # ------------------------------------------------------------------ conversations
-
-    def create_conversation(
-        self,
-        *,
-        metadata: Mapping[str, str] | None = None,
-        items: Sequence[tuple[str, str]] = (),
-    ) -> Conversation:
-        """A new conversation, optionally seeded with `(role, text)` message items."""
-        return self._conversations.create_conversation(metadata=metadata, items=items)
-
-    def get_conversation(self, conversation_id: str) -> Conversation | None:
-        return self._conversations.get_conversation(conversation_id)
-
-    def add_items(
-        self, conversation_id: str, items: Sequence[tuple[str, str]]
-    ) -> list[ConversationItem]:
-        """Append `(role, text)` message items; NotFoundError for an unknown conversation."""
-        return self._conversations.add_items(conversation_id, items)
-
-    def list_items(
-        self,
-        conversation_id: str,
-        *,
-        limit: int | None = None,
-        order: Order = "asc",
-        after: str | None = None,
-    ) -> Page[ConversationItem]:
-        """Items of a conversation by position; the cursor is an item id."""
-        return self._conversations.list_items(
-            conversation_id, limit=limit, order=order, after=after
-        )
-
-    def delete_conversation(self, conversation_id: str) -> None:
-        self._conversations.delete_conversation(conversation_id)
-
-    # ------------------------------------------------------------------ responses
-
-    def respond(
-        self,
-        *,
-        conversation_id: str | None,
-        agent_name: str,
-        agent_version: str | None,
-        text: str,
-    ) -> StoredResponse:
-        """Answer `text` as the agent version (latest when None); record both turns."""
-        return self._conversations.respond(
-            conversation_id=conversation_id,
-            agent_name=agent_name,
-            agent_version=agent_version,
-            text=text,
-        )
-
-    def get_response(self, response_id: str) -> StoredResponse | None:
-        return self._conversations.get_response(response_id)
+    # conversations, their items and responses (local_conversations)
+    create_conversation = _HandedTo("_conversations", Conversations.create_conversation)
+    get_conversation = _HandedTo("_conversations", Conversations.get_conversation)
+    add_items = _HandedTo("_conversations", Conversations.add_items)
+    list_items = _HandedTo("_conversations", Conversations.list_items)
+    delete_conversation = _HandedTo("_conversations", Conversations.delete_conversation)
+    respond = _HandedTo("_conversations", Conversations.respond)
+    get_response = _HandedTo("_conversations", Conversations.get_response)
