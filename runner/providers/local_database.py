@@ -29,7 +29,7 @@ from typing import Any, Literal, TypeVar
 
 from runner.providers.base import ProviderError, TransientError
 from runner.providers.local_records import Page
-from runner.sqlitefile import prepare_database
+from runner.sqlitefile import prepare_database, write_transaction
 
 __all__ = ["StoreDatabase", "Synchronous", "fetch_page"]
 
@@ -90,19 +90,12 @@ class StoreDatabase:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, holding the write lock from the start; committed on exit."""
         conn = self.connection()
-        with self._write_lock:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:  # busy beyond busy_timeout: another writer
-                raise TransientError(
-                    f"the local store {self.path} is busy: {exc}", code="busy"
-                ) from exc
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._write_lock, write_transaction(conn, refused=self._busy) as tx:
+            yield tx
+
+    def _busy(self, error: sqlite3.OperationalError) -> TransientError:
+        """Another writer held the file beyond the busy timeout."""
+        return TransientError(f"the local store {self.path} is busy: {error}", code="busy")
 
     def close(self) -> None:
         self._closed = True

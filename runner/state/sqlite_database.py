@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from runner.sqlitefile import prepare_database
+from runner.sqlitefile import prepare_database, write_transaction
 
 __all__ = ["RegistryDatabase"]
 
@@ -53,11 +53,5 @@ class RegistryDatabase:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken up front (`BEGIN IMMEDIATE`); committed on exit."""
-        with self._write_lock, self.connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._write_lock, self.connect() as conn, write_transaction(conn) as tx:
+            yield tx

@@ -74,14 +74,7 @@ def _check_templates_and_agents(ctx: CheckContext) -> set[str]:
         spec = doc.spec
         assert isinstance(spec, Template)
         if spec.personality is not None:
-            ctx.ref(
-                doc,
-                ("personality",),
-                kind="Personality",
-                name=spec.personality,
-                known=p.personalities,
-                noun="personality",
-            )
+            _check_personality(ctx, doc, spec.personality)
     for doc in ctx.docs("Agent"):
         agent = doc.spec
         assert isinstance(agent, Agent)
@@ -96,20 +89,22 @@ def _check_templates_and_agents(ctx: CheckContext) -> set[str]:
                 noun="template",
             )
         if agent.personality is not None:
-            ok = (
-                ctx.ref(
-                    doc,
-                    ("personality",),
-                    kind="Personality",
-                    name=agent.personality,
-                    known=p.personalities,
-                    noun="personality",
-                )
-                and ok
-            )
+            ok = _check_personality(ctx, doc, agent.personality) and ok
         if not ok:
             broken.add(agent.name)
     return broken
+
+
+def _check_personality(ctx: CheckContext, doc: SpecDocument, name: str) -> bool:
+    """The personality a template or an agent names; True when it resolves."""
+    return ctx.ref(
+        doc,
+        ("personality",),
+        kind="Personality",
+        name=name,
+        known=ctx.project.personalities,
+        noun="personality",
+    )
 
 
 def _check_teams(ctx: CheckContext) -> None:
