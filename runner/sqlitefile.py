@@ -10,13 +10,17 @@ waiting on the busy timeout, when many processes open a fresh file together:
 So the schema runs in one transaction that takes the write lock up front (`BEGIN IMMEDIATE`, which
 does wait), and both steps are retried briefly on a lock error. Invariant: after it returns, the
 file is in WAL mode and holds the whole schema; nothing is half-created.
+
+Every write after that is one `write_transaction`: the write lock taken up front (so two writers
+never deadlock upgrading a read), committed when the block ends, rolled back when it raises.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -32,6 +36,29 @@ def prepare_database(conn: sqlite3.Connection, schema: str, *, timeout_s: float 
     _retry_locked(
         conn, lambda: conn.executescript(f"BEGIN IMMEDIATE;\n{schema}\n;COMMIT;"), timeout_s
     )
+
+
+@contextmanager
+def write_transaction(
+    conn: sqlite3.Connection,
+    *,
+    refused: Callable[[sqlite3.OperationalError], Exception] | None = None,
+) -> Iterator[sqlite3.Connection]:
+    """One write transaction on `conn` (autocommit mode): `BEGIN IMMEDIATE`, which waits up to
+    the busy timeout for the write lock, then the block, then COMMIT; ROLLBACK if the block
+    raises. When the lock cannot be had, `refused(error)` is raised instead (when given)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if refused is None:
+            raise
+        raise refused(exc) from exc
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _retry_locked(conn: sqlite3.Connection, action: Callable[[], T], timeout_s: float) -> T:

@@ -25,7 +25,7 @@ through a dispatch table; the planner decided *what*, this module only does it, 
     provider needs no fence (its SQLite writes are atomic and in-process).
   - A twin that lands anyway (a grace shorter than the service's real latency) is settled: one
     that landed before our own write shows as a skipped version number, and the copies are
-    reduced to the oldest at once (`_settle_twins`); one that lands after is found by the next
+    reduced to the oldest at once (see `ops_run`); one that lands after is found by the next
     plan and removed (`RemoveDuplicateVersion`, a `delete_version`).
   - A protected environment's deletes need `allow_delete=True`; without it nothing at all runs.
 
@@ -33,9 +33,9 @@ Clock (elapsed time in `Progress`), sleep and randomness are injected; `on_progr
 after every op.
 
 Modules: this one keeps the apply itself (`apply_plan`, the staged pool `_run_stages`,
-`ensure_agent`), its results and errors; the per-op interpreters and `_EXECUTE` live in
-`runner.apply.ops_run`, the write fence, request timeout and `_Context` in `runner.apply.fence`.
-Every name that lived here is still importable from here.
+`ensure_agent`), its results and errors; each op is done by `runner.apply.ops_run.run_op`
+(`OpOutcome` is its result), within the `OpContext`, write fence and request timeout of
+`runner.apply.fence`; retries are `runner.apply.retry`.
 """
 
 from __future__ import annotations
@@ -52,28 +52,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import groupby
 
-from runner.apply.fence import DEFAULT_REQUEST_TIMEOUT as DEFAULT_REQUEST_TIMEOUT
-from runner.apply.fence import WriteFence as WriteFence
-from runner.apply.fence import _build_context as _build_context
-from runner.apply.fence import _Context as _Context
-from runner.apply.fence import compute_request_timeout as compute_request_timeout
-from runner.apply.ops_run import _EXECUTE as _EXECUTE
-from runner.apply.ops_run import OpOutcome as OpOutcome
-from runner.apply.ops_run import Outcome as Outcome
-from runner.apply.ops_run import _journal_action as _journal_action
-from runner.apply.ops_run import _record_agent as _record_agent
-from runner.apply.ops_run import _run_adopt as _run_adopt
-from runner.apply.ops_run import _run_create_agent as _run_create_agent
-from runner.apply.ops_run import _run_create_resource as _run_create_resource
-from runner.apply.ops_run import _run_delete_agent as _run_delete_agent
-from runner.apply.ops_run import _run_delete_resource as _run_delete_resource
-from runner.apply.ops_run import _run_drift as _run_drift
-from runner.apply.ops_run import _run_op as _run_op
-from runner.apply.ops_run import _run_remove_duplicate as _run_remove_duplicate
-from runner.apply.ops_run import _run_update_agent as _run_update_agent
-from runner.apply.ops_run import _settle_twins as _settle_twins
-from runner.apply.ops_run import _version_number as _version_number
-from runner.apply.ops_run import _write_version as _write_version
+from runner.apply.fence import OpContext
+from runner.apply.ops_run import OpOutcome, run_op
 from runner.apply.retry import RetryPolicy, call_with_retry
 from runner.plan.desired import DesiredAgent, DesiredState
 from runner.plan.ops import Op, Plan, op_address, op_stage
@@ -86,15 +66,13 @@ from runner.providers.base import AgentVersion, Provider
 from runner.state.base import AppliedResource, Registry
 
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
     "ApplyError",
     "ApplyResult",
     "DeleteNotAllowedError",
-    "OpOutcome",
     "Progress",
     "StalePlanError",
-    "WriteFence",
     "apply_plan",
-    "compute_request_timeout",
     "default_holder",
     "ensure_agent",
     "read_actual",
@@ -209,7 +187,7 @@ def apply_plan(
     """
     if plan.env != env:
         raise ApplyError(f"the plan is for environment {plan.env!r}, not {env!r}")
-    ctx = _build_context(
+    ctx = OpContext.create(
         provider=provider,
         registry=registry,
         env=env,
@@ -244,7 +222,7 @@ def apply_plan(
 
 
 def _run_stages(
-    ctx: _Context,
+    ctx: OpContext,
     plan: Plan,
     *,
     parallelism: int,
@@ -257,7 +235,7 @@ def _run_stages(
     started = clock()
 
     def run(op: Op) -> OpOutcome:
-        outcome = _run_op(ctx, op)
+        outcome = run_op(ctx, op)
         with progress_lock:
             outcomes.append(outcome)
             if on_progress is not None:
@@ -306,7 +284,7 @@ def ensure_agent(
             return record
     desired = DesiredState(env=env, agents=(desired_agent,))
     with registry.lock(env, holder=holder or default_holder(), timeout=lock_timeout):
-        ctx = _build_context(
+        ctx = OpContext.create(
             provider=provider,
             registry=registry,
             env=env,
@@ -327,7 +305,7 @@ def ensure_agent(
         if plan.conflicts:
             raise ApplyError(plan.conflicts[0].message)
         for op in plan.ops:
-            outcome = _run_op(ctx, op)
+            outcome = run_op(ctx, op)
             if outcome.outcome != "ok":
                 raise ApplyError(f"{outcome.address}: {outcome.detail}")
     result = registry.get(env, desired_agent.address)

@@ -1,9 +1,9 @@
-"""The write fence: remote writes announced in the lock row, and how long one may still land.
+"""What every op of an apply runs with (`OpContext`), and the write fence its remote writes pass.
 
-Role in the flow: `executor.apply_plan` / `ensure_agent` build one `_Context` per apply
-(`_build_context`); every op interpreter (`ops_run`) sends its remote writes (create_version,
-delete, delete_version) through `_Context.send_write` and its provider calls through
-`_Context.retry`.
+Role in the flow: `executor.apply_plan` / `ensure_agent` create one `OpContext` per apply
+(`OpContext.create`); every op interpreter (`ops_run`) sends its remote writes (create_version,
+delete, delete_version) through `OpContext.send_write` and its provider calls through
+`OpContext.retry`, and records its outcome in `OpContext.registry`.
 
 Invariants:
   - A remote write is announced in the lock row (`WriteFence.record_write_started`) before it is
@@ -28,6 +28,8 @@ from typing import Any, Protocol, runtime_checkable
 from runner.apply.retry import RetryPolicy, call_with_retry
 from runner.providers.base import Provider, ProviderError, TransientError
 from runner.state.base import Registry
+
+__all__ = ["DEFAULT_REQUEST_TIMEOUT", "OpContext", "WriteFence", "compute_request_timeout"]
 
 # How long a remote write may take to land: FoundryProvider's default read timeout.
 DEFAULT_REQUEST_TIMEOUT = 60.0
@@ -55,7 +57,9 @@ def compute_request_timeout(provider: Provider) -> float:
 
 
 @dataclass
-class _Context:
+class OpContext:
+    """One apply's provider, registry, environment and id, its retry policy and its fence."""
+
     provider: Provider
     registry: Registry
     env: str
@@ -67,7 +71,37 @@ class _Context:
     fence: WriteFence | None = None
     rng_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @classmethod
+    def create(
+        cls,
+        *,
+        provider: Provider,
+        registry: Registry,
+        env: str,
+        apply_id: str,
+        policy: RetryPolicy,
+        sleep: Callable[[float], None],
+        rng: random.Random,
+        request_timeout: float | None,
+    ) -> OpContext:
+        """The context of one apply; `request_timeout` None: `compute_request_timeout`. The
+        registry is the fence when it implements `WriteFence`."""
+        return cls(
+            provider=provider,
+            registry=registry,
+            env=env,
+            apply_id=apply_id,
+            policy=policy,
+            sleep=sleep,
+            rng=rng,
+            request_timeout=(
+                compute_request_timeout(provider) if request_timeout is None else request_timeout
+            ),
+            fence=registry if isinstance(registry, WriteFence) else None,
+        )
+
     def retry(self, call: Callable[[], Any], **kwargs: Any) -> Any:
+        """`call()` with the apply's retry policy (its own random stream, thread-safe)."""
         with self.rng_lock:
             rng = random.Random(self.rng.random())
         return call_with_retry(call, policy=self.policy, sleep=self.sleep, rng=rng, **kwargs)
@@ -90,29 +124,3 @@ class _Context:
             raise
         fence.record_write_finished(self.env)
         return result
-
-
-def _build_context(
-    *,
-    provider: Provider,
-    registry: Registry,
-    env: str,
-    apply_id: str,
-    policy: RetryPolicy,
-    sleep: Callable[[float], None],
-    rng: random.Random,
-    request_timeout: float | None,
-) -> _Context:
-    return _Context(
-        provider=provider,
-        registry=registry,
-        env=env,
-        apply_id=apply_id,
-        policy=policy,
-        sleep=sleep,
-        rng=rng,
-        request_timeout=(
-            compute_request_timeout(provider) if request_timeout is None else request_timeout
-        ),
-        fence=registry if isinstance(registry, WriteFence) else None,
-    )

@@ -1,17 +1,17 @@
-"""The per-op interpreters: one function per op type, chosen through `_EXECUTE`.
+"""The per-op interpreters: one function per op type, chosen through `_EXECUTE` by `run_op`.
 
-Role in the flow: `executor.apply_plan` runs each op of a stage through `_run_op` (and
+Role in the flow: `executor.apply_plan` runs each op of a stage through `run_op` (and
 `ensure_agent` a one-agent plan's ops); the planner decided *what*, these only do it and record
-the outcome in the registry the moment it happens.
+the outcome in the registry the moment it happens (`OpOutcome`).
 
 Invariants:
-  - `_run_op` never raises for an op's failure: it journals it (`record_failure`) and returns a
+  - `run_op` never raises for an op's failure: it journals it (`record_failure`) and returns a
     `failed` OpOutcome; a failing registry is reported in the detail.
   - `_write_version` (create/update/revert) recovers a lost response: before a retried
     `create_version` the agent's versions newer than the plan's base are listed and one carrying
     the same `runner-hash` is adopted, so a lost response never becomes a second version;
     `_settle_twins` reduces copies that landed anyway to the oldest.
-  - Every remote write goes through `_Context.send_write` (the write fence, `fence`); a NotFound
+  - Every remote write goes through `OpContext.send_write` (the write fence, `fence`); a NotFound
     on a delete counts as done (already gone, or our own earlier attempt's lost response).
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from runner.apply.fence import _Context
+from runner.apply.fence import OpContext
 from runner.plan.desired import DesiredAgent
 from runner.plan.ops import (
     AdoptAgent,
@@ -40,11 +40,15 @@ from runner.plan.ops import (
 from runner.providers.base import AgentVersion, NotFoundError, ProviderError
 from runner.state.base import AppliedResource, JournalAction
 
+__all__ = ["OpOutcome", "Outcome", "run_op"]
+
 Outcome = Literal["ok", "failed", "skipped"]
 
 
 @dataclass(frozen=True)
 class OpOutcome:
+    """What became of one op: `ok`, `failed` (with the error in `detail`) or `skipped`."""
+
     address: str
     action: str
     outcome: Outcome
@@ -60,7 +64,7 @@ def _version_number(version: str) -> tuple[int, str]:
 
 
 def _write_version(
-    ctx: _Context, desired: DesiredAgent, *, base_version: str | None, action: JournalAction
+    ctx: OpContext, desired: DesiredAgent, *, base_version: str | None, action: JournalAction
 ) -> OpOutcome:
     """create_version with lost-response recovery, then record it."""
 
@@ -91,7 +95,7 @@ def _write_version(
 
 
 def _settle_twins(
-    ctx: _Context, desired: DesiredAgent, *, base_version: str | None, written: AgentVersion
+    ctx: OpContext, desired: DesiredAgent, *, base_version: str | None, written: AgentVersion
 ) -> AgentVersion:
     """The version to record: `written`, unless copies of it landed since the plan's base.
 
@@ -124,7 +128,7 @@ def _settle_twins(
 
 
 def _record_agent(
-    ctx: _Context, desired: DesiredAgent, *, version: str, hash_: str, action: JournalAction
+    ctx: OpContext, desired: DesiredAgent, *, version: str, hash_: str, action: JournalAction
 ) -> None:
     ctx.registry.record_applied(
         ctx.env,
@@ -142,15 +146,15 @@ def _record_agent(
     )
 
 
-def _run_create_agent(ctx: _Context, op: CreateAgent) -> OpOutcome:
+def _run_create_agent(ctx: OpContext, op: CreateAgent) -> OpOutcome:
     return _write_version(ctx, op.desired, base_version=None, action="create")
 
 
-def _run_update_agent(ctx: _Context, op: UpdateAgent) -> OpOutcome:
+def _run_update_agent(ctx: OpContext, op: UpdateAgent) -> OpOutcome:
     return _write_version(ctx, op.desired, base_version=op.base_version, action="update")
 
 
-def _run_drift(ctx: _Context, op: Drift) -> OpOutcome:
+def _run_drift(ctx: OpContext, op: Drift) -> OpOutcome:
     if op.resolution == "refresh":
         _record_agent(
             ctx, op.desired, version=op.live_version, hash_=op.live_hash or "", action="adopt"
@@ -159,12 +163,12 @@ def _run_drift(ctx: _Context, op: Drift) -> OpOutcome:
     return _write_version(ctx, op.desired, base_version=op.live_version, action="revert")
 
 
-def _run_adopt(ctx: _Context, op: AdoptAgent) -> OpOutcome:
+def _run_adopt(ctx: OpContext, op: AdoptAgent) -> OpOutcome:
     _record_agent(ctx, op.desired, version=op.version, hash_=op.hash or "", action="adopt")
     return OpOutcome(op.desired.address, "adopt", "ok", foundry_version=op.version)
 
 
-def _run_delete_agent(ctx: _Context, op: DeleteAgent) -> OpOutcome:
+def _run_delete_agent(ctx: OpContext, op: DeleteAgent) -> OpOutcome:
     if op.in_foundry:
 
         def delete() -> None:
@@ -177,7 +181,7 @@ def _run_delete_agent(ctx: _Context, op: DeleteAgent) -> OpOutcome:
     return OpOutcome(op.address, "delete", "ok")
 
 
-def _run_remove_duplicate(ctx: _Context, op: RemoveDuplicateVersion) -> OpOutcome:
+def _run_remove_duplicate(ctx: OpContext, op: RemoveDuplicateVersion) -> OpOutcome:
     """Delete the twin; the registry already holds the kept version, so it is not written."""
 
     def delete() -> None:
@@ -192,7 +196,7 @@ def _run_remove_duplicate(ctx: _Context, op: RemoveDuplicateVersion) -> OpOutcom
     return OpOutcome(op.address, op.action, "ok", foundry_version=op.keep)
 
 
-def _run_create_resource(ctx: _Context, op: CreateResource | UpdateResource) -> OpOutcome:
+def _run_create_resource(ctx: OpContext, op: CreateResource | UpdateResource) -> OpOutcome:
     d = op.desired
     ctx.registry.record_applied(
         ctx.env,
@@ -203,12 +207,12 @@ def _run_create_resource(ctx: _Context, op: CreateResource | UpdateResource) -> 
     return OpOutcome(d.address, op.action, "ok")
 
 
-def _run_delete_resource(ctx: _Context, op: DeleteResource) -> OpOutcome:
+def _run_delete_resource(ctx: OpContext, op: DeleteResource) -> OpOutcome:
     ctx.registry.record_deleted(ctx.env, op.address, apply_id=ctx.apply_id)
     return OpOutcome(op.address, "delete", "ok")
 
 
-_EXECUTE: dict[type[Any], Callable[[_Context, Any], OpOutcome]] = {
+_EXECUTE: dict[type[Any], Callable[[OpContext, Any], OpOutcome]] = {
     CreateAgent: _run_create_agent,
     UpdateAgent: _run_update_agent,
     DeleteAgent: _run_delete_agent,
@@ -235,7 +239,8 @@ def _journal_action(op: Op) -> JournalAction:
     return "update"
 
 
-def _run_op(ctx: _Context, op: Op) -> OpOutcome:
+def run_op(ctx: OpContext, op: Op) -> OpOutcome:
+    """Do `op` and record its outcome; a failure is journaled and returned, never raised."""
     try:
         return _EXECUTE[type(op)](ctx, op)
     except ProviderError as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from runner.cli.errors import EXIT_FAILED, UserError
+from runner.errors import EXIT_FAILED, UserError
 from runner.plan.desired import DesiredState, compute_desired
 from runner.plan.ops import Plan
 from runner.plan.planner import compute_plan
@@ -53,7 +53,7 @@ class Workspace:
     env: Environment
 
     def desired(self) -> DesiredState:
-        from runner.spec.render import RenderError
+        from runner.spec.render_resolve import RenderError
 
         try:
             return compute_desired(self.project, self.env)

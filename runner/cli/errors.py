@@ -1,4 +1,4 @@
-"""Exit codes and the edge where exceptions become messages.
+"""The edge where exceptions become messages (the exit codes are `runner.errors`').
 
 0 ok, 1 problems found / operation failed, 2 usage error (or changes, for --detailed-exitcode),
 3 internal error. An unexpected exception prints one line and writes its traceback to a log file;
@@ -14,23 +14,9 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from runner.errors import (  # re-exported: the CLI's verbs import them from here
-    EXIT_FAILED,
-    EXIT_INTERNAL,
-    EXIT_OK,
-    EXIT_USAGE,
-    UserError,
-)
+from runner.errors import EXIT_INTERNAL
 
-__all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERNAL",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "UserError",
-    "log_dir",
-    "report_internal_error",
-]
+__all__ = ["log_dir", "report_internal_error"]
 
 
 def log_dir() -> Path:

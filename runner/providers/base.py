@@ -10,6 +10,7 @@ retried by the caller, `ProviderError` may not.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -19,6 +20,15 @@ MANAGED_BY_VALUE = "runner"
 ADDRESS_KEY = "runner-address"
 ENVIRONMENT_KEY = "runner-env"
 HASH_KEY = "runner-hash"
+
+# Foundry's rules for an agent version: the service (and the local store, which emulates it)
+# refuses a version that breaks them; `runner validate` checks names and metadata ahead.
+AGENT_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+"""Agent names: 1-63 letters, digits and '-', not starting or ending in '-'."""
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+MAX_DESCRIPTION = 512
 
 
 @dataclass(frozen=True)

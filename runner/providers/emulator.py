@@ -9,9 +9,9 @@ every success, errors as `{"error": {"code", "message"}}`, list pages with `data
 `/openai/v1/conversations` and `/openai/v1/responses` answer with the local provider's
 deterministic reply and its word-count usage.
 
-The protocol logic is in `emulator_routes`, the wire shapes in `emulator_json`, fault injection
-and stats in `emulator_faults`; this module keeps the HTTP server, `EmulatorHandle` and
-`serve_emulator`, and re-exports every name, so callers import from here only.
+The protocol logic is `emulator_routes.Emulator`, the wire shapes and request decoding are in
+`emulator_json`, fault injection and stats in `emulator_faults`; this module is the HTTP face:
+the server, `serve_emulator` and the `EmulatorHandle` it returns.
 
 Invariants:
 - Every write is committed to the store before any byte of the response is sent.
@@ -36,52 +36,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from runner.providers.base import NotFoundError, ProviderError
-from runner.providers.emulator_faults import (
-    FaultConfig,
-    LostResponseMode,
-)
-from runner.providers.emulator_faults import _injected as _injected
-from runner.providers.emulator_faults import _Stats as _Stats
-from runner.providers.emulator_json import (
-    HttpError,
-    agent_json,
-    item_json,
-    page_json,
-    response_json,
-    version_json,
-)
-from runner.providers.emulator_json import _input_text as _input_text
-from runner.providers.emulator_json import _limit as _limit
-from runner.providers.emulator_json import _messages as _messages
-from runner.providers.emulator_json import _metadata as _metadata
-from runner.providers.emulator_json import _order as _order
-from runner.providers.emulator_json import _text_of as _text_of
-from runner.providers.emulator_routes import _PREFIX as _PREFIX
-from runner.providers.emulator_routes import _SEGMENT as _SEGMENT
-from runner.providers.emulator_routes import (
-    API_VERSIONS,
-    WRITE_METHODS,
-    Emulator,
-    Handler,
-)
-from runner.providers.local import LocalStore
+from runner.providers.emulator_faults import FaultConfig, LostResponseMode, injected_error
+from runner.providers.emulator_json import HttpError
+from runner.providers.emulator_routes import Emulator
+from runner.providers.local_store import LocalStore
 
-__all__ = [
-    "API_VERSIONS",
-    "WRITE_METHODS",
-    "Emulator",
-    "EmulatorHandle",
-    "FaultConfig",
-    "Handler",
-    "HttpError",
-    "LostResponseMode",
-    "agent_json",
-    "item_json",
-    "page_json",
-    "response_json",
-    "serve_emulator",
-    "version_json",
-]
+__all__ = ["EmulatorHandle", "serve_emulator"]
 
 # ---------------------------------------------------------------- HTTP server
 
@@ -160,7 +120,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
         if failure is not None:
-            self._send_error(_injected(failure, faults.retry_after_ms))
+            self._send_error(injected_error(failure, faults.retry_after_ms))
             return
         try:
             emulator.check_api_version(family, query)

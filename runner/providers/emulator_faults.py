@@ -1,8 +1,8 @@
 """The emulator's injected faults and request statistics.
 
 Role in the flow: `FaultConfig` is what `serve_emulator` and `EmulatorHandle.configure` set;
-`Emulator.draw` counts each request into `_Stats` and decides its fault; the HTTP handler answers
-an injected failure with `_injected`.
+`Emulator.draw` counts each request into `RequestStats` and decides its fault; the HTTP handler
+answers an injected failure with `injected_error`.
 
 Invariants: `FaultConfig.check` rejects rates outside [0, 1], negative delays and statuses other
 than 429/500/502/503/504 before a config is used. An injected 429 carries `Retry-After` (whole
@@ -18,6 +18,8 @@ from http import HTTPStatus
 from typing import Any, Literal
 
 from runner.providers.emulator_json import HttpError
+
+__all__ = ["FaultConfig", "LostResponseMode", "RequestStats", "injected_error"]
 
 LostResponseMode = Literal["503", "drop"]
 
@@ -49,7 +51,9 @@ class FaultConfig:
 
 
 @dataclass
-class _Stats:
+class RequestStats:
+    """What the emulator counted since it started (or since its stats were reset)."""
+
     by_method: Counter[str] = field(default_factory=Counter)
     by_route: Counter[str] = field(default_factory=Counter)
     reads: int = 0
@@ -69,7 +73,8 @@ class _Stats:
         }
 
 
-def _injected(status: int, retry_after_ms: int) -> HttpError:
+def injected_error(status: int, retry_after_ms: int) -> HttpError:
+    """The answer to a request the fault config fails with `status`."""
     if status == 429:
         return HttpError(
             429,

@@ -13,10 +13,25 @@ request raises HttpError 400 before any work is done.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 from runner.providers.base import AgentVersion
-from runner.providers.local import MAX_PAGE, ConversationItem, Page, StoredResponse
+from runner.providers.local_records import MAX_PAGE, ConversationItem, Order, Page, StoredResponse
+
+__all__ = [
+    "HttpError",
+    "agent_json",
+    "input_text",
+    "item_json",
+    "message_items",
+    "message_text",
+    "metadata_field",
+    "page_json",
+    "page_limit",
+    "page_order",
+    "response_json",
+    "version_json",
+]
 
 
 class HttpError(Exception):
@@ -132,7 +147,7 @@ def page_json(page: Page[Any], convert: Callable[[Any], dict[str, Any]]) -> dict
 # ---------------------------------------------------------------- request decoding
 
 
-def _text_of(content: Any) -> str:
+def message_text(content: Any) -> str:
     """The text of a message `content`: a string or a list of text parts."""
     if isinstance(content, str):
         return content
@@ -143,7 +158,8 @@ def _text_of(content: Any) -> str:
     raise HttpError(400, "invalid_request_error", "message content must be a string or a list")
 
 
-def _messages(items: Any) -> list[tuple[str, str]]:
+def message_items(items: Any) -> list[tuple[str, str]]:
+    """`(role, text)` of each message item of a request; only message items are emulated."""
     if items is None:
         return []
     if not isinstance(items, list):
@@ -152,17 +168,19 @@ def _messages(items: Any) -> list[tuple[str, str]]:
     for item in items:
         if not isinstance(item, dict) or item.get("type", "message") != "message":
             raise HttpError(400, "invalid_request_error", "only message items are emulated")
-        out.append((str(item.get("role", "user")), _text_of(item.get("content", ""))))
+        out.append((str(item.get("role", "user")), message_text(item.get("content", ""))))
     return out
 
 
-def _input_text(value: Any) -> str:
+def input_text(value: Any) -> str:
+    """The text of a response request's `input`: a string, or message items joined by lines."""
     if isinstance(value, str):
         return value
-    return "\n".join(text for _, text in _messages(value))
+    return "\n".join(text for _, text in message_items(value))
 
 
-def _metadata(value: Any) -> dict[str, str] | None:
+def metadata_field(value: Any) -> dict[str, str] | None:
+    """A request's `metadata` object (checked against Foundry's limits by the store)."""
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -170,14 +188,16 @@ def _metadata(value: Any) -> dict[str, str] | None:
     return value
 
 
-def _limit(query: Mapping[str, str]) -> int:
+def page_limit(query: Mapping[str, str]) -> int:
+    """The `limit` query parameter: 1 to MAX_PAGE, 20 when absent."""
     raw = query.get("limit", "20")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
         raise HttpError(400, "invalid_parameters", f"limit must be 1-{MAX_PAGE}, not {raw!r}")
     return int(raw)
 
 
-def _order(query: Mapping[str, str], default: Literal["asc", "desc"]) -> Literal["asc", "desc"]:
+def page_order(query: Mapping[str, str], default: Order) -> Order:
+    """The `order` query parameter (asc or desc), `default` when absent."""
     raw = query.get("order", default)
     if raw not in ("asc", "desc"):
         raise HttpError(400, "invalid_parameters", f"order must be asc or desc, not {raw!r}")

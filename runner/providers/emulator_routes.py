@@ -22,21 +22,24 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from runner.providers.emulator_faults import FaultConfig, _Stats
+from runner.providers.emulator_faults import FaultConfig, RequestStats
 from runner.providers.emulator_json import (
     HttpError,
-    _input_text,
-    _limit,
-    _messages,
-    _metadata,
-    _order,
     agent_json,
+    input_text,
     item_json,
+    message_items,
+    metadata_field,
     page_json,
+    page_limit,
+    page_order,
     response_json,
     version_json,
 )
-from runner.providers.local import LocalStore, Page
+from runner.providers.local_records import Page
+from runner.providers.local_store import LocalStore
+
+__all__ = ["API_VERSIONS", "WRITE_METHODS", "Emulator", "Handler"]
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 API_VERSIONS = frozenset({"v1"})
@@ -57,7 +60,7 @@ class Emulator:
         self.faults = faults
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self._stats = _Stats()
+        self._stats = RequestStats()
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
         self._register()
 
@@ -69,7 +72,7 @@ class Emulator:
 
     def reset_stats(self) -> None:
         with self._lock:
-            self._stats = _Stats()
+            self._stats = RequestStats()
 
     def draw(self, method: str, route: str) -> tuple[int | None, bool]:
         """Count the request and decide its fault: (failure status or None, lose response?)."""
@@ -167,8 +170,8 @@ class Emulator:
 
     def _list_agents(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
         page = self.store.list_latest(
-            limit=_limit(q),
-            order=_order(q, "desc"),
+            limit=page_limit(q),
+            order=page_order(q, "desc"),
             after=q.get("after"),
             before=q.get("before"),
             kind=q.get("kind"),
@@ -190,8 +193,8 @@ class Emulator:
     def _list_versions(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
         page = self.store.list_versions(
             unquote(m.group(1)),
-            limit=_limit(q),
-            order=_order(q, "desc"),
+            limit=page_limit(q),
+            order=page_order(q, "desc"),
             after=q.get("after"),
             before=q.get("before"),
         )
@@ -209,7 +212,7 @@ class Emulator:
         version = self.store.create_version(
             name,
             definition=definition,
-            metadata=_metadata(body.get("metadata")),
+            metadata=metadata_field(body.get("metadata")),
             description=description,
         )
         return 200, version_json(version)
@@ -251,7 +254,7 @@ class Emulator:
     ) -> tuple[int, Any]:
         body = body if isinstance(body, dict) else {}
         conversation = self.store.create_conversation(
-            metadata=_metadata(body.get("metadata")), items=_messages(body.get("items"))
+            metadata=metadata_field(body.get("metadata")), items=message_items(body.get("items"))
         )
         return 200, {
             "id": conversation.id,
@@ -278,13 +281,17 @@ class Emulator:
 
     def _add_items(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
         items = self.store.add_items(
-            unquote(m.group(1)), _messages(body.get("items") if isinstance(body, dict) else None)
+            unquote(m.group(1)),
+            message_items(body.get("items") if isinstance(body, dict) else None),
         )
         return 200, page_json(Page(items, False), item_json)
 
     def _list_items(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
         page = self.store.list_items(
-            unquote(m.group(1)), limit=_limit(q), order=_order(q, "desc"), after=q.get("after")
+            unquote(m.group(1)),
+            limit=page_limit(q),
+            order=page_order(q, "desc"),
+            after=q.get("after"),
         )
         return 200, page_json(page, item_json)
 
@@ -310,7 +317,7 @@ class Emulator:
             conversation_id=conversation,
             agent_name=reference["name"],
             agent_version=None if version is None else str(version),
-            text=_input_text(body.get("input", "")),
+            text=input_text(body.get("input", "")),
         )
         return 200, response_json(response)
 

@@ -1,10 +1,9 @@
 """The `local` provider: Foundry's agent semantics in-process, over an embedded SQLite store.
 
 Role in the flow: `build_provider` builds a LocalProvider for a `local` environment; plan/apply
-and the runtime talk to it through the same `Provider` Protocol as to real Foundry. The store
-itself lives in `local_store` (its records in `local_records`), the deterministic replies and
-request checks in `local_replies`; every name is re-exported here, so callers import from
-`runner.providers.local` only.
+and the runtime talk to it through the same `Provider` Protocol as to real Foundry. The store it
+delegates to is `local_store.LocalStore` (agents in `local_agents`, conversations and responses
+in `local_conversations`, the deterministic replies and request checks in `local_replies`).
 
 Invariants: the provider adds no semantics of its own: each call counts one request (as a
 remote provider would send one) and delegates to the store, which enforces Foundry's rules and
@@ -19,64 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.providers.base import AgentVersion, NotFoundError, Reply
-from runner.providers.local_records import _NO_AGENT as _NO_AGENT
-from runner.providers.local_records import _SCHEMA as _SCHEMA
-from runner.providers.local_records import _VERSION_COLUMNS as _VERSION_COLUMNS
-from runner.providers.local_records import (
-    MAX_PAGE,
-    Conversation,
-    ConversationItem,
-    Order,
-    Page,
-    StoredResponse,
-    T,
-)
-from runner.providers.local_records import _Connection as _Connection
-from runner.providers.local_records import _item_id as _item_id
-from runner.providers.local_records import _new_id as _new_id
-from runner.providers.local_records import _parse_version as _parse_version
-from runner.providers.local_records import _response_id as _response_id
-from runner.providers.local_records import _split_id as _split_id
-from runner.providers.local_records import _version_from_row as _version_from_row
-from runner.providers.local_replies import (
-    AGENT_NAME_RE,
-    ECHO_WORDS,
-    MAX_DESCRIPTION,
-    MAX_METADATA_KEY,
-    MAX_METADATA_PAIRS,
-    MAX_METADATA_VALUE,
-    check_agent_name,
-    check_metadata,
-    compute_reply,
-    count_words,
-    invalid_parameters,
-    not_found,
-)
 from runner.providers.local_store import LocalStore
 
-__all__ = [
-    "AGENT_NAME_RE",
-    "ECHO_WORDS",
-    "MAX_DESCRIPTION",
-    "MAX_METADATA_KEY",
-    "MAX_METADATA_PAIRS",
-    "MAX_METADATA_VALUE",
-    "MAX_PAGE",
-    "Conversation",
-    "ConversationItem",
-    "LocalProvider",
-    "LocalStore",
-    "Order",
-    "Page",
-    "StoredResponse",
-    "T",
-    "check_agent_name",
-    "check_metadata",
-    "compute_reply",
-    "count_words",
-    "invalid_parameters",
-    "not_found",
-]
+__all__ = ["LocalProvider"]
 
 
 class LocalProvider:

@@ -2,7 +2,8 @@
 
 Role in the flow: the pure functions the LocalStore (and so the emulator) applies before a write
 and when answering a message: agent name and metadata validation, the error shapes Foundry
-answers with, and the echo reply with its word-count token estimate.
+answers with (Foundry's limits themselves live in `runner.providers.base`), and the echo reply
+with its word-count token estimate.
 
 Invariants: no I/O and no state; a reply is a pure function of (agent, version, message), so
 tests and benchmarks can predict it. Violations raise `ProviderError(code="invalid_parameters",
@@ -11,17 +12,29 @@ status=400)`, as Foundry answers.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
-from runner.providers.base import NotFoundError, ProviderError
+from runner.providers.base import (
+    AGENT_NAME_RE,
+    MAX_METADATA_KEY,
+    MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE,
+    NotFoundError,
+    ProviderError,
+)
 
-AGENT_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-MAX_METADATA_PAIRS = 16
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
-MAX_DESCRIPTION = 512
+__all__ = [
+    "ECHO_WORDS",
+    "check_agent_name",
+    "check_metadata",
+    "compute_reply",
+    "count_words",
+    "invalid_parameters",
+    "not_found",
+]
+
 ECHO_WORDS = 12
+"""How many words of the message a local reply echoes."""
 
 
 def invalid_parameters(message: str) -> ProviderError:
@@ -30,10 +43,12 @@ def invalid_parameters(message: str) -> ProviderError:
 
 
 def not_found(message: str) -> NotFoundError:
+    """The error Foundry answers a request for a missing object with (HTTP 404)."""
     return NotFoundError(message, code="not_found", status=404)
 
 
 def check_agent_name(name: str) -> None:
+    """Refuse a name Foundry refuses (`AGENT_NAME_RE`), as Foundry answers."""
     if not isinstance(name, str) or not AGENT_NAME_RE.match(name):
         raise invalid_parameters(
             f"invalid agent name {name!r}: must start and end with alphanumeric characters, "
@@ -42,6 +57,7 @@ def check_agent_name(name: str) -> None:
 
 
 def check_metadata(metadata: Mapping[str, str]) -> None:
+    """Refuse metadata beyond Foundry's limits (pairs, key and value lengths, string values)."""
     if len(metadata) > MAX_METADATA_PAIRS:
         raise invalid_parameters(
             f"metadata has {len(metadata)} pairs; at most {MAX_METADATA_PAIRS} are allowed"
@@ -62,6 +78,7 @@ def check_metadata(metadata: Mapping[str, str]) -> None:
 
 
 def count_words(text: str) -> int:
+    """The token estimate of a text: its whitespace-separated words."""
     return len(text.split())
 
 

@@ -1,1 +1,11 @@
-"""runner.spec"""
+"""The specs: YAML files -> typed, checked documents -> each agent rendered (the flow's first step).
+
+`loader.load_project` reads the files into a `project.Project` with a source map; `checks`
+finds what no single document can; `render` turns an agent into its Foundry definition for an
+environment; `secrets` resolves `${VAR}` only when asked; `schema` publishes the JSON Schemas.
+
+May import: `runner.errors`, `runner.paths`, `runner.providers.base` (Foundry's rules and
+metadata keys), and itself. This package exports nothing itself and imports nothing eagerly:
+`runner validate` pays only for what it uses (never the Azure SDK, jinja2 only when a text needs
+it).
+"""

@@ -9,7 +9,7 @@ what was expected, what was found, and a "did you mean" for near-miss names.
 Invariants: pydantic errors are never shown raw; a document whose YAML was unsound is not
 validated (its YAML problem is already reported) but its address is still returned when its kind
 and name are readable, so reference checks do not pile up follow-on errors; `difflib` is imported
-only when a suggestion is needed (not on a valid run).
+only when a suggestion is needed (not on a valid run; `runner.spec.suggest`).
 """
 
 from __future__ import annotations
@@ -20,24 +20,20 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from runner.spec.models import KINDS, SUPPORTED_API_VERSIONS, address_of, parse_duration
-from runner.spec.project import Path, Position, Problem, SpecDocument
-from runner.spec.yaml_reader import RawDocument
+from runner.spec.models import (
+    DURATION_PATTERN,
+    KINDS,
+    SUPPORTED_API_VERSIONS,
+    address_of,
+    parse_duration,
+)
+from runner.spec.project import Path, Position, Problem, SpecDocument, dotted
+from runner.spec.suggest import did_you_mean
+from runner.spec.yaml_builder import RawDocument
 
 __all__ = ["validate_document"]
 
 _KIND_LIST = ", ".join(KINDS)
-_DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$"
-
-
-def _dotted(path: Sequence[Any]) -> str:
-    out = ""
-    for item in path:
-        if isinstance(item, int) and not isinstance(item, bool):
-            out += f"[{item}]"
-        else:
-            out += f".{item}" if out else str(item)
-    return out
 
 
 def _unwrap(annotation: Any) -> list[Any]:
@@ -79,10 +75,7 @@ def _field_names(model: type[BaseModel] | None) -> list[str]:
 
 
 def _suggest(word: Any, candidates: Iterable[str]) -> str:
-    if not isinstance(word, str):
-        return ""
-    close = _close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return did_you_mean(word, candidates) if isinstance(word, str) else ""
 
 
 def _describe(value: Any) -> str:
@@ -133,7 +126,7 @@ def _field_description(model: type[BaseModel] | None, name: Any) -> str | None:
 def _translate(error: Any, raw: RawDocument, model: type[BaseModel], label: str) -> Problem:
     loc = tuple(item for item in error["loc"] if item != "[key]")
     kind: str = error["type"]
-    where = _dotted(loc)
+    where = dotted(loc)
     prefix = f"{where}: " if where else ""
     position = _position_of(raw, loc)
     value = error.get("input")
@@ -142,7 +135,7 @@ def _translate(error: Any, raw: RawDocument, model: type[BaseModel], label: str)
         parent = loc[:-1]
         message = f"missing required field {loc[-1]!r}"
         if parent:
-            message = f"{_dotted(parent)}: {message}"
+            message = f"{dotted(parent)}: {message}"
         return Problem.at(_position_of(raw, parent), "schema.missing", f"{label}: {message}")
     if kind == "extra_forbidden":
         name = loc[-1]
@@ -150,7 +143,7 @@ def _translate(error: Any, raw: RawDocument, model: type[BaseModel], label: str)
         hint = _suggest(name, _field_names(_model_at(model, parent)))
         message = f"unknown field {name!r}{hint}"
         if parent:
-            message = f"{_dotted(parent)}: {message}"
+            message = f"{dotted(parent)}: {message}"
         key_at = raw.key_positions.get(loc)
         key_pos = position if key_at is None else Position(raw.file, key_at[0], key_at[1])
         return Problem.at(key_pos, "schema.unknown-field", f"{label}: {message}")
@@ -170,7 +163,7 @@ def _translate(error: Any, raw: RawDocument, model: type[BaseModel], label: str)
             f"{label}: {prefix}expected {_EXPECTED[kind]}, got {_describe(value)}",
         )
     if kind == "string_pattern_mismatch":
-        if ctx.get("pattern") == _DURATION_PATTERN and isinstance(value, str):
+        if ctx.get("pattern") == DURATION_PATTERN and isinstance(value, str):
             try:
                 parse_duration(value)
                 reason = f"invalid duration {value!r}"
@@ -287,10 +280,3 @@ def validate_document(raw: RawDocument) -> tuple[SpecDocument | None, list[Probl
             problems.append(_translate(error, raw, model, label))
         return None, problems, address
     return SpecDocument(spec, raw.position, raw.positions), [], address
-
-
-def _close_matches(word: str, candidates: list[str], *, n: int, cutoff: float) -> list[str]:
-    """difflib.get_close_matches, imported only when a name is unknown (not on a valid run)."""
-    import difflib
-
-    return difflib.get_close_matches(word, candidates, n=n, cutoff=cutoff)

@@ -12,7 +12,8 @@ The steps, one module each:
 - `load_documents.validate_document`: `RawDocument` -> `SpecDocument`, pydantic errors
   translated to positions and messages.
 - here: finding the files, reading and decoding them, and indexing documents into a `Project`.
-  This module is the public entry point: every name in `__all__` is importable from here.
+  This module is the entry point for files and folders; each step's own names (`parse_yaml`,
+  `RawDocument`, `ALIAS_BUDGET`, `validate_document`, ...) are imported from its module.
 
 Invariants: file names are reported as the user gave them; no environment variable is read and
 no `${VAR}` is resolved; a document with a YAML-level problem is not validated further, but its
@@ -27,22 +28,16 @@ from dataclasses import dataclass, field
 
 from runner.spec.load_documents import validate_document
 from runner.spec.project import Problem, Project, SpecDocument
-from runner.spec.yaml_reader import ALIAS_BUDGET, MAX_DEPTH, RawDocument, parse_yaml
-from runner.spec.yaml_reader import _DocumentBuilder as _DocumentBuilder
+from runner.spec.yaml_reader import parse_yaml
 
 __all__ = [
-    "ALIAS_BUDGET",
-    "MAX_DEPTH",
     "FileResult",
     "LoadResult",
-    "RawDocument",
     "build_project",
     "discover_files",
     "load_file",
     "load_project",
     "load_text",
-    "parse_yaml",
-    "validate_document",
 ]
 
 _YAML_EXTENSIONS = (".yaml", ".yml")

@@ -6,7 +6,7 @@ runtime. Positions are 1-based (`file:line:col`), as editors and CI annotations 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,8 +25,32 @@ from runner.spec.models import (
     address_of,
 )
 
+__all__ = [
+    "KIND_ATTRIBUTES",
+    "Path",
+    "PathItem",
+    "Position",
+    "Problem",
+    "Project",
+    "SpecDocument",
+    "UnknownEnvironmentError",
+    "dotted",
+]
+
 PathItem = str | int
 Path = tuple[PathItem, ...]
+"""Where a value sits inside its document: mapping keys and list indexes, outermost first."""
+
+
+def dotted(path: Sequence[PathItem]) -> str:
+    """`members[0].agent` for `("members", 0, "agent")`: how messages name a value's path."""
+    out = ""
+    for item in path:
+        if isinstance(item, int) and not isinstance(item, bool):
+            out += f"[{item}]"
+        else:
+            out += f".{item}" if out else str(item)
+    return out
 
 
 @dataclass(frozen=True, order=True)

@@ -1,19 +1,21 @@
-"""Agent resolution and instruction rendering: typed specs -> the desired Foundry definition.
+"""Agent rendering: typed specs -> the desired Foundry definition, for one Environment.
 
-Flow: `resolve_agent` merges an Agent with its Template and resolves its Personality;
-`render_agent` renders every Jinja2 text of the result for one Environment and composes the final
-instructions with a *layout*. The result, `RenderedAgent`, is what plan/apply compare and send:
-`definition()` is the Foundry prompt-agent definition, `content_hash()` its stable fingerprint.
-`runner.spec.checks` calls `render_agent` for every agent in every environment and reports a
-`RenderError` at the file:line:col of the faulty text.
+Flow: `resolve_agent` (`render_resolve`) merges an Agent with its Template and resolves its
+Personality; `prepare_agent` checks what does not depend on the environment, and
+`PreparedAgent.render(env)` renders every Jinja2 text of the result and composes the final
+instructions with a *layout*; `render_agent` does both for one environment. The result,
+`RenderedAgent`, is what plan/apply compare and send: `definition()` is the Foundry prompt-agent
+definition, `content_hash()` its stable fingerprint. `runner.spec.checks` prepares every agent and
+renders it in every environment, and reports a `RenderError` at the file:line:col of the faulty
+text.
 
-This module is the public entry point and the composition; the steps live in:
-  `render_resolve`  merging agent + template (`ResolvedAgent`), metadata checks, `RenderedAgent`,
-                    `RenderError`;
-  `render_jinja`    the sandboxed Jinja Environment, the compiled-text cache, error translation;
+This module is the composition; each step owns its names:
+  `render_resolve`  merging agent + template (`ResolvedAgent`), metadata checks, the texts to
+                    render, `RenderedAgent`, `RenderError`;
+  `render_jinja`    one text: the compiled-text cache (`compile_text`, `clear_cache`), the
+                    sandboxed Jinja Environment, `render_text_at` and its error translation;
   `render_fast`     the no-Jinja fast paths for plain and simple texts, and output tidying;
   `render_layout`   `DEFAULT_LAYOUT`, its no-Jinja renderer, the personality/guideline views.
-Every public (and test-used) name is importable from here.
 
 Variables visible to every text, and their precedence (lowest to highest):
   `vars`          template.vars < agent.vars < environment.vars. The environment is the
@@ -46,76 +48,35 @@ Invariants:
     `runner.spec.secrets.resolve_model`.
   - Compiled templates are cached by source text and the Jinja Environment is built once, so a
     project of thousands of agents sharing a few templates renders in well under a second.
-  - `_render_at` and `_fixed_text` call `_compile` through this module's namespace (tests swap
-    it to route every text through Jinja).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from runner.spec.models import Environment, Tool, address_of
 from runner.spec.project import Project
-from runner.spec.render_fast import _render_parts as _render_parts
-from runner.spec.render_fast import _tidy as _tidy
-from runner.spec.render_fast import _tidy_quick
 from runner.spec.render_jinja import (
-    _TEMPLATE_FILENAME as _TEMPLATE_FILENAME,
+    TOP_LEVEL_VARIABLES,
+    RenderContext,
+    as_is,
+    fixed_text,
+    named_view,
+    render_text_at,
 )
-from runner.spec.render_jinja import (
-    _TOP_LEVEL,
-    _as_is,
-    _compile,
-    _Context,
-    _error_line,
-    _explain,
-    _named,
-    _Where,
-    clear_cache,
-)
-from runner.spec.render_jinja import (
-    _Compiled as _Compiled,
-)
-from runner.spec.render_jinja import (
-    _jinja_env as _jinja_env,
-)
-from runner.spec.render_jinja import (
-    _template_line as _template_line,
-)
-from runner.spec.render_layout import (
-    DEFAULT_LAYOUT,
-    _guideline_view,
-    _personality_view,
-    traits_text,
-)
+from runner.spec.render_layout import DEFAULT_LAYOUT, guideline_view, personality_view
 from runner.spec.render_resolve import (
-    MAX_USER_METADATA,
-    RESERVED_METADATA_KEYS,
-    PathItem,
     RenderedAgent,
     RenderError,
     ResolvedAgent,
-    _check_metadata,
-    _merge_vars,
-    _pieces,
+    check_metadata,
+    merge_vars,
     resolve_agent,
+    texts_to_render,
 )
 
-__all__ = [
-    "DEFAULT_LAYOUT",
-    "MAX_USER_METADATA",
-    "RESERVED_METADATA_KEYS",
-    "PreparedAgent",
-    "RenderError",
-    "RenderedAgent",
-    "ResolvedAgent",
-    "clear_cache",
-    "prepare_agent",
-    "render_agent",
-    "resolve_agent",
-    "traits_text",
-]
+__all__ = ["PreparedAgent", "prepare_agent", "render_agent"]
 
 
 def render_agent(project: Project, agent_name: str, env: Environment) -> RenderedAgent:
@@ -145,56 +106,8 @@ def prepare_agent(project: Project, agent_name: str) -> PreparedAgent:
             path=("instructions",),
             agent=agent_name,
         )
-    _check_metadata(resolved)
+    check_metadata(resolved)
     return PreparedAgent(resolved)
-
-
-def _fixed_text(source: str) -> str | None:
-    """What `_render_at` gives for `source` when it holds no template syntax, else None."""
-    try:
-        compiled = _compile(source)
-    except Exception:  # a syntax error: rendering reports it where it belongs
-        return None
-    return compiled.const if compiled.parts is not None else None
-
-
-def _render_text(source: str, context: _Context, *, where: _Where) -> str:
-    """Render one template text in the sandbox; any failure is a RenderError at `where`."""
-    return _render_at(source, context, where.address, where.path, where.agent, where.hint_sources)
-
-
-def _render_at(
-    source: str,
-    context: _Context,
-    address: str,
-    path: tuple[PathItem, ...],
-    agent: str,
-    hint_sources: str,
-    available: Sequence[str] = _TOP_LEVEL,
-) -> str:
-    """`_render_text` with the `_Where` built only when there is an error to explain."""
-    try:
-        compiled = _compile(source)
-        if compiled.parts is not None and compiled.const is not None:
-            return compiled.const
-        rendered = compiled.render(context)
-    except Exception as exc:  # any template failure is the user's to fix
-        line = _error_line(exc)
-        where = _Where(
-            address=address,
-            path=path,
-            agent=agent,
-            hint_sources=hint_sources,
-            available=available,
-        )
-        raise RenderError(
-            _explain(exc, where),
-            address=address,
-            path=path,
-            line=line,
-            agent=agent,
-        ) from None
-    return _tidy_quick(rendered)
 
 
 class PreparedAgent:
@@ -207,19 +120,18 @@ class PreparedAgent:
             [resolved.address]
             + ([address_of("Template", resolved.template)] if resolved.template else [])
         )
-        personality_view = (
-            _personality_view(resolved.personality) if resolved.personality is not None else None
+        self._personality_view = (
+            personality_view(resolved.personality) if resolved.personality is not None else None
         )
-        self._personality_view = personality_view
         # Values shared by every environment's context (the sandbox is immutable: templates
         # cannot change them). The `_Named` views Jinja needs are built on first need.
         self._agent = {"name": resolved.name, "description": resolved.description}
-        self._guidelines = [_guideline_view(g) for g in resolved.guidelines]
+        self._guidelines = [guideline_view(g) for g in resolved.guidelines]
         self._capabilities = list(resolved.capabilities)
         self._named_shared: tuple[Any, Any, Any] | None = None
-        self._pieces = list(_pieces(resolved))
+        self._texts = list(texts_to_render(resolved))
         # A text without template syntax is the same tidied text in every environment.
-        self._fixed = [_fixed_text(source) for _address, _path, source in self._pieces]
+        self._fixed = [fixed_text(source) for _address, _path, source in self._texts]
         p = resolved.personality
         self._counts = (
             (len(p.prompt_modifiers), len(p.response_templates), len(p.prohibited_behaviors))
@@ -233,9 +145,9 @@ class PreparedAgent:
         if shared is None:
             view = self._personality_view
             shared = self._named_shared = (
-                _named("agent", self._agent),
-                _named("personality", view) if view is not None else None,
-                _named("guidelines", self._guidelines),
+                named_view("agent", self._agent),
+                named_view("personality", view) if view is not None else None,
+                named_view("guidelines", self._guidelines),
             )
         return shared
 
@@ -264,7 +176,7 @@ class PreparedAgent:
         """The final instructions for `env` (what `render(env).instructions` holds)."""
         resolved = self.resolved
         agent_name = resolved.name
-        merged_vars = _merge_vars(resolved.vars, env.vars)
+        merged_vars = merge_vars(resolved.vars, env.vars)
         env_view = {"name": env.name, "name_prefix": env.name_prefix}
         hint_sources = f"{self._hint_base} or {address_of('Environment', env.name)}"
         values: dict[str, Any] = {
@@ -279,20 +191,20 @@ class PreparedAgent:
         def named() -> dict[str, Any]:
             agent, personality, guidelines = self._shared_named()
             return {
-                "vars": _named("vars", merged_vars),
+                "vars": named_view("vars", merged_vars),
                 "agent": agent,
-                "env": _named("env", env_view),
+                "env": named_view("env", env_view),
                 "personality": personality,
                 "guidelines": guidelines,
                 "capabilities": list(resolved.capabilities),
             }
 
-        context = _Context(values, named)
+        context = RenderContext(values, named)
         rendered = [
-            _render_at(source, context, address, path, agent_name, hint_sources)
+            render_text_at(source, context, address, path, agent_name, hint_sources)
             if fixed is None
             else fixed
-            for fixed, (address, path, source) in zip(self._fixed, self._pieces, strict=True)
+            for fixed, (address, path, source) in zip(self._fixed, self._texts, strict=True)
         ]
 
         layout_source = resolved.layout if resolved.layout is not None else DEFAULT_LAYOUT
@@ -300,12 +212,12 @@ class PreparedAgent:
         layout_values["instructions"] = rendered[0]
         personality: dict[str, Any] | None = None
         at = 1
-        personality_view = self._personality_view
-        if resolved.personality is not None and personality_view is not None:
+        written_personality = self._personality_view
+        if resolved.personality is not None and written_personality is not None:
             p = resolved.personality
             modifiers, templates, prohibited = self._counts
             personality = {
-                **personality_view,
+                **written_personality,
                 "prompt_modifiers": rendered[at : at + modifiers],
                 "response_templates": dict(
                     zip(
@@ -333,7 +245,7 @@ class PreparedAgent:
 
         def layout_named() -> dict[str, Any]:
             # The default layout reads only keys that exist: no undefined-variable message to name.
-            wrap = _as_is if layout_source == DEFAULT_LAYOUT else _named
+            wrap = as_is if layout_source == DEFAULT_LAYOUT else named_view
             out = named()
             out["instructions"] = layout_values["instructions"]
             if personality is not None:
@@ -341,14 +253,14 @@ class PreparedAgent:
             out["guidelines"] = wrap("guidelines", rendered_guidelines)
             return out
 
-        return _render_at(
+        return render_text_at(
             layout_source,
-            _Context(layout_values, layout_named),
+            RenderContext(layout_values, layout_named),
             resolved.source_of("layout"),
             ("layout",),
             agent_name,
             hint_sources,
-            (*_TOP_LEVEL, "instructions"),
+            (*TOP_LEVEL_VARIABLES, "instructions"),
         )
 
 

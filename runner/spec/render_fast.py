@@ -1,14 +1,14 @@
 """The no-Jinja fast paths: plain texts and simple substitutions, and the tidying of output.
 
-Role in the flow: `runner.spec.render_jinja._compile` parses each text with `_simple_parts`; a
-text it accepts is rendered by `_render_parts` over the plain `values` of the render, without
-building (or importing) Jinja. Every rendered text is then tidied by `_tidy_quick`/`_tidy`.
+Role in the flow: `runner.spec.render_jinja.compile_text` parses each text with `simple_parts`; a
+text it accepts is rendered by `render_parts` over the plain `values` of the render, without
+building (or importing) Jinja. Every rendered text is then tidied by `tidy_quick`/`tidy`.
 
 Invariants:
   - The fast path renders exactly what Jinja renders for the same text and variables, or gives
-    up (`_simple_parts`/`_render_parts` return None, `_lookup` returns `_ABSENT`) so that Jinja
+    up (`simple_parts`/`render_parts` return None, `_lookup` returns `_ABSENT`) so that Jinja
     renders it or raises the error it always raised. It never raises a template error itself.
-  - `_tidy_quick(text) == _tidy(text)` for every text: lines carry no trailing whitespace, runs
+  - `tidy_quick(text) == tidy(text)` for every text: lines carry no trailing whitespace, runs
     of blank lines collapse to one, no leading or trailing blank lines.
   - No jinja2 import here.
 """
@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+__all__ = ["Part", "render_parts", "simple_parts", "tidy", "tidy_quick"]
 
 # A "simple" text is plain data, `{{ name.attr... }}` / `{{ name.attr | default('text') }}`
 # substitutions and `{% if name.attr... %}` blocks (optionally `== 'text'` / `!= 'text'`, one
@@ -57,11 +59,11 @@ class _If:
         self.names = names
         self.op = op
         self.literal = literal
-        self.body: list[_Part] = []
-        self.orelse: list[_Part] | None = None
+        self.body: list[Part] = []
+        self.orelse: list[Part] | None = None
 
 
-_Part = str | tuple[tuple[str, ...], Any] | _If
+Part = str | tuple[tuple[str, ...], Any] | _If
 
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
@@ -77,13 +79,13 @@ def _plain_names(dotted: str) -> tuple[str, ...] | None:
     return names
 
 
-def _simple_parts(source: str) -> tuple[_Part, ...] | None:
+def simple_parts(source: str) -> tuple[Part, ...] | None:
     """`source` as data, simple substitutions and simple ifs, or None when Jinja must handle it."""
     if "\r" in source:
         return None  # Jinja normalises newlines in data, not in values: let it do so
     if source.endswith("\n"):
         source = source[:-1]  # keep_trailing_newline=False
-    parts: list[_Part] = []
+    parts: list[Part] = []
     target = parts
     block: _If | None = None
     at = 0
@@ -161,7 +163,7 @@ def _simple_parts(source: str) -> tuple[_Part, ...] | None:
 def _lookup(names: tuple[str, ...], default: Any, context: Mapping[str, Any]) -> Any:
     """The value of `name.attr...` as the sandbox finds it, or _ABSENT when Jinja must decide.
 
-    `_simple_parts` keeps no path with an attribute a mapping has (`items`) or one starting with
+    `simple_parts` keeps no path with an attribute a mapping has (`items`) or one starting with
     '_' (`_runner_name` is one of a `_Named` view): on a plain dict each attribute is its key."""
     value = context.get(names[0], _ABSENT)
     last = len(names) - 1
@@ -180,7 +182,8 @@ def _lookup(names: tuple[str, ...], default: Any, context: Mapping[str, Any]) ->
     return value
 
 
-def _render_parts(parts: Sequence[_Part], context: Mapping[str, Any]) -> str | None:
+def render_parts(parts: Sequence[Part], context: Mapping[str, Any]) -> str | None:
+    """The text `parts` render to over `context`, or None when Jinja must render it."""
     out: list[str] = []
     for part in parts:
         kind = type(part)
@@ -208,7 +211,7 @@ def _render_parts(parts: Sequence[_Part], context: Mapping[str, Any]) -> str | N
             else:
                 chosen = block.body if value != block.literal else block.orelse
             if chosen:
-                text = _render_parts(chosen, context)
+                text = render_parts(chosen, context)
                 if text is None:
                     return None
                 out.append(text)
@@ -218,7 +221,8 @@ def _render_parts(parts: Sequence[_Part], context: Mapping[str, Any]) -> str | N
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
-def _tidy(text: str) -> str:
+def tidy(text: str) -> str:
+    """No trailing blanks on a line, no runs of blank lines, no leading or trailing blank line."""
     lines = [line.rstrip() for line in text.splitlines()]
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip("\n")
 
@@ -226,12 +230,12 @@ def _tidy(text: str) -> str:
 _ASCII_BLANKS = frozenset(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")  # str.isspace() in ASCII
 
 
-def _tidy_quick(text: str) -> str:
-    """`_tidy(text)`, without the work when an ASCII text is already tidy (once its trailing
+def tidy_quick(text: str) -> str:
+    """`tidy(text)`, without the work when an ASCII text is already tidy (once its trailing
     newlines are gone): no line break but the newline (nor any other control blank), no blank
     ending a line or the text, no three newlines in a row, no newline starting the text."""
     if not text.isascii():
-        return _tidy(text)
+        return tidy(text)
     if text[-1:] == "\n":
         text = text.rstrip("\n")  # trailing newlines only end in blank lines, which tidy drops
     if not text:
@@ -246,7 +250,7 @@ def _tidy_quick(text: str) -> str:
         or "\x1e" in text
         or "\x1f" in text
     ):
-        return _tidy(text)
+        return tidy(text)
     if "\n" in text and (text[0] == "\n" or " \n" in text or "\t\n" in text or "\n\n\n" in text):
-        return _tidy(text)
+        return tidy(text)
     return text

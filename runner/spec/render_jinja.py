@@ -1,18 +1,22 @@
-"""The Jinja sandbox, the compiled-text cache and the translation of template errors.
+"""One text, rendered: the compiled-text cache, the Jinja sandbox, and errors as RenderError.
 
-Role in the flow: `_compile` turns a text into a `_Compiled` (cached by source text): plain data,
-a fast-path text (`runner.spec.render_fast`), the default layout (`runner.spec.render_layout`)
-or a Jinja template; `_Compiled.render(_Context)` renders it. When something fails,
-`runner.spec.render` turns the exception into a `RenderError` with `_explain` and `_error_line`.
+Role in the flow: `runner.spec.render` renders every text of an agent with `render_text_at`
+(and asks `fixed_text` once per agent for the texts without template syntax). `compile_text`
+turns a text into a `CompiledText` (cached by source text): plain data, a fast-path text
+(`runner.spec.render_fast`), the default layout (`runner.spec.render_layout`) or a Jinja
+template; `CompiledText.render(RenderContext)` renders it. A failure becomes a `RenderError`
+whose message `explain` words and whose line `error_line` finds.
 
 Invariants:
-  - jinja2 is imported only when a text needs it (`_jinja_env`, on first use, or to explain an
-    exception Jinja raised): a project of plain and simple texts never imports it. This is the
-    only module that imports jinja2.
+  - jinja2 is imported only when a text needs it (`jinja_environment`, on first use, or to
+    explain an exception Jinja raised): a project of plain and simple texts never imports it.
+    This is the only module that imports jinja2.
   - Jinja runs in an immutable sandbox with StrictUndefined and no autoescape, built once; `*`
     and `**` are bounded so a template cannot build a memory bomb.
-  - Jinja sees the `_Named` views of the variables, so an undefined key reads `'vars.db'`;
+  - Jinja sees the `named_view`s of the variables, so an undefined key reads `'vars.db'`;
     the views are built only when Jinja runs.
+  - `render_text_at` and `fixed_text` call `compile_text` through this module's namespace: a test
+    that replaces `compile_text` here routes every text through Jinja.
 """
 
 from __future__ import annotations
@@ -24,9 +28,29 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
-from runner.spec.render_fast import _Part, _render_parts, _simple_parts, _tidy
-from runner.spec.render_layout import DEFAULT_LAYOUT, _default_layout
-from runner.spec.render_resolve import PathItem
+from runner.spec.project import PathItem
+from runner.spec.render_fast import Part, render_parts, simple_parts, tidy, tidy_quick
+from runner.spec.render_layout import DEFAULT_LAYOUT, render_default_layout
+from runner.spec.render_resolve import RenderError
+
+__all__ = [
+    "TEMPLATE_FILENAME",
+    "TOP_LEVEL_VARIABLES",
+    "CompiledText",
+    "RenderContext",
+    "TextLocation",
+    "as_is",
+    "clear_cache",
+    "compile_text",
+    "error_line",
+    "explain",
+    "fixed_text",
+    "jinja_environment",
+    "named_view",
+    "render_text",
+    "render_text_at",
+    "template_line",
+]
 
 # Largest string/list a template may build with `*` (guards the sandbox against memory bombs).
 _MAX_PRODUCT_LEN = 1_000_000
@@ -42,23 +66,25 @@ class _Named(dict[str, Any]):
         self._runner_name = name
 
 
-def _as_is(name: str, value: Any) -> Any:
+def as_is(name: str, value: Any) -> Any:
+    """`value` itself: what a layout that reads only existing keys sees instead of a view."""
     return value
 
 
-def _named(name: str, value: Any) -> Any:
+def named_view(name: str, value: Any) -> Any:
+    """`value` with every mapping inside it knowing its name (`vars`, `vars.db`, ...)."""
     if isinstance(value, dict) or isinstance(value, Mapping):  # noqa: SIM101 - dict: no ABC check
-        return _Named(name, {k: _named(f"{name}.{k}", v) for k, v in value.items()})
+        return _Named(name, {k: named_view(f"{name}.{k}", v) for k, v in value.items()})
     if isinstance(value, list | tuple):
-        return [_named(f"{name}[{i}]", v) for i, v in enumerate(value)]
+        return [named_view(f"{name}[{i}]", v) for i, v in enumerate(value)]
     return value
 
 
-_TEMPLATE_FILENAME = "<runner-template>"
+TEMPLATE_FILENAME = "<runner-template>"
 _MARKS = ("{{", "{%", "{#")
 
 
-def _jinja_env() -> Any:
+def jinja_environment() -> Any:
     """The sandboxed Jinja Environment, built (and jinja2 imported) on first use only: texts
     without template syntax, simple `{{ a.b }}` substitutions and the default layout never need
     it, so a project made only of those does not pay for importing jinja2."""
@@ -113,7 +139,7 @@ def _jinja_env() -> Any:
 _ENV: Any = None
 
 
-class _Context:
+class RenderContext:
     """The variables of one render. `values` are what the fast paths read; Jinja gets the
     `_Named` views of them (so an undefined key reads `'vars.db'`), built by `named` on first
     need only, with its globals added once."""
@@ -135,13 +161,13 @@ class _Context:
         return self._jinja
 
 
-class _Compiled:
+class CompiledText:
     """One text, ready to render: plain data, simple substitutions, the default layout, or a
     Jinja template (compiled on first need)."""
 
     __slots__ = ("_template", "const", "layout", "parts", "source")
 
-    def __init__(self, source: str, parts: tuple[_Part, ...] | None) -> None:
+    def __init__(self, source: str, parts: tuple[Part, ...] | None) -> None:
         self.source = source
         self.parts = parts
         self.layout = parts is None and source == DEFAULT_LAYOUT
@@ -149,26 +175,26 @@ class _Compiled:
         # The tidied text of plain data (read only while `parts` is set).
         self.const: str | None = None
         if parts is not None and (not parts or (len(parts) == 1 and type(parts[0]) is str)):
-            self.const = _tidy("".join(parts))  # type: ignore[arg-type]
+            self.const = tidy("".join(parts))  # type: ignore[arg-type]
 
     def template(self) -> Any:
         template = self._template
         if template is None:
-            env = _jinja_env()
-            code = env.compile(self.source, name=None, filename=_TEMPLATE_FILENAME)
+            env = jinja_environment()
+            code = env.compile(self.source, name=None, filename=TEMPLATE_FILENAME)
             template = env.template_class.from_code(env, code, env.make_globals(None), None)
             self._template = template
         return template
 
-    def render(self, context: _Context) -> str:
-        """The rendered text, before `_tidy` (which every caller applies)."""
+    def render(self, context: RenderContext) -> str:
+        """The rendered text, before `tidy` (which every caller applies)."""
         parts = self.parts
         if parts is not None:
-            out = _render_parts(parts, context.values)
+            out = render_parts(parts, context.values)
             if out is not None:
                 return out
         elif self.layout:
-            return _default_layout(context.values)
+            return render_default_layout(context.values)
         template = self.template()
         env = template.environment
         # Template.render without its copy of the variables: the same Context, same errors.
@@ -181,10 +207,10 @@ class _Compiled:
 
 
 @lru_cache(maxsize=4096)
-def _compile(source: str) -> _Compiled:
+def compile_text(source: str) -> CompiledText:
     if not any(mark in source for mark in _MARKS):
-        return _Compiled(source, (source,))
-    compiled = _Compiled(source, _simple_parts(source))
+        return CompiledText(source, (source,))
+    compiled = CompiledText(source, simple_parts(source))
     if compiled.parts is None and not compiled.layout:
         compiled.template()  # a syntax error is raised here, as before
     return compiled
@@ -192,35 +218,35 @@ def _compile(source: str) -> _Compiled:
 
 def clear_cache() -> None:
     """Forget compiled templates (tests and long-running watchers)."""
-    _compile.cache_clear()
+    compile_text.cache_clear()
 
 
-def _template_line(tb: TracebackType | None) -> int | None:
+def template_line(tb: TracebackType | None) -> int | None:
     line: int | None = None
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == _TEMPLATE_FILENAME:
+        if tb.tb_frame.f_code.co_filename == TEMPLATE_FILENAME:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
 
 
-_TOP_LEVEL = ("vars", "agent", "env", "personality", "guidelines", "capabilities")
+TOP_LEVEL_VARIABLES = ("vars", "agent", "env", "personality", "guidelines", "capabilities")
 _UNDEFINED_TOP = re.compile(r"^'([^']+)' is undefined$")
 _UNDEFINED_ATTR = re.compile(r"^'(vars(?:\.[^']+)?)' has no attribute '([^']+)'$")
 
 
 @dataclass(frozen=True)
-class _Where:
+class TextLocation:
     """Where a text lives, for error messages."""
 
     address: str
     path: tuple[PathItem, ...]
     agent: str
     hint_sources: str  # "agent.x, template.t or environment.e"
-    available: Sequence[str] = _TOP_LEVEL
+    available: Sequence[str] = TOP_LEVEL_VARIABLES
 
 
-def _explain(exc: Exception, where: _Where) -> str:
+def explain(exc: Exception, where: TextLocation) -> str:
     from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 
     text = str(exc)
@@ -247,10 +273,60 @@ def _explain(exc: Exception, where: _Where) -> str:
     return f"template failed: {type(exc).__name__}: {text}"
 
 
-def _error_line(exc: Exception) -> int | None:
+def error_line(exc: Exception) -> int | None:
     """The 1-based line inside the text where `exc` arose, when Jinja knows it."""
     from jinja2.exceptions import TemplateSyntaxError  # loaded already: Jinja raised
 
     if isinstance(exc, TemplateSyntaxError):
         return exc.lineno
-    return _template_line(exc.__traceback__)
+    return template_line(exc.__traceback__)
+
+
+def fixed_text(source: str) -> str | None:
+    """What `render_text_at` gives for `source` when it holds no template syntax, else None."""
+    try:
+        compiled = compile_text(source)
+    except Exception:  # a syntax error: rendering reports it where it belongs
+        return None
+    return compiled.const if compiled.parts is not None else None
+
+
+def render_text(source: str, context: RenderContext, *, where: TextLocation) -> str:
+    """Render one template text in the sandbox; any failure is a RenderError at `where`."""
+    return render_text_at(
+        source, context, where.address, where.path, where.agent, where.hint_sources
+    )
+
+
+def render_text_at(
+    source: str,
+    context: RenderContext,
+    address: str,
+    path: tuple[PathItem, ...],
+    agent: str,
+    hint_sources: str,
+    available: Sequence[str] = TOP_LEVEL_VARIABLES,
+) -> str:
+    """`render_text` with the `TextLocation` built only when there is an error to explain."""
+    try:
+        compiled = compile_text(source)
+        if compiled.parts is not None and compiled.const is not None:
+            return compiled.const
+        rendered = compiled.render(context)
+    except Exception as exc:  # any template failure is the user's to fix
+        line = error_line(exc)
+        where = TextLocation(
+            address=address,
+            path=path,
+            agent=agent,
+            hint_sources=hint_sources,
+            available=available,
+        )
+        raise RenderError(
+            explain(exc, where),
+            address=address,
+            path=path,
+            line=line,
+            agent=agent,
+        ) from None
+    return tidy_quick(rendered)

@@ -2,12 +2,13 @@
 
 Role in the flow: `runner.spec.render` composes the final instructions by rendering a layout
 (`DEFAULT_LAYOUT`, or `layout` on the Agent or Template) over the rendered pieces.
-`_default_layout` renders `DEFAULT_LAYOUT` without Jinja; `_personality_view`/`_guideline_view`
+`render_default_layout` renders `DEFAULT_LAYOUT` without Jinja; `personality_view`/`guideline_view`
 are the mappings `personality` and `guidelines` are in every text's variables.
 
 Invariants:
-  - `_default_layout(values)` is byte for byte what Jinja renders for `DEFAULT_LAYOUT` with the
-    render environment (`trim_blocks`, `lstrip_blocks`) over the same values (see the tests).
+  - `render_default_layout(values)` is byte for byte what Jinja renders for `DEFAULT_LAYOUT`
+    with the render environment (`trim_blocks`, `lstrip_blocks`) over the same values (see the
+    tests).
   - `traits_text` is a fixed sentence in a fixed trait order: rendering stays deterministic.
 """
 
@@ -17,6 +18,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.spec.models import Guideline, Personality
+
+__all__ = [
+    "DEFAULT_LAYOUT",
+    "guideline_view",
+    "personality_view",
+    "render_default_layout",
+    "traits_text",
+]
 
 DEFAULT_LAYOUT = """\
 {{ instructions }}
@@ -70,7 +79,7 @@ _TRAIT_LABELS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _default_layout(context: Mapping[str, Any]) -> str:
+def render_default_layout(context: Mapping[str, Any]) -> str:
     """DEFAULT_LAYOUT rendered without Jinja (the same text, byte for byte; see the tests)."""
     out = [str(context["instructions"]), "\n"]
     personality = context["personality"]
@@ -111,7 +120,8 @@ def traits_text(personality: Personality) -> str:
     return "; ".join(parts) + "." if parts else ""
 
 
-def _personality_view(p: Personality) -> dict[str, Any]:
+def personality_view(p: Personality) -> dict[str, Any]:
+    """`personality` as every text sees it (its texts as written; the layout sees them rendered)."""
     return {
         "name": p.name,
         "description": p.description,
@@ -123,5 +133,6 @@ def _personality_view(p: Personality) -> dict[str, Any]:
     }
 
 
-def _guideline_view(g: Guideline) -> dict[str, Any]:
+def guideline_view(g: Guideline) -> dict[str, Any]:
+    """One item of `guidelines` as every text sees it."""
     return {"condition": g.condition, "action": g.action, "priority": g.priority}

@@ -1,15 +1,15 @@
 """Agent resolution: an Agent merged with its Template, checked, and the types that carry it.
 
 Role in the flow: the first step of `runner.spec.render`. `resolve_agent` merges an Agent with its
-Template and resolves its Personality into a `ResolvedAgent`; `_check_metadata` checks what
-Foundry allows in user metadata; `_pieces` lists every text to render, in a fixed order.
+Template and resolves its Personality into a `ResolvedAgent`; `check_metadata` checks what
+Foundry allows in user metadata; `texts_to_render` lists every text to render, in a fixed order.
 `RenderedAgent` is the result of rendering (built by `runner.spec.render`), and `RenderError`
-the one error every step raises. Everything here is re-exported by `runner.spec.render`.
+the one error every step raises.
 
 Merging (template -> agent):
   - every PromptFields field the agent sets replaces the template's value as a whole (lists and
     `metadata` included: an agent's `guidelines` replace the template's, they are not appended);
-  - `vars` are merged, never replaced (nested mappings merge key by key, `_merge_vars`);
+  - `vars` are merged, never replaced (nested mappings merge key by key, `merge_vars`);
   - the personality is the agent's if set, else the template's.
 
 Invariants:
@@ -28,7 +28,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.providers.base import ADDRESS_KEY, ENVIRONMENT_KEY, HASH_KEY, MANAGED_BY_KEY
+from runner.providers.base import (
+    ADDRESS_KEY,
+    ENVIRONMENT_KEY,
+    HASH_KEY,
+    MANAGED_BY_KEY,
+    MAX_METADATA_KEY,
+    MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE,
+)
 from runner.spec.models import (
     Agent,
     Guideline,
@@ -37,18 +45,26 @@ from runner.spec.models import (
     Tool,
     address_of,
 )
-from runner.spec.project import Project
+from runner.spec.project import PathItem, Project
 
-PathItem = str | int
+__all__ = [
+    "MAX_USER_METADATA",
+    "RESERVED_METADATA_KEYS",
+    "RenderError",
+    "RenderedAgent",
+    "ResolvedAgent",
+    "check_metadata",
+    "merge_vars",
+    "resolve_agent",
+    "texts_to_render",
+]
 
 # Keys runner writes into every managed agent's Foundry metadata; user metadata may not use them.
 RESERVED_METADATA_KEYS: frozenset[str] = frozenset(
     {MANAGED_BY_KEY, ADDRESS_KEY, ENVIRONMENT_KEY, HASH_KEY}
 )
-# Foundry allows 16 metadata pairs per version; runner keeps the reserved ones for itself.
-MAX_USER_METADATA = 16 - len(RESERVED_METADATA_KEYS)
-_MAX_METADATA_KEY = 64
-_MAX_METADATA_VALUE = 512
+# Foundry allows MAX_METADATA_PAIRS per version; runner keeps the reserved ones for itself.
+MAX_USER_METADATA = MAX_METADATA_PAIRS - len(RESERVED_METADATA_KEYS)
 
 # ---------------------------------------------------------------- errors
 
@@ -140,12 +156,12 @@ _MERGED_FIELDS = (
 )
 
 
-def _merge_vars(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+def merge_vars(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = dict(base)
     for key, value in over.items():
         old = merged.get(key)
         if isinstance(old, Mapping) and isinstance(value, Mapping):
-            merged[key] = _merge_vars(old, value)
+            merged[key] = merge_vars(old, value)
         else:
             merged[key] = value
     return merged
@@ -184,7 +200,7 @@ def resolve_agent(project: Project, name: str) -> ResolvedAgent:
         values[field_name] = value
         if value is not None:
             sources[field_name] = source
-    merged_vars = _merge_vars(template.vars if template is not None else {}, agent.vars)
+    merged_vars = merge_vars(template.vars if template is not None else {}, agent.vars)
 
     personality: Personality | None = None
     personality_name: str | None = values["personality"]
@@ -271,7 +287,7 @@ class RenderedAgent:
 # ---------------------------------------------------------------- checks and texts
 
 
-def _check_metadata(resolved: ResolvedAgent) -> None:
+def check_metadata(resolved: ResolvedAgent) -> None:
     source = resolved.source_of("metadata")
     for key, value in resolved.metadata.items():
         if key in RESERVED_METADATA_KEYS:
@@ -281,25 +297,26 @@ def _check_metadata(resolved: ResolvedAgent) -> None:
                 path=("metadata", key),
                 agent=resolved.name,
             )
-        if len(key) > _MAX_METADATA_KEY or len(value) > _MAX_METADATA_VALUE:
+        if len(key) > MAX_METADATA_KEY or len(value) > MAX_METADATA_VALUE:
             raise RenderError(
-                f"metadata {key!r}: Foundry allows keys of at most {_MAX_METADATA_KEY} characters "
-                f"and values of at most {_MAX_METADATA_VALUE}",
+                f"metadata {key!r}: Foundry allows keys of at most {MAX_METADATA_KEY} characters "
+                f"and values of at most {MAX_METADATA_VALUE}",
                 address=source,
                 path=("metadata", key),
                 agent=resolved.name,
             )
     if len(resolved.metadata) > MAX_USER_METADATA:
         raise RenderError(
-            f"{len(resolved.metadata)} metadata entries: Foundry allows 16 per agent and runner "
-            f"keeps {len(RESERVED_METADATA_KEYS)}, so at most {MAX_USER_METADATA} are yours",
+            f"{len(resolved.metadata)} metadata entries: Foundry allows {MAX_METADATA_PAIRS} per "
+            f"agent and runner keeps {len(RESERVED_METADATA_KEYS)}, so at most "
+            f"{MAX_USER_METADATA} are yours",
             address=source,
             path=("metadata",),
             agent=resolved.name,
         )
 
 
-def _pieces(resolved: ResolvedAgent) -> Iterator[tuple[str, tuple[PathItem, ...], str]]:
+def texts_to_render(resolved: ResolvedAgent) -> Iterator[tuple[str, tuple[PathItem, ...], str]]:
     """(address, path, source) of every text rendered before the layout, in a fixed order."""
     if resolved.instructions is not None:
         yield resolved.source_of("instructions"), ("instructions",), resolved.instructions

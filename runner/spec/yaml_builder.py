@@ -1,18 +1,21 @@
 """The general YAML value builder: one event at a time, values plus source map, limits enforced.
 
-`_Builder` holds the state of the document being read (the stack of open collections, the
-path -> Position entries, key positions, anchors) and the general handling of every kind of event
-(`_scalar`, `_start_collection`, `_end_collection`, `_alias`, document start and end). It is the
-reference semantics; `yaml_reader._DocumentBuilder` subclasses it with the event loop, which
-inlines the common cases and falls back to these methods for everything else.
+`EventBuilder` holds the state of the document being read (the stack of open collections as
+`Frame`s, the path -> Position entries, key positions, anchors) and the general handling of every
+kind of event (`scalar`, `start_collection`, `end_collection`, `alias`, `start_document`,
+`end_document`). It is the reference semantics: `yaml_reader.DocumentBuilder` subclasses it with
+the event loop, which inlines the common cases on the same frames (a key slot holds a key, or
+`NO_KEY`, `DISCARD` or `MERGE_KEY`) and calls these methods for everything else. `RawDocument`
+is what it produces for each document.
 
 Invariants: every value gets an entry (path, Position of its start) in document order, and every
 mapping key its (line, column); a duplicate key is a problem at the second key and its value is
 dropped; merge keys (`<<`) add only keys not written explicitly, with their source positions;
 aliases are expanded by copying, and each copied node counts against `ALIAS_BUDGET` per document;
 nesting deeper than `MAX_DEPTH`, a collection or unknown alias as a mapping key, a self-referring
-alias or a spent alias budget stops the document (`_Abort`) with `sound=False`, keeping what was
-read so far. Nothing here raises to the caller.
+alias or a spent alias budget stops the document: the event method raises `DocumentAborted`
+and the reader calls `abort()`, which ends the document with `sound=False`, keeping what was
+read so far. Bad input never raises anything else.
 """
 
 from __future__ import annotations
@@ -22,21 +25,31 @@ from typing import Any
 
 from runner.spec.project import Path, Position, Problem
 from runner.spec.yaml_scalars import (
-    _BOOL,
-    _FLOAT,
-    _INT,
-    _MAP,
-    _MERGE,
-    _NULL,
-    _SEQ,
-    _STR,
-    _STRINGY,
-    _construct_scalar,
-    _resolve_plain,
-    _short_tag,
+    BOOL_TAG,
+    FLOAT_TAG,
+    INT_TAG,
+    MAP_TAG,
+    MERGE_TAG,
+    NULL_TAG,
+    SEQ_TAG,
+    STR_TAG,
+    STRINGY_TAGS,
+    construct_scalar,
+    resolve_plain,
+    short_tag,
 )
 
-__all__ = ["ALIAS_BUDGET", "MAX_DEPTH", "RawDocument"]
+__all__ = [
+    "ALIAS_BUDGET",
+    "DISCARD",
+    "MAX_DEPTH",
+    "MERGE_KEY",
+    "NO_KEY",
+    "DocumentAborted",
+    "EventBuilder",
+    "Frame",
+    "RawDocument",
+]
 
 ALIAS_BUDGET = 10_000
 """Nodes a document may copy through aliases before it is rejected."""
@@ -56,16 +69,20 @@ class RawDocument:
     sound: bool = True  # False when the YAML itself had a problem (duplicate key, bad tag, ...)
 
 
-class _Abort(Exception):
+class DocumentAborted(Exception):
     """Stop building the current document (alias budget, depth, complex key)."""
 
 
-_NO_KEY: Any = object()
-_DISCARD: Any = object()
-_MERGE_KEY: Any = object()
+# What a mapping's key slot holds besides a key: no key read yet, a key whose value is dropped
+# (a duplicate), the merge key `<<`.
+NO_KEY: Any = object()
+DISCARD: Any = object()
+MERGE_KEY: Any = object()
 
 
-class _Frame:
+class Frame:
+    """One open mapping or list: its value so far, its path, and (for a mapping) its key slot."""
+
     __slots__ = (
         "anchor",
         "explicit",
@@ -85,7 +102,7 @@ class _Frame:
         self.path = path
         self.anchor = anchor
         self.start = start
-        self.key: Any = _NO_KEY
+        self.key: Any = NO_KEY
         self.key_pos: Position | None = None
         self.size = 1
         self.merges: list[tuple[Any, int, int]] = []
@@ -111,7 +128,7 @@ def _copy(value: Any) -> Any:
     return value
 
 
-class _Builder:
+class EventBuilder:
     """Builds the values of one YAML stream's documents, one libyaml event at a time."""
 
     def __init__(self, file: str, problems: list[Problem]) -> None:
@@ -135,7 +152,7 @@ class _Builder:
             return ()
         if frame.is_map:
             key = frame.key
-            return (*frame.path, "<<") if key is _MERGE_KEY else (*frame.path, key)
+            return (*frame.path, "<<") if key is MERGE_KEY else (*frame.path, key)
         return (*frame.path, len(frame.value))
 
     def _attach(self, value: Any, size: int, start: int) -> None:
@@ -149,15 +166,15 @@ class _Builder:
             frame.value.append(value)
             return
         key = frame.key
-        frame.key = _NO_KEY
-        if key is _DISCARD:
+        frame.key = NO_KEY
+        if key is DISCARD:
             return
-        if key is _MERGE_KEY:
+        if key is MERGE_KEY:
             self._add_merge(frame, value, start)
             return
         frame.value[key] = value
 
-    def _add_merge(self, frame: _Frame, value: Any, start: int) -> None:
+    def _add_merge(self, frame: Frame, value: Any, start: int) -> None:
         sources = value if type(value) is list else [value]
         if not sources or any(type(s) is not dict for s in sources):
             assert frame.key_pos is not None
@@ -172,7 +189,7 @@ class _Builder:
             return
         frame.merges.append((value, start, len(self.entries)))
 
-    def _finish_map(self, frame: _Frame) -> None:
+    def _finish_map(self, frame: Frame) -> None:
         result: dict[Any, Any] = frame.value
         if not frame.merges:
             return
@@ -192,8 +209,8 @@ class _Builder:
                         if rel[0] in chosen:
                             self.entries.append((frame.path + rel, pos))
 
-    def _start_document(self) -> None:
-        self.stack: list[_Frame] = []
+    def start_document(self) -> None:
+        self.stack: list[Frame] = []
         self.entries: list[tuple[Path, Position]] = []
         self.keys: dict[Path, tuple[int, int]] = {}
         self.anchors: dict[str, _Anchor] = {}
@@ -203,15 +220,15 @@ class _Builder:
         self.root = None
         self.root_pos: Position | None = None
 
-    def _abort(self) -> bool:
+    def abort(self) -> bool:
         """Stop the current document after a problem (alias budget, depth, complex key)."""
         self.sound = False
         if self.stack:  # keep what was read: kind and name may still be known
             self.root = self.stack[0].value
-        self._end_document()
+        self.end_document()
         return True
 
-    def _key_position_check(self, frame: _Frame, key: Any, mark: Any) -> None:
+    def _key_position_check(self, frame: Frame, key: Any, mark: Any) -> None:
         here = (mark.line + 1, mark.column + 1)
         first = frame.explicit.get(key)
         if first is not None:
@@ -220,38 +237,38 @@ class _Builder:
                 "yaml.duplicate-key",
                 f"duplicate key {key!r} (first written at line {first[0]}, column {first[1]})",
             )
-            frame.key = _DISCARD
+            frame.key = DISCARD
             return
         frame.explicit[key] = here
         frame.key = key
         self.keys[(*frame.path, key)] = here
 
-    def _scalar(self, event: Any, file: str) -> None:
+    def scalar(self, event: Any, file: str) -> None:
         value: Any = event.value
         tag = event.tag
         mark = event.start_mark
         if tag is None or tag == "!":
-            tag = _resolve_plain(value) if event.implicit[0] and tag is None else _STR
-        if tag in _STRINGY:
+            tag = resolve_plain(value) if event.implicit[0] and tag is None else STR_TAG
+        if tag in STRINGY_TAGS:
             pass
-        elif tag in (_INT, _FLOAT, _BOOL, _NULL):
+        elif tag in (INT_TAG, FLOAT_TAG, BOOL_TAG, NULL_TAG):
             try:
-                value = _construct_scalar(tag, value)
+                value = construct_scalar(tag, value)
             except ValueError:
-                self._problem(mark, "yaml.tag", f"cannot read {value!r} as {_short_tag(tag)}")
+                self._problem(mark, "yaml.tag", f"cannot read {value!r} as {short_tag(tag)}")
                 value = None
         else:
             self._problem(
                 mark,
                 "yaml.tag",
-                f"unsupported tag {_short_tag(tag)!r}: only plain YAML values (strings, numbers, "
+                f"unsupported tag {short_tag(tag)!r}: only plain YAML values (strings, numbers, "
                 "booleans, null, lists and mappings) are allowed",
             )
             value = None
         frame = self.stack[-1] if self.stack else None
-        if frame is not None and frame.is_map and frame.key is _NO_KEY:
-            if tag == _MERGE and event.implicit[0]:
-                frame.key = _MERGE_KEY
+        if frame is not None and frame.is_map and frame.key is NO_KEY:
+            if tag == MERGE_TAG and event.implicit[0]:
+                frame.key = MERGE_KEY
                 frame.key_pos = Position(file, mark.line + 1, mark.column + 1)
             else:
                 self._key_position_check(frame, value, mark)
@@ -269,21 +286,21 @@ class _Builder:
             self.anchors[event.anchor] = _Anchor(value, path, start, start + 1, 1)
         self._attach(value, 1, start)
 
-    def _start_collection(self, event: Any, *, is_map: bool) -> None:
+    def start_collection(self, event: Any, *, is_map: bool) -> None:
         mark = event.start_mark
         frame = self.stack[-1] if self.stack else None
-        if frame is not None and frame.is_map and frame.key is _NO_KEY:
+        if frame is not None and frame.is_map and frame.key is NO_KEY:
             self._problem(mark, "yaml.key", "a mapping key must be a plain value, not a collection")
-            raise _Abort
+            raise DocumentAborted
         if len(self.stack) >= MAX_DEPTH:
             self._problem(mark, "yaml.depth", f"nesting deeper than {MAX_DEPTH} levels")
-            raise _Abort
+            raise DocumentAborted
         tag = event.tag
-        if tag is not None and tag != "!" and tag != (_MAP if is_map else _SEQ):
+        if tag is not None and tag != "!" and tag != (MAP_TAG if is_map else SEQ_TAG):
             self._problem(
                 mark,
                 "yaml.tag",
-                f"unsupported tag {_short_tag(tag)!r}: only plain YAML values (strings, numbers, "
+                f"unsupported tag {short_tag(tag)!r}: only plain YAML values (strings, numbers, "
                 "booleans, null, lists and mappings) are allowed",
             )
         path = self._child_path()
@@ -295,9 +312,9 @@ class _Builder:
         anchor = event.anchor
         if anchor is not None:
             self.open_anchors.add(anchor)
-        self.stack.append(_Frame(is_map, path, anchor, start))
+        self.stack.append(Frame(is_map, path, anchor, start))
 
-    def _end_collection(self) -> None:
+    def end_collection(self) -> None:
         frame = self.stack.pop()
         if frame.is_map:
             self._finish_map(frame)
@@ -308,7 +325,7 @@ class _Builder:
             )
         self._attach(frame.value, frame.size, frame.start)
 
-    def _alias(self, event: Any) -> None:
+    def alias(self, event: Any) -> None:
         mark = event.start_mark
         name = event.anchor
         anchor = self.anchors.get(name)
@@ -317,7 +334,7 @@ class _Builder:
                 self._problem(mark, "yaml.alias", f"alias '*{name}' refers to itself")
             else:
                 self._problem(mark, "yaml.alias", f"unknown alias '*{name}'")
-            raise _Abort
+            raise DocumentAborted
         self.expanded += anchor.size
         if self.expanded > ALIAS_BUDGET:
             self._problem(
@@ -326,12 +343,12 @@ class _Builder:
                 f"aliases expand to more than {ALIAS_BUDGET} values; refusing to expand "
                 f"'*{name}' (is this a 'billion laughs' file?)",
             )
-            raise _Abort
+            raise DocumentAborted
         frame = self.stack[-1] if self.stack else None
-        if frame is not None and frame.is_map and frame.key is _NO_KEY:
+        if frame is not None and frame.is_map and frame.key is NO_KEY:
             if type(anchor.value) in (dict, list):
                 self._problem(mark, "yaml.key", "a mapping key must be a plain value")
-                frame.key = _DISCARD
+                frame.key = DISCARD
             else:
                 self._key_position_check(frame, anchor.value, mark)
             return
@@ -347,7 +364,7 @@ class _Builder:
             self.root_pos = self._pos(mark)
         self._attach(_copy(anchor.value), anchor.size, start)
 
-    def _end_document(self) -> None:
+    def end_document(self) -> None:
         root = self.root
         if root is None and self.sound:
             return  # an empty document (a lone `---` or only comments)

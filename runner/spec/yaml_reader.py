@@ -25,7 +25,7 @@ How a file is read (and why):
 
 Invariants: nothing is raised for bad input (libyaml's syntax and reader errors become
 `yaml.syntax` problems); the event loop's inline fast paths give exactly the result of the
-general `yaml_builder._Builder` methods (`_DocumentBuilder.fast_paths = False`: the tests compare
+general `yaml_builder.EventBuilder` methods (`DocumentBuilder.fast_paths = False`: the tests compare
 both), and the loop reads only locals and module globals: no extra calls per common event.
 """
 
@@ -38,19 +38,20 @@ import yaml
 
 from runner.spec.project import Position, Problem
 from runner.spec.yaml_builder import (
-    _DISCARD,
-    _MERGE_KEY,
-    _NO_KEY,
-    ALIAS_BUDGET,
+    DISCARD,
     MAX_DEPTH,
+    MERGE_KEY,
+    NO_KEY,
+    DocumentAborted,
+    EventBuilder,
+    Frame,
     RawDocument,
-    _Abort,
-    _Builder,
-    _Frame,
 )
-from runner.spec.yaml_scalars import _MISSING, _PLAIN_VALUES, _SLOW_PATH, _plain_value
+from runner.spec.yaml_scalars import PLAIN_VALUES, SLOW_PATH, plain_value
 
-__all__ = ["ALIAS_BUDGET", "MAX_DEPTH", "RawDocument", "parse_yaml"]
+__all__ = ["DocumentBuilder", "parse_yaml"]
+
+_MISSING: Any = object()  # not in the plain-value cache
 
 _MAX_FLOW_BRACKETS = 1_000
 # libyaml's event parser: what `yaml.CSafeLoader` reads events with, without setting up the
@@ -82,11 +83,11 @@ def _flow_depth_problem(text: str, file: str) -> Problem | None:
     return None
 
 
-class _DocumentBuilder(_Builder):
+class DocumentBuilder(EventBuilder):
     """Builds the values of one YAML stream's documents from libyaml events.
 
     The event loop handles the common events (untagged, unanchored values inside a collection)
-    inline; everything else goes through the general `_Builder` methods, which alone give the
+    inline; everything else goes through the general `EventBuilder` methods, which alone give the
     same result (`fast_paths = False`: the tests compare both).
     """
 
@@ -133,15 +134,15 @@ class _DocumentBuilder(_Builder):
         document_start = yaml.DocumentStartEvent
         document_end = yaml.DocumentEndEvent
         stream_end = yaml.StreamEndEvent
-        no_key, discard, merge_key = _NO_KEY, _DISCARD, _MERGE_KEY
+        no_key, discard, merge_key = NO_KEY, DISCARD, MERGE_KEY
         file = self.file
-        plain = _PLAIN_VALUES
+        plain = PLAIN_VALUES
         position = Position
-        frame_class = _Frame
+        frame_class = Frame
         fast = self.fast_paths
         skipping = False
-        self._start_document()
-        # The current document's lists (replaced only by _start_document).
+        self.start_document()
+        # The current document's lists (replaced only by start_document).
         stack = self.stack
         entries = self.entries
         keys = self.keys
@@ -157,10 +158,10 @@ class _DocumentBuilder(_Builder):
                     if event.implicit[0]:
                         value = plain.get(text, _MISSING)
                         if value is _MISSING:
-                            value = _plain_value(text)
+                            value = plain_value(text)
                     else:
                         value = text
-                    if value is not _SLOW_PATH:
+                    if value is not SLOW_PATH:
                         top = stack[-1]
                         mark = event.start_mark
                         if not top.is_map:
@@ -191,7 +192,7 @@ class _DocumentBuilder(_Builder):
                             top.key = no_key
                             top.size += 1
                             continue
-                self._scalar(event, file)
+                self.scalar(event, file)
                 continue
             if kind is mapping_start or kind is sequence_start:
                 if skipping:
@@ -220,9 +221,9 @@ class _DocumentBuilder(_Builder):
                         stack.append(frame_class(kind is mapping_start, path, None, start))
                         continue
                 try:
-                    self._start_collection(event, is_map=kind is mapping_start)
-                except _Abort:
-                    skipping = self._abort()
+                    self.start_collection(event, is_map=kind is mapping_start)
+                except DocumentAborted:
+                    skipping = self.abort()
                 continue
             if kind is mapping_end or kind is sequence_end:
                 if skipping:
@@ -243,10 +244,10 @@ class _DocumentBuilder(_Builder):
                         top.key = no_key
                         top.value[key] = frame.value
                         continue
-                self._end_collection()
+                self.end_collection()
                 continue
             if kind is document_start:
-                self._start_document()
+                self.start_document()
                 stack = self.stack
                 entries = self.entries
                 keys = self.keys
@@ -254,16 +255,16 @@ class _DocumentBuilder(_Builder):
                 continue
             if kind is document_end:
                 if not skipping:
-                    self._end_document()
+                    self.end_document()
                 continue
             if kind is stream_end:
                 return
             if skipping or kind is not alias_event:
                 continue
             try:
-                self._alias(event)
-            except _Abort:
-                skipping = self._abort()
+                self.alias(event)
+            except DocumentAborted:
+                skipping = self.abort()
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -278,5 +279,5 @@ def parse_yaml(text: str, *, file: str) -> tuple[list[RawDocument], list[Problem
     too_deep = _flow_depth_problem(text, file)
     if too_deep is not None:
         return [], [too_deep]
-    documents = _DocumentBuilder(file, problems).build(text)
+    documents = DocumentBuilder(file, problems).build(text)
     return documents, problems

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-from runner.apply.executor import WriteFence
+from runner.apply.fence import WriteFence
 from runner.providers.base import AgentVersion, Provider, Reply
 from runner.spec.models import Environment
 from runner.state.base import AppliedResource, JournalAction, JournalEntry, Registry
@@ -177,7 +177,7 @@ class ScopedRegistry:
         self._registry.record_version_removed(env, address, version=version, apply_id=apply_id)
 
     def record_write_started(self, env: str, *, request_timeout: float) -> None:
-        """Pass the executor's write fence through (see `runner.apply.executor.WriteFence`)."""
+        """Pass the executor's write fence through (see `runner.apply.fence.WriteFence`)."""
         if isinstance(self._registry, WriteFence):
             self._registry.record_write_started(env, request_timeout=request_timeout)
 

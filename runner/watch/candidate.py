@@ -124,7 +124,7 @@ def compute_candidate(
     if _has_errors(problems):
         return Rejected(problems)
 
-    from runner.spec.render import RenderError  # lazily, as runner.plan.desired does
+    from runner.spec.render_resolve import RenderError  # lazily, as runner.plan.desired does
 
     try:
         if full or good is None:

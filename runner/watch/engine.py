@@ -54,17 +54,9 @@ from runner.watch.backends import Backends
 from runner.watch.candidate import Rejected, compute_candidate
 from runner.watch.outcome import Event, ReloadHook, ReloadOutcome
 from runner.watch.snapshot import EnvironmentState, GoodState, Pending, Scope
-from runner.watch.spec_files import SpecFiles, is_spec_file
+from runner.watch.spec_files import SpecFiles
 
-# Event, ReloadHook, ReloadOutcome and is_spec_file live in their own modules; they are
-# re-exported here so `from runner.watch.engine import ...` keeps working.
-__all__ = [
-    "Event",
-    "ReloadEngine",
-    "ReloadHook",
-    "ReloadOutcome",
-    "is_spec_file",
-]
+__all__ = ["ReloadEngine"]
 
 
 def _now() -> float:

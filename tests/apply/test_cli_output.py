@@ -7,7 +7,8 @@ import io
 
 import pytest
 
-from runner.apply.executor import OpOutcome, Progress
+from runner.apply.executor import Progress
+from runner.apply.ops_run import OpOutcome
 from runner.cli.apply import ProgressPrinter
 from tests.apply.conftest import Project
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from runner.providers.base import NotFoundError, Provider, ProviderError, TransientError
-from runner.providers.local import LocalProvider, LocalStore, compute_reply
+from runner.providers.local import LocalProvider
+from runner.providers.local_replies import compute_reply
+from runner.providers.local_store import LocalStore
 
 DEFINITION = {"kind": "prompt", "model": "gpt-4o", "instructions": "be brief"}
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from runner.spec.checks import FOUNDRY_NAME_RE, foundry_name_problem
+from runner.providers.base import AGENT_NAME_RE
+from runner.spec.checks.foundry import foundry_name_problem
 
 
 def _reference(name: str) -> str | None:
@@ -16,7 +17,7 @@ def _reference(name: str) -> str | None:
     bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c == "-"))})
     if bad:
         return "it may only hold letters, digits and '-' (found " + ", ".join(map(repr, bad)) + ")"
-    if not FOUNDRY_NAME_RE.match(name):
+    if not AGENT_NAME_RE.match(name):
         return "it must start and end with a letter or digit"
     return None
 

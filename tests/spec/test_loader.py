@@ -13,15 +13,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.spec.loader import (
-    ALIAS_BUDGET,
-    discover_files,
-    load_file,
-    load_project,
-    load_text,
-    parse_yaml,
-)
+from runner.spec.loader import discover_files, load_file, load_project, load_text
 from runner.spec.project import Position
+from runner.spec.yaml_builder import ALIAS_BUDGET
+from runner.spec.yaml_reader import DocumentBuilder, parse_yaml
 
 AGENT = """\
 apiVersion: runner/v1
@@ -280,9 +275,7 @@ def test_arbitrary_structures_dumped_to_yaml_load_without_exceptions(docs: list[
 
 
 def _parsed(text: str, monkeypatch: pytest.MonkeyPatch, *, fast: bool) -> Any:
-    from runner.spec import loader
-
-    monkeypatch.setattr(loader._DocumentBuilder, "fast_paths", fast)
+    monkeypatch.setattr(DocumentBuilder, "fast_paths", fast)
     documents, problems = parse_yaml(text, file="f.yaml")
     return (
         [(d.file, d.data, d.position, d.positions, d.key_positions, d.sound) for d in documents],

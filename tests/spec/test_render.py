@@ -16,14 +16,10 @@ import yaml
 
 from runner.spec.models import KINDS, Environment
 from runner.spec.project import Position, Project, SpecDocument
-from runner.spec.render import (
-    DEFAULT_LAYOUT,
-    RenderedAgent,
-    RenderError,
-    clear_cache,
-    render_agent,
-    resolve_agent,
-)
+from runner.spec.render import render_agent
+from runner.spec.render_jinja import clear_cache
+from runner.spec.render_layout import DEFAULT_LAYOUT
+from runner.spec.render_resolve import RenderedAgent, RenderError, resolve_agent
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACT = Path("/work/shared/contract/specs")
@@ -716,13 +712,13 @@ def test_a_thousand_agents_compile_each_text_once() -> None:
         f"kind: Agent\nname: a{i}\ntemplate: t{i % 3}\nvars: {{who: n{i}}}" for i in range(1000)
     ]
     project = project_from_text("\n---\n".join(docs))
-    from runner.spec import render
+    from runner.spec import render_jinja
 
     clear_cache()
     outputs = [render_agent(project, f"a{i}", env()).instructions for i in range(1000)]
     assert outputs[7].startswith("T1 for n7")
     # 3 instructions + 3 conditions + 1 action + the default layout
-    assert render._compile.cache_info().misses == 8
+    assert render_jinja.compile_text.cache_info().misses == 8
 
 
 # ---------------------------------------------------------------- the example project

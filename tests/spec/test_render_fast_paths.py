@@ -17,9 +17,12 @@ from typing import Any
 
 import pytest
 
-from runner.spec import render
+from runner.spec import render_fast, render_jinja
 from runner.spec.project import Project
-from runner.spec.render import DEFAULT_LAYOUT, RenderError, clear_cache, render_agent
+from runner.spec.render import render_agent
+from runner.spec.render_jinja import clear_cache
+from runner.spec.render_layout import DEFAULT_LAYOUT
+from runner.spec.render_resolve import RenderError
 
 from .test_render import CONTRACT, EXAMPLE, project_from_files, project_from_text
 
@@ -41,11 +44,11 @@ VARS: dict[str, Any] = {
 
 def _values(**over: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "vars": render._named("vars", VARS),
-        "agent": render._named("agent", {"name": "a-1", "description": None}),
-        "env": render._named("env", {"name": "prod", "name_prefix": "prod-"}),
+        "vars": render_jinja.named_view("vars", VARS),
+        "agent": render_jinja.named_view("agent", {"name": "a-1", "description": None}),
+        "env": render_jinja.named_view("env", {"name": "prod", "name_prefix": "prod-"}),
         "personality": None,
-        "guidelines": render._named("guidelines", []),
+        "guidelines": render_jinja.named_view("guidelines", []),
         "capabilities": ["search", "math"],
     }
     values.update(over)
@@ -53,7 +56,9 @@ def _values(**over: Any) -> dict[str, Any]:
 
 
 def _where() -> Any:
-    return render._Where(address="agent.a-1", path=("instructions",), agent="a-1", hint_sources="x")
+    return render_jinja.TextLocation(
+        address="agent.a-1", path=("instructions",), agent="a-1", hint_sources="x"
+    )
 
 
 def _outcome(call: Any) -> tuple[str, Any]:
@@ -68,8 +73,8 @@ def _with_jinja(source: str, values: dict[str, Any]) -> tuple[str, Any]:
 
     def call() -> str:
         try:
-            env = render._jinja_env()
-            code = env.compile(source, name=None, filename=render._TEMPLATE_FILENAME)
+            env = render_jinja.jinja_environment()
+            code = env.compile(source, name=None, filename=render_jinja.TEMPLATE_FILENAME)
             template = env.template_class.from_code(env, code, env.make_globals(None), None)
             text = template.render(values)
         except Exception as exc:
@@ -78,22 +83,24 @@ def _with_jinja(source: str, values: dict[str, Any]) -> tuple[str, Any]:
             line = (
                 exc.lineno
                 if isinstance(exc, TemplateSyntaxError)
-                else render._template_line(exc.__traceback__)
+                else render_jinja.template_line(exc.__traceback__)
             )
             raise RenderError(
-                render._explain(exc, _where()),
+                render_jinja.explain(exc, _where()),
                 address="agent.a-1",
                 path=("instructions",),
                 line=line,
             ) from None
-        return render._tidy(text)
+        return render_fast.tidy(text)
 
     return _outcome(call)
 
 
 def _fast(source: str, values: dict[str, Any]) -> tuple[str, Any]:
     clear_cache()
-    return _outcome(lambda: render._render_text(source, render._Context(values), where=_where()))
+    return _outcome(
+        lambda: render_jinja.render_text(source, render_jinja.RenderContext(values), where=_where())
+    )
 
 
 DATA = ["", "a", " x ", "{", "}", "{ {", "%}", "#}", "\n", "\n\n\n", "  \n ", "\t", "\u2028", "é"]
@@ -180,7 +187,7 @@ def _layout_values(rng: random.Random) -> dict[str, Any]:
 
     personality = None
     if rng.random() < 0.7:
-        personality = render._named(
+        personality = render_jinja.named_view(
             "personality",
             {
                 "name": "p",
@@ -199,7 +206,7 @@ def _layout_values(rng: random.Random) -> dict[str, Any]:
     return _values(
         instructions=rng.choice([*texts, "Hello {{ not rendered }}"]),
         personality=personality,
-        guidelines=render._named("guidelines", guidelines),
+        guidelines=render_jinja.named_view("guidelines", guidelines),
         capabilities=some(3),
     )
 
@@ -213,16 +220,16 @@ def test_the_default_layout_renders_as_jinja_does() -> None:
 
 def _jinja_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Route every text through Jinja, as render.py did before the fast paths."""
-    compile_ = render._compile.__wrapped__
+    compile_ = render_jinja.compile_text.__wrapped__
 
-    def through_jinja(source: str) -> render._Compiled:
+    def through_jinja(source: str) -> render_jinja.CompiledText:
         compiled = compile_(source)
         compiled.parts = None
         compiled.layout = False
         compiled.template()
         return compiled
 
-    monkeypatch.setattr(render, "_compile", through_jinja)
+    monkeypatch.setattr(render_jinja, "compile_text", through_jinja)
 
 
 def _everything(project: Project) -> list[tuple[str, Any]]:
@@ -319,7 +326,7 @@ def test_validate_without_template_syntax_does_not_import_jinja(tmp_path: Path) 
 # ---------------------------------------------------------------- plain values, ifs, tidy
 
 # The renderer reads plain mappings on its fast paths and gives Jinja the `_Named` views only
-# when Jinja runs; simple `{% if %}` blocks are rendered without Jinja; `_tidy_quick` skips the
+# when Jinja runs; simple `{% if %}` blocks are rendered without Jinja; `tidy_quick` skips the
 # work on texts that are already tidy. Each is compared with the reference path here.
 
 PLAIN_VARS: dict[str, Any] = {
@@ -346,14 +353,14 @@ def _plain_values() -> dict[str, Any]:
 
 
 def _named_values() -> dict[str, Any]:
-    return _values(vars=render._named("vars", PLAIN_VARS))
+    return _values(vars=render_jinja.named_view("vars", PLAIN_VARS))
 
 
 def _fast_plain(source: str, named: dict[str, Any]) -> tuple[str, Any]:
     """The production route: plain values, the `_Named` views (`named`) given to Jinja only."""
     clear_cache()
-    context = render._Context(_plain_values(), lambda: named)
-    return _outcome(lambda: render._render_text(source, context, where=_where()))
+    context = render_jinja.RenderContext(_plain_values(), lambda: named)
+    return _outcome(lambda: render_jinja.render_text(source, context, where=_where()))
 
 
 IF_TAGS = [
@@ -440,9 +447,9 @@ def test_simple_ifs_skip_jinja() -> None:
     source = (
         "  {% if vars.tier == 'gold' %}\n  Fast {{ agent.name }}.\n  {% else %}\nSlow.{% endif %}"
     )
-    compiled = render._compile(source)
+    compiled = render_jinja.compile_text(source)
     assert compiled.parts is not None
-    assert render._render_parts(compiled.parts, _plain_values()) == "  Fast a-1.\n"
+    assert render_fast.render_parts(compiled.parts, _plain_values()) == "  Fast a-1.\n"
 
 
 @pytest.mark.parametrize("tag", TAGS)
@@ -461,9 +468,9 @@ def test_tidy_quick_is_tidy() -> None:
     alphabet = ["a", "b c", " ", "\t", "\n", "\n", "\n\n", "é", *blanks, *breaks, "\r\n"]
     for _ in range(20000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
-        assert render._tidy_quick(text) == render._tidy(text), repr(text)
+        assert render_fast.tidy_quick(text) == render_fast.tidy(text), repr(text)
     for text in ["", "a", "a\n", "\na", "a \nb", "a\n\nb", "a\n\n\nb", "a\t", "a\x1fb", "x\x85"]:
-        assert render._tidy_quick(text) == render._tidy(text), repr(text)
+        assert render_fast.tidy_quick(text) == render_fast.tidy(text), repr(text)
 
 
 def test_ifs_and_plain_values_render_projects_as_with_jinja_only(

@@ -21,7 +21,7 @@ from pathlib import Path
 from runner.state.sqlite import SqliteRegistry
 from runner.state.sessions import SessionStore
 from runner.state.humanqueue import HumanQueueStore
-from runner.providers.local import LocalStore
+from runner.providers.local_store import LocalStore
 
 root, go = Path(sys.argv[1]), Path(sys.argv[2])
 while not go.exists():

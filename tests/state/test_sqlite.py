@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from runner.state.base import AppliedResource, LockTimeoutError
-from runner.state.sqlite import SqliteRegistry, process_alive, process_start_token
+from runner.state.processes import process_alive, process_start_token
+from runner.state.sqlite import SqliteRegistry
 
 
 def team(hash_: str = "h1") -> AppliedResource:

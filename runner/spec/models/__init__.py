@@ -1,0 +1,143 @@
+"""Typed spec kinds: the first stop after YAML in the flow (YAML -> load -> *models* -> desired).
+
+Every kind is a strict pydantic v2 model (`extra="forbid"`), so an unknown or misspelt field is an
+error with a position, and the published JSON Schemas in `schemas/` are generated from these
+classes. Field names and meanings follow `shared/contract/specs`; fields may be added, never
+renamed. Semantic rules that need more than one document (references, uniqueness, Foundry naming
+per environment) live in `runner.spec.checks`, not here.
+
+The package's public API is `__all__` below; each name lives in one module, by kind family:
+  `base`          the envelope, strict models, durations, field types, apiVersion;
+  `prompts`       Personality, Template, Agent (guidelines, tools);
+  `teams`         Team and EscalationPath (members, triggers, levels, `HUMAN`);
+  `pools`         ResourcePool (limits, allocation, scaling, monitoring);
+  `alerts`        Alert and Channel;
+  `environments`  Environment;
+  `scenarios`     Scenario (steps, expectations, the session vocabulary);
+  `kinds`         `KINDS`, `ADDRESS_PREFIX`, `address_of`.
+A kind module imports only `base`; only `kinds` imports the kind modules. Importing the package
+imports pydantic and every model (what `runner validate` needs anyway), nothing else.
+"""
+
+from runner.spec.models.alerts import Alert, AlertMetric, Channel
+from runner.spec.models.base import (
+    API_VERSION,
+    DURATION_PATTERN,
+    SUPPORTED_API_VERSIONS,
+    ApiVersion,
+    Comparison,
+    Duration,
+    Envelope,
+    Fraction,
+    Name,
+    NonNegInt,
+    PositiveInt,
+    Regex,
+    Strict,
+    check_regex,
+    parse_duration,
+)
+from runner.spec.models.environments import Environment
+from runner.spec.models.kinds import ADDRESS_PREFIX, KINDS, SpecDoc, address_of
+from runner.spec.models.pools import (
+    AlertThresholds,
+    Allocation,
+    ElasticLimits,
+    Monitoring,
+    PoolLimits,
+    PriorityWeights,
+    ResourcePool,
+    Scaling,
+    ScalingTrigger,
+)
+from runner.spec.models.prompts import (
+    Agent,
+    Guideline,
+    Personality,
+    PromptFields,
+    Template,
+    Tool,
+    Traits,
+)
+from runner.spec.models.scenarios import (
+    Auth,
+    Expect,
+    ExpectEscalation,
+    ExpectHandoff,
+    Scenario,
+    SessionOptions,
+    SessionPriority,
+    SessionState,
+    Step,
+)
+from runner.spec.models.teams import (
+    HUMAN,
+    EscalationLevel,
+    EscalationPath,
+    EscalationWhen,
+    HandoffTrigger,
+    Team,
+    TeamMember,
+    TriggerWhen,
+    Workflow,
+)
+
+__all__ = [
+    "ADDRESS_PREFIX",
+    "API_VERSION",
+    "DURATION_PATTERN",
+    "HUMAN",
+    "KINDS",
+    "SUPPORTED_API_VERSIONS",
+    "Agent",
+    "Alert",
+    "AlertMetric",
+    "AlertThresholds",
+    "Allocation",
+    "ApiVersion",
+    "Auth",
+    "Channel",
+    "Comparison",
+    "Duration",
+    "ElasticLimits",
+    "Envelope",
+    "Environment",
+    "EscalationLevel",
+    "EscalationPath",
+    "EscalationWhen",
+    "Expect",
+    "ExpectEscalation",
+    "ExpectHandoff",
+    "Fraction",
+    "Guideline",
+    "HandoffTrigger",
+    "Monitoring",
+    "Name",
+    "NonNegInt",
+    "Personality",
+    "PoolLimits",
+    "PositiveInt",
+    "PriorityWeights",
+    "PromptFields",
+    "Regex",
+    "ResourcePool",
+    "Scaling",
+    "ScalingTrigger",
+    "Scenario",
+    "SessionOptions",
+    "SessionPriority",
+    "SessionState",
+    "SpecDoc",
+    "Step",
+    "Strict",
+    "Team",
+    "TeamMember",
+    "Template",
+    "Tool",
+    "Traits",
+    "TriggerWhen",
+    "Workflow",
+    "address_of",
+    "check_regex",
+    "parse_duration",
+]

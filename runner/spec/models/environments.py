@@ -1,0 +1,39 @@
+"""Environment: where specs are applied, with which provider, prefix and variables.
+
+Role in the flow: the CLI picks an environment (`--env`, else the default one); plan, apply and
+the runtime build its provider (`runner.providers.build_provider`) and render every agent with
+its `vars` and `name_prefix`. Its `${VAR}` values are resolved only when the environment is
+used, never by validate or plan.
+
+No `from __future__ import annotations` here: pydantic would evaluate every annotation string at
+import, paid on every `runner validate` (see `base`).
+"""
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from runner.spec.models.base import Envelope
+
+__all__ = ["Environment"]
+
+
+class Environment(Envelope):
+    """Where specs are applied. `${VAR}` values resolve only when the environment is used."""
+
+    kind: Literal["Environment"]
+    provider: Literal["local", "foundry"] = "local"
+    endpoint: str | None = None
+    default: bool = False
+    name_prefix: str = ""
+    protected: bool = False
+    vars: dict[str, Any] = Field(default_factory=dict)
+    data_dir: str | None = Field(
+        default=None, description="Local provider: where its SQLite store lives (default .runner)."
+    )
+
+    @model_validator(mode="after")
+    def _foundry_needs_endpoint(self) -> "Environment":
+        if self.provider == "foundry" and not self.endpoint:
+            raise ValueError("a foundry environment needs 'endpoint'")
+        return self

@@ -1,0 +1,95 @@
+"""The kinds an agent is built from: Personality, Template and Agent, with guidelines and tools.
+
+Role in the flow: `runner.spec.render_resolve` merges an Agent with its Template (every
+`PromptFields` field the agent sets replaces the template's) and resolves its Personality;
+rendering turns the result into the Foundry definition. Tools keep their keys as written
+(Foundry has dozens of tool types); `runner.spec.checks` checks the required keys of the types
+runner knows.
+
+No `from __future__ import annotations` here: pydantic would evaluate every annotation string at
+import, paid on every `runner validate` (see `base`).
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from runner.spec.models.base import Envelope, NonNegInt, PositiveInt, Strict
+
+__all__ = ["Agent", "Guideline", "Personality", "PromptFields", "Template", "Tool", "Traits"]
+
+
+class Traits(Strict):
+    formality: Literal["casual", "professional", "formal"] | None = None
+    verbosity: Literal["concise", "balanced", "detailed"] | None = None
+    helpfulness: Literal["reactive", "balanced", "proactive"] | None = None
+    creativity: Literal["conservative", "balanced", "creative"] | None = None
+    empathy: Literal["low", "medium", "high"] | None = None
+
+
+class Personality(Envelope):
+    kind: Literal["Personality"]
+    traits: Traits = Field(default_factory=Traits)
+    prompt_modifiers: list[str] = Field(default_factory=list)
+    response_templates: dict[str, str] = Field(default_factory=dict)
+    prohibited_behaviors: list[str] = Field(default_factory=list)
+
+
+class Guideline(Strict):
+    condition: str
+    action: str
+    priority: NonNegInt = 1
+
+
+class Tool(Strict):
+    """A Foundry tool. `type` picks the tool; the other keys are passed to Foundry as written.
+
+    Known types are checked for their required keys in `runner.spec.checks`; the model stays
+    open to the keys of each tool type (Foundry has dozens) but closed to a missing `type`.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: Annotated[str, Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class PromptFields(Strict):
+    """Fields a Template provides and an Agent may override."""
+
+    model: str | None = Field(default=None, min_length=1, description="Foundry model deployment.")
+    instructions: str | None = Field(default=None, description="Jinja2 template text.")
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    tool_choice: str | None = None
+    max_turns: PositiveInt | None = None
+    personality: str | None = None
+    tools: list[Tool] | None = None
+    capabilities: list[str] | None = None
+    guidelines: list[Guideline] | None = None
+    metadata: dict[str, str] | None = None
+    layout: str | None = Field(
+        default=None,
+        description="Jinja2 layout composing the final instructions (overrides the default).",
+    )
+    vars: dict[str, Any] = Field(default_factory=dict)
+
+
+class Template(Envelope, PromptFields):
+    kind: Literal["Template"]
+    category: str | None = None
+
+
+class Agent(Envelope, PromptFields):
+    kind: Literal["Agent"]
+    template: str | None = None
+
+    @model_validator(mode="after")
+    def _standalone_needs_model_and_instructions(self) -> "Agent":
+        if self.template is None:
+            missing = [f for f in ("model", "instructions") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(
+                    "an agent without a template needs "
+                    + " and ".join(f"'{m}'" for m in missing)
+                    + " (or set 'template')"
+                )
+        return self
