@@ -46,8 +46,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
-from runner.runtime.routing import HUMAN, TriggerMatcher, compile_triggers
+from runner.runtime.routing import TriggerMatcher, compile_triggers
 from runner.spec.models import EscalationLevel, EscalationPath, HandoffTrigger, TriggerWhen
+from runner.spec.vocabulary import HUMAN
 
 EscalationStatus = Literal[
     "suggested",

@@ -1,35 +1,9 @@
-"""Team routing engine: which handoff trigger fires on a user message, and which member takes it.
+"""The per-message handoff decision and load balancing: which trigger fires, who takes it.
 
-Role: the pure decision half of "teams at run time". A team session (runner.runtime.lifecycle,
-via a TeamRouter) calls `decide_handoff` once per user message with the answering member's
-compiled `TriggerMatcher`, the live workloads and availability; it gets back a frozen
-`HandoffDecision` and applies it (events, state). Nothing here does I/O or reads a clock.
-
-Trigger semantics (`HandoffTrigger.when`):
-  - `keywords`: whole words, case-insensitive. A keyword matches where it is neither preceded
-    nor followed by a word character (letter, digit, underscore): "Error" matches `error`,
-    "terror" and "errors" do not; "error-prone" does. A multi-word keyword is a phrase whose
-    words may be separated by any run of whitespace ("stack  trace" matches `stack trace`).
-  - `requested`: phrases matched case-insensitively at word boundaries; the phrase's words may
-    be separated by any run of non-word characters (whitespace and punctuation), and
-    punctuation at its ends is ignored: `talk to a human` matches "I want to TALK TO A  human!"
-    and "talk to... a human".
-  - `pattern`: a Python regular expression searched anywhere in the original text, with the
-    flags it carries: case-sensitive unless it says so itself (`(?i)...`).
-  - `turns_above: N`: holds when `turn` (user messages so far, this one included) is > N.
-  - Several keys in one `when` are alternative detectors: the trigger holds when ANY holds (a
-    list of detectors, like the lists inside each key).
-  - Case-insensitive means equal after Unicode lowercasing character by character (`str.lower`;
-    the one character whose lowercase is longer, U+0130, is compared as itself).
-  - Inactive triggers (`active: false`) never match.
-  - Ordering: by `priority` ascending (1 beats 2), ties by declaration order.
-
-Module map: runner.runtime.routing_text (case folding, tokenizer tables, keyword/phrase
-regexes), runner.runtime.routing_prefilter (pattern literal and token prefilters),
-runner.runtime.routing_matcher (`TriggerMatcher`, `compile_triggers`, `MatcherCache`; its
-docstring states the speed invariant of `best`, hence of `decide_handoff`). This module keeps
-the per-message decision and load balancing, and re-exports the names of the others so that
-`runner.runtime.routing` stays the one import for callers.
+Role: the decision half of routing. The team router (`runner.runtime.teams.router`) calls
+`decide_handoff` once per user message with the answering member's compiled `TriggerMatcher`,
+the live workloads and availability; it gets back a frozen `HandoffDecision` and builds the
+session's route from it. Nothing here does I/O or reads a clock.
 
 Load balancing (`select_member`): members of the specialization that are `available` (live
 availability overrides the spec) and below `max_workload`; the most room
@@ -42,65 +16,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-# Every name the module had before its split stays importable from here; the private ones are
-# re-exported with `X as X` (no caller should need them but the tests).
-from runner.runtime.routing_matcher import _EMPTY as _EMPTY
-from runner.runtime.routing_matcher import _LEAF as _LEAF
-from runner.runtime.routing_matcher import (
-    DetectorKind,
-    MatcherCache,
-    TriggerMatch,
-    TriggerMatcher,
-    compile_team,
-    compile_triggers,
-)
-from runner.runtime.routing_matcher import _Lazy as _Lazy
-from runner.runtime.routing_prefilter import _MAX_ALTERNATIVES as _MAX_ALTERNATIVES
-from runner.runtime.routing_prefilter import _MAX_STARTS as _MAX_STARTS
-from runner.runtime.routing_prefilter import _MAX_TOKENS as _MAX_TOKENS
-from runner.runtime.routing_prefilter import _UNBOUNDED as _UNBOUNDED
-from runner.runtime.routing_prefilter import _exotic as _exotic
-from runner.runtime.routing_prefilter import _Found as _Found
-from runner.runtime.routing_prefilter import _pattern_fold as _pattern_fold
-from runner.runtime.routing_prefilter import _PatternDetector as _PatternDetector
-from runner.runtime.routing_prefilter import _required_literals as _required_literals
-from runner.runtime.routing_prefilter import _token_requirement as _token_requirement
-from runner.runtime.routing_text import _ASCII_WORDS as _ASCII_WORDS
-from runner.runtime.routing_text import _MARK_HIGH as _MARK_HIGH
-from runner.runtime.routing_text import _MAX_ODD as _MAX_ODD
-from runner.runtime.routing_text import _NW as _NW
-from runner.runtime.routing_text import _UNIT_RE as _UNIT_RE
-from runner.runtime.routing_text import _WORD as _WORD
-from runner.runtime.routing_text import _WORDS as _WORDS
-from runner.runtime.routing_text import _WS as _WS
-from runner.runtime.routing_text import _detector_regex as _detector_regex
-from runner.runtime.routing_text import _keyword_units as _keyword_units
-from runner.runtime.routing_text import _requested_units as _requested_units
-from runner.runtime.routing_text import _unit_words as _unit_words
-from runner.runtime.routing_text import _units_source as _units_source
-from runner.runtime.routing_text import fold_case, keyword_regex, requested_regex
+from runner.runtime.routing.matcher import TriggerMatch, TriggerMatcher
 from runner.spec.models import Team, TeamMember
+from runner.spec.vocabulary import HUMAN
 
-HUMAN = "human"
+__all__ = ["HandoffAction", "HandoffDecision", "decide_handoff", "select_member"]
 
 HandoffAction = Literal["stay", "handoff", "human", "no_free_member"]
-
-__all__ = [
-    "HUMAN",
-    "DetectorKind",
-    "HandoffAction",
-    "HandoffDecision",
-    "MatcherCache",
-    "TriggerMatch",
-    "TriggerMatcher",
-    "compile_team",
-    "compile_triggers",
-    "decide_handoff",
-    "fold_case",
-    "keyword_regex",
-    "requested_regex",
-    "select_member",
-]
 
 
 @dataclass(frozen=True, slots=True)

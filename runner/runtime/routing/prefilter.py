@@ -1,17 +1,17 @@
 """Pattern prefilters: when a trigger's `pattern` regex need not be searched at all.
 
-Role: compile-time analysis of a pattern (runner.runtime.routing_matcher calls it once per
+Role: compile-time analysis of a pattern (`runner.runtime.routing.compiled` calls it once per
 distinct pattern) and the run-time gate around its search. Two prefilters come from parsing the
 regex with the stdlib's `re._parser`:
-  - `_required_literals`: strings one of which every match contains (with how far after the
-    match start it begins at most); `_PatternDetector.search` then skips the search when none
+  - `required_literals`: strings one of which every match contains (with how far after the
+    match start it begins at most); `PatternDetector.search` then skips the search when none
     occurs, or tries `regex.match` only at the starts they allow.
-  - `_token_requirement`: lowercased words one of which every match needs as a whole \\w+ run;
+  - `token_requirement`: lowercased words one of which every match needs as a whole \\w+ run;
     the matcher skips the pattern when none of them is among the message's tokens (not for
-    `_exotic` texts).
+    `has_exotic_case` texts).
 
 Invariants: sound by construction (a prefilter may let a non-matching text through, never
-stop a matching one): `_PatternDetector.search(text, ...)` returns exactly
+stop a matching one): `PatternDetector.search(text, ...)` returns exactly
 `regex.search(text)`. Anything unparsable or unexpected yields no prefilter (always search).
 """
 
@@ -22,10 +22,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__: list[str] = []
+__all__ = [
+    "PatternDetector",
+    "has_exotic_case",
+    "pattern_fold",
+    "required_literals",
+    "token_requirement",
+]
 
 
-def _pattern_fold(text: str) -> str:
+def pattern_fold(text: str) -> str:
     """Fold for IGNORECASE prefilters, same length as `text`: every re.IGNORECASE equivalent of
     an ASCII letter maps to its lowercase (U+0130 -> i, U+0131 -> i, U+017F -> s, U+212A -> k)."""
     if text.isascii():
@@ -41,7 +47,7 @@ _Found = tuple[frozenset[str], int | None]  # literals, max offset from the matc
 
 
 @dataclass(frozen=True, slots=True)
-class _PatternDetector:
+class PatternDetector:
     """One distinct pattern, the triggers using it, and its literal prefilter.
 
     Every match of `regex` contains one of `literals` (looked for in the case-folded text
@@ -59,7 +65,7 @@ class _PatternDetector:
         """`regex.search(text)`, exactly, but only where the prefilter says a match can start."""
         if self.literals is None:
             return self.regex.search(text)
-        hay = text if not self.folded else folded_text or _pattern_fold(text)
+        hay = text if not self.folded else folded_text or pattern_fold(text)
         if self.max_offset is None:
             found = any(lit in hay for lit in self.literals)
             return self.regex.search(text) if found else None
@@ -82,14 +88,14 @@ class _PatternDetector:
         return None
 
 
-def _exotic(text: str) -> bool:
+def has_exotic_case(text: str) -> bool:
     """Holds U+017F, U+0131 or U+0130: IGNORECASE-equal to an ASCII letter, not folded to it by
     `fold_case` (U+212A, the Kelvin sign, folds to "k" and is fine). Such texts skip the token
     prefilter of patterns. O(1) for ASCII and Latin-1 texts (no character that wide)."""
     return "\u017f" in text or "\u0131" in text or "\u0130" in text
 
 
-def _required_literals(pattern: str, flags: int) -> tuple[tuple[str, ...] | None, bool, int | None]:
+def required_literals(pattern: str, flags: int) -> tuple[tuple[str, ...] | None, bool, int | None]:
     """Strings one of which every match of `pattern` contains, whether they are to be looked
     for in the folded text, and how far after the match start they begin at most.
 
@@ -173,7 +179,7 @@ def _required_literals(pattern: str, flags: int) -> tuple[tuple[str, ...] | None
         return None, False, None
     folded = icase_seen[0]
     literals = sorted(
-        {_pattern_fold(s) if folded else s for s in found[0]}, key=lambda s: (-len(s), s)
+        {pattern_fold(s) if folded else s for s in found[0]}, key=lambda s: (-len(s), s)
     )
     return tuple(literals), folded, found[1]
 
@@ -181,7 +187,7 @@ def _required_literals(pattern: str, flags: int) -> tuple[tuple[str, ...] | None
 _MAX_TOKENS = 32
 
 
-def _token_requirement(pattern: str, flags: int) -> frozenset[str] | None:
+def token_requirement(pattern: str, flags: int) -> frozenset[str] | None:
     """Lowercased words one of which is a whole \\w+ run of any ASCII text `pattern` matches in.
 
     Found where the pattern has a finite, small set of ASCII word strings (literals, small
@@ -189,7 +195,7 @@ def _token_requirement(pattern: str, flags: int) -> frozenset[str] | None:
     or a character (class) that cannot be an ASCII word character. Such a string is then a
     maximal word run of the text, so, lowercased, one of the text's tokens (`fold_case`).
     Sound for texts without U+017F, U+0131, U+0130 (IGNORECASE-equal to s/i but not folded to
-    them; see `_exotic`); never derived under re.ASCII. None when not found.
+    them; see `has_exotic_case`); never derived under re.ASCII. None when not found.
     """
     try:
         parser: Any = importlib.import_module("re._parser")
