@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from runner.runtime.decisions import Handoff
 from runner.runtime.escalation import (
+    RUNNER_ACTOR,
     Escalation,
     EscalationStateError,
     effect_of,
+    escalation_event_data,
+    escalation_id,
     handoff_target,
     open_escalation,
     reject,
@@ -32,29 +35,6 @@ from runner.runtime.escalation import (
 from runner.runtime.team_outcome import _Outcome, _Workloads
 from runner.runtime.team_waiting import _WaitingHandoffs
 from runner.spec.models import EscalationLevel, EscalationPath
-
-RUNNER_ACTOR = "runner"  # who closes an escalation superseded by a higher level
-
-
-def escalation_id(session_id: str, level: int) -> str:
-    """Deterministic: a level opens at most once per session."""
-    return f"esc_{session_id.removeprefix('sess_')}_{level}"
-
-
-def escalation_event_data(
-    esc: Escalation, *, body: Mapping[str, Any] | None = None, **extra: Any
-) -> dict[str, Any]:
-    """The data of an `escalation:*` event (the session id is added by the Lifecycle)."""
-    data: dict[str, Any] = {
-        "escalation_id": esc.id,
-        "level": esc.level,
-        "target": esc.target,
-        "status": esc.status,
-        "notify": list(esc.notify),
-        "escalation": body if body is not None else esc.as_dict(),
-    }
-    data.update(extra)
-    return data
 
 
 class _EscalationLevels(_WaitingHandoffs):

@@ -53,17 +53,17 @@ from typing import Any, Literal
 
 from runner.runtime.clock import Clock, SystemClock
 from runner.runtime.decisions import HUMAN, Handoff, RouteDecision, TurnContext, primary_member
+from runner.runtime.escalation import RUNNER_ACTOR as RUNNER_ACTOR
 from runner.runtime.escalation import Escalation, next_level
+from runner.runtime.escalation import escalation_event_data as escalation_event_data
+from runner.runtime.escalation import escalation_id as escalation_id
 from runner.runtime.routing import (
     HandoffDecision,
     MatcherCache,
     TriggerMatcher,
     decide_handoff,
 )
-from runner.runtime.team_escalation import RUNNER_ACTOR as RUNNER_ACTOR
 from runner.runtime.team_escalation import _EscalationLevels as _EscalationLevels
-from runner.runtime.team_escalation import escalation_event_data as escalation_event_data
-from runner.runtime.team_escalation import escalation_id as escalation_id
 from runner.runtime.team_outcome import _Outcome as _Outcome
 from runner.runtime.team_outcome import _Workloads as _Workloads
 from runner.runtime.team_waiting import _WaitingHandoffs as _WaitingHandoffs
