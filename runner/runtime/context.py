@@ -27,7 +27,7 @@ from runner.runtime.monitor import PerformanceMonitor
 from runner.runtime.pools import PoolManager
 from runner.spec.models import Environment
 from runner.state.base import Registry
-from runner.state.sessions import SessionStore
+from runner.state.sessions_sqlite import SqliteSessionStore
 
 __all__ = ["RuntimeContext"]
 
@@ -55,7 +55,7 @@ class RuntimeContext:
         env: Environment,
         provider: Provider,
         registry: Registry,
-        store: SessionStore,
+        store: SqliteSessionStore,
         clock: Clock,
         environ: Mapping[str, str],
         config: RuntimeConfig,

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runner.spec.models import EscalationPath, Team
-from runner.state.sessions import SessionState
+from runner.spec.vocabulary import SessionState
 
 HUMAN = "human"
 

@@ -42,7 +42,7 @@ from runner.runtime.escalation import (
 from runner.runtime.events import Event
 from runner.runtime.session import AuthContext
 from runner.runtime.teams import TeamRouter, escalation_event_data
-from runner.state.humanqueue import HumanQueueStore, StoredEscalation
+from runner.state.operators import OperatorStore, StoredEscalation
 from runner.state.sessions import SessionRow
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def team_router(lc: Lifecycle, team: str) -> TeamRouter:
 class EscalationDesk:
     """Records, notifies and decides escalations (see the module docstring)."""
 
-    def __init__(self, lc: Lifecycle, store: HumanQueueStore) -> None:
+    def __init__(self, lc: Lifecycle, store: OperatorStore) -> None:
         self.lc = lc
         self.env = lc.env.name
         self.store = store

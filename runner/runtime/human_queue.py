@@ -28,7 +28,7 @@ from runner.runtime.escalation import Escalation, claim, hand_back
 from runner.runtime.escalations import apply_as, open_row, well_formed
 from runner.runtime.events import Event
 from runner.runtime.teams import escalation_event_data
-from runner.state.humanqueue import HumanQueueStore, QueueItem, TranscriptEntry
+from runner.state.operators import OperatorStore, QueueItem, TranscriptEntry
 from runner.state.sessions import SessionRow
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class HumanQueueError(LifecycleError):
 class HumanQueue:
     """The queue of sessions a person has or should take (see the module docstring)."""
 
-    def __init__(self, lc: Lifecycle, store: HumanQueueStore) -> None:
+    def __init__(self, lc: Lifecycle, store: OperatorStore) -> None:
         self.lc = lc
         self.env = lc.env.name
         self.store = store

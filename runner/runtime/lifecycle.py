@@ -83,12 +83,13 @@ from runner.runtime.turns import RouterHook, Turns
 from runner.spec.models import Environment, Team
 from runner.spec.project import Project
 from runner.state.base import Registry
-from runner.state.sessions import SessionRow, SessionStore
+from runner.state.sessions import SessionRow
+from runner.state.sessions_sqlite import SqliteSessionStore
 
 if TYPE_CHECKING:
     from runner.runtime.escalation import Escalation
     from runner.runtime.operators import HandoffResult, Operators
-    from runner.state.humanqueue import QueueItem, StoredEscalation, TranscriptEntry
+    from runner.state.operators import QueueItem, StoredEscalation, TranscriptEntry
 
 log = logging.getLogger("runner.runtime")
 
@@ -124,7 +125,7 @@ class Lifecycle:
         env: Environment,
         provider: Provider,
         registry: Registry,
-        store: SessionStore,
+        store: SqliteSessionStore,
         clock: Clock,
         environ: Mapping[str, str],
         config: RuntimeConfig,

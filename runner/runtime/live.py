@@ -31,7 +31,8 @@ from runner.runtime.monitor import Subject
 from runner.runtime.session import AuthContext
 from runner.runtime.waiting import WaitingHandoffs, waiting_target
 from runner.spec.models import Team
-from runner.state.sessions import SessionRow, SessionState
+from runner.spec.vocabulary import SessionState
+from runner.state.sessions import SessionRow
 
 __all__ = ["LiveSession", "LiveSessions", "session_subjects"]
 

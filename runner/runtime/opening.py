@@ -29,7 +29,7 @@ from runner.runtime.decisions import RouterFactory, default_router_factory
 from runner.runtime.errors import LifecycleError, SpecProblemsError
 from runner.spec.models import API_VERSION, Environment
 from runner.spec.project import Project
-from runner.state.sessions import SessionStore
+from runner.state.sessions_sqlite import SqliteSessionStore
 
 if TYPE_CHECKING:
     from runner.runtime.lifecycle import Lifecycle
@@ -93,7 +93,7 @@ def build_lifecycle(
             provider = build_provider(env, environ=environ)
         except ProviderError as exc:
             raise LifecycleError(f"environment.{env.name}: {exc}") from exc
-    store = SessionStore(path)
+    store = SqliteSessionStore(path)
     lc = cls(
         project=project,
         env=env,

@@ -46,7 +46,8 @@ from runner.runtime.session import AuthLike
 from runner.runtime.teams import AVAILABILITY, TeamRouter, check_team
 from runner.spec.models import Envelope, Team
 from runner.spec.project import Position, Project, SpecDocument
-from runner.state.humanqueue import HumanQueueStore, QueueItem, StoredEscalation, TranscriptEntry
+from runner.state.operators import QueueItem, StoredEscalation, TranscriptEntry
+from runner.state.operators_sqlite import SqliteOperatorStore
 
 if TYPE_CHECKING:
     from runner.runtime.lifecycle import Lifecycle
@@ -98,7 +99,7 @@ class Operators:
         self.env = lc.env.name
         # the session store's connection: a second one would make the runtime re-read the
         # registry on every turn (PRAGMA data_version changes with other connections' writes)
-        self.store = HumanQueueStore(lc.store.path, connection=lc.store.connection)
+        self.store = SqliteOperatorStore(lc.store.path, connection=lc.store.connection)
         self.board: dict[str, dict[str, str]] = self.store.availability(self.env)
         self.escalations = EscalationDesk(lc, self.store)
         self.queue = HumanQueue(lc, self.store)

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from runner.runtime.decisions import Handoff
 from runner.runtime.errors import PermissionDeniedError
-from runner.state.sessions import SessionRow, SessionState
+from runner.spec.vocabulary import SessionState
+from runner.state.sessions import SessionRow
 
 if TYPE_CHECKING:
     from runner.runtime.lifecycle import Lifecycle

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.runtime.decisions import Handoff, RouteDecision
-from runner.state.sessions import SessionState
+from runner.spec.vocabulary import SessionState
 
 
 class _Workloads(Mapping[str, int]):

@@ -1,1 +1,14 @@
-"""runner.state"""
+"""What runner keeps between runs, each store behind a Protocol with its SQLite implementation.
+
+  base / sqlite                   the registry: what was applied per environment, the journal,
+                                  the apply lock (`Registry`, `SqliteRegistry`)
+  sessions / sessions_sqlite      the runtime's sessions (`SessionStore`, `SqliteSessionStore`)
+  operators / operators_sqlite    the human queue and transcript, escalation history and member
+                                  availability (`OperatorStore`, `SqliteOperatorStore`)
+
+All live in one SQLite file (`.runner/state.db`); the runtime's stores share one connection.
+May import: `runner.errors`, `runner.paths`, `runner.sqlitefile`, `runner.spec`,
+`runner.providers.base`. Import names from the modules above; the package exports nothing.
+"""
+
+__all__: list[str] = []

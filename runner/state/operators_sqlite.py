@@ -1,22 +1,18 @@
-"""The durable human queue, operator transcript, escalations and live availability of teams.
+"""The operator store in the registry's SQLite file: `rt_hq_*` and `rt_esc_*` tables.
 
-Role: `runner.runtime.operators` (its human queue and escalation desk) records here what must
-survive a restart of the runtime: sessions waiting for a person (`rt_hq_items`, one row per
-session while it is `awaiting_human`, with who claimed it), what operators said
-(`rt_hq_messages`), every escalation of every team session with its current status
-(`rt_esc_escalations`) and live member availability set by operators (`rt_hq_availability`). A
-new process on the same registry file finds the queue, the pending escalations and the
-availability as they were.
+Role: the SQLite implementation of `runner.state.operators.OperatorStore`: the human queue
+(`rt_hq_items`, one row per session while it is `awaiting_human`, with who claimed it), the
+transcript (`rt_hq_messages`), member availability (`rt_hq_availability`) and escalation
+history (`rt_esc_escalations`). The runtime's composition root builds it on the session
+store's connection (`runner.state.sessions_sqlite`): writes on a second connection would change
+`PRAGMA data_version` for the runtime and make it re-read the registry on every turn.
 
 Invariants:
   - Only tables prefixed `rt_hq_` / `rt_esc_` are touched, in the registry's SQLite file.
-  - One connection, autocommit, WAL, busy timeout (another process may apply meanwhile). The
-    runtime passes its session store's connection: writes on a second connection would change
-    `PRAGMA data_version` for the runtime and make it re-read the registry on every turn.
   - Escalation history is written behind (like turn counters): `record_escalation` and
     `session_closed` buffer, `flush()` writes the buffer in one transaction; every read and
     `close()` flush first. What must survive at once (the queue, claims, availability,
-    transcript) is written immediately; pending escalations are also in the session rows.
+    transcript) is written immediately.
   - `claim` is a conditional UPDATE: two operators (even in two processes) never both claim
     the same session.
 """
@@ -26,11 +22,16 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from runner.spec.vocabulary import PRIORITY_RANK, priority_rank
 from runner.sqlitefile import prepare_database
+from runner.state.operators import QueueItem, StoredEscalation, TranscriptEntry
+from runner.state.sessions_sqlite import open_connection
+
+__all__ = ["SqliteOperatorStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rt_hq_items (
@@ -95,93 +96,24 @@ _UPSERT_ESCALATION = (
     "updated_at=excluded.updated_at, session_open=excluded.session_open"
 )
 _CLOSE_SESSION = "UPDATE rt_esc_escalations SET session_open = 0 WHERE session_id = ?"
-_PRIORITY_ORDER = (
-    "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 "
-    "WHEN 'low' THEN 3 ELSE 2 END"
+_PRIORITY_ORDER = (  # the vocabulary's rank, in SQL: urgent first, none or unknown as medium
+    "CASE priority "
+    + " ".join(f"WHEN '{name}' THEN {rank}" for name, rank in PRIORITY_RANK.items())
+    + f" ELSE {priority_rank(None)} END"
 )
 
 
-@dataclass(frozen=True, slots=True)
-class QueueItem:
-    """A session waiting for (or held by) a person."""
-
-    session_id: str
-    env: str
-    team: str | None
-    workspace_id: str | None
-    user_id: str
-    reason: str | None
-    trigger: str | None
-    escalation_id: str | None
-    level: int | None
-    previous_agent: str | None  # the member that had the session before the person
-    priority: str | None
-    enqueued_at: float
-    claimed_by: str | None = None
-    claimed_at: float | None = None
-
-    @property
-    def claimed(self) -> bool:
-        return self.claimed_by is not None
-
-    def _values(self) -> tuple[Any, ...]:
-        return (
-            self.session_id,
-            self.env,
-            self.team,
-            self.workspace_id,
-            self.user_id,
-            self.reason,
-            self.trigger,
-            self.escalation_id,
-            self.level,
-            self.previous_agent,
-            self.priority,
-            self.enqueued_at,
-            self.claimed_by,
-            self.claimed_at,
-        )
+def _item_values(item: QueueItem) -> tuple[Any, ...]:
+    return tuple(getattr(item, f.name) for f in fields(QueueItem))
 
 
-@dataclass(frozen=True, slots=True)
-class TranscriptEntry:
-    session_id: str
-    role: str  # "user" (while waiting for a person) or "operator"
-    author: str | None
-    text: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEscalation:
-    env: str
-    team: str | None
-    session_open: bool
-    escalation: Mapping[str, Any]  # `Escalation.as_dict()`
-
-    @property
-    def status(self) -> str:
-        return str(self.escalation["status"])
-
-    @property
-    def session_id(self) -> str:
-        return str(self.escalation["session_id"])
-
-
-class HumanQueueStore:
-    """The `rt_hq_*` and `rt_esc_*` tables of the registry file."""
+class SqliteOperatorStore:
+    """The `rt_hq_*` and `rt_esc_*` tables of the registry file (an `OperatorStore`)."""
 
     def __init__(self, path: str | Path, *, connection: sqlite3.Connection | None = None) -> None:
         self.path = Path(path)
         self._owns = connection is None
-        if connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            connection.execute("PRAGMA busy_timeout = 30000")
-            connection.execute("PRAGMA synchronous = NORMAL")
-        self._conn = connection
+        self._conn = open_connection(self.path) if connection is None else connection
         prepare_database(self._conn, _SCHEMA)
         self._pending_escalations: dict[str, tuple[Any, ...]] = {}
         self._pending_closed: set[str] = set()
@@ -225,7 +157,7 @@ class HumanQueueStore:
             "trigger=COALESCE(excluded.trigger, trigger), "
             "escalation_id=COALESCE(excluded.escalation_id, escalation_id), "
             "level=COALESCE(excluded.level, level)",
-            item._values(),
+            _item_values(item),
         )
 
     def remove(self, session_id: str) -> bool:
