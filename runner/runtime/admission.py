@@ -22,10 +22,10 @@ from typing import Any, Literal
 from runner.runtime.agents import AgentCatalog
 from runner.runtime.applied import AppliedState, Pin
 from runner.runtime.context import RuntimeContext
-from runner.runtime.decisions import primary_member
 from runner.runtime.errors import LifecycleError, PermissionDeniedError, UnknownTeamError
 from runner.runtime.live import LiveSessions, session_subjects
 from runner.runtime.session import AuthContext
+from runner.runtime.teams import primary_member
 from runner.runtime.turns import call_provider
 from runner.spec.models import parse_duration
 from runner.state.sessions import SessionRow

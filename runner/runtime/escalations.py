@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from runner.runtime.channels import Notification
-from runner.runtime.decisions import RouteDecision
 from runner.runtime.errors import (
     LifecycleError,
     SessionNotFoundError,
@@ -37,11 +36,12 @@ from runner.runtime.escalation import (
     EscalationStateError,
     accept_suggestion,
     approve,
+    escalation_event_data,
     reject,
 )
 from runner.runtime.events import Event
 from runner.runtime.session import AuthContext
-from runner.runtime.teams import TeamRouter, escalation_event_data
+from runner.runtime.teams import RouteDecision, TeamRouter
 from runner.state.operators import OperatorStore, StoredEscalation
 from runner.state.sessions import SessionRow
 

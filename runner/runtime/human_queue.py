@@ -22,12 +22,12 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from runner.runtime.decisions import HUMAN, Handoff, RouteDecision, primary_member
 from runner.runtime.errors import LifecycleError
-from runner.runtime.escalation import Escalation, claim, hand_back
+from runner.runtime.escalation import Escalation, claim, escalation_event_data, hand_back
 from runner.runtime.escalations import apply_as, open_row, well_formed
 from runner.runtime.events import Event
-from runner.runtime.teams import escalation_event_data
+from runner.runtime.teams import Handoff, RouteDecision, primary_member
+from runner.spec.vocabulary import HUMAN
 from runner.state.operators import OperatorStore, QueueItem, TranscriptEntry
 from runner.state.sessions import SessionRow
 

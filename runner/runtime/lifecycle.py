@@ -57,7 +57,6 @@ from runner.runtime.channels import Notifier
 from runner.runtime.clock import Clock, SystemClock
 from runner.runtime.config import RuntimeConfig
 from runner.runtime.context import RuntimeContext
-from runner.runtime.decisions import RouteDecision, RouterFactory
 from runner.runtime.events import Callback, EventBus
 from runner.runtime.live import LiveSessions
 from runner.runtime.monitor import PerformanceMonitor, Subject
@@ -79,10 +78,17 @@ from runner.runtime.status import (
     SystemAnalytics,
     SystemStatus,
 )
+from runner.runtime.teams import (
+    MemberAvailability,
+    RouteDecision,
+    RouterFactory,
+    team_router_factory,
+)
 from runner.runtime.turns import RouterHook, Turns
 from runner.spec.models import Environment, Team
 from runner.spec.project import Project
 from runner.state.base import Registry
+from runner.state.operators import OperatorStore
 from runner.state.sessions import SessionRow
 from runner.state.sessions_sqlite import SqliteSessionStore
 
@@ -126,10 +132,11 @@ class Lifecycle:
         provider: Provider,
         registry: Registry,
         store: SqliteSessionStore,
+        operator_store: OperatorStore,
         clock: Clock,
         environ: Mapping[str, str],
         config: RuntimeConfig,
-        router_factory: RouterFactory,
+        router_factory: RouterFactory | None,
         notify_backoff: float,
     ) -> None:
         events = EventBus()
@@ -165,6 +172,10 @@ class Lifecycle:
         self.env, self.provider, self.registry, self.store = env, provider, registry, store
         self.clock, self.environ, self.config = clock, environ, config
         self.events, self.pools, self.monitor = events, ctx.pools, ctx.monitor
+        self.operator_store = operator_store
+        self.availability = MemberAvailability(env.name, operator_store)
+        if router_factory is None:
+            router_factory = team_router_factory(clock=clock, availability=self.availability.of)
         self.applied = AppliedState(ctx, project)
         self.sessions = LiveSessions(ctx)
         self.agents = AgentCatalog(ctx, self.applied, self.sessions)

@@ -25,10 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from runner.runtime.context import RuntimeContext
-from runner.runtime.decisions import primary_member
 from runner.runtime.errors import SessionNotFoundError, SessionStateError
 from runner.runtime.monitor import Subject
 from runner.runtime.session import AuthContext
+from runner.runtime.teams import primary_member
 from runner.runtime.waiting import WaitingHandoffs, waiting_target
 from runner.spec.models import Team
 from runner.spec.vocabulary import SessionState

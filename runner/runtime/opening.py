@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 from runner.providers.base import Provider, ProviderError
 from runner.runtime.clock import Clock
 from runner.runtime.config import RuntimeConfig
-from runner.runtime.decisions import RouterFactory, default_router_factory
 from runner.runtime.errors import LifecycleError, SpecProblemsError
+from runner.runtime.teams import RouterFactory
 from runner.spec.models import API_VERSION, Environment
 from runner.spec.project import Project
+from runner.state.operators_sqlite import SqliteOperatorStore
 from runner.state.sessions_sqlite import SqliteSessionStore
 
 if TYPE_CHECKING:
@@ -100,10 +101,11 @@ def build_lifecycle(
         provider=provider,
         registry=registry,
         store=store,
+        operator_store=SqliteOperatorStore(path, connection=store.connection),
         clock=clock,
         environ=environ,
         config=RuntimeConfig.from_environ(environ),
-        router_factory=router_factory or default_router_factory(),
+        router_factory=router_factory,
         notify_backoff=notify_backoff,
     )
     lc.reload(project)

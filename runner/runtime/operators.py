@@ -36,18 +36,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from runner.runtime.decisions import HUMAN, RouteDecision
 from runner.runtime.errors import LifecycleError, SessionStateError
 from runner.runtime.escalation import Escalation
 from runner.runtime.escalations import EscalationDesk, EscalationNotPendingError, team_router
 from runner.runtime.events import Event
 from runner.runtime.human_queue import HumanQueue, HumanQueueError
 from runner.runtime.session import AuthLike
-from runner.runtime.teams import AVAILABILITY, TeamRouter, check_team
+from runner.runtime.teams import MemberAvailability, RouteDecision, TeamRouter, check_team
 from runner.spec.models import Envelope, Team
 from runner.spec.project import Position, Project, SpecDocument
+from runner.spec.vocabulary import HUMAN
 from runner.state.operators import QueueItem, StoredEscalation, TranscriptEntry
-from runner.state.operators_sqlite import SqliteOperatorStore
 
 if TYPE_CHECKING:
     from runner.runtime.lifecycle import Lifecycle
@@ -99,8 +98,8 @@ class Operators:
         self.env = lc.env.name
         # the session store's connection: a second one would make the runtime re-read the
         # registry on every turn (PRAGMA data_version changes with other connections' writes)
-        self.store = SqliteOperatorStore(lc.store.path, connection=lc.store.connection)
-        self.board: dict[str, dict[str, str]] = self.store.availability(self.env)
+        self.store = lc.operator_store
+        self.board: MemberAvailability = lc.availability
         self.escalations = EscalationDesk(lc, self.store)
         self.queue = HumanQueue(lc, self.store)
         self._offs = [
@@ -110,7 +109,6 @@ class Operators:
             lc.on("human:message-received", self.queue.on_user_message),
         ]
         self._closed = False
-        self._offs.append(lc.on_router_built(self._wire))
         # Catch up with what happened while no operators were attached (e.g. sessions that
         # went to a person in a runtime that never attached them).
         for row in lc.open_rows():
@@ -129,11 +127,6 @@ class Operators:
         self._offs = []
         _ATTACHED.pop(self.lc, None)
         self.store.close()
-
-    def _wire(self, router: Any) -> None:
-        if isinstance(router, TeamRouter):
-            router.clock = self.lc.clock
-            router.availability = self.board.setdefault(router.team.name, {})
 
     def router(self, team: str) -> TeamRouter:
         return team_router(self.lc, team)
@@ -266,14 +259,8 @@ class Operators:
         Durable. Back to `available`, the member serves handoffs queued for its
         specialization at once (oldest first, as far as its `max_workload` allows)."""
         router = team_router(self.lc, team)
-        if status not in AVAILABILITY:
-            raise LifecycleError(f"availability {status!r} is not one of {', '.join(AVAILABILITY)}")
-        if agent not in {m.agent for m in router.team.members}:
-            raise LifecycleError(f"agent.{agent} is not a member of team.{team}")
         now = self.lc.clock.now()
-        self.board.setdefault(team, {})[agent] = status
-        router.availability = self.board[team]
-        self.store.set_availability(self.env, team, agent, status, at=now)
+        self.board.set(router.team, agent, status, at=now)
         self.lc.events.emit(
             "team:availability-changed",
             {"team": team, "agent": agent, "status": status},
@@ -285,9 +272,7 @@ class Operators:
                     self.lc.serve_waiting_handoffs(team, member.specialization)
 
     def member_availability(self, team: str) -> dict[str, str]:
-        router = team_router(self.lc, team)
-        live = self.board.get(team, {})
-        return {m.agent: live.get(m.agent, m.availability) for m in router.team.members}
+        return self.board.effective(team_router(self.lc, team).team)
 
     async def create_team(self, spec: Team | Mapping[str, Any]) -> Team:
         """Create (or replace) a team from code, validated like a spec file: the Team model,

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runner.runtime.decisions import Handoff
 from runner.runtime.errors import PermissionDeniedError
+from runner.runtime.teams import Handoff
 from runner.spec.vocabulary import SessionState
 from runner.state.sessions import SessionRow
 

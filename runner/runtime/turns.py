@@ -31,27 +31,27 @@ from runner.providers.base import Provider, Reply
 from runner.runtime.agents import AgentCatalog
 from runner.runtime.applied import AppliedState, Declared
 from runner.runtime.context import RuntimeContext
-from runner.runtime.decisions import (
-    HUMAN,
-    Handoff,
-    PrimaryRouter,
-    RouteDecision,
-    RouterFactory,
-    TeamRouter,
-    TurnContext,
-)
 from runner.runtime.errors import SessionStateError, TurnFailedError
 from runner.runtime.live import LiveSession, LiveSessions
 from runner.runtime.monitor import Subject
 from runner.runtime.session import CHAT_ACCESS, AuthContext, TurnReply, check_auth
+from runner.runtime.teams import (
+    Handoff,
+    PrimaryRouter,
+    RouteDecision,
+    Router,
+    RouterFactory,
+    TurnContext,
+)
 from runner.runtime.waiting import WaitKey
+from runner.spec.vocabulary import HUMAN
 from runner.state.sessions import SessionRow
 
 __all__ = ["RouterHook", "Turns", "call_provider"]
 
 log = logging.getLogger("runner.runtime")
 
-RouterHook = Callable[[TeamRouter], None]
+RouterHook = Callable[[Router], None]
 
 
 async def call_provider(provider: Provider, fn: Any, /, **kwargs: Any) -> Any:
@@ -86,7 +86,7 @@ class Turns:
         self._emit = ctx.emit
         self._router_factory = router_factory
         self._router_hooks: list[RouterHook] = []
-        self.routers: dict[str, TeamRouter] = {}
+        self.routers: dict[str, Router] = {}
         self._waiting = sessions.waiting
         self._waiting.serve = self.serve_waiting
 
@@ -94,7 +94,7 @@ class Turns:
 
     def build_routers(self, declared: Declared) -> None:
         """One router per declared team (the primary answers when a factory fails)."""
-        routers: dict[str, TeamRouter] = {}
+        routers: dict[str, Router] = {}
         for name, team in declared.teams.items():
             path = declared.escalation_paths.get(team.workflow.escalation_path or "")
             try:

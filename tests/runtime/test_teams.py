@@ -8,11 +8,18 @@ from typing import Any
 
 from runtime_support import AUTH
 
-from runner.runtime.decisions import RouteDecision, TurnContext
+from runner.runtime.clock import FakeClock
 from runner.runtime.events import Event
 from runner.runtime.lifecycle import Lifecycle
 from runner.runtime.operators import operators_of
-from runner.runtime.teams import TeamRouter, build_team_router, check_team, team_revision
+from runner.runtime.teams import (
+    RouteDecision,
+    TeamRouter,
+    TurnContext,
+    build_team_router,
+    check_team,
+    team_revision,
+)
 from runner.spec.models import EscalationPath, Team
 
 LB_TEAM = """
@@ -257,12 +264,14 @@ def test_router_is_pure_and_matchers_are_cached_per_revision() -> None:
     project = contract_project()
     team = project.teams["customer-support"]
     path = project.escalation_paths["support-escalation"]
-    a = build_team_router(team, escalation_path=path)
-    b = build_team_router(team, escalation_path=path)
+    clock = FakeClock()
+    a = build_team_router(team, escalation_path=path, clock=clock, availability={})
+    b = build_team_router(team, escalation_path=path, clock=clock, availability={})
     assert isinstance(a, TeamRouter) and a.matchers is b.matchers
     changed = team.model_copy(update={"description": "other"})
     assert team_revision(changed) != team_revision(team)
-    assert build_team_router(changed, escalation_path=path).matchers is not a.matchers
+    changed_router = build_team_router(changed, escalation_path=path, clock=clock, availability={})
+    assert changed_router.matchers is not a.matchers
 
     def ctx(text: str, turn: int, state: Any = "active", rs: Any = None) -> TurnContext:
         return TurnContext(

@@ -1,10 +1,11 @@
 """The seam between sessions and team routing: what a router is asked and what it decides.
 
-Role: a team session asks its `TeamRouter` on every user message which member answers. The
-teams engineer's router (`runner.runtime.teams.build_team_router`, when that module exists)
-implements handoff triggers and escalation; until then `PrimaryRouter` keeps the current member
-(the team's primary at start). `Lifecycle` applies a `RouteDecision` the same way whether it
-comes from a turn or from outside one (`Lifecycle.apply_decision`, e.g. an approved escalation).
+Role: a team session asks its team's `Router` on every user message which member answers.
+`TeamRouter` (`runner.runtime.teams.router`) implements handoff triggers, queued handoffs and
+escalation; `PrimaryRouter` keeps the current member (it answers when a router cannot be
+built); a caller of `Lifecycle.open` may pass its own `RouterFactory`. The runtime
+(`runner.runtime.sessions`) applies a `RouteDecision` the same way whether it comes from a turn
+or from outside one (`Lifecycle.apply_decision`, e.g. an approved escalation).
 
 Applying a decision (in this order): `router_state` and `escalation` are stored; for each
 handoff `handoff:initiated` is emitted; `agent` becomes the session's current member (None: no
@@ -17,8 +18,9 @@ in `router_state["waiting"]`; it is completed by whichever comes first: the sess
 message (the router re-tries it) or a member of that specialization freeing up (a session of
 theirs ends, is handed off away or goes to a person, they become `available` again, a reload
 raises `max_workload`, or at open after a restart). The latter is a decision outside a turn
-(`TeamRouter.serve_waiting`, applied by `Turns.serve_waiting`): `handoff:completed` carries
-`queued_for_s`, and the session's next message is answered by the new member.
+(`QueueServingRouter.serve_waiting`, asked by the runtime's session changes):
+`handoff:completed` carries `queued_for_s`, and the session's next message is answered by the
+new member.
 
 Invariant: routers are pure with respect to the runtime: they read `TurnContext`, return a
 decision, and keep per-session memory only in `router_state` (persisted with the session, so a
@@ -27,15 +29,26 @@ restarted process routes the same way).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from runner.spec.models import EscalationPath, Team
 from runner.spec.vocabulary import SessionState
 
-HUMAN = "human"
+__all__ = [
+    "Handoff",
+    "PrimaryRouter",
+    "QueueServingRouter",
+    "RouteDecision",
+    "Router",
+    "RouterFactory",
+    "TurnContext",
+    "Workload",
+    "primary_member",
+]
+
+Workload = Callable[[str], int]  # live sessions whose current member is this agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +86,7 @@ class TurnContext:
     router_state: Mapping[str, Any]
     preferences: Mapping[str, Any]
     priority: str | None
-    workload: Callable[[str], int]  # live sessions whose current member is this agent
+    workload: Workload
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +100,25 @@ class RouteDecision:
     events: tuple[tuple[str, Mapping[str, Any]], ...] = field(default=())
 
 
-class TeamRouter(Protocol):
+class Router(Protocol):
+    """What a team session asks on every user message (sync or async)."""
+
     def route(self, turn: TurnContext) -> RouteDecision | Awaitable[RouteDecision]: ...
 
 
-RouterFactory = Callable[[Team, EscalationPath | None], TeamRouter]
+@runtime_checkable
+class QueueServingRouter(Router, Protocol):
+    """A router that queues handoffs (`router_state["waiting"]`) and completes them outside a
+    turn when a member frees up."""
+
+    def serve_waiting(
+        self, *, current_agent: str | None, router_state: Mapping[str, Any], workload: Workload
+    ) -> RouteDecision | None:
+        """The session's queued handoff completed now, None while no member is free."""
+        ...
+
+
+RouterFactory = Callable[[Team, EscalationPath | None], Router]
 
 
 def primary_member(team: Team) -> str:
@@ -112,20 +139,3 @@ class PrimaryRouter:
         if turn.state == "awaiting_human":
             return RouteDecision(agent=None)
         return RouteDecision(agent=turn.current_agent or primary_member(self.team))
-
-
-def default_router_factory() -> RouterFactory:
-    """The teams engineer's router when `runner.runtime.teams.build_team_router` exists."""
-    try:
-        teams = importlib.import_module("runner.runtime.teams")
-    except ImportError:
-        return PrimaryRouter
-    factory = getattr(teams, "build_team_router", None)
-    if factory is None:
-        return PrimaryRouter
-
-    def build(team: Team, escalation_path: EscalationPath | None) -> TeamRouter:
-        router: TeamRouter = factory(team, escalation_path=escalation_path)
-        return router
-
-    return build
