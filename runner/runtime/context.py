@@ -7,10 +7,9 @@ collaborator reads what it needs here, at call time.
 
 Invariants:
   - One context per `Lifecycle`, passed explicitly (never a module-level "current" context).
-  - Everything but `notifier` is fixed for the runtime's life, so the turn path may keep local
-    references to the clock, pools, monitor and provider. `notifier` may be swapped after open
-    (the scenario runner records deliveries that way); read it from the context each time.
-  - `emit` stamps every event with the injected clock.
+  - Everything is fixed for the runtime's life, so the turn path may keep local references to
+    the clock, pools, monitor and provider.
+  - Events are stamped with the injected clock.
 """
 
 from __future__ import annotations
@@ -19,11 +18,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.providers.base import Provider
-from runner.runtime.channels import Notifier
 from runner.runtime.clock import Clock
 from runner.runtime.config import RuntimeConfig
 from runner.runtime.events import EventBus
-from runner.runtime.monitor import PerformanceMonitor
+from runner.runtime.monitoring import Notifier, PerformanceMonitor
 from runner.runtime.pools import PoolManager
 from runner.spec.models import Environment
 from runner.state.base import Registry
@@ -78,4 +76,4 @@ class RuntimeContext:
 
     def emit(self, event_type: str, data: Mapping[str, Any]) -> None:
         """Publish an event stamped with the runtime's clock."""
-        self.events.emit(event_type, data, at=self.clock.now())
+        self.events.emit(event_type, data)

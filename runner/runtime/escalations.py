@@ -24,7 +24,6 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from runner.runtime.channels import Notification
 from runner.runtime.errors import (
     LifecycleError,
     SessionNotFoundError,
@@ -40,6 +39,7 @@ from runner.runtime.escalation import (
     reject,
 )
 from runner.runtime.events import Event
+from runner.runtime.monitoring import Notification
 from runner.runtime.session import AuthContext
 from runner.runtime.teams import RouteDecision, TeamRouter
 from runner.state.operators import OperatorStore, StoredEscalation

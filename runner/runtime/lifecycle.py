@@ -53,13 +53,12 @@ from runner.runtime.agents import (
     CleanupResult,
 )
 from runner.runtime.applied import AppliedState, Declared
-from runner.runtime.channels import Notifier
 from runner.runtime.clock import Clock, SystemClock
 from runner.runtime.config import RuntimeConfig
 from runner.runtime.context import RuntimeContext
 from runner.runtime.events import Callback, EventBus
 from runner.runtime.live import LiveSessions
-from runner.runtime.monitor import PerformanceMonitor, Subject
+from runner.runtime.monitoring import AlertRelay, Notifier, PerformanceMonitor, channel_failures
 from runner.runtime.opening import Opener, SpecsArg, build_lifecycle
 from runner.runtime.pools import PoolManager
 from runner.runtime.session import (
@@ -137,12 +136,21 @@ class Lifecycle:
         environ: Mapping[str, str],
         config: RuntimeConfig,
         router_factory: RouterFactory | None,
+        notifier: Notifier | None,
         notify_backoff: float,
     ) -> None:
-        events = EventBus()
+        events = EventBus(clock)
+        if notifier is None:
+            notifier = Notifier(
+                channels={},
+                environ=environ,
+                backoff=notify_backoff,
+                on_failure=channel_failures(events),
+            )
+        relay = AlertRelay(env=env.name, events=events, notifier=notifier)
 
         def emit(event_type: str, data: Mapping[str, Any]) -> None:
-            events.emit(event_type, data, at=clock.now())
+            events.emit(event_type, data)
 
         self.ctx = ctx = RuntimeContext(
             env=env,
@@ -156,17 +164,8 @@ class Lifecycle:
             pools=PoolManager(
                 clock=clock, emit=emit, default_session_limit=config.default_session_limit
             ),
-            monitor=PerformanceMonitor(
-                on_alert=self._on_alert,
-                active_sessions=self._active_sessions_of,
-                enabled=config.monitoring_enabled,
-            ),
-            notifier=Notifier(
-                channels={},
-                environ=environ,
-                backoff=notify_backoff,
-                on_failure=self._on_channel_failure,
-            ),
+            monitor=PerformanceMonitor(on_alert=relay.on_alert, enabled=config.monitoring_enabled),
+            notifier=notifier,
         )
         # the context's parts, fixed for the runtime's life (all but the notifier)
         self.env, self.provider, self.registry, self.store = env, provider, registry, store
@@ -200,10 +199,6 @@ class Lifecycle:
     def notifier(self) -> Notifier:
         return self.ctx.notifier
 
-    @notifier.setter
-    def notifier(self, notifier: Notifier) -> None:
-        self.ctx.notifier = notifier
-
     @property
     def project(self) -> Project:
         """The specs this runtime was opened (or last reloaded) with."""
@@ -230,6 +225,7 @@ class Lifecycle:
         provider: Provider | None = None,
         router_factory: RouterFactory | None = None,
         background: bool = True,
+        notifier: Notifier | None = None,
         notify_backoff: float = 0.5,
     ) -> Opener:
         """Open the runtime of environment `env` (default: the project's default environment).
@@ -237,6 +233,8 @@ class Lifecycle:
         `specs`: a loaded Project, a path or a list of paths (loaded with `load_project`), or
         None to run only what was applied. `provider` overrides the environment's provider
         (tests, benchmarks). `background=False` starts no sweeper task (call `sweep()`).
+        `notifier` delivers notifications instead of the channels' own delivery (e.g. a
+        `RecordingNotifier` records them and sends nothing).
         """
 
         async def build() -> Lifecycle:
@@ -250,6 +248,7 @@ class Lifecycle:
                 environ=os.environ if environ is None else environ,
                 provider=provider,
                 router_factory=router_factory,
+                notifier=notifier,
                 notify_backoff=notify_backoff,
             )
             lc.sessions.restore()
@@ -551,15 +550,6 @@ class Lifecycle:
         self.operators.set_member_availability(team, agent, status)
 
     # ------------------------------------------------------------ monitoring, status
-
-    def _on_alert(self, *args: Any) -> None:
-        self.status.on_alert(*args)
-
-    def _on_channel_failure(self, channel: str, error: str) -> None:
-        self.status.on_channel_failure(channel, error)
-
-    def _active_sessions_of(self, subject: Subject) -> int:
-        return self.sessions.active_sessions_of(subject)
 
     def get_performance_insights(self, agent: str) -> Insights:
         return self.status.insights(agent)

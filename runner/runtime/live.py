@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionNotFoundError, SessionStateError
-from runner.runtime.monitor import Subject
+from runner.runtime.monitoring import Subject
 from runner.runtime.session import AuthContext
 from runner.runtime.teams import primary_member
 from runner.runtime.waiting import WaitingHandoffs, waiting_target
@@ -34,7 +34,7 @@ from runner.spec.models import Team
 from runner.spec.vocabulary import SessionState
 from runner.state.sessions import SessionRow
 
-__all__ = ["LiveSession", "LiveSessions", "session_subjects"]
+__all__ = ["LiveSession", "LiveSessions", "open_subjects", "session_subjects"]
 
 
 @dataclass(slots=True)
@@ -44,6 +44,16 @@ class LiveSession:
     row: SessionRow
     agents: tuple[str, ...]  # agents whose limits the session counts against
     lock: asyncio.Lock | None = None
+
+
+def open_subjects(row: SessionRow, agents: tuple[str, ...]) -> list[Subject]:
+    """What an open session counts against for `active_sessions`: its pools, its team, and each
+    agent it holds (a team session: every member)."""
+    subjects: list[Subject] = [("pool", p) for p in row.pools]
+    if row.kind == "team":
+        subjects.append(("team", row.target))
+    subjects.extend(("agent", a) for a in agents)
+    return subjects
 
 
 def session_subjects(row: SessionRow) -> list[Subject]:
@@ -75,6 +85,7 @@ class LiveSessions:
             agents = tuple(row.pins)
             live = self.live[row.id] = LiveSession(row=row, agents=agents)
             ctx.pools.occupy(agents=agents, pools=row.pools)
+            ctx.monitor.sessions_opened(open_subjects(row, agents))
             if waiting_target(row) is not None:
                 self.waiting.track(live)
             if row.current_agent:
@@ -85,6 +96,7 @@ class LiveSessions:
     def add(self, row: SessionRow, agents: tuple[str, ...]) -> LiveSession:
         """Hold a session admission just created (its pool slots are taken)."""
         live = self.live[row.id] = LiveSession(row=row, agents=agents)
+        self._ctx.monitor.sessions_opened(open_subjects(row, agents))
         first = row.current_agent
         if first is not None:
             self.current_load[first] = self.current_load.get(first, 0) + 1
@@ -109,6 +121,7 @@ class LiveSessions:
             # Opened by another runtime after this one started: adopt it.
             live = self.live[session_id] = LiveSession(row=row, agents=tuple(row.pins))
             self._ctx.pools.occupy(agents=live.agents, pools=row.pools)
+            self._ctx.monitor.sessions_opened(open_subjects(row, live.agents))
             if waiting_target(row) is not None:
                 self.waiting.track(live)
         return live
@@ -136,18 +149,6 @@ class LiveSessions:
     def workload(self, agent: str) -> int:
         """Live sessions whose current member is `agent`."""
         return self.current_load.get(agent, 0)
-
-    def active_sessions_of(self, subject: Subject) -> int:
-        kind, name = subject
-        if kind == "pool":
-            return self._ctx.pools.active(name)
-        if kind == "team":
-            return sum(
-                1
-                for live in self.live.values()
-                if live.row.kind == "team" and live.row.target == name
-            )
-        return sum(1 for live in self.live.values() if name in live.agents)
 
     # ------------------------------------------------------------ changes
 
@@ -198,6 +199,7 @@ class LiveSessions:
         self.dirty.discard(row.id)
         self.set_current(live, None)  # the stored row keeps the last member
         ctx.pools.release(agents=live.agents, pools=row.pools)
+        ctx.monitor.sessions_closed(open_subjects(row, live.agents))
         self.ended_reasons[reason] = self.ended_reasons.get(reason, 0) + 1
         self.ended_turns += row.turns
         ctx.monitor.evaluate_subjects(session_subjects(row), now)

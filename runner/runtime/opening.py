@@ -26,6 +26,7 @@ from runner.providers.base import Provider, ProviderError
 from runner.runtime.clock import Clock
 from runner.runtime.config import RuntimeConfig
 from runner.runtime.errors import LifecycleError, SpecProblemsError
+from runner.runtime.monitoring import Notifier
 from runner.runtime.teams import RouterFactory
 from runner.spec.models import API_VERSION, Environment
 from runner.spec.project import Project
@@ -77,6 +78,7 @@ def build_lifecycle(
     environ: Mapping[str, str],
     provider: Provider | None,
     router_factory: RouterFactory | None,
+    notifier: Notifier | None,
     notify_backoff: float,
 ) -> Lifecycle:
     """The Lifecycle of environment `env_name`, loaded (runs in a worker thread: file I/O)."""
@@ -106,6 +108,7 @@ def build_lifecycle(
         environ=environ,
         config=RuntimeConfig.from_environ(environ),
         router_factory=router_factory,
+        notifier=notifier,
         notify_backoff=notify_backoff,
     )
     lc.reload(project)

@@ -37,9 +37,9 @@ from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
-from runner.runtime.channels import RecordingNotifier
 from runner.runtime.clock import FakeClock
 from runner.runtime.events import Event
+from runner.runtime.monitoring import RecordingNotifier
 from runner.spec.models import API_VERSION, Environment, Expect, Scenario, Step, parse_duration
 from runner.spec.project import Position, Project, SpecDocument
 
@@ -155,12 +155,11 @@ async def run_scenario(
             registry_path=workdir / "state.db",
             environ=_environ(),
             background=False,
-            notify_backoff=0.0,
+            notifier=recorder,
         )
         lc = await opener
     except Exception as exc:
         return fail(f"scenario '{scenario.name}': the runtime could not open: {exc}")
-    lc.notifier = recorder
     ops = operators_of(lc)
     events: list[Event] = []
     lc.on("*", events.append)

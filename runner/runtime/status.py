@@ -1,15 +1,11 @@
-"""How the runtime is doing: alert relaying, performance insights, system status and analytics.
+"""How the runtime is doing: performance insights, system status and analytics.
 
-Role: the read side of the runtime, next to the monitor (`runner.runtime.monitor`), the pools
-and the channels. `RuntimeStatus.on_alert` is the monitor's callback: a firing or resolved
-alert becomes a `performance:alert*` event and a notification on the alert's channels.
-`insights`, `system_status` and `system_analytics` back the `Lifecycle` methods of the same
-purpose.
+Role: the read side of the runtime, over the session table, the monitor, the pools and the
+channels. `insights`, `system_status` and `system_analytics` back the `Lifecycle` methods of
+the same purpose.
 
 Invariants:
   - Reading status changes nothing (no session, pool or alert state).
-  - Notifications go through the context's current notifier, looked up on each alert (it may
-    be swapped after open); a failing channel becomes a `channel:delivery-failed` event.
   - All time comes from the injected Clock.
 """
 
@@ -17,12 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
-from runner.runtime.channels import Notification
 from runner.runtime.context import RuntimeContext
 from runner.runtime.live import LiveSessions
-from runner.runtime.monitor import SubjectFigures, recommend, subject_figures
+from runner.runtime.monitoring import SubjectFigures, recommend, subject_figures
 from runner.runtime.pools import PoolFigures
-from runner.spec.models import Alert
 
 __all__ = [
     "ComponentStatus",
@@ -63,46 +57,12 @@ class SystemAnalytics(TypedDict):
 
 
 class RuntimeStatus:
-    """Alert relaying and status reports of one runtime (see the module docstring)."""
+    """Status reports of one runtime (see the module docstring)."""
 
     def __init__(self, ctx: RuntimeContext, sessions: LiveSessions) -> None:
         self._ctx = ctx
         self._sessions = sessions
         self._started_mono = ctx.clock.monotonic()
-
-    # ------------------------------------------------------------ monitoring callbacks
-
-    def on_alert(
-        self, alert: Alert, value: float | None, status: Literal["firing", "resolved"]
-    ) -> None:
-        ctx = self._ctx
-        env = ctx.env.name
-        kind = "agent" if alert.agent else "team" if alert.team else "pool"
-        subject = f"{kind}.{alert.agent or alert.team or alert.pool}"
-        data = {
-            "alert": alert.name,
-            "subject": subject,
-            "metric": alert.metric,
-            "condition": alert.condition,
-            "threshold": alert.threshold,
-            "value": value,
-            "severity": alert.severity,
-            "window": alert.window,
-            "status": status,
-            "env": env,
-        }
-        ctx.emit("performance:alert" if status == "firing" else "performance:alert-cleared", data)
-        if alert.notify:
-            shown = "n/a" if value is None else f"{value:g}"
-            verb = "FIRING" if status == "firing" else "resolved"
-            summary = (
-                f"[{alert.severity}] {verb}: alert.{alert.name} on {subject}: {alert.metric} "
-                f"{shown} {alert.condition} {alert.threshold:g} (env {env})"
-            )
-            ctx.notifier.notify(list(alert.notify), Notification(summary=summary, body=data))
-
-    def on_channel_failure(self, channel: str, error: str) -> None:
-        self._ctx.emit("channel:delivery-failed", {"channel": channel, "error": error})
 
     # ------------------------------------------------------------ reports
 

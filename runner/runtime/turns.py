@@ -33,7 +33,7 @@ from runner.runtime.applied import AppliedState, Declared
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionStateError, TurnFailedError
 from runner.runtime.live import LiveSession, LiveSessions
-from runner.runtime.monitor import Subject
+from runner.runtime.monitoring import Subject
 from runner.runtime.session import CHAT_ACCESS, AuthContext, TurnReply, check_auth
 from runner.runtime.teams import (
     Handoff,

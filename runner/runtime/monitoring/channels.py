@@ -1,6 +1,8 @@
-"""Notification delivery for alerts: webhook and Slack by HTTP POST (JSON), email by SMTP.
+"""Notification delivery: webhook and Slack by HTTP POST (JSON), email by SMTP.
 
-Role: `Lifecycle` calls `Notifier.notify(channel_names, message)` when an alert fires or clears.
+Role: the alert relay (`runner.runtime.monitoring.relay`) and the escalation desk
+(`runner.runtime.operators`) call `Notifier.notify(channel_names, message)` when an alert
+fires or clears and when an escalation level opens.
 Delivery runs in the background (an asyncio task per channel, the blocking I/O in a worker
 thread), with `retries` further attempts and exponential backoff, so a session never waits for,
 nor fails because of, a channel.
@@ -26,6 +28,8 @@ from typing import Any, TypedDict
 from urllib.parse import unquote, urlsplit
 
 from runner.spec.models import Channel, parse_duration
+
+__all__ = ["ChannelStats", "Notification", "Notifier", "RecordingNotifier", "deliver"]
 
 log = logging.getLogger("runner.runtime.channels")
 
@@ -96,6 +100,8 @@ def deliver(channel: Channel, note: Notification) -> None:
 
 
 class Notifier:
+    """Delivers notifications to the declared channels in the background, with retries."""
+
     def __init__(
         self,
         *,
