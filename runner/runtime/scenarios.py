@@ -127,7 +127,6 @@ async def run_scenario(
 ) -> ScenarioResult:
     """Run one scenario in `workdir` (created; a fresh store and registry file live there)."""
     from runner.runtime.lifecycle import Lifecycle
-    from runner.runtime.operators import operators_of
 
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +159,7 @@ async def run_scenario(
         lc = await opener
     except Exception as exc:
         return fail(f"scenario '{scenario.name}': the runtime could not open: {exc}")
-    ops = operators_of(lc)
+    ops = lc.operators
     events: list[Event] = []
     lc.on("*", events.append)
     try:
@@ -236,7 +235,6 @@ async def run_scenario(
             tuple(recorder.sent),
         )
     finally:
-        ops.close()
         await lc.close()
 
 

@@ -13,10 +13,17 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
+from runner.providers.base import Provider
 from runner.runtime.context import RuntimeContext
-from runner.runtime.live import LiveSessions
-from runner.runtime.monitoring import SubjectFigures, recommend, subject_figures
-from runner.runtime.pools import PoolFigures
+from runner.runtime.monitoring import (
+    Notifier,
+    PerformanceMonitor,
+    SubjectFigures,
+    recommend,
+    subject_figures,
+)
+from runner.runtime.pools import PoolFigures, PoolManager
+from runner.runtime.sessions import LiveSessions
 
 __all__ = [
     "ComponentStatus",
@@ -59,16 +66,29 @@ class SystemAnalytics(TypedDict):
 class RuntimeStatus:
     """Status reports of one runtime (see the module docstring)."""
 
-    def __init__(self, ctx: RuntimeContext, sessions: LiveSessions) -> None:
+    def __init__(
+        self,
+        ctx: RuntimeContext,
+        *,
+        provider: Provider,
+        table: LiveSessions,
+        pools: PoolManager,
+        monitor: PerformanceMonitor,
+        notifier: Notifier,
+    ) -> None:
         self._ctx = ctx
-        self._sessions = sessions
+        self._provider = provider
+        self._table = table
+        self._pools = pools
+        self._monitor = monitor
+        self._notifier = notifier
         self._started_mono = ctx.clock.monotonic()
 
     # ------------------------------------------------------------ reports
 
     def insights(self, agent: str) -> Insights:
         ctx = self._ctx
-        monitor = ctx.monitor
+        monitor = self._monitor
         figures = subject_figures(monitor.get(("agent", agent)), ctx.clock.now())
         insights, recs = recommend(
             figures, name=f"agent.{agent}", slow_ms=ctx.config.alert_threshold_ms
@@ -89,16 +109,17 @@ class RuntimeStatus:
     def system_status(self) -> SystemStatus:
         ctx = self._ctx
         components: dict[str, ComponentStatus] = {}
+        provider = self._provider
         components["provider"] = {
             "status": "healthy",
-            "detail": f"{ctx.provider.name} ({'remote' if ctx.provider.remote else 'embedded'})",
+            "detail": f"{provider.name} ({'remote' if provider.remote else 'embedded'})",
         }
         components["config"] = (
             {"status": "degraded", "detail": "; ".join(ctx.config.problems)}
             if ctx.config.problems
             else {"status": "healthy"}
         )
-        breached = ctx.monitor.breached()
+        breached = self._monitor.breached()
         if any(a.severity == "critical" for a in breached):
             monitoring: ComponentStatus = {"status": "critical"}
         elif any(a.severity == "warning" for a in breached):
@@ -108,15 +129,15 @@ class RuntimeStatus:
         monitoring["detail"] = (
             "breached: " + ", ".join(sorted(a.name for a in breached))
             if breached
-            else ("monitoring on" if ctx.monitor.enabled else "monitoring off")
+            else ("monitoring on" if self._monitor.enabled else "monitoring off")
         )
         components["monitoring"] = monitoring
-        worst = ctx.pools.worst_utilization()
+        worst = self._pools.worst_utilization()
         components["pools"] = {
             "status": "critical" if worst >= 1.0 else "degraded" if worst >= 0.9 else "healthy",
             "detail": f"highest utilisation {worst:.0%}",
         }
-        failed = sum(s["failed"] for s in ctx.notifier.stats.values())
+        failed = sum(s["failed"] for s in self._notifier.stats.values())
         components["channels"] = {
             "status": "degraded" if failed else "healthy",
             "detail": f"{failed} failed deliveries",
@@ -132,13 +153,13 @@ class RuntimeStatus:
         return {
             "status": overall,
             "components": components,
-            "active_sessions": len(self._sessions.live),
+            "active_sessions": len(self._table.live),
             "uptime_s": ctx.clock.monotonic() - self._started_mono,
         }
 
     def system_analytics(self) -> SystemAnalytics:
         ctx = self._ctx
-        table = self._sessions
+        table = self._table
         now = ctx.clock.now()
         states: dict[str, int] = {"active": 0, "paused": 0, "awaiting_human": 0}
         for row in table.rows():
@@ -152,13 +173,13 @@ class RuntimeStatus:
             "average_turns_of_ended": (table.ended_turns / ended) if ended else None,
         }
         performance: dict[str, Any] = {"agents": {}, "teams": {}, "pools": {}}
-        for (kind, name), series in sorted(ctx.monitor.series.items()):
+        for (kind, name), series in sorted(self._monitor.series.items()):
             performance[kind + "s"][name] = subject_figures(series, now)
-        performance["alerts"] = ctx.monitor.alert_states()
+        performance["alerts"] = self._monitor.alert_states()
         config = ctx.config
         pools: dict[str, PoolFigures] = {
-            name: ctx.pools.figures(name, auto_scaling=config.auto_scaling_enabled)
-            for name in ctx.pools.names()
+            name: self._pools.figures(name, auto_scaling=config.auto_scaling_enabled)
+            for name in self._pools.names()
         }
         resources = {
             "pools": pools,
@@ -168,7 +189,7 @@ class RuntimeStatus:
                 "cpu_limit_percent": config.default_cpu_limit_percent,
                 "memory_and_cpu": "reported only: Foundry-hosted prompt agents expose neither",
             },
-            "channels": {name: dict(stats) for name, stats in ctx.notifier.stats.items()},
+            "channels": {name: dict(stats) for name, stats in self._notifier.stats.items()},
         }
         return {
             "sessions": sessions,

@@ -1,21 +1,19 @@
-"""The sessions this process holds in memory, and every change of their state.
+"""The sessions this process holds in memory, and the mechanics of every change of their state.
 
-Role: `LiveSessions` is the runtime's session table. Admission (`runner.runtime.admission`)
-adds a session, the turn path (`runner.runtime.turns`) changes its counters and current member,
-and everything that changes a session's state goes through `transition` / `end` here: pause,
-resume, waiting for a human, idle expiry (`sweep`), agent cleanup, a router's decision.
+Role: `LiveSessions` is the runtime's session table. Admission (`runner.runtime.sessions.
+admission`) adds a session, the turn path changes its counters and current member, and every
+state change goes through `set_current` / `transition` / `end` here; `SessionChanges`
+(`runner.runtime.sessions.changes`) is what calls them for decisions, expiry and cleanup, and
+serves queued handoffs once a change is complete.
 
 Invariants:
   - A live session is never an ended one: `end` drops it from the table, releases its pool
-    slots and updates the ended figures.
+    slots, tells the monitor it closed and updates the ended figures.
   - State changes are written at once (`SessionStore.save_state`) and announced with
     `session:state-changed`; turn counters are written behind (`dirty`, `flush`).
   - `current_load` counts live sessions per current member (the routers' workload); it moves
-    only through `set_current`.
+    only through `set_current`, which tells the waiting index when a member's load drops.
   - A session of another workspace (or environment) is reported exactly like a missing one.
-  - `waiting` indexes the sessions with a queued handoff (`runner.runtime.waiting`); a member
-    whose workload drops (`set_current`, `end`) makes what waits for it due, served once the
-    change is complete.
 """
 
 from __future__ import annotations
@@ -24,15 +22,14 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from runner.runtime.auth import AuthContext
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionNotFoundError, SessionStateError
-from runner.runtime.monitoring import Subject
-from runner.runtime.session import AuthContext
-from runner.runtime.teams import primary_member
-from runner.runtime.waiting import WaitingHandoffs, waiting_target
-from runner.spec.models import Team
+from runner.runtime.monitoring import PerformanceMonitor, Subject
+from runner.runtime.pools import PoolManager
+from runner.runtime.sessions.waiting import WaitingSessions, waiting_target
 from runner.spec.vocabulary import SessionState
-from runner.state.sessions import SessionRow
+from runner.state.sessions import SessionRow, SessionStore
 
 __all__ = ["LiveSession", "LiveSessions", "open_subjects", "session_subjects"]
 
@@ -66,64 +63,75 @@ def session_subjects(row: SessionRow) -> list[Subject]:
 class LiveSessions:
     """The session table of one runtime (see the module docstring)."""
 
-    def __init__(self, ctx: RuntimeContext) -> None:
+    def __init__(
+        self,
+        ctx: RuntimeContext,
+        *,
+        store: SessionStore,
+        pools: PoolManager,
+        monitor: PerformanceMonitor,
+        waiting: WaitingSessions,
+    ) -> None:
         self._ctx = ctx
+        self._env = ctx.env.name
+        self._store = store
+        self._pools = pools
+        self._monitor = monitor
+        self.waiting = waiting
         self.live: dict[str, LiveSession] = {}
         self.dirty: set[str] = set()  # sessions whose counters changed since the last flush
         self.current_load: dict[str, int] = {}
         self.created = 0
         self.ended_reasons: dict[str, int] = {}
         self.ended_turns = 0
-        self.waiting = WaitingHandoffs()
 
     # ------------------------------------------------------------ holding sessions
 
     def restore(self) -> None:
         """Hold every open session of the environment found in the store (at open)."""
-        ctx = self._ctx
-        for row in ctx.store.load_open(ctx.env.name):
-            agents = tuple(row.pins)
-            live = self.live[row.id] = LiveSession(row=row, agents=agents)
-            ctx.pools.occupy(agents=agents, pools=row.pools)
-            ctx.monitor.sessions_opened(open_subjects(row, agents))
-            if waiting_target(row) is not None:
-                self.waiting.track(live)
+        for row in self._store.load_open(self._env):
+            self._hold(row, tuple(row.pins))
             if row.current_agent:
                 self.current_load[row.current_agent] = (
                     self.current_load.get(row.current_agent, 0) + 1
                 )
 
+    def _hold(self, row: SessionRow, agents: tuple[str, ...]) -> LiveSession:
+        """Hold a session opened before (at restore, or by another runtime): its pool slots
+        are counted without checking limits."""
+        live = self.live[row.id] = LiveSession(row=row, agents=agents)
+        self._pools.occupy(agents=agents, pools=row.pools)
+        self._monitor.sessions_opened(open_subjects(row, agents))
+        if waiting_target(row) is not None:
+            self.waiting.track(live)
+        return live
+
     def add(self, row: SessionRow, agents: tuple[str, ...]) -> LiveSession:
         """Hold a session admission just created (its pool slots are taken)."""
         live = self.live[row.id] = LiveSession(row=row, agents=agents)
-        self._ctx.monitor.sessions_opened(open_subjects(row, agents))
+        self._monitor.sessions_opened(open_subjects(row, agents))
         first = row.current_agent
         if first is not None:
             self.current_load[first] = self.current_load.get(first, 0) + 1
         self.created += 1
         return live
 
-    def visible(self, session_id: str, ctx: AuthContext) -> SessionRow:
-        """The session's row if `ctx` may see it (ended sessions too)."""
+    def visible(self, session_id: str, auth: AuthContext) -> SessionRow:
+        """The session's row if `auth` may see it (ended sessions too)."""
         live = self.live.get(session_id)
-        row = live.row if live is not None else self._ctx.store.load(session_id)
-        if row is None or row.workspace_id != ctx.workspace_id or row.env != self._ctx.env.name:
+        row = live.row if live is not None else self._store.load(session_id)
+        if row is None or row.workspace_id != auth.workspace_id or row.env != self._env:
             raise SessionNotFoundError(session_id)
         return row
 
-    def live_or_raise(self, session_id: str, ctx: AuthContext) -> LiveSession:
+    def live_or_raise(self, session_id: str, auth: AuthContext) -> LiveSession:
         """The live session (adopting one another runtime opened); raises for an ended one."""
-        row = self.visible(session_id, ctx)
+        row = self.visible(session_id, auth)
         live = self.live.get(session_id)
         if live is None:
             if row.state == "ended":
                 raise SessionStateError(session_id, "ended", f"it ended ({row.reason})")
-            # Opened by another runtime after this one started: adopt it.
-            live = self.live[session_id] = LiveSession(row=row, agents=tuple(row.pins))
-            self._ctx.pools.occupy(agents=live.agents, pools=row.pools)
-            self._ctx.monitor.sessions_opened(open_subjects(row, live.agents))
-            if waiting_target(row) is not None:
-                self.waiting.track(live)
+            live = self._hold(row, tuple(row.pins))  # opened by another runtime: adopt it
         return live
 
     def row(self, session_id: str) -> SessionRow | None:
@@ -131,12 +139,11 @@ class LiveSessions:
         live = self.live.get(session_id)
         if live is not None:
             return live.row
-        return self._ctx.store.load(session_id)
+        return self._store.load(session_id)
 
     def open_rows(self) -> list[SessionRow]:
         """Every open session of the environment, the in-memory row when this runtime has it."""
-        ctx = self._ctx
-        rows = {row.id: row for row in ctx.store.load_open(ctx.env.name)}
+        rows = {row.id: row for row in self._store.load_open(self._env)}
         for sid, held in self.live.items():
             rows[sid] = held.row
         return [r for r in rows.values() if r.state != "ended"]
@@ -144,13 +151,11 @@ class LiveSessions:
     def rows(self) -> Iterator[SessionRow]:
         return (live.row for live in self.live.values())
 
-    # ------------------------------------------------------------ figures
-
     def workload(self, agent: str) -> int:
         """Live sessions whose current member is `agent`."""
         return self.current_load.get(agent, 0)
 
-    # ------------------------------------------------------------ changes
+    # ------------------------------------------------------------ changes (mechanics)
 
     def set_current(self, live: LiveSession, agent: str | None) -> None:
         row = live.row
@@ -177,7 +182,7 @@ class LiveSessions:
         row.state = state
         if reason is not None:
             row.reason = reason
-        self._ctx.store.save_state(row)
+        self._store.save_state(row)
         self.dirty.discard(row.id)
         self._ctx.emit(
             "session:state-changed",
@@ -185,6 +190,8 @@ class LiveSessions:
         )
 
     def end(self, live: LiveSession, reason: str) -> None:
+        """End a session here; `SessionChanges.end` also serves what its member's freed slot
+        may take."""
         row = live.row
         if row.state == "ended":
             return
@@ -198,61 +205,35 @@ class LiveSessions:
         self.live.pop(row.id, None)
         self.dirty.discard(row.id)
         self.set_current(live, None)  # the stored row keeps the last member
-        ctx.pools.release(agents=live.agents, pools=row.pools)
-        ctx.monitor.sessions_closed(open_subjects(row, live.agents))
+        self._pools.release(agents=live.agents, pools=row.pools)
+        monitor = self._monitor
+        monitor.sessions_closed(open_subjects(row, live.agents))
         self.ended_reasons[reason] = self.ended_reasons.get(reason, 0) + 1
         self.ended_turns += row.turns
-        ctx.monitor.evaluate_subjects(session_subjects(row), now)
+        monitor.evaluate_subjects(session_subjects(row), now)
         if ctx.events.has_listeners("lifecycle:session_ended"):
             ctx.emit(
                 "lifecycle:session_ended",
                 {"session_id": row.id, "reason": reason, "turns": row.turns},
             )
-        if waiting.pending:
-            waiting.settle()  # its member's slot is free: serve who waits for it
 
-    def end_using(self, agent: str, reason: str) -> int:
-        """End every live session pinned to `agent`; how many ended."""
-        ended = 0
-        for live in list(self.live.values()):
-            if agent in live.row.pins:
-                self.end(live, reason)
-                ended += 1
-        return ended
+    def using(self, agent: str) -> list[LiveSession]:
+        """The live sessions pinned to `agent`."""
+        return [live for live in self.live.values() if agent in live.row.pins]
 
-    def pause(self, session_id: str, ctx: AuthContext) -> None:
-        live = self.live_or_raise(session_id, ctx)
-        if live.row.state not in ("active", "paused"):
-            raise SessionStateError(session_id, live.row.state, "only an active session pauses")
-        self.transition(live, "paused", reason=None)
-
-    def resume(self, session_id: str, ctx: AuthContext, *, team: Team | None) -> None:
-        """Active again; a session a human had goes back to `team`'s primary (or its agent)."""
-        live = self.live_or_raise(session_id, ctx)
-        row = live.row
-        if row.state == "active":
-            return
+    def expiry(self, row: SessionRow, now: float) -> str | None:
+        """Why the session ends at `now` (`idle_timeout`, `max_duration`), None if it does not."""
         if row.state == "ended":
-            raise SessionStateError(session_id, "ended", "an ended session cannot resume")
-        if row.current_agent is None:  # a human had it: the team's primary takes it back
-            self.set_current(live, primary_member(team) if team else row.target)
-        self.transition(live, "active", reason=None)
-        live.row.last_activity_at = self._ctx.clock.now()
+            return None
+        idle = row.idle_timeout
+        if idle and now - row.last_activity_at >= idle:
+            return "idle_timeout"
+        max_age = self._ctx.config.max_session_duration_s
+        if max_age and now - row.created_at >= max_age:
+            return "max_duration"
+        return None
 
-    def await_human(self, session_id: str, ctx: AuthContext, *, reason: str | None) -> None:
-        live = self.live_or_raise(session_id, ctx)
-        if live.row.state == "ended":
-            raise SessionStateError(session_id, "ended", "it cannot wait for a human")
-        self.transition(live, "awaiting_human", reason=reason)
-
-    def end_session(self, session_id: str, ctx: AuthContext, *, reason: str) -> None:
-        """End a session (nothing to do for an ended one)."""
-        row = self.visible(session_id, ctx)
-        if row.state == "ended":
-            return
-        self.end(self.live_or_raise(session_id, ctx), reason)
-
-    # ------------------------------------------------------------ write-behind, expiry
+    # ------------------------------------------------------------ write-behind
 
     def flush(self) -> None:
         """Write turn counters of sessions changed since the last flush (write-behind)."""
@@ -261,22 +242,4 @@ class LiveSessions:
             return
         rows = [live.row for sid in dirty if (live := self.live.get(sid)) is not None]
         dirty.clear()
-        self._ctx.store.save_counters(rows)
-
-    def expire(self, now: float) -> list[str]:
-        """End idle (and too old) sessions at `now`; the ids ended."""
-        ctx = self._ctx
-        ended: list[str] = []
-        max_age = ctx.config.max_session_duration_s
-        for live in list(self.live.values()):
-            row = live.row
-            if row.state == "ended":
-                continue
-            idle = row.idle_timeout
-            if idle and now - row.last_activity_at >= idle:
-                self.end(live, "idle_timeout")
-                ended.append(row.id)
-            elif max_age and now - row.created_at >= max_age:
-                self.end(live, "max_duration")
-                ended.append(row.id)
-        return ended
+        self._store.save_counters(rows)

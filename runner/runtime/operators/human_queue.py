@@ -1,15 +1,16 @@
 """The human queue: sessions waiting for a person, and the operators who take them.
 
-Role: part of the teams' operator side (`runner.runtime.operators` attaches it). A session
-entering `awaiting_human` (a `human` handoff, an escalation level targeting a person, or
-`Lifecycle.await_human`) is put in the durable queue (`rt_hq_items`) with why it is there; it
-leaves the queue when it becomes active again or ends. What the user writes meanwhile is kept
-for the operator (`rt_hq_messages`) and, where the provider allows, in the conversation. An
-operator `claim`s a waiting session, `answer`s the user and `hand_back`s it to the agents.
+Role: part of the operator side (`runner.runtime.operators`). A session entering
+`awaiting_human` (a `human` handoff, an escalation level targeting a person, or
+`Lifecycle.await_human`) is put in the durable queue (`runner.state.operators.HumanQueueStore`)
+with why it is there; it leaves the queue when it becomes active again or ends. What the user
+writes meanwhile is kept for the operator (the transcript) and, where the provider allows
+(`ConversationItems`), in the conversation. An operator `claim`s a waiting session, `answer`s
+the user and `hand_back`s it to the agents.
 
 Invariants:
-  - Every change to a session goes through `Lifecycle.apply_decision`; nothing here writes
-    `rt_sessions`.
+  - Every change to a session goes through `OperatorSessions.apply_as`; nothing here writes a
+    session row.
   - The queue, claims and transcript are written at once: a new process on the same registry
     file finds them as they were.
   - Two operators never both hold a session (`claim` is a conditional UPDATE); only the
@@ -20,21 +21,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
+from runner.runtime.clock import Clock
 from runner.runtime.errors import LifecycleError
-from runner.runtime.escalation import Escalation, claim, escalation_event_data, hand_back
-from runner.runtime.escalations import apply_as, open_row, well_formed
+from runner.runtime.escalation import claim, escalation_event_data, hand_back, read_escalation
 from runner.runtime.events import Event
+from runner.runtime.operators.acting import OperatorSessions
+from runner.runtime.sessions import AppliedState
 from runner.runtime.teams import Handoff, RouteDecision, primary_member
 from runner.spec.vocabulary import HUMAN
-from runner.state.operators import OperatorStore, QueueItem, TranscriptEntry
+from runner.state.operators import HumanQueueStore, QueueItem, TranscriptEntry
 from runner.state.sessions import SessionRow
 
-if TYPE_CHECKING:
-    from runner.runtime.lifecycle import Lifecycle
-
-__all__ = ["HumanQueue", "HumanQueueError"]
+__all__ = ["ConversationItems", "HumanQueue", "HumanQueueError"]
 
 log = logging.getLogger("runner.runtime.operators")
 
@@ -43,13 +43,32 @@ class HumanQueueError(LifecycleError):
     """The session is not in the human queue, or another operator holds it."""
 
 
+@runtime_checkable
+class ConversationItems(Protocol):
+    """A provider (or its store) that can append items to a conversation (the local one)."""
+
+    def add_items(self, conversation_id: str, items: list[tuple[str, str]]) -> Any: ...
+
+
 class HumanQueue:
     """The queue of sessions a person has or should take (see the module docstring)."""
 
-    def __init__(self, lc: Lifecycle, store: OperatorStore) -> None:
-        self.lc = lc
-        self.env = lc.env.name
+    def __init__(
+        self,
+        *,
+        env: str,
+        store: HumanQueueStore,
+        sessions: OperatorSessions,
+        applied: AppliedState,
+        conversation: ConversationItems | None,
+        clock: Clock,
+    ) -> None:
+        self._env = env
         self.store = store
+        self._sessions = sessions
+        self._applied = applied
+        self._conversation = conversation
+        self._clock = clock
         self._human_reason: dict[str, tuple[str | None, str | None]] = {}
 
     # ------------------------------------------------------------ following the sessions
@@ -66,7 +85,7 @@ class HumanQueue:
 
     def on_state(self, session_id: str, *, to: Any, was: Any, at: float) -> None:
         if to == "awaiting_human":
-            row = self.lc.store.load(session_id)  # just saved by the state change
+            row = self._sessions.row(session_id)  # as the state change just saved it
             if row is not None:
                 self._enqueue_row(row, at=at)
         elif was == "awaiting_human":
@@ -101,21 +120,17 @@ class HumanQueue:
         sid = str(event.data.get("session_id"))
         text = str(event.data.get("text") or "")
         self.store.add_message(sid, role="user", author=None, text=text, at=event.at)
-        row = self.lc.session_row(sid)
+        row = self._sessions.row(sid)
         if row is not None:
             self._append_to_conversation(row, "user", text)
 
     def _append_to_conversation(self, row: SessionRow, role: str, text: str) -> None:
         """Best effort: providers that can append items (the local one) keep the person's part
         of the conversation, so the agents see it after a hand-back."""
-        provider: Any = self.lc.provider
-        add = getattr(provider, "add_items", None) or getattr(
-            getattr(provider, "store", None), "add_items", None
-        )
-        if add is None:
+        if self._conversation is None:
             return
         try:
-            add(row.conversation_id, [(role, text)])
+            self._conversation.add_items(row.conversation_id, [(role, text)])
         except Exception:
             log.warning("session %s: could not record a message in the conversation", row.id)
 
@@ -123,14 +138,14 @@ class HumanQueue:
 
     def items(self, workspace: str | None = None) -> list[QueueItem]:
         """Sessions waiting for (or held by) a person: most urgent first, then oldest."""
-        return self.store.items(self.env, workspace=workspace)
+        return self.store.items(self._env, workspace=workspace)
 
     def transcript(self, session_id: str) -> list[TranscriptEntry]:
         """What the user and the operators wrote while a person had the session."""
         return self.store.messages(session_id)
 
     def _queued(self, session_id: str) -> tuple[SessionRow, QueueItem]:
-        row = open_row(self.lc, session_id, team_only=False)
+        row = self._sessions.open_row(session_id, team_only=False)
         item = self.store.get(session_id)
         if item is None or row.state != "awaiting_human":
             raise HumanQueueError(f"session {session_id!r} is not waiting for a person")
@@ -139,7 +154,7 @@ class HumanQueue:
     async def claim(self, session_id: str, *, operator: str) -> QueueItem:
         """Take a waiting session; HumanQueueError when another operator holds it."""
         row, item = self._queued(session_id)
-        now = self.lc.clock.now()
+        now = self._clock.now()
         if not self.store.claim(session_id, operator=operator, at=now):
             holder = (self.store.get(session_id) or item).claimed_by
             raise HumanQueueError(f"session {session_id!r} is already claimed by {holder!r}")
@@ -147,18 +162,15 @@ class HumanQueue:
             ("human:claimed", {"operator": operator, "team": item.team})
         ]
         escalation: dict[str, Any] | None = None
-        if well_formed(row.escalation) and (row.escalation or {}).get("target") == HUMAN:
-            assert row.escalation is not None
-            esc = Escalation.from_dict(row.escalation)
-            if esc.status in ("in_effect", "approved"):
-                done, names = claim(esc, operator=operator, now=now)
-                escalation = done.as_dict()
-                events.extend(
-                    (n, escalation_event_data(done, team=item.team, operator=operator))
-                    for n in names
-                )
+        esc = read_escalation(row.escalation)
+        if esc is not None and esc.target == HUMAN and esc.status in ("in_effect", "approved"):
+            done, names = claim(esc, operator=operator, now=now)
+            escalation = done.as_dict()
+            events.extend(
+                (n, escalation_event_data(done, team=item.team, operator=operator)) for n in names
+            )
         decision = RouteDecision(agent=None, escalation=escalation, events=tuple(events))
-        await apply_as(self.lc, row, decision, who=operator)
+        await self._sessions.apply_as(row, decision, who=operator)
         claimed = self.store.get(session_id)
         assert claimed is not None
         return claimed
@@ -177,14 +189,14 @@ class HumanQueue:
         """The operator who claimed the session answers the user (recorded in the conversation
         and in the transcript)."""
         row, item = self._held(session_id, operator, "answer")
-        now = self.lc.clock.now()
+        now = self._clock.now()
         self.store.add_message(session_id, role="operator", author=operator, text=text, at=now)
         self._append_to_conversation(row, "assistant", text)
         decision = RouteDecision(
             agent=None,
             events=(("human:answered", {"operator": operator, "text": text, "team": item.team}),),
         )
-        await apply_as(self.lc, row, decision, who=operator)
+        await self._sessions.apply_as(row, decision, who=operator)
         return TranscriptEntry(session_id, "operator", operator, text, now)
 
     async def hand_back(self, session_id: str, *, operator: str) -> str:
@@ -194,11 +206,9 @@ class HumanQueue:
         back = self._member_before(row, item)
         escalation: dict[str, Any] | None = None
         events: list[tuple[str, Mapping[str, Any]]] = []
-        if well_formed(row.escalation) and (row.escalation or {}).get("status") == "claimed":
-            assert row.escalation is not None
-            done, names = hand_back(
-                Escalation.from_dict(row.escalation), operator=operator, now=self.lc.clock.now()
-            )
+        esc = read_escalation(row.escalation)
+        if esc is not None and esc.status == "claimed":
+            done, names = hand_back(esc, operator=operator, now=self._clock.now())
             escalation = done.as_dict()
             events.extend(
                 (n, escalation_event_data(done, team=item.team, operator=operator)) for n in names
@@ -213,11 +223,11 @@ class HumanQueue:
             router_state=router_state,
             events=tuple(events),
         )
-        await apply_as(self.lc, row, decision, who=operator)
+        await self._sessions.apply_as(row, decision, who=operator)
         return back
 
     def _member_before(self, row: SessionRow, item: QueueItem) -> str:
-        declared = self.lc.declared
+        declared = self._applied.declared
         team = declared.teams.get(row.target) if row.kind == "team" else None
         if team is None:
             return row.target  # an agent session: back to its agent

@@ -1,17 +1,17 @@
-"""Opening a runtime: from specs (or none) and an environment name to a running `Lifecycle`.
+"""Opening a runtime: from specs (or none) and an environment name to running parts.
 
-Role: behind `Lifecycle.open`. In a worker thread (file and SQLite I/O): load the specs,
-pick the environment, open the registry and the session store on the same file, build the
-provider, construct the `Lifecycle` and load what it runs with (`runner.runtime.applied`).
-Back on the event loop: restore the open sessions, attach the operators and start the
-background pass (write-behind flush, idle expiry, alert windows).
+Role: behind `Lifecycle.open`. `open_parts` runs in a worker thread (file and SQLite I/O): it
+loads the specs, picks the environment, opens the registry and the runtime's stores on the same
+file (the operator store on the session store's connection), builds the provider and the
+`RuntimeParts`, and loads what the runtime runs with. Back on the event loop the caller starts
+them (`RuntimeParts.start`). `Opener` is what `Lifecycle.open` returns: awaitable, or an async
+context manager that closes what it opened.
 
 Invariants:
   - Spec errors stop the opening with every error listed (`SpecProblemsError`); nothing is
     opened when they do.
   - An unknown environment is an error, except `local` (or a project without environments),
     which runs as a bare local environment.
-  - `Opener` closes the runtime it opened when used as `async with`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import os
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from runner.providers.base import Provider, ProviderError
+from runner.runtime.assembly.parts import RuntimeParts
 from runner.runtime.clock import Clock
 from runner.runtime.config import RuntimeConfig
 from runner.runtime.errors import LifecycleError, SpecProblemsError
@@ -33,30 +34,34 @@ from runner.spec.project import Project
 from runner.state.operators_sqlite import SqliteOperatorStore
 from runner.state.sessions_sqlite import SqliteSessionStore
 
-if TYPE_CHECKING:
-    from runner.runtime.lifecycle import Lifecycle
-
-__all__ = ["Opener", "SpecsArg", "build_lifecycle", "environment_of", "load_specs"]
+__all__ = ["Closable", "Opener", "SpecsArg", "environment_of", "load_specs", "open_parts"]
 
 SpecsArg = Project | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
 
 
-class Opener:
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+Opened = TypeVar("Opened", bound=Closable)
+
+
+class Opener(Generic[Opened]):
     """`Lifecycle.open(...)`: `async with` it, or `await` it and `close()` yourself."""
 
-    def __init__(self, factory: Callable[[], Awaitable[Lifecycle]]) -> None:
+    def __init__(self, factory: Callable[[], Awaitable[Opened]]) -> None:
         self._factory = factory
-        self._lc: Lifecycle | None = None
+        self._opened: Opened | None = None
 
-    def __await__(self) -> Generator[Any, None, Lifecycle]:
+    def __await__(self) -> Generator[Any, None, Opened]:
         return self._open().__await__()
 
-    async def _open(self) -> Lifecycle:
+    async def _open(self) -> Opened:
         return await self._factory()
 
-    async def __aenter__(self) -> Lifecycle:
-        self._lc = await self._open()
-        return self._lc
+    async def __aenter__(self) -> Opened:
+        self._opened = await self._open()
+        return self._opened
 
     async def __aexit__(
         self,
@@ -64,12 +69,11 @@ class Opener:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._lc is not None:
-            await self._lc.close()
+        if self._opened is not None:
+            await self._opened.close()
 
 
-def build_lifecycle(
-    cls: type[Lifecycle],
+def open_parts(
     specs: SpecsArg,
     env_name: str | None,
     *,
@@ -80,8 +84,8 @@ def build_lifecycle(
     router_factory: RouterFactory | None,
     notifier: Notifier | None,
     notify_backoff: float,
-) -> Lifecycle:
-    """The Lifecycle of environment `env_name`, loaded (runs in a worker thread: file I/O)."""
+) -> RuntimeParts:
+    """The runtime parts of environment `env_name`, loaded (runs in a worker thread: I/O)."""
     from runner.paths import registry_path as default_registry_path
     from runner.state.sqlite import SqliteRegistry
 
@@ -96,14 +100,15 @@ def build_lifecycle(
             provider = build_provider(env, environ=environ)
         except ProviderError as exc:
             raise LifecycleError(f"environment.{env.name}: {exc}") from exc
-    store = SqliteSessionStore(path)
-    lc = cls(
+    sessions = SqliteSessionStore(path)
+    parts = RuntimeParts(
         project=project,
         env=env,
         provider=provider,
         registry=registry,
-        store=store,
-        operator_store=SqliteOperatorStore(path, connection=store.connection),
+        registry_changes=sessions,  # the registry's file, read on the runtime's connection
+        session_store=sessions,
+        operator_store=SqliteOperatorStore(path, connection=sessions.connection),
         clock=clock,
         environ=environ,
         config=RuntimeConfig.from_environ(environ),
@@ -111,8 +116,8 @@ def build_lifecycle(
         notifier=notifier,
         notify_backoff=notify_backoff,
     )
-    lc.reload(project)
-    return lc
+    parts.reload(project)
+    return parts
 
 
 def load_specs(specs: SpecsArg) -> Project:

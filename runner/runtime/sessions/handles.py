@@ -1,84 +1,28 @@
-"""What callers of the runtime hold: auth, agent handles, turn replies and `Session` handles.
+"""What callers of the runtime hold: agent handles, turn replies and `Session` handles.
 
-Role: the value types of the lifecycle API (`runner.runtime.lifecycle`). `AuthContext` is what
-every session call is checked against (`check_auth`); `AgentHandle` names an applied agent
-version; `TurnReply` is what a turn returns; `Session` is a handle on one session, bound to the
-auth it was obtained with.
+Role: the value types of the session API. `AgentHandle` names an applied agent version;
+`TurnReply` is what a turn returns; `Session` is a handle on one session, bound to the auth it
+was obtained with, that calls back into what owns the session (`SessionOwner`: the session
+service, `runner.runtime.sessions.service`).
 
 Invariants:
   - Value types are frozen; `Session` holds no state of its own beyond its id, auth and the
     last row it saw: it reads the runtime's in-memory row when the session is live.
-  - `Session.send` goes straight to the turn path (`runner.runtime.turns`) with the auth it
-    was bound to; the other calls go through the `Lifecycle` facade, which checks auth.
+  - Every call of a `Session` passes the auth it was bound to; the owner checks it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from runner.runtime.errors import PermissionDeniedError
+from runner.runtime.auth import AuthContext
 from runner.runtime.teams import Handoff
 from runner.spec.vocabulary import SessionState
 from runner.state.sessions import SessionRow
 
-if TYPE_CHECKING:
-    from runner.runtime.lifecycle import Lifecycle
-
-__all__ = [
-    "CHAT_ACCESS",
-    "AgentHandle",
-    "AuthContext",
-    "AuthLike",
-    "Session",
-    "TurnReply",
-    "check_auth",
-]
-
-CHAT_ACCESS = "chat:access"
-
-
-@dataclass(frozen=True, slots=True)
-class AuthContext:
-    user_id: str
-    workspace_id: str | None = None
-    permissions: frozenset[str] = frozenset({CHAT_ACCESS})
-
-    @classmethod
-    def of(cls, auth: AuthLike) -> AuthContext:
-        if isinstance(auth, AuthContext):
-            return auth
-        if isinstance(auth, Mapping):
-            return cls(
-                user_id=str(auth.get("user_id") or "anonymous"),
-                workspace_id=auth.get("workspace_id"),
-                permissions=frozenset(auth.get("permissions") or ()),
-            )
-        # a spec `Auth` (scenarios) or any object with the three attributes
-        return cls(
-            user_id=str(getattr(auth, "user_id", "anonymous")),
-            workspace_id=getattr(auth, "workspace_id", None),
-            permissions=frozenset(getattr(auth, "permissions", ()) or ()),
-        )
-
-    @classmethod
-    def operator(cls, who: str, *, workspace_id: str | None) -> AuthContext:
-        """An operator acting on a session of `workspace_id` (chat access only)."""
-        return cls(user_id=who, workspace_id=workspace_id, permissions=frozenset({CHAT_ACCESS}))
-
-
-AuthLike = AuthContext | Mapping[str, Any] | Any
-
-
-def check_auth(auth: AuthLike) -> AuthContext:
-    """`auth` as an AuthContext; PermissionDeniedError without `chat:access`."""
-    ctx = AuthContext.of(auth)
-    if CHAT_ACCESS not in ctx.permissions:
-        raise PermissionDeniedError(
-            f"user {ctx.user_id!r} lacks the {CHAT_ACCESS!r} permission needed for sessions"
-        )
-    return ctx
+__all__ = ["AgentHandle", "Session", "SessionOwner", "TurnReply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,20 +59,38 @@ class TurnReply:
         return self.state == "ended"
 
 
+class SessionOwner(Protocol):
+    """What a `Session` handle needs from the runtime that holds the session."""
+
+    def live_row(self, session_id: str) -> SessionRow | None:
+        """The in-memory row while the session is live here (None: not live here)."""
+        ...
+
+    async def send(
+        self, session_id: str, text: str, *, auth: AuthContext, wait: float | None
+    ) -> TurnReply: ...
+
+    async def pause(self, session_id: str, *, auth: AuthContext) -> None: ...
+
+    async def resume(self, session_id: str, *, auth: AuthContext) -> None: ...
+
+    async def end(self, session_id: str, *, reason: str, auth: AuthContext) -> None: ...
+
+
 class Session:
     """A handle on one session, bound to the auth it was obtained with (checked on each call)."""
 
-    __slots__ = ("_auth", "_lc", "_row")
+    __slots__ = ("_auth", "_owner", "_row")
 
-    def __init__(self, lc: Lifecycle, row: SessionRow, auth: AuthContext) -> None:
-        self._lc = lc
+    def __init__(self, owner: SessionOwner, row: SessionRow, auth: AuthContext) -> None:
+        self._owner = owner
         self._row = row
         self._auth = auth
 
     def _fresh(self) -> SessionRow:
-        live = self._lc.sessions.live.get(self._row.id)
-        if live is not None:
-            self._row = live.row
+        row = self._owner.live_row(self._row.id)
+        if row is not None:
+            self._row = row
         return self._row
 
     @property
@@ -192,16 +154,16 @@ class Session:
         return self._fresh()
 
     async def send(self, text: str, *, wait: float | None = None) -> TurnReply:
-        return await self._lc.turns.send(self._row.id, text, auth=self._auth, wait=wait)
+        return await self._owner.send(self._row.id, text, auth=self._auth, wait=wait)
 
     async def pause(self) -> None:
-        await self._lc.pause_session(self._row.id, auth=self._auth)
+        await self._owner.pause(self._row.id, auth=self._auth)
 
     async def resume(self) -> None:
-        await self._lc.resume_session(self._row.id, auth=self._auth)
+        await self._owner.resume(self._row.id, auth=self._auth)
 
     async def end(self, reason: str = "ended") -> None:
-        await self._lc.end_agent_session(self._row.id, reason=reason, auth=self._auth)
+        await self._owner.end(self._row.id, reason=reason, auth=self._auth)
 
     def __repr__(self) -> str:
         row = self._fresh()

@@ -1,68 +1,56 @@
-"""The operator side of teams: escalation decisions, the human queue, requested handoffs, teams
-and member availability created or changed from code.
+"""The operator API: escalation decisions, the human queue, requested handoffs, teams and
+member availability changed from code.
 
-Role: `Operators` is attached once to a `Lifecycle` (`operators_of(lc)`, idempotent; the
-Lifecycle attaches it at open). It
+Role: the composition root builds one `Operators` per runtime (`Lifecycle.operators`). It
 
   - reacts to the runtime's events so that what the team router decides has its effects:
-    escalations are recorded and notified (`runner.runtime.escalations`), sessions waiting for
-    a person are queued (`runner.runtime.human_queue`);
+    escalations are recorded and notified (`EscalationDesk`), sessions waiting for a person
+    are queued (`HumanQueue`);
   - offers the operator API: `approve_escalation`, `reject_escalation`, `accept_escalation`,
     `pending_escalations`, `escalation_history`, `human_queue`, `transcript`, `claim`,
     `answer`, `hand_back` (delegated to those two parts), `handle_agent_handoff`,
-    `create_team`, `set_member_availability`, `member_availability` (here);
-  - wires the team routers to the runtime's clock and to the live availability board (also
-    for routers rebuilt by `Lifecycle.reload`, through `Lifecycle.on_router_built`).
+    `create_team`, `set_member_availability`, `member_availability` (here).
 
-It uses only the Lifecycle's public API (`routers`, `session_row`, `open_rows`, `workload`,
-`declared`, `apply_decision`, ...) and shares the session store's SQLite connection.
+It reads and changes sessions only through the session service (`OperatorSessions`), team
+routers through `TeamRouters`, and reloads the runtime (a team created from code) through the
+`reload` it was given by the composition root.
 
 Invariants:
-  - Every change to a session goes through `Lifecycle.apply_decision` (same order of events,
-    same persistence as a routed turn); nothing here writes `rt_sessions`.
-  - Everything an operator needs after a restart is durable: a new Lifecycle on the same
-    registry file finds pending escalations (session rows + `rt_esc_escalations`), the human
-    queue with its claims, and the availability operators set.
+  - Every change to a session goes through the session service's `apply_decision` (same order
+    of events, same persistence as a routed turn); nothing here writes a session row.
+  - Everything an operator needs after a restart is durable: a new runtime on the same store
+    finds pending escalations (session rows + the escalation history), the human queue with
+    its claims, and the availability operators set.
   - Operator decisions name who decided (`by` / `operator`), recorded in the escalation.
 """
 
 from __future__ import annotations
 
-import logging
-import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from pydantic import ValidationError
-
+from runner.providers.base import Provider
+from runner.runtime.auth import AuthLike
+from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import LifecycleError, SessionStateError
 from runner.runtime.escalation import Escalation
-from runner.runtime.escalations import EscalationDesk, EscalationNotPendingError, team_router
 from runner.runtime.events import Event
-from runner.runtime.human_queue import HumanQueue, HumanQueueError
-from runner.runtime.session import AuthLike
-from runner.runtime.teams import MemberAvailability, RouteDecision, TeamRouter, check_team
-from runner.spec.models import Envelope, Team
-from runner.spec.project import Position, Project, SpecDocument
-from runner.spec.vocabulary import HUMAN
-from runner.state.operators import QueueItem, StoredEscalation, TranscriptEntry
+from runner.runtime.monitoring import Notifier
+from runner.runtime.operators.acting import OperatorSessions
+from runner.runtime.operators.desk import EscalationDesk
+from runner.runtime.operators.human_queue import ConversationItems, HumanQueue
+from runner.runtime.operators.team_from_code import project_with_team, team_of
+from runner.runtime.sessions import AppliedState, SessionService, TeamRouters
+from runner.runtime.teams import MemberAvailability, RouteDecision
+from runner.spec.models import Team
+from runner.spec.project import Project
+from runner.spec.vocabulary import HUMAN, Priority
+from runner.state.operators import OperatorStore, QueueItem, StoredEscalation, TranscriptEntry
 
-if TYPE_CHECKING:
-    from runner.runtime.lifecycle import Lifecycle
+__all__ = ["HandoffResult", "Operators", "Reload"]
 
-log = logging.getLogger("runner.runtime.operators")
-
-__all__ = [
-    "EscalationNotPendingError",
-    "HandoffResult",
-    "HumanQueueError",
-    "Operators",
-    "QueueItem",
-    "operators_of",
-]
-
-CODE_POSITION = Position("<create_team>", 1, 1)
+Reload = Callable[[Project], None]  # the runtime's reload (swap teams, pools, ... in place)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,45 +67,75 @@ class HandoffResult:
     escalation: Mapping[str, Any] | None = None
 
 
-_ATTACHED: weakref.WeakKeyDictionary[Any, Operators] = weakref.WeakKeyDictionary()
-
-
-def operators_of(lc: Lifecycle) -> Operators:
-    """The operators attached to `lc` (attached now if they were not)."""
-    ops = _ATTACHED.get(lc)
-    if ops is None:
-        ops = _ATTACHED[lc] = Operators(lc)
-    return ops
+def _conversation_of(provider: Provider) -> ConversationItems | None:
+    """Where a person's messages are appended to a conversation, if the provider can."""
+    for candidate in (provider, getattr(provider, "store", None)):
+        if isinstance(candidate, ConversationItems):
+            return candidate
+    return None
 
 
 class Operators:
-    """See the module docstring. Build with `operators_of(lc)`."""
+    """See the module docstring."""
 
-    def __init__(self, lc: Lifecycle) -> None:
-        self.lc = lc
-        self.env = lc.env.name
-        # the session store's connection: a second one would make the runtime re-read the
-        # registry on every turn (PRAGMA data_version changes with other connections' writes)
-        self.store = lc.operator_store
-        self.board: MemberAvailability = lc.availability
-        self.escalations = EscalationDesk(lc, self.store)
-        self.queue = HumanQueue(lc, self.store)
+    def __init__(
+        self,
+        ctx: RuntimeContext,
+        *,
+        sessions: SessionService,
+        routers: TeamRouters,
+        applied: AppliedState,
+        availability: MemberAvailability,
+        store: OperatorStore,
+        notifier: Notifier,
+        provider: Provider,
+        reload: Reload,
+    ) -> None:
+        self._ctx = ctx
+        env = ctx.env.name
+        self._sessions = sessions
+        self._routers = routers
+        self._applied = applied
+        self._availability = availability
+        self._reload = reload
+        self.store = store
+        acting = OperatorSessions(env=env, sessions=sessions)
+        self._acting = acting
+        self.escalations = EscalationDesk(
+            env=env,
+            history=store,
+            sessions=acting,
+            routers=routers,
+            notifier=notifier,
+            clock=ctx.clock,
+            persist_interval=ctx.config.persist_interval_s,
+        )
+        self.queue = HumanQueue(
+            env=env,
+            store=store,
+            sessions=acting,
+            applied=applied,
+            conversation=_conversation_of(provider),
+            clock=ctx.clock,
+        )
+        events = ctx.events
         self._offs = [
-            lc.on("escalation:*", self.escalations.on_escalation),
-            lc.on("handoff:initiated", self.queue.on_handoff),
-            lc.on("session:state-changed", self._on_state),
-            lc.on("human:message-received", self.queue.on_user_message),
+            events.on("escalation:*", self.escalations.on_escalation),
+            events.on("handoff:initiated", self.queue.on_handoff),
+            events.on("session:state-changed", self._on_state),
+            events.on("human:message-received", self.queue.on_user_message),
         ]
         self._closed = False
-        # Catch up with what happened while no operators were attached (e.g. sessions that
-        # went to a person in a runtime that never attached them).
-        for row in lc.open_rows():
+
+    def catch_up(self) -> None:
+        """Record what happened while no operators followed the runtime (at start-up: the
+        escalations of open sessions, sessions waiting for a person not yet queued)."""
+        for row in self._sessions.open_rows():
             self.escalations.backfill(row)
             self.queue.backfill(row)
 
     def close(self) -> None:
-        """Stop reacting to events and close the store (idempotent; the Lifecycle's close
-        calls it)."""
+        """Stop reacting to events and close the store (idempotent)."""
         if self._closed:
             return
         self._closed = True
@@ -125,11 +143,7 @@ class Operators:
         for off in self._offs:
             off()
         self._offs = []
-        _ATTACHED.pop(self.lc, None)
         self.store.close()
-
-    def router(self, team: str) -> TeamRouter:
-        return team_router(self.lc, team)
 
     def _on_state(self, event: Event) -> None:
         data = event.data
@@ -137,7 +151,9 @@ class Operators:
         to = data.get("to")
         self.queue.on_state(sid, to=to, was=data.get("from"), at=event.at)
         if to == "ended":
-            self.escalations.session_ended(sid)
+            row = self._sessions.session_row(sid)
+            if row is not None:
+                self.escalations.session_ended(row)
 
     # ------------------------------------------------------------ escalation decisions
 
@@ -192,12 +208,12 @@ class Operators:
         *,
         target_specialization: str,
         reason: str,
-        urgency: Literal["low", "medium", "high", "urgent"] = "medium",
+        urgency: Priority = "medium",
         auth: AuthLike,
     ) -> HandoffResult:
         """Hand a team session to a specialization (or `human`) on request: the same flow as a
         fired trigger (load balancing, `on_no_free_member`, the escalation path)."""
-        session = self.lc.get_session(session_id, auth=auth)  # checks access and workspace
+        session = self._sessions.get(session_id, auth=auth)  # checks access and workspace
         row = session.row
         if row.state == "ended":
             raise SessionStateError(session_id, "ended", f"it ended ({row.reason})")
@@ -207,7 +223,7 @@ class Operators:
             raise SessionStateError(
                 session_id, "awaiting_human", "a person has it; the operator hands it back"
             )
-        router = team_router(self.lc, row.target)
+        router = self._routers.team_router(row.target)
         try:
             decision = router.request_handoff(
                 session_id=session_id,
@@ -217,7 +233,7 @@ class Operators:
                 target=target_specialization,
                 reason=reason,
                 turn=row.turns,
-                workload=self.lc.workload,
+                workload=self._sessions.workload,
             )
         except ValueError as exc:
             raise LifecycleError(str(exc)) from None
@@ -240,7 +256,7 @@ class Operators:
             router_state=decision.router_state,
             events=(requested, *decision.events),
         )
-        await self.lc.apply_decision(session_id, decision, auth=auth)
+        await self._sessions.apply_decision(session_id, decision, auth=auth)
         if decision.state == "awaiting_human" and not opened:
             return HandoffResult("human", before, HUMAN)
         if opened:
@@ -258,10 +274,10 @@ class Operators:
         """Live availability of a member (overrides the spec's): `available`, `busy`, `offline`.
         Durable. Back to `available`, the member serves handoffs queued for its
         specialization at once (oldest first, as far as its `max_workload` allows)."""
-        router = team_router(self.lc, team)
-        now = self.lc.clock.now()
-        self.board.set(router.team, agent, status, at=now)
-        self.lc.events.emit(
+        router = self._routers.team_router(team)
+        now = self._ctx.clock.now()
+        self._availability.set(router.team, agent, status, at=now)
+        self._ctx.events.emit(
             "team:availability-changed",
             {"team": team, "agent": agent, "status": status},
             at=now,
@@ -269,63 +285,16 @@ class Operators:
         if status == "available":
             for member in router.team.members:
                 if member.agent == agent:
-                    self.lc.serve_waiting_handoffs(team, member.specialization)
+                    self._sessions.serve_waiting_handoffs(team, member.specialization)
 
     def member_availability(self, team: str) -> dict[str, str]:
-        return self.board.effective(team_router(self.lc, team).team)
+        return self._availability.effective(self._routers.team_router(team).team)
 
     async def create_team(self, spec: Team | Mapping[str, Any]) -> Team:
         """Create (or replace) a team from code, validated like a spec file: the Team model,
         members that are declared agents, targets that are specializations or `human`."""
-        if isinstance(spec, Team):
-            team = spec
-        else:
-            body = {"apiVersion": "runner/v1", "kind": "Team", **dict(spec)}
-            try:
-                team = Team.model_validate(body)
-            except ValidationError as exc:
-                raise LifecycleError(f"team: invalid definition: {exc}") from None
-        declared = self.lc.declared
-        project = Project()  # what the runtime will run with
-        checked = Project()  # plus what it runs with but the specs lack (applied only)
-        for doc in self.lc.project:
-            if doc.address != f"team.{team.name}":
-                project.add(doc)
-                checked.add(doc)
-        applied = Position("<applied>", 1, 1)
-        known: list[Envelope] = [*declared.agents.values(), *declared.escalation_paths.values()]
-        for known_spec in known:
-            checked.add(SpecDocument(spec=known_spec, position=applied))  # no-op when present
-        project.add(SpecDocument(spec=team, position=CODE_POSITION))
-        checked.add(SpecDocument(spec=team, position=CODE_POSITION))
-        problems = _checks_problems(checked)
-        if problems is None:  # no spec checks module: the team's own reference checks
-            problems = check_team(
-                team, agents=set(declared.agents), escalation_paths=declared.escalation_paths
-            )
-        if problems:
-            raise LifecycleError(f"team.{team.name}: " + "; ".join(dict.fromkeys(problems)))
-        self.lc.reload(project)
-        self.lc.events.emit("team:created", {"team": team.name}, at=self.lc.clock.now())
+        team = team_of(spec)
+        applied = self._applied
+        self._reload(project_with_team(team, specs=applied.project, declared=applied.declared))
+        self._ctx.events.emit("team:created", {"team": team.name})
         return team
-
-
-def _checks_problems(project: Project) -> list[str] | None:
-    """Errors the spec checks find in the team created from code; None without the checks."""
-    try:
-        from runner.spec import checks
-    except ImportError:
-        return None
-    check = getattr(checks, "check_project", None)
-    if check is None:
-        return None
-    try:
-        found = check(project)
-    except Exception:  # a checks bug must not hide the team's own reference checks
-        log.exception("spec checks failed on the project with a team created from code")
-        return None
-    return [
-        p.message
-        for p in found
-        if getattr(p, "file", None) == CODE_POSITION.file and p.severity == "error"
-    ]

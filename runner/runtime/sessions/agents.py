@@ -25,15 +25,15 @@ from typing import Any, TypedDict
 
 from pydantic import ValidationError
 
-from runner.providers.base import ENVIRONMENT_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE
-from runner.runtime.applied import AppliedState, Pin
+from runner.providers.base import ENVIRONMENT_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE, Provider
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import LifecycleError, NotAppliedError, UnknownAgentError
-from runner.runtime.live import LiveSessions
-from runner.runtime.session import AgentHandle
+from runner.runtime.sessions.applied import AppliedState, Pin
+from runner.runtime.sessions.changes import SessionChanges
+from runner.runtime.sessions.handles import AgentHandle
 from runner.spec.models import API_VERSION, Agent, address_of
 from runner.spec.project import Project
-from runner.state.base import AppliedResource
+from runner.state.base import AppliedResource, Registry
 
 __all__ = [
     "LOCK_TIMEOUT_S",
@@ -89,10 +89,20 @@ class UsageStat:
 class AgentCatalog:
     """Applied agent versions for sessions, on-demand apply, usage figures and cleanup."""
 
-    def __init__(self, ctx: RuntimeContext, applied: AppliedState, sessions: LiveSessions) -> None:
+    def __init__(
+        self,
+        ctx: RuntimeContext,
+        *,
+        provider: Provider,
+        registry: Registry,
+        applied: AppliedState,
+        changes: SessionChanges,
+    ) -> None:
         self._ctx = ctx
+        self._provider = provider
+        self._registry = registry
         self._applied = applied
-        self._sessions = sessions
+        self._changes = changes
         self.stats: dict[str, UsageStat] = {}
         self._ensure_locks: dict[str, threading.Lock] = {}
         self._ensure_guard = threading.Lock()
@@ -146,8 +156,8 @@ class AgentCatalog:
         def run() -> AppliedResource:
             with lock:
                 return ensure_agent(
-                    provider=ctx.provider,
-                    registry=ctx.registry,
+                    provider=self._provider,
+                    registry=self._registry,
                     env=ctx.env.name,
                     desired_agent=desired_agent,
                     lock_timeout=LOCK_TIMEOUT_S,
@@ -257,32 +267,31 @@ class AgentCatalog:
         """See `Lifecycle.cleanup_agent`."""
         ctx = self._ctx
         env = ctx.env
+        provider, registry = self._provider, self._registry
         if env.protected:
             raise LifecycleError(
                 f"agent.{name}: protected environment {env.name!r}: agents are removed by "
                 "`runner apply` with confirmation, not by the runtime"
             )
-        ended = self._sessions.end_using(name, "agent_cleanup")
+        ended = self._changes.end_using(name, "agent_cleanup")
         self._applied.refresh()
         pin = self._applied.agents.get(name)
         foundry_name = pin.foundry_name if pin else (env.name_prefix + name)
 
         def delete() -> tuple[bool, str]:
-            current = ctx.provider.get_agent(foundry_name)
+            current = provider.get_agent(foundry_name)
             if current is None:
                 return False, "not found in the provider"
             managed = current.metadata.get(MANAGED_BY_KEY) == MANAGED_BY_VALUE
             if not managed or current.metadata.get(ENVIRONMENT_KEY, env.name) != env.name:
                 return False, "not managed by runner in this environment; left alone"
             apply_id = f"runtime-{uuid.uuid4().hex[:12]}"
-            with ctx.registry.lock(
+            with registry.lock(
                 env.name, holder=f"runtime cleanup_agent({name})", timeout=LOCK_TIMEOUT_S
             ):
-                ctx.provider.delete_agent(foundry_name)
-                if ctx.registry.get(env.name, address_of("Agent", name)) is not None:
-                    ctx.registry.record_deleted(
-                        env.name, address_of("Agent", name), apply_id=apply_id
-                    )
+                provider.delete_agent(foundry_name)
+                if registry.get(env.name, address_of("Agent", name)) is not None:
+                    registry.record_deleted(env.name, address_of("Agent", name), apply_id=apply_id)
             return True, "deleted"
 
         try:

@@ -4,13 +4,14 @@ Role: first step of `Lifecycle.open` and of every `reload`. `AppliedState.load` 
 environment's applied resources from the registry (agents' Foundry name and version; teams,
 escalation paths, pools, alerts, channels, templates, personalities as their spec bodies) and,
 unless the environment is protected, fills in declarations from the specs that were never
-applied (agents among them are applied on demand by `runner.runtime.agents`). `refresh`
-re-reads applied agents when another connection wrote the registry file.
+applied (agents among them are applied on demand by `runner.runtime.sessions.agents`).
+`refresh` re-reads applied agents when the registry changed since (`RegistryChanges`: with
+SQLite, the file's `data_version`, which only another connection's commit moves).
 
 Invariants:
   - A protected environment runs only what was applied: specs never fill in there.
-  - Nothing here runs on the turn path unless SQLite's `data_version` moved: `refresh` is one
-    PRAGMA when nobody else wrote the file.
+  - Nothing here runs on the turn path unless the registry changed: `refresh` is one
+    `data_version()` when nobody else wrote it.
   - An applied body that no longer validates is ignored with a warning, never fatal.
 """
 
@@ -18,16 +19,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from runner.runtime.context import RuntimeContext
 from runner.spec.models import (
     KINDS,
     Agent,
     Alert,
     Channel,
+    Environment,
     EscalationPath,
     Personality,
     ResourcePool,
@@ -35,12 +36,14 @@ from runner.spec.models import (
     Template,
 )
 from runner.spec.project import KIND_ATTRIBUTES, Position, Project, SpecDocument
-from runner.state.base import AppliedResource
+from runner.state.base import AppliedResource, Registry
 
 __all__ = [
+    "DECLARED_FIELDS",
     "AppliedState",
     "Declared",
     "Pin",
+    "RegistryChanges",
     "spec_from_body",
 ]
 
@@ -77,6 +80,13 @@ DECLARED_FIELDS = {
 }
 
 
+class RegistryChanges(Protocol):
+    """A counter that moves when someone else wrote the registry (SQLite: `data_version` of
+    the file, read on the runtime's own connection)."""
+
+    def data_version(self) -> int: ...
+
+
 def _pin_of(resource: AppliedResource) -> Pin | None:
     if resource.kind == "Agent" and resource.foundry_name and resource.foundry_version:
         return Pin(resource.foundry_name, resource.foundry_version, resource.applied_at)
@@ -86,8 +96,17 @@ def _pin_of(resource: AppliedResource) -> Pin | None:
 class AppliedState:
     """The declared specs and applied agent versions of one environment (see module doc)."""
 
-    def __init__(self, ctx: RuntimeContext, project: Project) -> None:
-        self._ctx = ctx
+    def __init__(
+        self,
+        *,
+        env: Environment,
+        registry: Registry,
+        changes: RegistryChanges,
+        project: Project,
+    ) -> None:
+        self._env = env
+        self._registry = registry
+        self._changes = changes
         self.project = project
         self.declared = Declared()
         self.agents: dict[str, Pin] = {}  # agent -> applied version
@@ -95,13 +114,12 @@ class AppliedState:
 
     def load(self, project: Project) -> Declared:
         """Applied bodies first; not-yet-applied specs fill in unless the env is protected."""
-        ctx = self._ctx
-        env = ctx.env
+        env = self._env
         self.project = project
-        self.data_version = ctx.store.data_version()
+        self.data_version = self._changes.data_version()
         declared = Declared()
         agents: dict[str, Pin] = {}
-        for resource in ctx.registry.applied(env.name).values():
+        for resource in self._registry.applied(env.name).values():
             attr = DECLARED_FIELDS.get(resource.kind)
             if attr is None:
                 continue
@@ -123,14 +141,13 @@ class AppliedState:
 
     def refresh(self) -> None:
         """Re-read applied agents when another connection wrote the registry file."""
-        ctx = self._ctx
-        version = ctx.store.data_version()
+        version = self._changes.data_version()
         if version == self.data_version:
             return
         self.data_version = version
-        env = ctx.env
+        env = self._env
         agents: dict[str, Pin] = {}
-        for resource in ctx.registry.applied(env.name).values():
+        for resource in self._registry.applied(env.name).values():
             pin = _pin_of(resource)
             if pin is not None:
                 agents[resource.name] = pin
@@ -143,12 +160,12 @@ class AppliedState:
 
     def seen_own_write(self) -> None:
         """This runtime wrote the registry itself: no reason to re-read it on the next turn."""
-        self.data_version = self._ctx.store.data_version()
+        self.data_version = self._changes.data_version()
 
     def project_with(self, agent: Agent | None) -> Project:
         """The specs to render from: the declared set (plus `agent`, defined in code)."""
         project = Project()
-        specs_win = not self._ctx.env.protected  # get_or_create renders the specs as written now
+        specs_win = not self._env.protected  # get_or_create renders the specs as written now
         for attr in ("personalities", "templates"):
             merged = dict(getattr(self.declared, attr))
             if specs_win:
@@ -166,6 +183,8 @@ class AppliedState:
 
 
 def spec_from_body(resource: AppliedResource) -> Any:
+    """The spec an applied resource was applied from (None: no body, or it no longer
+    validates)."""
     model = KINDS.get(resource.kind)
     if model is None or not resource.body:
         return None

@@ -1,9 +1,10 @@
 """Admission: starting a session with one agent or with a team.
 
 Role: `Admission.start` (behind `Lifecycle.create_agent_session`) checks the workspace of a
-team, pins the agent version of every member (`runner.runtime.agents`), takes pool slots for
-all of them (waiting up to `wait`, served by `priority`), opens the provider conversation,
-writes the session row and hands the session to the table (`runner.runtime.live`).
+team, pins the agent version of every member (`runner.runtime.sessions.agents`), takes pool
+slots for all of them (waiting up to `wait`, served by `priority`), opens the provider
+conversation, writes the session row and hands the session to the table
+(`runner.runtime.sessions.table`).
 
 Invariants:
   - A session keeps one provider conversation and the agent versions it started with: an
@@ -19,20 +20,22 @@ import secrets
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from runner.runtime.agents import AgentCatalog
-from runner.runtime.applied import AppliedState, Pin
+from runner.providers.base import Provider
+from runner.runtime.auth import AuthContext
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import LifecycleError, PermissionDeniedError, UnknownTeamError
-from runner.runtime.live import LiveSessions, session_subjects
-from runner.runtime.session import AuthContext
+from runner.runtime.monitoring import PerformanceMonitor
+from runner.runtime.pools import PoolManager
+from runner.runtime.sessions.agents import AgentCatalog
+from runner.runtime.sessions.applied import AppliedState, Pin
+from runner.runtime.sessions.provider_calls import call_provider
+from runner.runtime.sessions.table import LiveSessions, session_subjects
 from runner.runtime.teams import primary_member
-from runner.runtime.turns import call_provider
 from runner.spec.models import parse_duration
-from runner.state.sessions import SessionRow
+from runner.spec.vocabulary import Priority
+from runner.state.sessions import SessionRow, SessionStore
 
-__all__ = ["Admission", "Priority"]
-
-Priority = Literal["low", "medium", "high", "urgent"]
+__all__ = ["Admission"]
 
 
 def _new_session_id() -> str:
@@ -46,18 +49,26 @@ class Admission:
         self,
         ctx: RuntimeContext,
         *,
+        provider: Provider,
+        store: SessionStore,
+        pools: PoolManager,
+        monitor: PerformanceMonitor,
         applied: AppliedState,
-        sessions: LiveSessions,
+        table: LiveSessions,
         agents: AgentCatalog,
     ) -> None:
         self._ctx = ctx
+        self._provider = provider
+        self._store = store
+        self._pools = pools
+        self._monitor = monitor
         self._applied = applied
-        self._sessions = sessions
+        self._table = table
         self._agents = agents
 
     async def start(
         self,
-        ctx: AuthContext,
+        auth: AuthContext,
         *,
         agent: str | None,
         team: str | None,
@@ -77,12 +88,12 @@ class Admission:
                 raise UnknownTeamError(f"team.{team} is neither applied nor declared")
             if (
                 team_spec.workspace is not None
-                and ctx.workspace_id is not None
-                and team_spec.workspace != ctx.workspace_id
+                and auth.workspace_id is not None
+                and team_spec.workspace != auth.workspace_id
             ):
                 raise PermissionDeniedError(
                     f"team.{team} belongs to workspace {team_spec.workspace!r}, not "
-                    f"{ctx.workspace_id!r}"
+                    f"{auth.workspace_id!r}"
                 )
             members = tuple(dict.fromkeys(m.agent for m in team_spec.members))
             first = primary_member(team_spec)
@@ -98,11 +109,11 @@ class Admission:
         for name in members:
             pin = await self._agents.pin(name)
             pins[name] = (pin.foundry_name, pin.version)
-        pools_manager = rt.pools
+        pools_manager = self._pools
         pools = pools_manager.pools_of(members)
         await pools_manager.acquire(agents=members, pools=pools, wait=wait, priority=priority)
         session_id = _new_session_id()
-        provider = rt.provider
+        provider = self._provider
         try:
             conversation_id = await call_provider(
                 provider,
@@ -118,8 +129,8 @@ class Admission:
             env=rt.env.name,
             kind=kind,
             target=target,
-            user_id=ctx.user_id,
-            workspace_id=ctx.workspace_id,
+            user_id=auth.user_id,
+            workspace_id=auth.workspace_id,
             state="active",
             conversation_id=conversation_id,
             current_agent=first,
@@ -133,11 +144,11 @@ class Admission:
             priority=priority,
         )
         try:
-            rt.store.save(row)
+            self._store.save(row)
         except Exception:
             pools_manager.release(agents=members, pools=pools)
             raise
-        self._sessions.add(row, members)
+        self._table.add(row, members)
         agents = self._agents
         for name in members:
             foundry_name, version = pins[name]
@@ -146,8 +157,8 @@ class Admission:
             stat.use_count += 1
             stat.last_used_at = now
         subjects = session_subjects(row)
-        rt.monitor.record_session(subjects)
-        rt.monitor.evaluate_subjects(subjects, now)
+        self._monitor.record_session(subjects)
+        self._monitor.evaluate_subjects(subjects, now)
         events = rt.events
         if events.has_listeners("lifecycle:session_created"):
             rt.emit(
@@ -156,8 +167,8 @@ class Admission:
                     "session_id": session_id,
                     "agent": first,
                     "team": team,
-                    "user_id": ctx.user_id,
-                    "workspace_id": ctx.workspace_id,
+                    "user_id": auth.user_id,
+                    "workspace_id": auth.workspace_id,
                     "conversation_id": conversation_id,
                     "versions": {n: p[1] for n, p in pins.items()},
                 },
