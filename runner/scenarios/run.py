@@ -1,10 +1,11 @@
 """Scenario runner: drive `Scenario` documents through the real runtime on a throwaway store.
 
-Role: `runner test` (runner.cli.test) loads a project and calls `run_scenarios`. Each scenario
-gets its own temporary local environment (a fresh local provider store and registry file in a
-temp dir; the project's agents are applied there on demand by the runtime), a virtual clock
-(`FakeClock`: `advance` steps move it and sweep idle sessions) and one session of its team or
-agent, opened with the scenario's `auth` and `session` options. Steps follow the vocabulary of
+Role: `runner test` (runner.cli.test) loads a project and calls `run_scenarios`; the engine is
+a client of the runtime (the public `Lifecycle` API and its operators), never part of it. Each
+scenario gets its own temporary local environment (a fresh local provider store and registry
+file in a temp dir; the project's agents are applied there on demand by the runtime), a virtual
+clock (`FakeClock`: `advance` steps move it and sweep idle sessions) and one session of its team
+or agent, opened with the scenario's `auth` and `session` options. Steps follow the vocabulary of
 `shared/contract/README.md`:
 
   user (+ repeat) | end | approve / reject (by) | advance | expect only
@@ -30,23 +31,22 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
-from xml.sax.saxutils import quoteattr
 
 from runner.runtime.clock import FakeClock
 from runner.runtime.events import Event
+from runner.runtime.lifecycle import Lifecycle
 from runner.runtime.monitoring import RecordingNotifier
-from runner.spec.models import API_VERSION, Environment, Expect, Scenario, Step, parse_duration
+from runner.scenarios.expect import check_expect
+from runner.spec.models import API_VERSION, Environment, Scenario, Step, parse_duration
 from runner.spec.project import Position, Project, SpecDocument
 
 __all__ = [
     "ScenarioResult",
     "describe_step",
-    "render_junit",
     "run_scenario",
     "run_scenarios",
     "scenario_project",
@@ -126,8 +126,6 @@ async def run_scenario(
     document: SpecDocument | None = None,
 ) -> ScenarioResult:
     """Run one scenario in `workdir` (created; a fresh store and registry file live there)."""
-    from runner.runtime.lifecycle import Lifecycle
-
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
     clock = FakeClock()
@@ -212,7 +210,7 @@ async def run_scenario(
                 return fail(f"{prefix}: failed: {exc}")
             if step.expect is None:
                 continue
-            problems = _check(
+            problems = check_expect(
                 step.expect,
                 step=step,
                 answered=answered,
@@ -244,91 +242,6 @@ def _where(document: SpecDocument | None, path: tuple[str | int, ...]) -> str:
     return f"{document.position_of(path)}: "
 
 
-def _show(value: Any) -> str:
-    return "nobody" if value is None else str(value)
-
-
-def _check(
-    expect: Expect,
-    *,
-    step: Step,
-    answered: Sequence[str | None],
-    current_agent: str | None,
-    state: str,
-    reason: str | None,
-    escalation: Mapping[str, Any] | None,
-    events: Sequence[Event],
-) -> list[str]:
-    problems: list[str] = []
-    if expect.agent is not None:
-        seen = answered[-1] if step.user is not None and answered else current_agent
-        if seen != expect.agent:
-            problems.append(f"expected agent {expect.agent}, saw {_show(seen)}")
-    if expect.handoff is not None:
-        want = expect.handoff
-        handoffs = [e.data for e in events if e.type == "handoff:initiated"]
-        ok = any(
-            h.get("to") == want.to
-            and (want.from_ is None or h.get("from") == want.from_)
-            and (want.trigger is None or h.get("trigger") == want.trigger)
-            for h in handoffs
-        )
-        if not ok:
-            wanted = ", ".join(
-                f"{k}: {v}"
-                for k, v in (("from", want.from_), ("to", want.to), ("trigger", want.trigger))
-                if v is not None
-            )
-            seen_text = (
-                ", ".join(
-                    f"{_show(h.get('from'))} -> {h.get('to')}"
-                    + (f" (trigger {h.get('trigger')})" if h.get("trigger") else "")
-                    for h in handoffs
-                )
-                if handoffs
-                else "no handoff"
-            )
-            problems.append(f"expected handoff {{{wanted}}}, saw {seen_text}")
-    if expect.escalation is not None:
-        want_esc = expect.escalation
-        wanted_items = [
-            (k, v)
-            for k, v in (
-                ("level", want_esc.level),
-                ("target", want_esc.target),
-                ("status", want_esc.status),
-            )
-            if v is not None
-        ]
-        wanted = " ".join(f"{k} {v}" for k, v in wanted_items)
-        if escalation is None:
-            problems.append(f"expected escalation {wanted}, saw no escalation")
-        elif any(escalation.get(k) != v for k, v in wanted_items):
-            seen_esc = " ".join(f"{k} {escalation.get(k)}" for k in ("level", "target", "status"))
-            problems.append(f"expected escalation {wanted}, saw {seen_esc}")
-    if expect.state is not None and state != expect.state:
-        problems.append(f"expected state {expect.state}, saw {state}")
-    if expect.reason is not None and reason != expect.reason:
-        problems.append(f"expected reason {expect.reason}, saw {_show(reason)}")
-    if expect.events is not None:
-        types = [e.type for e in events]
-        position = 0
-        missing: str | None = None
-        for wanted_type in expect.events:
-            try:
-                position = types.index(wanted_type, position) + 1
-            except ValueError:
-                missing = wanted_type
-                break
-        if missing is not None:
-            shown = ", ".join(types) if types else "none"
-            problems.append(
-                f"expected events [{', '.join(expect.events)}] in this order "
-                f"({missing} missing), saw [{shown}]"
-            )
-    return problems
-
-
 async def run_scenarios(
     project: Project,
     *,
@@ -352,35 +265,3 @@ async def run_scenarios(
                 )
             )
     return results
-
-
-def render_junit(results: Sequence[ScenarioResult], *, suite: str = "runner test") -> str:
-    """JUnit XML: one testcase per scenario, a failure element with the message."""
-    failures = sum(1 for r in results if not r.passed)
-    total = sum(r.seconds for r in results)
-    lines = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<testsuites name={quoteattr(suite)} tests="{len(results)}" failures="{failures}" '
-        f'errors="0" time="{total:.3f}">',
-        f'  <testsuite name={quoteattr(suite)} tests="{len(results)}" failures="{failures}" '
-        f'errors="0" skipped="0" time="{total:.3f}">',
-    ]
-    for r in results:
-        classname = "scenarios" if r.file is None else "scenarios." + Path(r.file).stem
-        head = (
-            f"    <testcase classname={quoteattr(classname)} name={quoteattr(r.name)} "
-            f'time="{r.seconds:.3f}"'
-        )
-        if r.passed:
-            lines.append(head + "/>")
-            continue
-        message = r.message or "failed"
-        lines.append(head + ">")
-        lines.append(
-            f'      <failure message={quoteattr(message)} type="ScenarioFailure">'
-            f"{xml_escape(message)}</failure>"
-        )
-        lines.append("    </testcase>")
-    lines.append("  </testsuite>")
-    lines.append("</testsuites>")
-    return "\n".join(lines) + "\n"
