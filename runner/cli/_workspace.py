@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from runner.cli.errors import EXIT_FAILED, UserError
+from runner.errors import EXIT_FAILED, UserError
 from runner.plan.desired import DesiredState, compute_desired
 from runner.plan.ops import Plan
 from runner.plan.planner import compute_plan

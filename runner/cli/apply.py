@@ -38,7 +38,7 @@ from runner.cli._workspace import (
     print_conflicts,
     use_colour,
 )
-from runner.cli.errors import EXIT_FAILED, EXIT_OK, UserError
+from runner.errors import EXIT_FAILED, EXIT_OK, UserError
 from runner.plan.ops import Plan
 from runner.plan.render import render_text
 from runner.state.base import LockTimeoutError

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from runner.cli.errors import EXIT_OK, EXIT_USAGE, UserError
+from runner.errors import EXIT_OK, EXIT_USAGE, UserError
 
 
 def _rate(text: str) -> float:

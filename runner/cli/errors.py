@@ -14,23 +14,9 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from runner.errors import (  # re-exported: the CLI's verbs import them from here
-    EXIT_FAILED,
-    EXIT_INTERNAL,
-    EXIT_OK,
-    EXIT_USAGE,
-    UserError,
-)
+from runner.errors import EXIT_INTERNAL
 
-__all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERNAL",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "UserError",
-    "log_dir",
-    "report_internal_error",
-]
+__all__ = ["log_dir", "report_internal_error"]
 
 
 def log_dir() -> Path:

@@ -10,8 +10,8 @@ from runner.cli._workspace import (
     open_provider,
     open_registry,
 )
-from runner.cli.errors import EXIT_OK, UserError
 from runner.cli.state import when
+from runner.errors import EXIT_OK, UserError
 from runner.providers.base import ProviderError
 
 

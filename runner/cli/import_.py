@@ -17,7 +17,7 @@ from runner.cli._workspace import (
     open_provider,
     open_registry,
 )
-from runner.cli.errors import EXIT_OK, UserError
+from runner.errors import EXIT_OK, UserError
 from runner.providers.base import ProviderError
 from runner.spec.models import address_of
 from runner.state.base import AppliedResource, LockTimeoutError

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
 
-from runner.cli.errors import EXIT_USAGE, UserError, report_internal_error
+from runner.cli.errors import report_internal_error
+from runner.errors import EXIT_USAGE, UserError
 
 # verb -> (module, one-line help)
 VERBS: dict[str, tuple[str, str]] = {

@@ -22,7 +22,7 @@ from runner.cli._workspace import (
     use_colour,
     write_json,
 )
-from runner.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from runner.plan.render import render_json, render_json_document, render_text
 
 

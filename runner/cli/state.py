@@ -7,7 +7,7 @@ import datetime as dt
 import json
 
 from runner.cli._workspace import DEFAULT_SPECS, load_workspace, open_registry
-from runner.cli.errors import EXIT_OK, UserError
+from runner.errors import EXIT_OK, UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from runner.cli._workspace import DEFAULT_SPECS
-from runner.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -55,7 +55,7 @@ _skip_plugin_loader_import()
 _collecting = gc.isenabled()
 gc.disable()
 try:
-    from runner.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError
+    from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError
     from runner.spec.project import Problem
 finally:
     if _collecting:

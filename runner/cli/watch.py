@@ -24,7 +24,7 @@ from runner.cli._workspace import (
     require_spec_folder,
     use_colour,
 )
-from runner.cli.errors import EXIT_OK
+from runner.errors import EXIT_OK
 from runner.watch.engine import ReloadEngine
 from runner.watch.outcome import ReloadOutcome
 

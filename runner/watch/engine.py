@@ -52,19 +52,11 @@ from runner.spec.project import Problem, Project
 from runner.state.base import LockTimeoutError, Registry
 from runner.watch.backends import Backends
 from runner.watch.candidate import Rejected, compute_candidate
-from runner.watch.outcome import Event, ReloadHook, ReloadOutcome
+from runner.watch.outcome import ReloadEvent, ReloadHook, ReloadOutcome
 from runner.watch.snapshot import EnvironmentState, GoodState, Pending, Scope
-from runner.watch.spec_files import SpecFiles, is_spec_file
+from runner.watch.spec_files import SpecFiles
 
-# Event, ReloadHook, ReloadOutcome and is_spec_file live in their own modules; they are
-# re-exported here so `from runner.watch.engine import ...` keeps working.
-__all__ = [
-    "Event",
-    "ReloadEngine",
-    "ReloadHook",
-    "ReloadOutcome",
-    "is_spec_file",
-]
+__all__ = ["ReloadEngine"]
 
 
 def _now() -> float:
@@ -295,7 +287,7 @@ class ReloadEngine:
         assert good is not None
         self._state.pending = Pending.of_plan(plan)
         if not plan.ops and not plan.conflicts:
-            event: Event = "unchanged" if not addresses else "planned"
+            event: ReloadEvent = "unchanged" if not addresses else "planned"
             return self._outcome(event, started, files=files, addresses=addresses, plan=plan)
         if not self.apply or good.env.protected:
             note = (
@@ -368,7 +360,7 @@ class ReloadEngine:
 
     def _outcome(
         self,
-        event: Event,
+        event: ReloadEvent,
         started: float,
         *,
         files: tuple[str, ...],

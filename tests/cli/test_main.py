@@ -69,7 +69,7 @@ def test_internal_error_prints_one_line_logs_traceback_and_exits_3(
 def test_user_error_prints_message_without_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from runner.cli.errors import UserError
+    from runner.errors import UserError
 
     class Refuses:
         @staticmethod
