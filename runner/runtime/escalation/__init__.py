@@ -22,6 +22,7 @@ from runner.runtime.escalation.levels import (
 from runner.runtime.escalation.record import (
     ACTIVE,
     AWAITING_OPERATOR,
+    IN_EFFECT,
     RUNNER_ACTOR,
     STATUSES,
     TERMINAL,
@@ -50,6 +51,7 @@ from runner.runtime.escalation.transitions import (
 __all__ = [
     "ACTIVE",
     "AWAITING_OPERATOR",
+    "IN_EFFECT",
     "RUNNER_ACTOR",
     "STATUSES",
     "TERMINAL",

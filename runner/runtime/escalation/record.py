@@ -22,6 +22,7 @@ from typing import Any, Literal, get_args
 __all__ = [
     "ACTIVE",
     "AWAITING_OPERATOR",
+    "IN_EFFECT",
     "RUNNER_ACTOR",
     "STATUSES",
     "TERMINAL",
@@ -46,8 +47,9 @@ EscalationStatus = Literal[
 
 STATUSES: tuple[EscalationStatus, ...] = get_args(EscalationStatus)
 TERMINAL: frozenset[EscalationStatus] = frozenset({"rejected", "handed_back", "resolved"})
-ACTIVE: frozenset[EscalationStatus] = frozenset({"in_effect", "approved", "claimed"})
 AWAITING_OPERATOR: frozenset[EscalationStatus] = frozenset({"pending_approval", "suggested"})
+IN_EFFECT: frozenset[EscalationStatus] = frozenset({"in_effect", "approved"})  # acted on now
+ACTIVE: frozenset[EscalationStatus] = IN_EFFECT | {"claimed"}  # a person may hold it
 
 RUNNER_ACTOR = "runner"  # who closes an escalation superseded by a higher level
 

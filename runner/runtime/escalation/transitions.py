@@ -35,6 +35,8 @@ from typing import Literal
 
 from runner.runtime.escalation.record import (
     ACTIVE,
+    AWAITING_OPERATOR,
+    IN_EFFECT,
     STATUSES,
     Escalation,
     EscalationStateError,
@@ -126,7 +128,7 @@ def accept_suggestion(esc: Escalation, *, by: str, now: float) -> Transition:
 
 def reject(esc: Escalation, *, by: str, now: float, reason: str | None = None) -> Transition:
     """pending_approval or suggested -> rejected."""
-    _require(esc, "reject", ("pending_approval", "suggested"))
+    _require(esc, "reject", AWAITING_OPERATOR)
     return replace(esc, status="rejected", decided_by=by, decided_at=now, reason=reason), (
         "escalation:rejected",
     )
@@ -139,7 +141,7 @@ def claim(esc: Escalation, *, operator: str, now: float) -> Transition:
             f"cannot claim escalation {esc.id} (level {esc.level}): its target is "
             f"{esc.target!r}, not a human"
         )
-    _require(esc, "claim", ("in_effect", "approved"))
+    _require(esc, "claim", IN_EFFECT)
     return replace(esc, status="claimed", operator=operator, claimed_at=now), (
         "escalation:claimed",
     )
@@ -160,7 +162,7 @@ def hand_back(esc: Escalation, *, operator: str, now: float) -> Transition:
 
 def resolve(esc: Escalation, *, by: str, now: float) -> Transition:
     """in_effect, approved or claimed -> resolved."""
-    _require(esc, "resolve", ("in_effect", "approved", "claimed"))
+    _require(esc, "resolve", ACTIVE)
     return replace(esc, status="resolved", closed_by=by, closed_at=now), ("escalation:resolved",)
 
 
@@ -171,7 +173,7 @@ def effect_of(esc: Escalation) -> EscalationEffect:
     """What the session should do now because of this escalation."""
     if esc.target == HUMAN:
         return "awaiting_human" if esc.status in ACTIVE else "none"
-    return "handoff" if esc.status in ("in_effect", "approved") else "none"
+    return "handoff" if esc.status in IN_EFFECT else "none"
 
 
 def handoff_target(esc: Escalation, *, current_specialization: str | None) -> str | None:

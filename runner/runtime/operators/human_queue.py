@@ -25,7 +25,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from runner.runtime.clock import Clock
 from runner.runtime.errors import LifecycleError
-from runner.runtime.escalation import claim, escalation_event_data, hand_back, read_escalation
+from runner.runtime.escalation import (
+    IN_EFFECT,
+    claim,
+    escalation_event_data,
+    hand_back,
+    read_escalation,
+)
 from runner.runtime.events import Event
 from runner.runtime.operators.acting import OperatorSessions
 from runner.runtime.sessions import AppliedState
@@ -163,7 +169,7 @@ class HumanQueue:
         ]
         escalation: dict[str, Any] | None = None
         esc = read_escalation(row.escalation)
-        if esc is not None and esc.target == HUMAN and esc.status in ("in_effect", "approved"):
+        if esc is not None and esc.target == HUMAN and esc.status in IN_EFFECT:
             done, names = claim(esc, operator=operator, now=now)
             escalation = done.as_dict()
             events.extend(

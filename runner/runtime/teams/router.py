@@ -50,7 +50,7 @@ from runner.runtime.clock import Clock
 from runner.runtime.escalation import Escalation
 from runner.runtime.routing import HandoffDecision, MatcherCache, TriggerMatcher, decide_handoff
 from runner.runtime.teams.draft import RouteDraft, Workloads
-from runner.runtime.teams.levels import EscalationLevels
+from runner.runtime.teams.escalating import EscalationLevels
 from runner.runtime.teams.queued import HandoffQueue
 from runner.runtime.teams.roster import Roster
 from runner.runtime.teams.seam import RouteDecision, RouterFactory, TurnContext, Workload

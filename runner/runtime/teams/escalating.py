@@ -22,6 +22,8 @@ from typing import Any
 
 from runner.runtime.clock import Clock
 from runner.runtime.escalation import (
+    AWAITING_OPERATOR,
+    IN_EFFECT,
     RUNNER_ACTOR,
     Escalation,
     EscalationStateError,
@@ -137,9 +139,9 @@ class EscalationLevels:
             return
         reason = f"superseded by level {by_level}"
         try:
-            if old.status in ("pending_approval", "suggested"):
+            if old.status in AWAITING_OPERATOR:
                 closed, names = reject(old, by=RUNNER_ACTOR, now=now, reason=reason)
-            elif old.status in ("in_effect", "approved"):
+            elif old.status in IN_EFFECT:
                 closed, names = resolve(old, by=RUNNER_ACTOR, now=now)
             else:
                 return
