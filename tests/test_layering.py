@@ -26,6 +26,16 @@ import pytest
 
 RUNNER = Path(__file__).resolve().parent.parent / "runner"
 
+_BEFORE_RUNTIME = (
+    "runner.errors",
+    "runner.paths",
+    "runner.spec",
+    "runner.plan",
+    "runner.apply",
+    "runner.providers",
+    "runner.state",
+)
+
 # layer -> runner modules (prefixes) it may import besides itself
 ALLOWED: dict[str, tuple[str, ...]] = {
     "spec": ("runner.errors", "runner.paths", "runner.providers.base"),
@@ -45,35 +55,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "runner.providers.base",
         "runner.state.base",
     ),
-    "runtime": (
-        "runner.errors",
-        "runner.paths",
-        "runner.spec",
-        "runner.plan",
-        "runner.apply",
-        "runner.providers",
-        "runner.state",
-    ),
-    "watch": (
-        "runner.errors",
-        "runner.paths",
-        "runner.spec",
-        "runner.plan",
-        "runner.apply",
-        "runner.providers",
-        "runner.state",
-        "runner.runtime",
-    ),
-    "scenarios": (
-        "runner.errors",
-        "runner.paths",
-        "runner.spec",
-        "runner.plan",
-        "runner.apply",
-        "runner.providers",
-        "runner.state",
-        "runner.runtime",
-    ),
+    "runtime": _BEFORE_RUNTIME,
+    "watch": (*_BEFORE_RUNTIME, "runner.runtime"),
+    "scenarios": (*_BEFORE_RUNTIME, "runner.runtime"),
 }
 
 # third-party package -> the only runner modules that may import it
