@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from runner import Lifecycle
-from runner.runtime.channels import RecordingNotifier
+from runner.runtime.monitoring import RecordingNotifier
 from runner.spec.models import KINDS, address_of
 from runner.spec.project import Position, Project, SpecDocument
 
@@ -98,11 +98,12 @@ async def run(args: argparse.Namespace) -> int:
         # The contract pool allows 10,000 tokens/min; the bench would spend that in 0.1 s, so
         # its limits are widened (still enforced and counted on every turn).
         project = load_contract(CONTRACT, local_env(root / "store"), WIDE_POOL)
-        async with Lifecycle.open(project, env="local", registry_path=root / "state.db") as lc:
-            # Escalation level 1 notifies Slack on every handoff: record, don't deliver, so the
-            # bench measures the runtime and not an HTTP channel (or an unset webhook secret).
-            notifier = RecordingNotifier()
-            lc.notifier = notifier
+        # Escalation level 1 notifies Slack on every handoff: record, don't deliver, so the
+        # bench measures the runtime and not an HTTP channel (or an unset webhook secret).
+        notifier = RecordingNotifier()
+        async with Lifecycle.open(
+            project, env="local", registry_path=root / "state.db", notifier=notifier
+        ) as lc:
             await lifecycles(lc, 50)  # warm-up: agents applied on demand, caches filled
             seconds = await lifecycles(lc, args.sessions)
             rate = args.sessions / seconds
@@ -116,8 +117,9 @@ async def run(args: argparse.Namespace) -> int:
         )
 
         project = load_contract(CONTRACT, local_env(root / "store2"), WIDE_POOL)
-        async with Lifecycle.open(project, env="local", registry_path=root / "state2.db") as lc:
-            lc.notifier = RecordingNotifier()
+        async with Lifecycle.open(
+            project, env="local", registry_path=root / "state2.db", notifier=RecordingNotifier()
+        ) as lc:
             await lifecycles(lc, 10)
             gc.collect()
             tracemalloc.start()

@@ -1,6 +1,6 @@
 """`runner test [PATH] [--junit FILE]`: run the project's Scenario documents and report.
 
-Each scenario runs on a throwaway local store with a virtual clock (runner.runtime.scenarios);
+Each scenario runs on a throwaway local store with a virtual clock (runner.scenarios);
 nothing needs to be applied first and no real channel is notified. Output reads like a test
 runner: `PASS name` / `FAIL name` (with the reason under it), then `N passed, M failed`.
 
@@ -50,7 +50,7 @@ def _problems(path: Path) -> tuple[object, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runner.runtime.scenarios import render_junit, run_scenarios
+    from runner.scenarios import render_junit, run_scenarios
     from runner.spec.project import Project
 
     path = Path(args.path)

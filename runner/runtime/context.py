@@ -1,16 +1,15 @@
-"""The parts of one environment's runtime that its collaborators share.
+"""What every part of one environment's runtime shares: the environment, clock, settings, events.
 
-Role: `Lifecycle` (the facade) builds one `RuntimeContext` and hands it to each collaborator
-(`applied`, `agents`, `live`, `admission`, `turns`, `status`) and, through its public
-accessors, to the operators. It replaces reaching into the facade's private attributes: a
-collaborator reads what it needs here, at call time.
+Role: a neutral module of the runtime. The composition root (`runner.runtime.assembly`) builds
+one `RuntimeContext` per runtime and gives it to the parts that stamp times, read settings or
+emit events; everything else a part needs (provider, stores, pools, monitor, ...) it is given
+by name when it is built.
 
 Invariants:
-  - One context per `Lifecycle`, passed explicitly (never a module-level "current" context).
-  - Everything but `notifier` is fixed for the runtime's life, so the turn path may keep local
-    references to the clock, pools, monitor and provider. `notifier` may be swapped after open
-    (the scenario runner records deliveries that way); read it from the context each time.
-  - `emit` stamps every event with the injected clock.
+  - One context per runtime, passed explicitly (never a module-level "current" context).
+  - Everything in it is fixed for the runtime's life, so the turn path may keep local
+    references.
+  - Events are stamped with the injected clock.
 """
 
 from __future__ import annotations
@@ -18,64 +17,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner.providers.base import Provider
-from runner.runtime.channels import Notifier
 from runner.runtime.clock import Clock
 from runner.runtime.config import RuntimeConfig
 from runner.runtime.events import EventBus
-from runner.runtime.monitor import PerformanceMonitor
-from runner.runtime.pools import PoolManager
 from runner.spec.models import Environment
-from runner.state.base import Registry
-from runner.state.sessions import SessionStore
 
 __all__ = ["RuntimeContext"]
 
 
 class RuntimeContext:
-    """Environment, provider, stores, clock, configuration and the runtime's shared services."""
+    """The environment, clock, configuration and event bus of one runtime."""
 
-    __slots__ = (
-        "clock",
-        "config",
-        "env",
-        "environ",
-        "events",
-        "monitor",
-        "notifier",
-        "pools",
-        "provider",
-        "registry",
-        "store",
-    )
+    __slots__ = ("clock", "config", "env", "events")
 
     def __init__(
-        self,
-        *,
-        env: Environment,
-        provider: Provider,
-        registry: Registry,
-        store: SessionStore,
-        clock: Clock,
-        environ: Mapping[str, str],
-        config: RuntimeConfig,
-        events: EventBus,
-        pools: PoolManager,
-        monitor: PerformanceMonitor,
-        notifier: Notifier,
+        self, *, env: Environment, clock: Clock, config: RuntimeConfig, events: EventBus
     ) -> None:
         self.env = env
-        self.provider = provider
-        self.registry = registry
-        self.store = store
         self.clock = clock
-        self.environ = environ
         self.config = config
         self.events = events
-        self.pools = pools
-        self.monitor = monitor
-        self.notifier = notifier
 
     def emit(self, event_type: str, data: Mapping[str, Any]) -> None:
         """Publish an event stamped with the runtime's clock."""
-        self.events.emit(event_type, data, at=self.clock.now())
+        self.events.emit(event_type, data)

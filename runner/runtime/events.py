@@ -8,6 +8,7 @@ Event types (seed 000 names): `lifecycle:session_created`, `lifecycle:session_en
 Subscriptions: an exact type, a prefix pattern ending in `*` (`handoff:*`), or `"*"` for all.
 
 Invariants:
+  - Every event is stamped with the runtime's clock (`at`), unless the emitter gives the time.
   - A callback error never breaks the emitter: it is logged and counted (`errors`).
   - Sync callbacks run inline, in subscription order; async callbacks are scheduled as tasks on
     the running loop (or run to completion when no loop runs) and tracked until done, so
@@ -24,11 +25,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.runtime.clock import Clock
+
+__all__ = ["Callback", "Event", "EventBus"]
+
 log = logging.getLogger("runner.runtime.events")
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
+    """One event: its type (`handoff:completed`), its data and when it happened."""
+
     type: str
     data: Mapping[str, Any] = field(default_factory=dict)
     at: float = 0.0
@@ -38,7 +45,10 @@ Callback = Callable[[Event], Awaitable[None] | None]
 
 
 class EventBus:
-    def __init__(self) -> None:
+    """Subscriptions and delivery of the runtime's events (see the module docstring)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self._exact: dict[str, list[Callback]] = {}
         self._patterns: list[tuple[str, Callback]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -70,14 +80,17 @@ class EventBus:
             return True
         return any(event_type.startswith(prefix) for prefix, _ in self._patterns)
 
-    def emit(self, event_type: str, data: Mapping[str, Any], *, at: float) -> Event | None:
-        """Deliver an event to its subscribers; None (and nothing built) when there are none."""
+    def emit(
+        self, event_type: str, data: Mapping[str, Any], *, at: float | None = None
+    ) -> Event | None:
+        """Deliver an event to its subscribers, stamped `at` (default: the clock's now); None
+        (and nothing built) when there are none."""
         self.emitted += 1
         exact = self._exact.get(event_type)
         matched = [cb for prefix, cb in self._patterns if event_type.startswith(prefix)]
         if not exact and not matched:
             return None
-        event = Event(event_type, data, at)
+        event = Event(event_type, data, self._clock.now() if at is None else at)
         for callback in [*(exact or ()), *matched]:
             self._call(callback, event)
         return event

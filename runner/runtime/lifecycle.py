@@ -1,4 +1,5 @@
-"""The runtime lifecycle API: agents, sessions, pools, monitoring and events over what was applied.
+"""The runtime lifecycle API: agents, sessions, teams, pools, monitoring and events over what
+was applied.
 
 Flow position: last stop (`... -> apply -> registry -> *runtime*`). `Lifecycle.open(specs, env)`
 reads the environment's applied state from the registry (agents' Foundry name and version;
@@ -7,17 +8,10 @@ the environment is protected, the specs: a declaration that was never applied is
 specs (agents are then applied on demand through `ensure_agent`, the executor's own path, under
 the environment lock). A protected environment runs only what was applied.
 
-`Lifecycle` is the facade: it opens, reloads and closes the runtime and keeps thin public
-methods; the work is done by collaborators that share one `RuntimeContext`:
-
-    applied    AppliedState   declared specs + applied agent versions (load, refresh)
-    agents     AgentCatalog   pins, on-demand apply, get_or_create_agent, usage, cleanup
-    live       LiveSessions   the session table and every state change of a session
-    admission  Admission      starting sessions
-    turns      Turns          the turn path, team routers, decisions (also queued handoffs served
-                              when a member frees up; the index: `sessions.waiting`)
-    status     RuntimeStatus  alert relaying, insights, status, analytics
-    operators  Operators      the teams' operator side (attached at open)
+`Lifecycle` is the facade: thin public methods over the runtime's parts, which the composition
+root (`runner.runtime.assembly`) builds and wires: the session API (`runner.runtime.sessions`),
+the operator API (`runner.runtime.operators`), status (`runner.runtime.status`), the agent
+catalog, pools, monitor and event bus.
 
 Invariants:
   - A session keeps one provider conversation and the agent versions it started with (`pins`):
@@ -27,8 +21,7 @@ Invariants:
     a new process on the same registry file finds and continues every session.
   - Every session call checks `chat:access` and the workspace; a session of another workspace
     raises the same `SessionNotFoundError` as a missing one.
-  - Nothing on the turn path touches the registry: applied agents are re-read only when SQLite's
-    `data_version` says another connection wrote the file.
+  - Nothing on the turn path touches the registry unless another connection wrote it.
   - Event callbacks, channel deliveries and router bugs never break a session.
   - All time comes from the injected Clock.
 """
@@ -37,174 +30,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runner.providers.base import Provider
-from runner.runtime.admission import Admission, Priority
-from runner.runtime.agents import (
-    LOCK_TIMEOUT_S,
-    AgentCatalog,
-    AgentStat,
+from runner.runtime.assembly import Opener, RuntimeParts, SpecsArg, open_parts
+from runner.runtime.auth import AuthLike
+from runner.runtime.clock import Clock, SystemClock
+from runner.runtime.config import RuntimeConfig
+from runner.runtime.escalation import Escalation
+from runner.runtime.events import Callback, EventBus
+from runner.runtime.monitoring import Notifier, PerformanceMonitor
+from runner.runtime.operators import HandoffResult, Operators
+from runner.runtime.pools import PoolManager
+from runner.runtime.sessions import (
+    AgentHandle,
     AgentStats,
     CleanupAllResult,
     CleanupResult,
-)
-from runner.runtime.applied import AppliedState, Declared
-from runner.runtime.channels import Notifier
-from runner.runtime.clock import Clock, SystemClock
-from runner.runtime.config import RuntimeConfig
-from runner.runtime.context import RuntimeContext
-from runner.runtime.decisions import RouteDecision, RouterFactory
-from runner.runtime.events import Callback, EventBus
-from runner.runtime.live import LiveSessions
-from runner.runtime.monitor import PerformanceMonitor, Subject
-from runner.runtime.opening import Opener, SpecsArg, build_lifecycle
-from runner.runtime.pools import PoolManager
-from runner.runtime.session import (
-    CHAT_ACCESS,
-    AgentHandle,
-    AuthContext,
-    AuthLike,
+    Declared,
     Session,
     TurnReply,
-    check_auth,
 )
-from runner.runtime.status import (
-    ComponentStatus,
-    Insights,
-    RuntimeStatus,
-    SystemAnalytics,
-    SystemStatus,
-)
-from runner.runtime.turns import RouterHook, Turns
+from runner.runtime.status import Insights, SystemAnalytics, SystemStatus
+from runner.runtime.teams import RouteDecision, Router, RouterFactory
 from runner.spec.models import Environment, Team
 from runner.spec.project import Project
+from runner.spec.vocabulary import Priority
 from runner.state.base import Registry
+from runner.state.operators import QueueItem, StoredEscalation, TranscriptEntry
 from runner.state.sessions import SessionRow, SessionStore
 
-if TYPE_CHECKING:
-    from runner.runtime.escalation import Escalation
-    from runner.runtime.operators import HandoffResult, Operators
-    from runner.state.humanqueue import QueueItem, StoredEscalation, TranscriptEntry
-
-log = logging.getLogger("runner.runtime")
-
-# Some of these moved to the collaborator modules; they stay importable from here.
-__all__ = [
-    "CHAT_ACCESS",
-    "LOCK_TIMEOUT_S",
-    "AgentHandle",
-    "AgentStat",
-    "AgentStats",
-    "AuthContext",
-    "AuthLike",
-    "CleanupAllResult",
-    "CleanupResult",
-    "ComponentStatus",
-    "Insights",
-    "Lifecycle",
-    "Session",
-    "SpecsArg",
-    "SystemAnalytics",
-    "SystemStatus",
-    "TurnReply",
-]
+__all__ = ["Lifecycle"]
 
 
 class Lifecycle:
     """The runtime of one environment. Build it with `Lifecycle.open`."""
 
-    def __init__(
-        self,
-        *,
-        project: Project,
-        env: Environment,
-        provider: Provider,
-        registry: Registry,
-        store: SessionStore,
-        clock: Clock,
-        environ: Mapping[str, str],
-        config: RuntimeConfig,
-        router_factory: RouterFactory,
-        notify_backoff: float,
-    ) -> None:
-        events = EventBus()
-
-        def emit(event_type: str, data: Mapping[str, Any]) -> None:
-            events.emit(event_type, data, at=clock.now())
-
-        self.ctx = ctx = RuntimeContext(
-            env=env,
-            provider=provider,
-            registry=registry,
-            store=store,
-            clock=clock,
-            environ=environ,
-            config=config,
-            events=events,
-            pools=PoolManager(
-                clock=clock, emit=emit, default_session_limit=config.default_session_limit
-            ),
-            monitor=PerformanceMonitor(
-                on_alert=self._on_alert,
-                active_sessions=self._active_sessions_of,
-                enabled=config.monitoring_enabled,
-            ),
-            notifier=Notifier(
-                channels={},
-                environ=environ,
-                backoff=notify_backoff,
-                on_failure=self._on_channel_failure,
-            ),
-        )
-        # the context's parts, fixed for the runtime's life (all but the notifier)
-        self.env, self.provider, self.registry, self.store = env, provider, registry, store
-        self.clock, self.environ, self.config = clock, environ, config
-        self.events, self.pools, self.monitor = events, ctx.pools, ctx.monitor
-        self.applied = AppliedState(ctx, project)
-        self.sessions = LiveSessions(ctx)
-        self.agents = AgentCatalog(ctx, self.applied, self.sessions)
-        self.admission = Admission(
-            ctx, applied=self.applied, sessions=self.sessions, agents=self.agents
-        )
-        self.turns = Turns(
-            ctx,
-            applied=self.applied,
-            sessions=self.sessions,
-            agents=self.agents,
-            router_factory=router_factory,
-        )
-        self.status = RuntimeStatus(ctx, self.sessions)
-        self._background: asyncio.Task[None] | None = None
-        self._closed = False
-        self._operators: Operators | None = None
-
-    # ------------------------------------------------------------ the shared parts
-
-    @property
-    def notifier(self) -> Notifier:
-        return self.ctx.notifier
-
-    @notifier.setter
-    def notifier(self, notifier: Notifier) -> None:
-        self.ctx.notifier = notifier
-
-    @property
-    def project(self) -> Project:
-        """The specs this runtime was opened (or last reloaded) with."""
-        return self.applied.project
-
-    @property
-    def declared(self) -> Declared:
-        """The specs the runtime runs with (applied bodies, plus specs where allowed)."""
-        return self.applied.declared
-
-    _declared = declared  # the name tools and tests used before the split
-
-    # ------------------------------------------------------------ opening
+    def __init__(self, parts: RuntimeParts) -> None:
+        self.parts = parts
 
     @classmethod
     def open(
@@ -218,19 +83,21 @@ class Lifecycle:
         provider: Provider | None = None,
         router_factory: RouterFactory | None = None,
         background: bool = True,
+        notifier: Notifier | None = None,
         notify_backoff: float = 0.5,
-    ) -> Opener:
+    ) -> Opener[Lifecycle]:
         """Open the runtime of environment `env` (default: the project's default environment).
 
         `specs`: a loaded Project, a path or a list of paths (loaded with `load_project`), or
         None to run only what was applied. `provider` overrides the environment's provider
         (tests, benchmarks). `background=False` starts no sweeper task (call `sweep()`).
+        `notifier` delivers notifications instead of the channels' own delivery (e.g. a
+        `RecordingNotifier` records them and sends nothing).
         """
 
         async def build() -> Lifecycle:
-            lc = await asyncio.to_thread(
-                build_lifecycle,
-                cls,
+            parts = await asyncio.to_thread(
+                open_parts,
                 specs,
                 env,
                 clock=clock or SystemClock(),
@@ -238,24 +105,13 @@ class Lifecycle:
                 environ=os.environ if environ is None else environ,
                 provider=provider,
                 router_factory=router_factory,
+                notifier=notifier,
                 notify_backoff=notify_backoff,
             )
-            lc.sessions.restore()
-            lc._attach_operators()
-            lc.serve_waiting_handoffs()  # queued before a restart: a member may be free now
-            if background:
-                lc._background = asyncio.get_running_loop().create_task(lc._run_background())
-            return lc
+            parts.start(background=background)
+            return cls(parts)
 
         return Opener(build)
-
-    def _load(self, project: Project) -> None:
-        declared = self.applied.load(project)
-        ctx = self.ctx
-        ctx.pools.configure(declared.pools)
-        ctx.monitor.configure(declared.alerts)
-        ctx.notifier.configure(declared.channels)
-        self.turns.build_routers(declared)
 
     def reload(self, project: Project) -> None:
         """Swap teams, pools, alerts, channels (and agent specs) without touching live sessions.
@@ -263,61 +119,104 @@ class Lifecycle:
         Live sessions keep their pins, conversation and the pool slots they hold. Queued
         handoffs are served when the new teams have room for them (e.g. a raised `max_workload`).
         """
-        self._load(project)
-        self.serve_waiting_handoffs()
-
-    # ------------------------------------------------------------ closing, background
+        self.parts.reload(project)
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._background is not None:
-            self._background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._background
-        self.flush()
-        ctx = self.ctx
-        await ctx.events.drain()
-        await ctx.notifier.close()
-        if self._operators is not None:
-            self._operators.close()
-        ctx.store.close()
-        ctx.registry.close()
-        ctx.provider.close()
-
-    async def _run_background(self) -> None:
-        config, clock = self.ctx.config, self.ctx.clock
-        interval = min(config.persist_interval_s, config.monitoring_interval_s)
-        last_sweep = clock.monotonic()
-        while True:
-            await clock.sleep(interval)
-            try:
-                self.flush()
-                if clock.monotonic() - last_sweep >= config.monitoring_interval_s:
-                    last_sweep = clock.monotonic()
-                    await self.sweep()
-            except Exception:
-                log.exception("runtime background pass failed; retrying next interval")
+        await self.parts.close()
 
     def flush(self) -> None:
         """Write turn counters of sessions changed since the last flush (write-behind)."""
-        self.sessions.flush()
+        self.parts.flush()
 
     async def sweep(self) -> list[str]:
         """End idle (and too old) sessions, slide windows, re-evaluate alerts; ids ended."""
-        now = self.ctx.clock.now()
-        ended = self.sessions.expire(now)
-        self.ctx.pools.sweep()
-        self.ctx.monitor.evaluate_all(now)
-        self.flush()
-        return ended
+        return await self.parts.sweep()
+
+    # ------------------------------------------------------------ the parts
+
+    @property
+    def project(self) -> Project:
+        """The specs this runtime was opened (or last reloaded) with."""
+        return self.parts.applied.project
+
+    @property
+    def declared(self) -> Declared:
+        """The specs the runtime runs with (applied bodies, plus specs where allowed)."""
+        return self.parts.applied.declared
+
+    @property
+    def env(self) -> Environment:
+        return self.parts.ctx.env
+
+    @property
+    def clock(self) -> Clock:
+        return self.parts.ctx.clock
+
+    @property
+    def config(self) -> RuntimeConfig:
+        return self.parts.ctx.config
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return self.parts.environ
+
+    @property
+    def provider(self) -> Provider:
+        return self.parts.provider
+
+    @property
+    def registry(self) -> Registry:
+        return self.parts.registry
+
+    @property
+    def store(self) -> SessionStore:
+        return self.parts.session_store
+
+    @property
+    def events(self) -> EventBus:
+        return self.parts.events
+
+    @property
+    def pools(self) -> PoolManager:
+        return self.parts.pools
+
+    @property
+    def monitor(self) -> PerformanceMonitor:
+        return self.parts.monitor
+
+    @property
+    def notifier(self) -> Notifier:
+        return self.parts.notifier
+
+    @property
+    def operators(self) -> Operators:
+        """The operator API of this runtime (see runner.runtime.operators)."""
+        return self.parts.operators
+
+    @property
+    def routers(self) -> Mapping[str, Router]:
+        """The team routers, by team (rebuilt on every reload)."""
+        return self.parts.routers.by_team
 
     # ------------------------------------------------------------ events
 
-    def on(self, event_type: str, callback: Callback) -> Any:
+    def on(self, event_type: str, callback: Callback) -> Callable[[], None]:
         """Subscribe to `event_type` (`"*"` for all, `"handoff:*"` for a family); returns `off`."""
-        return self.ctx.events.on(event_type, callback)
+        return self.parts.events.on(event_type, callback)
+
+    @contextlib.asynccontextmanager
+    async def collect(self, pattern: str = "*") -> AsyncIterator[list[Any]]:
+        """Collect events matching `pattern` while the block runs."""
+        seen: list[Any] = []
+        off = self.on(pattern, seen.append)
+        try:
+            yield seen
+        finally:
+            off()
+
+    async def drain(self) -> None:
+        """Wait for async event callbacks and channel deliveries in flight."""
+        await self.parts.drain()
 
     # ------------------------------------------------------------ agents
 
@@ -333,22 +232,22 @@ class Lifecycle:
         """The agent `name` as declared (or as defined here by fields), created only when no
         matching version exists, through the executor (same planner and ownership rules as
         apply; safe across threads and processes)."""
-        return await self.agents.get_or_create(
+        return await self.parts.agents.get_or_create(
             name, model=model, instructions=instructions, tools=tools, fields=fields
         )
 
     def get_agent_stats(self) -> AgentStats:
-        return self.agents.agent_stats()
+        return self.parts.agents.agent_stats()
 
     async def cleanup_agent(self, name: str) -> CleanupResult:
         """End the agent's live sessions and delete it from the provider and the registry, if
         runner manages it in this environment; forget its handle and figures either way."""
-        return await self.agents.cleanup(name)
+        return await self.parts.agents.cleanup(name)
 
     async def cleanup_all(self) -> CleanupAllResult:
         """`cleanup_agent` for every agent applied in this environment or used by this runtime;
         only agents runner manages are deleted."""
-        return await self.agents.cleanup_all()
+        return await self.parts.agents.cleanup_all()
 
     # ------------------------------------------------------------ sessions
 
@@ -369,38 +268,30 @@ class Lifecycle:
         Pool slots are taken for every agent of the session; a full pool raises
         `PoolLimitError` (or waits up to `wait` seconds, served by `priority`).
         """
-        ctx = check_auth(auth)
-        row = await self.admission.start(
-            ctx,
+        return await self.parts.sessions.create(
             agent=agent,
             team=team,
+            auth=auth,
             max_turns=max_turns,
             idle_timeout=idle_timeout,
             preferences=preferences,
             priority=priority,
             wait=wait,
         )
-        return Session(self, row, ctx)
 
     def get_session(self, session_id: str, *, auth: AuthLike) -> Session:
         """The session, if it exists and `auth` may see it (ended sessions too)."""
-        ctx = check_auth(auth)
-        return Session(self, self.sessions.visible(session_id, ctx), ctx)
+        return self.parts.sessions.get(session_id, auth=auth)
 
     def list_sessions(self, *, auth: AuthLike) -> list[Session]:
         """The live sessions of `auth`'s workspace held by this runtime."""
-        ctx = check_auth(auth)
-        return [
-            Session(self, row, ctx)
-            for row in self.sessions.rows()
-            if row.workspace_id == ctx.workspace_id
-        ]
+        return self.parts.sessions.list_sessions(auth=auth)
 
     async def send(
         self, session_id: str, text: str, *, auth: AuthLike, wait: float | None = None
     ) -> TurnReply:
         """`get_session(...).send(text)` in one call."""
-        return await self.turns.send(session_id, text, auth=check_auth(auth), wait=wait)
+        return await self.parts.sessions.send(session_id, text, auth=auth, wait=wait)
 
     async def apply_decision(
         self, session_id: str, decision: RouteDecision, *, auth: AuthLike
@@ -408,54 +299,41 @@ class Lifecycle:
         """Apply a routing decision outside a turn (an approved escalation, an operator handoff).
 
         Handoffs complete at once (no agent answers here)."""
-        ctx = check_auth(auth)
-        live = self.sessions.live_or_raise(session_id, ctx)
-        self.turns.apply_outside(live, decision)
-        return Session(self, live.row, ctx)
+        return await self.parts.sessions.apply_decision(session_id, decision, auth=auth)
 
     async def end_agent_session(
         self, session_id: str, *, reason: str = "ended", auth: AuthLike
     ) -> None:
         """End a session (idempotent for an ended one); its pool slots are released."""
-        self.sessions.end_session(session_id, check_auth(auth), reason=reason)
+        await self.parts.sessions.end(session_id, reason=reason, auth=auth)
 
     async def pause_session(self, session_id: str, *, auth: AuthLike) -> None:
-        self.sessions.pause(session_id, check_auth(auth))
+        await self.parts.sessions.pause(session_id, auth=auth)
 
     async def resume_session(self, session_id: str, *, auth: AuthLike) -> None:
-        ctx = check_auth(auth)
-        row = self.sessions.visible(session_id, ctx)
-        team = self.applied.declared.teams.get(row.target) if row.kind == "team" else None
-        self.sessions.resume(session_id, ctx, team=team)
+        await self.parts.sessions.resume(session_id, auth=auth)
 
     async def await_human(
         self, session_id: str, *, auth: AuthLike, reason: str | None = None
     ) -> None:
         """Hand the conversation to a human: no agent answers until `resume_session`."""
-        self.sessions.await_human(session_id, check_auth(auth), reason=reason)
-
-    # ------------------------------------------------------------ for the operator side
+        await self.parts.sessions.await_human(session_id, auth=auth, reason=reason)
 
     @property
-    def routers(self) -> Mapping[str, Any]:
-        """The team routers, by team (rebuilt on every reload)."""
-        return self.turns.routers
-
-    def on_router_built(self, hook: RouterHook) -> Callable[[], None]:
-        """Call `hook` on every team router, now and after each reload; returns `off`."""
-        return self.turns.add_router_hook(hook)
+    def active_sessions(self) -> int:
+        return self.parts.sessions.active_sessions
 
     def session_row(self, session_id: str) -> SessionRow | None:
         """The in-memory row of a live session, else the stored one (None: unknown)."""
-        return self.sessions.row(session_id)
+        return self.parts.sessions.session_row(session_id)
 
     def open_rows(self) -> list[SessionRow]:
         """Every open session of the environment, the in-memory row when this runtime has it."""
-        return self.sessions.open_rows()
+        return self.parts.sessions.open_rows()
 
     def workload(self, agent: str) -> int:
         """Live sessions whose current member is `agent`."""
-        return self.sessions.workload(agent)
+        return self.parts.sessions.workload(agent)
 
     def serve_waiting_handoffs(
         self, team: str | None = None, specialization: str | None = None
@@ -463,31 +341,12 @@ class Lifecycle:
         """Complete queued handoffs (`on_no_free_member: wait`) of `team` / `specialization`
         (default: all) for which a member is free now, oldest first; how many completed.
 
-        The runtime calls this itself whenever capacity frees up (a member's session ends, is
+        The runtime does this itself whenever capacity frees up (a member's session ends, is
         handed off away or goes to a person; availability back to `available`; a reload; open);
         a pass already running serves these too."""
-        waiting = self.sessions.waiting
-        if not waiting.by_key:
-            return 0
-        return waiting.request(waiting.keys(team, specialization))
+        return self.parts.sessions.serve_waiting_handoffs(team, specialization)
 
-    # ------------------------------------------------------------ teams: operators (delegating)
-
-    def _attach_operators(self) -> None:
-        """Attach the teams' operator side (runner.runtime.operators) from the start, so the
-        human queue, the escalations table and escalation notifications follow every decision."""
-        from runner.runtime.operators import operators_of
-
-        self._operators = operators_of(self)
-
-    @property
-    def operators(self) -> Operators:
-        """The operator API of this runtime (see runner.runtime.operators)."""
-        from runner.runtime.operators import operators_of
-
-        if self._operators is None:
-            self._operators = operators_of(self)
-        return self._operators
+    # ------------------------------------------------------------ operators
 
     async def approve_escalation(self, session_id: str, *, by: str) -> Escalation:
         return await self.operators.approve_escalation(session_id, by=by)
@@ -540,41 +399,11 @@ class Lifecycle:
 
     # ------------------------------------------------------------ monitoring, status
 
-    def _on_alert(self, *args: Any) -> None:
-        self.status.on_alert(*args)
-
-    def _on_channel_failure(self, channel: str, error: str) -> None:
-        self.status.on_channel_failure(channel, error)
-
-    def _active_sessions_of(self, subject: Subject) -> int:
-        return self.sessions.active_sessions_of(subject)
-
     def get_performance_insights(self, agent: str) -> Insights:
-        return self.status.insights(agent)
-
-    @property
-    def active_sessions(self) -> int:
-        return len(self.sessions.live)
+        return self.parts.status.insights(agent)
 
     def get_system_status(self) -> SystemStatus:
-        return self.status.system_status()
+        return self.parts.status.system_status()
 
     def get_system_analytics(self) -> SystemAnalytics:
-        return self.status.system_analytics()
-
-    # ------------------------------------------------------------ helpers for tests and tools
-
-    @contextlib.asynccontextmanager
-    async def collect(self, pattern: str = "*") -> AsyncIterator[list[Any]]:
-        """Collect events matching `pattern` while the block runs."""
-        seen: list[Any] = []
-        off = self.on(pattern, seen.append)
-        try:
-            yield seen
-        finally:
-            off()
-
-    async def drain(self) -> None:
-        """Wait for async event callbacks and channel deliveries in flight."""
-        await self.ctx.events.drain()
-        await self.ctx.notifier.drain()
+        return self.parts.status.system_analytics()

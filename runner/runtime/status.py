@@ -1,15 +1,11 @@
-"""How the runtime is doing: alert relaying, performance insights, system status and analytics.
+"""How the runtime is doing: performance insights, system status and analytics.
 
-Role: the read side of the runtime, next to the monitor (`runner.runtime.monitor`), the pools
-and the channels. `RuntimeStatus.on_alert` is the monitor's callback: a firing or resolved
-alert becomes a `performance:alert*` event and a notification on the alert's channels.
-`insights`, `system_status` and `system_analytics` back the `Lifecycle` methods of the same
-purpose.
+Role: the read side of the runtime, over the session table, the monitor, the pools and the
+channels. `insights`, `system_status` and `system_analytics` back the `Lifecycle` methods of
+the same purpose.
 
 Invariants:
   - Reading status changes nothing (no session, pool or alert state).
-  - Notifications go through the context's current notifier, looked up on each alert (it may
-    be swapped after open); a failing channel becomes a `channel:delivery-failed` event.
   - All time comes from the injected Clock.
 """
 
@@ -17,12 +13,17 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
-from runner.runtime.channels import Notification
+from runner.providers.base import Provider
 from runner.runtime.context import RuntimeContext
-from runner.runtime.live import LiveSessions
-from runner.runtime.monitor import SubjectFigures, recommend, subject_figures
-from runner.runtime.pools import PoolFigures
-from runner.spec.models import Alert
+from runner.runtime.monitoring import (
+    Notifier,
+    PerformanceMonitor,
+    SubjectFigures,
+    recommend,
+    subject_figures,
+)
+from runner.runtime.pools import PoolFigures, PoolManager
+from runner.runtime.sessions import LiveSessions
 
 __all__ = [
     "ComponentStatus",
@@ -63,52 +64,31 @@ class SystemAnalytics(TypedDict):
 
 
 class RuntimeStatus:
-    """Alert relaying and status reports of one runtime (see the module docstring)."""
+    """Status reports of one runtime (see the module docstring)."""
 
-    def __init__(self, ctx: RuntimeContext, sessions: LiveSessions) -> None:
-        self._ctx = ctx
-        self._sessions = sessions
-        self._started_mono = ctx.clock.monotonic()
-
-    # ------------------------------------------------------------ monitoring callbacks
-
-    def on_alert(
-        self, alert: Alert, value: float | None, status: Literal["firing", "resolved"]
+    def __init__(
+        self,
+        ctx: RuntimeContext,
+        *,
+        provider: Provider,
+        table: LiveSessions,
+        pools: PoolManager,
+        monitor: PerformanceMonitor,
+        notifier: Notifier,
     ) -> None:
-        ctx = self._ctx
-        env = ctx.env.name
-        kind = "agent" if alert.agent else "team" if alert.team else "pool"
-        subject = f"{kind}.{alert.agent or alert.team or alert.pool}"
-        data = {
-            "alert": alert.name,
-            "subject": subject,
-            "metric": alert.metric,
-            "condition": alert.condition,
-            "threshold": alert.threshold,
-            "value": value,
-            "severity": alert.severity,
-            "window": alert.window,
-            "status": status,
-            "env": env,
-        }
-        ctx.emit("performance:alert" if status == "firing" else "performance:alert-cleared", data)
-        if alert.notify:
-            shown = "n/a" if value is None else f"{value:g}"
-            verb = "FIRING" if status == "firing" else "resolved"
-            summary = (
-                f"[{alert.severity}] {verb}: alert.{alert.name} on {subject}: {alert.metric} "
-                f"{shown} {alert.condition} {alert.threshold:g} (env {env})"
-            )
-            ctx.notifier.notify(list(alert.notify), Notification(summary=summary, body=data))
-
-    def on_channel_failure(self, channel: str, error: str) -> None:
-        self._ctx.emit("channel:delivery-failed", {"channel": channel, "error": error})
+        self._ctx = ctx
+        self._provider = provider
+        self._table = table
+        self._pools = pools
+        self._monitor = monitor
+        self._notifier = notifier
+        self._started_mono = ctx.clock.monotonic()
 
     # ------------------------------------------------------------ reports
 
     def insights(self, agent: str) -> Insights:
         ctx = self._ctx
-        monitor = ctx.monitor
+        monitor = self._monitor
         figures = subject_figures(monitor.get(("agent", agent)), ctx.clock.now())
         insights, recs = recommend(
             figures, name=f"agent.{agent}", slow_ms=ctx.config.alert_threshold_ms
@@ -129,16 +109,17 @@ class RuntimeStatus:
     def system_status(self) -> SystemStatus:
         ctx = self._ctx
         components: dict[str, ComponentStatus] = {}
+        provider = self._provider
         components["provider"] = {
             "status": "healthy",
-            "detail": f"{ctx.provider.name} ({'remote' if ctx.provider.remote else 'embedded'})",
+            "detail": f"{provider.name} ({'remote' if provider.remote else 'embedded'})",
         }
         components["config"] = (
             {"status": "degraded", "detail": "; ".join(ctx.config.problems)}
             if ctx.config.problems
             else {"status": "healthy"}
         )
-        breached = ctx.monitor.breached()
+        breached = self._monitor.breached()
         if any(a.severity == "critical" for a in breached):
             monitoring: ComponentStatus = {"status": "critical"}
         elif any(a.severity == "warning" for a in breached):
@@ -148,15 +129,15 @@ class RuntimeStatus:
         monitoring["detail"] = (
             "breached: " + ", ".join(sorted(a.name for a in breached))
             if breached
-            else ("monitoring on" if ctx.monitor.enabled else "monitoring off")
+            else ("monitoring on" if self._monitor.enabled else "monitoring off")
         )
         components["monitoring"] = monitoring
-        worst = ctx.pools.worst_utilization()
+        worst = self._pools.worst_utilization()
         components["pools"] = {
             "status": "critical" if worst >= 1.0 else "degraded" if worst >= 0.9 else "healthy",
             "detail": f"highest utilisation {worst:.0%}",
         }
-        failed = sum(s["failed"] for s in ctx.notifier.stats.values())
+        failed = sum(s["failed"] for s in self._notifier.stats.values())
         components["channels"] = {
             "status": "degraded" if failed else "healthy",
             "detail": f"{failed} failed deliveries",
@@ -172,13 +153,13 @@ class RuntimeStatus:
         return {
             "status": overall,
             "components": components,
-            "active_sessions": len(self._sessions.live),
+            "active_sessions": len(self._table.live),
             "uptime_s": ctx.clock.monotonic() - self._started_mono,
         }
 
     def system_analytics(self) -> SystemAnalytics:
         ctx = self._ctx
-        table = self._sessions
+        table = self._table
         now = ctx.clock.now()
         states: dict[str, int] = {"active": 0, "paused": 0, "awaiting_human": 0}
         for row in table.rows():
@@ -192,13 +173,13 @@ class RuntimeStatus:
             "average_turns_of_ended": (table.ended_turns / ended) if ended else None,
         }
         performance: dict[str, Any] = {"agents": {}, "teams": {}, "pools": {}}
-        for (kind, name), series in sorted(ctx.monitor.series.items()):
+        for (kind, name), series in sorted(self._monitor.series.items()):
             performance[kind + "s"][name] = subject_figures(series, now)
-        performance["alerts"] = ctx.monitor.alert_states()
+        performance["alerts"] = self._monitor.alert_states()
         config = ctx.config
         pools: dict[str, PoolFigures] = {
-            name: ctx.pools.figures(name, auto_scaling=config.auto_scaling_enabled)
-            for name in ctx.pools.names()
+            name: self._pools.figures(name, auto_scaling=config.auto_scaling_enabled)
+            for name in self._pools.names()
         }
         resources = {
             "pools": pools,
@@ -208,7 +189,7 @@ class RuntimeStatus:
                 "cpu_limit_percent": config.default_cpu_limit_percent,
                 "memory_and_cpu": "reported only: Foundry-hosted prompt agents expose neither",
             },
-            "channels": {name: dict(stats) for name, stats in ctx.notifier.stats.items()},
+            "channels": {name: dict(stats) for name, stats in self._notifier.stats.items()},
         }
         return {
             "sessions": sessions,

@@ -1,10 +1,16 @@
-"""What runner keeps: the registry of applied state (behind `base.Registry`) and runtime tables.
+"""What runner keeps between runs, each store behind a Protocol with its SQLite implementation.
 
-`base` is the seam the planner, the executor and the runtime use; `sqlite` implements it on one
-SQLite file (with `sqlite_journal`, `sqlite_lock`, `sqlite_database`); `processes` tells whether
-a lock holder still runs. The runtime's own tables (sessions, the human queue) live in the same
-file.
+  base / sqlite                   the registry: what was applied per environment, the journal,
+                                  the apply lock (`Registry`, `SqliteRegistry`, over
+                                  `sqlite_database`, `sqlite_journal`, `sqlite_lock`;
+                                  `processes` tells whether a lock holder still runs)
+  sessions / sessions_sqlite      the runtime's sessions (`SessionStore`, `SqliteSessionStore`)
+  operators / operators_sqlite    the human queue and transcript, escalation history and member
+                                  availability (`OperatorStore`, `SqliteOperatorStore`)
 
+All live in one SQLite file (`.runner/state.db`); the runtime's stores share one connection.
 May import: `runner.errors`, `runner.paths`, `runner.sqlitefile`, `runner.spec`,
-`runner.providers.base`.
+`runner.providers.base`. Import names from the modules above; the package exports nothing.
 """
+
+__all__: list[str] = []

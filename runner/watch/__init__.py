@@ -8,13 +8,13 @@ a time; `lifecycle_hook` lets a running `Lifecycle` pick up each good reload.
 from __future__ import annotations
 
 from runner.watch.engine import ReloadEngine
-from runner.watch.outcome import Event, ReloadHook, ReloadOutcome
+from runner.watch.outcome import ReloadEvent, ReloadHook, ReloadOutcome
 from runner.watch.spec_files import is_spec_file
 from runner.watch.watcher import SpecWatcher, lifecycle_hook
 
 __all__ = [
-    "Event",
     "ReloadEngine",
+    "ReloadEvent",
     "ReloadHook",
     "ReloadOutcome",
     "SpecWatcher",

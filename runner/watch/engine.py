@@ -52,7 +52,7 @@ from runner.spec.project import Problem, Project
 from runner.state.base import LockTimeoutError, Registry
 from runner.watch.backends import Backends
 from runner.watch.candidate import Rejected, compute_candidate
-from runner.watch.outcome import Event, ReloadHook, ReloadOutcome
+from runner.watch.outcome import ReloadEvent, ReloadHook, ReloadOutcome
 from runner.watch.snapshot import EnvironmentState, GoodState, Pending, Scope
 from runner.watch.spec_files import SpecFiles
 
@@ -287,7 +287,7 @@ class ReloadEngine:
         assert good is not None
         self._state.pending = Pending.of_plan(plan)
         if not plan.ops and not plan.conflicts:
-            event: Event = "unchanged" if not addresses else "planned"
+            event: ReloadEvent = "unchanged" if not addresses else "planned"
             return self._outcome(event, started, files=files, addresses=addresses, plan=plan)
         if not self.apply or good.env.protected:
             note = (
@@ -360,7 +360,7 @@ class ReloadEngine:
 
     def _outcome(
         self,
-        event: Event,
+        event: ReloadEvent,
         started: float,
         *,
         files: tuple[str, ...],

@@ -1,4 +1,4 @@
-"""What one reload reports: its `Event`, the `ReloadOutcome` and its `--format json` form.
+"""What one reload reports: its `ReloadEvent`, the `ReloadOutcome` and its `--format json` form.
 
 Role in the flow: the last step of a reload. The engine returns a `ReloadOutcome` for every
 `start`, `reload` and `refresh`; the watcher hands it to a callback, the CLI's reporters print it
@@ -23,9 +23,9 @@ from runner.apply.executor import ApplyResult
 from runner.plan.ops import Plan, op_address
 from runner.spec.project import Problem, Project
 
-__all__ = ["Event", "ReloadHook", "ReloadOutcome"]
+__all__ = ["ReloadEvent", "ReloadHook", "ReloadOutcome"]
 
-Event = Literal["applied", "planned", "invalid", "unchanged", "failed"]
+ReloadEvent = Literal["applied", "planned", "invalid", "unchanged", "failed"]
 ReloadHook = Callable[["ReloadOutcome", Project], None]
 """Called after every reload that moved the good state (the runtime's `Lifecycle.reload`)."""
 
@@ -34,7 +34,7 @@ ReloadHook = Callable[["ReloadOutcome", Project], None]
 class ReloadOutcome:
     """What one reload did; `to_json()` is the `--format json` line."""
 
-    event: Event
+    event: ReloadEvent
     files: tuple[str, ...] = ()
     """Spec files this reload read (as the loader names them)."""
     addresses: tuple[str, ...] = ()

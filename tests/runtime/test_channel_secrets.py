@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from runner.runtime.channels import Notification, Notifier
+from runner.runtime.monitoring import Notification, Notifier
 from runner.spec.models import Channel
 
 SECRET = "T0KEN-s3cr3t-9f2c"

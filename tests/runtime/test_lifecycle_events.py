@@ -7,9 +7,9 @@ from typing import Any
 
 from runtime_support import AUTH
 
-from runner.runtime.decisions import Handoff, RouteDecision, TurnContext
 from runner.runtime.events import Event
 from runner.runtime.lifecycle import Lifecycle
+from runner.runtime.teams import Handoff, RouteDecision, TurnContext
 from runner.spec.models import EscalationPath, Team
 
 

@@ -17,11 +17,7 @@ from runtime_support import AUTH
 from runner.runtime.errors import LifecycleError, SessionNotFoundError
 from runner.runtime.events import Event
 from runner.runtime.lifecycle import Lifecycle
-from runner.runtime.operators import (
-    EscalationNotPendingError,
-    HumanQueueError,
-    operators_of,
-)
+from runner.runtime.operators import EscalationNotPendingError, HumanQueueError
 
 
 class Receiver:
@@ -90,7 +86,7 @@ async def test_auto_escalation_is_recorded_and_notifies_a_real_channel(
 ) -> None:
     environ = {"SLACK_WEBHOOK_URL": receiver.url + "/slack"}
     async with open_lc(environ=environ) as lc:
-        ops = operators_of(lc)
+        ops = lc.operators
         session = await lc.create_agent_session(team="customer-support", auth=AUTH)
         await session.send("I see an error")
         assert esc_of(session) == (1, "technical_support", "in_effect")
@@ -112,7 +108,7 @@ async def test_approval_approved_hands_to_a_person_and_a_failing_channel_is_harm
     # slack works; email points at a closed port: a failed delivery, the session carries on
     environ = {"SLACK_WEBHOOK_URL": receiver.url + "/slack", "SMTP_URL": "smtp://127.0.0.1:9"}
     async with open_lc(PATH, environ=environ) as lc:
-        ops = operators_of(lc)
+        ops = lc.operators
         failures: list[Event] = []
         lc.on("channel:delivery-failed", failures.append)
         session = await lc.create_agent_session(team="customer-support", auth=AUTH)
@@ -147,7 +143,7 @@ async def test_approval_approved_hands_to_a_person_and_a_failing_channel_is_harm
 
 async def test_approval_rejected_keeps_the_session_with_its_agent(open_lc: Any) -> None:
     async with open_lc(PATH) as lc:
-        ops = operators_of(lc)
+        ops = lc.operators
         session = await lc.create_agent_session(team="customer-support", auth=AUTH)
         for _ in range(3):
             await session.send("a question about my plan")
@@ -169,7 +165,7 @@ async def test_approval_rejected_keeps_the_session_with_its_agent(open_lc: Any) 
 
 async def test_a_suggestion_waits_for_an_operator_then_takes_effect(open_lc: Any) -> None:
     async with open_lc(SUGGEST) as lc:
-        ops = operators_of(lc)
+        ops = lc.operators
         session = await lc.create_agent_session(team="customer-support", auth=AUTH)
         reply = await session.send("I was overcharged last month")
         assert reply.agent == "general-agent-1"
@@ -193,7 +189,7 @@ async def test_a_suggestion_waits_for_an_operator_then_takes_effect(open_lc: Any
 
 
 async def test_human_queue_claim_answer_and_hand_back(lc: Lifecycle) -> None:
-    ops = operators_of(lc)
+    ops = lc.operators
     session = await lc.create_agent_session(team="customer-support", auth=AUTH)
     await session.send("there is a bug in the export")
     await session.send("I want to talk to a human")
@@ -235,7 +231,7 @@ async def test_human_queue_claim_answer_and_hand_back(lc: Lifecycle) -> None:
 
 async def test_an_escalated_person_claims_and_hands_back_the_escalation(open_lc: Any) -> None:
     async with open_lc(PATH) as lc:
-        ops = operators_of(lc)
+        ops = lc.operators
         session = await lc.create_agent_session(team="customer-support", auth=AUTH)
         for _ in range(3):
             await session.send("a question")
@@ -258,7 +254,7 @@ async def test_restart_finds_the_pending_escalation_and_the_queue(open_lc: Any) 
         await other.send("let me talk to a human")
         pending_id, queued_id = session.id, other.id
     async with open_lc(PATH) as again:
-        ops = operators_of(again)
+        ops = again.operators
         assert [p.session_id for p in ops.pending_escalations()] == [pending_id]
         assert [q.session_id for q in ops.human_queue()] == [queued_id]
         await ops.approve_escalation(pending_id, by="night-shift")
@@ -267,9 +263,9 @@ async def test_restart_finds_the_pending_escalation_and_the_queue(open_lc: Any) 
         assert {q.session_id for q in ops.human_queue()} == {pending_id, queued_id}
         await ops.claim(queued_id, operator="op-9")
     async with open_lc(PATH) as third:
-        [claimed] = [q for q in operators_of(third).human_queue() if q.session_id == queued_id]
+        [claimed] = [q for q in third.operators.human_queue() if q.session_id == queued_id]
         assert claimed.claimed_by == "op-9"
-        assert await operators_of(third).hand_back(queued_id, operator="op-9") == "tech-agent-1"
+        assert await third.operators.hand_back(queued_id, operator="op-9") == "tech-agent-1"
 
 
 async def test_handle_agent_handoff_on_request(open_lc: Any) -> None:
@@ -285,7 +281,7 @@ members:
 workflow: {on_no_free_member: wait}
 """
     async with open_lc(nfm) as lc:
-        ops = operators_of(lc)
+        ops = lc.operators
         session = await lc.create_agent_session(team="customer-support", auth=AUTH)
         result = await ops.handle_agent_handoff(
             session.id,
@@ -334,7 +330,7 @@ workflow: {on_no_free_member: wait}
 
 
 async def test_create_team_from_code_is_validated_and_routes(lc: Lifecycle) -> None:
-    ops = operators_of(lc)
+    ops = lc.operators
     with pytest.raises(LifecycleError) as bad:
         await ops.create_team(
             {

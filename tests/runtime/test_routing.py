@@ -17,12 +17,6 @@ from runner.runtime.routing import (
     HandoffDecision,
     MatcherCache,
     TriggerMatcher,
-    _detector_regex,
-    _keyword_units,
-    _PatternDetector,
-    _requested_units,
-    _required_literals,
-    _token_requirement,
     compile_team,
     compile_triggers,
     decide_handoff,
@@ -31,6 +25,8 @@ from runner.runtime.routing import (
     requested_regex,
     select_member,
 )
+from runner.runtime.routing.prefilter import PatternDetector, required_literals, token_requirement
+from runner.runtime.routing.text import detector_regex, keyword_units, requested_units
 from runner.spec.models import KINDS, EscalationPath, HandoffTrigger, Team, TeamMember
 
 CONTRACT = Path("/work/shared/contract/specs")
@@ -356,8 +352,8 @@ def _regexes(draw: st.DrawFn, depth: int = 0) -> str:
 @given(_regexes(), st.text(alphabet="abABxX1 éÉ\u017f\u0131\u0130", max_size=40))
 def test_prefiltered_search_is_exactly_re_search(pattern: str, text: str) -> None:
     rx = re.compile(pattern)
-    literals, folded, max_offset = _required_literals(pattern, rx.flags)
-    detector = _PatternDetector((0,), rx, literals, folded, max_offset)
+    literals, folded, max_offset = required_literals(pattern, rx.flags)
+    detector = PatternDetector((0,), rx, literals, folded, max_offset)
     got, want = detector.search(text, None), rx.search(text)
     assert (got and got.span()) == (want and want.span()), (pattern, text, literals, max_offset)
     if literals is not None and want is not None:
@@ -368,15 +364,15 @@ def test_prefiltered_search_is_exactly_re_search(pattern: str, text: str) -> Non
 
 
 def test_prefilter_offsets() -> None:
-    assert _required_literals(r"\b(invoice|refund|charge[sd]?)\b", 0) == (
+    assert required_literals(r"\b(invoice|refund|charge[sd]?)\b", 0) == (
         ("invoice", "charge", "refund"),
         False,
         0,
     )
-    assert _required_literals(r"[A-Z]{3}-\d{5}", 0) == (("-",), False, 3)
-    assert _required_literals(r"(?i)\bkabe\w*", re.I) == (("kabe",), True, 0)
-    assert _required_literals(r"\w+@example", 0) == (("@example",), False, None)
-    assert _required_literals(r"a*|b", 0) == (None, False, None)
+    assert required_literals(r"[A-Z]{3}-\d{5}", 0) == (("-",), False, 3)
+    assert required_literals(r"(?i)\bkabe\w*", re.I) == (("kabe",), True, 0)
+    assert required_literals(r"\w+@example", 0) == (("@example",), False, None)
+    assert required_literals(r"a*|b", 0) == (None, False, None)
 
 
 # ---------------------------------------------------------------- load balancing
@@ -708,22 +704,22 @@ _quantifiers = st.sampled_from(["", "?", "+", "{2}"])
 @settings(max_examples=600, deadline=None)
 @given(_word_regexes(), st.text(alphabet="abABsSdx1 -_é\u212a\u00a0", max_size=30))
 def test_token_requirement_holds_for_every_match(pattern: str, text: str) -> None:
-    required = _token_requirement(pattern, re.compile(pattern).flags)
+    required = token_requirement(pattern, re.compile(pattern).flags)
     if required is None or re.search(pattern, text) is None:
         return
     assert not required.isdisjoint(re.findall(r"\w+", fold_case(text))), (pattern, text)
 
 
 def test_token_requirements() -> None:
-    assert _token_requirement(r"\b(invoice|refund|charge[sd]?)\b", 0) == frozenset(
+    assert token_requirement(r"\b(invoice|refund|charge[sd]?)\b", 0) == frozenset(
         {"invoice", "refund", "charge", "charges", "charged"}
     )
-    assert _token_requirement(r"\bVanmen-\d{5}\b", 0) == frozenset({"vanmen"})
-    assert _token_requirement(r"x\s+(ab|cd)\.", 0) == frozenset({"ab", "cd"})
-    assert _token_requirement(r"(?i)\bkabe\w*\b", re.I) is None  # a prefix, not a whole word
-    assert _token_requirement(r"beveka\s+#?\d{4,}", 0) is None  # left side unguarded
-    assert _token_requirement(r"ab|\bcd\b", 0) is None
-    assert _token_requirement(r"(?a)\bab\b", re.A) is None  # ASCII \b: not our tokens
+    assert token_requirement(r"\bVanmen-\d{5}\b", 0) == frozenset({"vanmen"})
+    assert token_requirement(r"x\s+(ab|cd)\.", 0) == frozenset({"ab", "cd"})
+    assert token_requirement(r"(?i)\bkabe\w*\b", re.I) is None  # a prefix, not a whole word
+    assert token_requirement(r"beveka\s+#?\d{4,}", 0) is None  # left side unguarded
+    assert token_requirement(r"ab|\bcd\b", 0) is None
+    assert token_requirement(r"(?a)\bab\b", re.A) is None  # ASCII \b: not our tokens
 
 
 @settings(max_examples=300, deadline=None)
@@ -731,8 +727,8 @@ def test_token_requirements() -> None:
 def test_literal_first_detector_regex_is_the_reference_regex(phrase: str, text: str) -> None:
     low = fold_case(text)
     for units, reference in (
-        (_keyword_units(phrase), keyword_regex(phrase)),
-        (_requested_units(phrase), requested_regex(phrase)),
+        (keyword_units(phrase), keyword_regex(phrase)),
+        (requested_units(phrase), requested_regex(phrase)),
     ):
-        got, want = _detector_regex(units).search(low), reference.search(low)
+        got, want = detector_regex(units).search(low), reference.search(low)
         assert (got and got.span()) == (want and want.span())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runtime_support import copy_contract
 
-from runner.runtime.scenarios import (
+from runner.scenarios import (
     ScenarioResult,
     describe_step,
     render_junit,

@@ -8,11 +8,17 @@ from typing import Any
 
 from runtime_support import AUTH
 
-from runner.runtime.decisions import RouteDecision, TurnContext
+from runner.runtime.clock import FakeClock
 from runner.runtime.events import Event
 from runner.runtime.lifecycle import Lifecycle
-from runner.runtime.operators import operators_of
-from runner.runtime.teams import TeamRouter, build_team_router, check_team, team_revision
+from runner.runtime.teams import (
+    RouteDecision,
+    TeamRouter,
+    TurnContext,
+    build_team_router,
+    check_team,
+    team_revision,
+)
 from runner.spec.models import EscalationPath, Team
 
 LB_TEAM = """
@@ -129,16 +135,16 @@ async def test_availability_overrides_the_spec_and_is_durable(
     open_lc: Any, registry_file: Any
 ) -> None:
     async with open_lc(LB_TEAM) as lc:
-        ops = operators_of(lc)
+        ops = lc.operators
         ops.set_member_availability("lb", "tech-agent-1", "offline")
         assert ops.member_availability("lb")["tech-agent-1"] == "offline"
         session = await lc.create_agent_session(team="lb", auth=AUTH)
         assert (await session.send("an error")).agent == "tech-advisor"
     async with open_lc(LB_TEAM) as again:
-        assert operators_of(again).member_availability("lb")["tech-agent-1"] == "offline"
+        assert again.operators.member_availability("lb")["tech-agent-1"] == "offline"
         session = await again.create_agent_session(team="lb", auth=AUTH)
         assert (await session.send("an error")).agent == "tech-advisor"
-        operators_of(again).set_member_availability("lb", "tech-agent-1", "available")
+        again.operators.set_member_availability("lb", "tech-agent-1", "available")
         other = await again.create_agent_session(team="lb", auth=AUTH)
         assert (await other.send("an error")).agent == "tech-agent-1"
 
@@ -161,7 +167,7 @@ async def test_a_human_trigger_waits_for_a_person_and_no_agent_answers(lc: Lifec
 
 async def test_no_free_member_escalates_through_the_path(open_lc: Any) -> None:
     async with open_lc(NFM_TEAM % ("escalate", "nobody-free")) as lc:
-        ops = operators_of(lc)
+        ops = lc.operators
         busy = await lc.create_agent_session(team="small", auth=AUTH)
         assert (await busy.send("error")).agent == "tech-agent-1"
         session = await lc.create_agent_session(team="small", auth=AUTH)
@@ -257,12 +263,14 @@ def test_router_is_pure_and_matchers_are_cached_per_revision() -> None:
     project = contract_project()
     team = project.teams["customer-support"]
     path = project.escalation_paths["support-escalation"]
-    a = build_team_router(team, escalation_path=path)
-    b = build_team_router(team, escalation_path=path)
+    clock = FakeClock()
+    a = build_team_router(team, escalation_path=path, clock=clock, availability={})
+    b = build_team_router(team, escalation_path=path, clock=clock, availability={})
     assert isinstance(a, TeamRouter) and a.matchers is b.matchers
     changed = team.model_copy(update={"description": "other"})
     assert team_revision(changed) != team_revision(team)
-    assert build_team_router(changed, escalation_path=path).matchers is not a.matchers
+    changed_router = build_team_router(changed, escalation_path=path, clock=clock, availability={})
+    assert changed_router.matchers is not a.matchers
 
     def ctx(text: str, turn: int, state: Any = "active", rs: Any = None) -> TurnContext:
         return TurnContext(

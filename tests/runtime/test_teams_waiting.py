@@ -13,8 +13,8 @@ from runtime_support import AUTH
 
 from runner.runtime.clock import FakeClock
 from runner.runtime.events import Event
-from runner.runtime.lifecycle import Lifecycle, Session
-from runner.runtime.operators import operators_of
+from runner.runtime.lifecycle import Lifecycle
+from runner.runtime.sessions import Session
 
 BILLING = "billing-agent-1"
 GENERAL = "general-agent-1"
@@ -67,14 +67,14 @@ async def free_by_ending(lc: Lifecycle, holder: Session) -> None:
 
 
 async def free_by_handing_off(lc: Lifecycle, holder: Session) -> None:
-    result = await operators_of(lc).handle_agent_handoff(
+    result = await lc.operators.handle_agent_handoff(
         holder.id, target_specialization="technical_support", reason="tech question", auth=AUTH
     )
     assert result.status == "completed"
 
 
 async def free_by_a_person(lc: Lifecycle, holder: Session) -> None:
-    result = await operators_of(lc).handle_agent_handoff(
+    result = await lc.operators.handle_agent_handoff(
         holder.id, target_specialization="human", reason="wants a person", auth=AUTH
     )
     assert result.status == "human" and holder.state == "awaiting_human"
@@ -151,7 +151,7 @@ async def test_waiters_queued_at_the_same_time_are_served_by_priority(
 
 async def test_availability_back_to_available_serves_a_waiter(open_lc: Any) -> None:
     async with open_lc(team()) as lc:
-        ops = operators_of(lc)
+        ops = lc.operators
         ops.set_member_availability("support", BILLING, "busy")
         waiter = await waiting(lc)
         seen: list[Event] = []
@@ -180,7 +180,7 @@ async def test_ended_waiters_and_sessions_that_no_longer_wait_are_skipped(
         clock.advance(1)
         served = await waiting(lc)
         await gone.end("abandoned")
-        moved_away = await operators_of(lc).handle_agent_handoff(
+        moved_away = await lc.operators.handle_agent_handoff(
             moved.id, target_specialization="technical_support", reason="r", auth=AUTH
         )
         assert moved_away.status == "completed" and "waiting" not in moved.row.router_state
@@ -245,7 +245,7 @@ async def test_a_waiter_a_person_has_keeps_waiting_and_is_served_when_handed_bac
     open_lc: Any,
 ) -> None:
     async with open_lc(team()) as lc:
-        ops = operators_of(lc)
+        ops = lc.operators
         holder = await on_billing(lc)
         waiter = await waiting(lc)
         await ops.handle_agent_handoff(

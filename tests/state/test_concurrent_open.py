@@ -19,8 +19,8 @@ OPENER = r"""
 import sys, time
 from pathlib import Path
 from runner.state.sqlite import SqliteRegistry
-from runner.state.sessions import SessionStore
-from runner.state.humanqueue import HumanQueueStore
+from runner.state.sessions_sqlite import SqliteSessionStore
+from runner.state.operators_sqlite import SqliteOperatorStore
 from runner.providers.local_store import LocalStore
 
 root, go = Path(sys.argv[1]), Path(sys.argv[2])
@@ -29,8 +29,8 @@ while not go.exists():
 for i in range(20):
     folder = root / f"db{i}"
     registry = SqliteRegistry(folder / "state.db")
-    sessions = SessionStore(folder / "state.db")
-    queue = HumanQueueStore(folder / "state.db")
+    sessions = SqliteSessionStore(folder / "state.db")
+    queue = SqliteOperatorStore(folder / "state.db")
     store = LocalStore(folder / "local-store.db")
     registry.close(); sessions.close(); queue.close(); store.close()
 print("ok")

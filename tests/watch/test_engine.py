@@ -146,7 +146,7 @@ async def test_a_live_session_survives_a_reload_that_changes_its_team(
             workspace.atomic_write("teams.yaml", team.replace("[invoice]", "[refund]"))
             loop = asyncio.get_running_loop()
             deadline = loop.time() + TIMEOUT
-            while lc._declared.teams["desk"].members[0].handoff_triggers[0].when.keywords != [
+            while lc.declared.teams["desk"].members[0].handoff_triggers[0].when.keywords != [
                 "refund"
             ]:
                 assert loop.time() < deadline, outcomes

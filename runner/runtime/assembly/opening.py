@@ -1,0 +1,155 @@
+"""Opening a runtime: from specs (or none) and an environment name to running parts.
+
+Role: behind `Lifecycle.open`. `open_parts` runs in a worker thread (file and SQLite I/O): it
+loads the specs, picks the environment, opens the registry and the runtime's stores on the same
+file (the operator store on the session store's connection), builds the provider and the
+`RuntimeParts`, and loads what the runtime runs with. Back on the event loop the caller starts
+them (`RuntimeParts.start`). `Opener` is what `Lifecycle.open` returns: awaitable, or an async
+context manager that closes what it opened.
+
+Invariants:
+  - Spec errors stop the opening with every error listed (`SpecProblemsError`); nothing is
+    opened when they do.
+  - An unknown environment is an error, except `local` (or a project without environments),
+    which runs as a bare local environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
+
+from runner.providers.base import Provider, ProviderError
+from runner.runtime.assembly.parts import RuntimeParts
+from runner.runtime.clock import Clock
+from runner.runtime.config import RuntimeConfig
+from runner.runtime.errors import LifecycleError, SpecProblemsError
+from runner.runtime.monitoring import Notifier
+from runner.runtime.teams import RouterFactory
+from runner.spec.models import API_VERSION, Environment
+from runner.spec.project import Project
+from runner.state.operators_sqlite import SqliteOperatorStore
+from runner.state.sessions_sqlite import SqliteSessionStore
+
+__all__ = ["Closable", "Opener", "SpecsArg", "environment_of", "load_specs", "open_parts"]
+
+SpecsArg = Project | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+Opened = TypeVar("Opened", bound=Closable)
+
+
+class Opener(Generic[Opened]):
+    """`Lifecycle.open(...)`: `async with` it, or `await` it and `close()` yourself."""
+
+    def __init__(self, factory: Callable[[], Awaitable[Opened]]) -> None:
+        self._factory = factory
+        self._opened: Opened | None = None
+
+    def __await__(self) -> Generator[Any, None, Opened]:
+        return self._open().__await__()
+
+    async def _open(self) -> Opened:
+        return await self._factory()
+
+    async def __aenter__(self) -> Opened:
+        self._opened = await self._open()
+        return self._opened
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._opened is not None:
+            await self._opened.close()
+
+
+def open_parts(
+    specs: SpecsArg,
+    env_name: str | None,
+    *,
+    clock: Clock,
+    registry_path: str | os.PathLike[str] | None,
+    environ: Mapping[str, str],
+    provider: Provider | None,
+    router_factory: RouterFactory | None,
+    notifier: Notifier | None,
+    notify_backoff: float,
+) -> RuntimeParts:
+    """The runtime parts of environment `env_name`, loaded (runs in a worker thread: I/O)."""
+    from runner.paths import registry_path as default_registry_path
+    from runner.state.sqlite import SqliteRegistry
+
+    project = load_specs(specs)
+    env = environment_of(project, env_name)
+    path = Path(registry_path) if registry_path is not None else default_registry_path()
+    registry = SqliteRegistry(path)
+    if provider is None:
+        from runner.providers import build_provider
+
+        try:
+            provider = build_provider(env, environ=environ)
+        except ProviderError as exc:
+            raise LifecycleError(f"environment.{env.name}: {exc}") from exc
+    sessions = SqliteSessionStore(path)
+    parts = RuntimeParts(
+        project=project,
+        env=env,
+        provider=provider,
+        registry=registry,
+        registry_changes=sessions,  # the registry's file, read on the runtime's connection
+        session_store=sessions,
+        operator_store=SqliteOperatorStore(path, connection=sessions.connection),
+        clock=clock,
+        environ=environ,
+        config=RuntimeConfig.from_environ(environ),
+        router_factory=router_factory,
+        notifier=notifier,
+        notify_backoff=notify_backoff,
+    )
+    parts.reload(project)
+    return parts
+
+
+def load_specs(specs: SpecsArg) -> Project:
+    """The project `Lifecycle.open` was given: loaded from paths, or empty for None."""
+    if specs is None:
+        return Project()
+    if isinstance(specs, Project):
+        return specs
+    from runner.spec.loader import load_project
+
+    paths: list[str | os.PathLike[str]] = (
+        [specs] if isinstance(specs, str | os.PathLike) else list(specs)
+    )
+    result = load_project(paths)
+    errors = [p for p in result.problems if p.severity == "error"]
+    if errors:
+        shown = "\n".join(p.format() for p in errors[:20])
+        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise SpecProblemsError(f"the specs have {len(errors)} error(s):\n{shown}{more}")
+    project: Project = result.project
+    return project
+
+
+def environment_of(project: Project, name: str | None) -> Environment:
+    """Environment `name` of the project (a bare `local` one when the project has none)."""
+    from runner.spec.project import UnknownEnvironmentError
+
+    try:
+        return project.environment(name)
+    except UnknownEnvironmentError as exc:
+        if name == "local" or not project.environments:
+            return Environment.model_validate(
+                {"apiVersion": API_VERSION, "kind": "Environment", "name": name or "local"}
+            )
+        raise LifecycleError(str(exc)) from exc

@@ -1,0 +1,32 @@
+"""Resource pools at run time: what a `ResourcePool` limit means here, and its enforcement.
+
+  enforced   max_concurrent_sessions  a session holds one slot in every pool that contains one
+                                      of its agents (a team session: any member) from creation to
+                                      end. Full pool: `PoolLimitError(pool, limit)`, or with
+                                      `wait=` a queue served by session priority
+                                      (urgent > high > medium/none > low), then arrival order.
+             max_tokens_per_minute    a sliding 60 s window (injected clock) of the tokens replies
+                                      reported, charged to the pools of the answering agent. A
+                                      turn is admitted while the window is under the limit (a
+                                      reply's size is only known afterwards, so one turn may end
+                                      over it); otherwise `TokenBudgetError(retry_after)`, or with
+                                      `wait=` the send waits until enough tokens left the window.
+             monitoring.alert_thresholds.sessions / .tokens  `resource:warning` once per crossing
+                                      (re-armed when the figure falls back under the threshold).
+             AGENT_DEFAULT_SESSION_LIMIT  per-agent concurrent sessions when set.
+  reported   max_memory_mb, max_cpu_percent, max_network_bytes_per_second, max_storage_mb,
+             allocation.reserved_*/elastic_limits, scaling.*, alert_thresholds.memory/cpu:
+             listed in analytics with why they are not enforced, and recommendations drawn from
+             the enforced figures (`figures`).
+
+Modules: `usage` (one pool's counts and token window), `figures` (analytics), `manager`
+(`PoolManager`: slots, tokens, warnings). Limits are per runtime process today; a shared
+backend (Redis) would sit behind `PoolManager`'s methods.
+
+May import: `runner.spec` and the runtime's neutral modules (clock, errors).
+"""
+
+from runner.runtime.pools.figures import PoolFigures
+from runner.runtime.pools.manager import PoolManager, PoolWarning
+
+__all__ = ["PoolFigures", "PoolManager", "PoolWarning"]

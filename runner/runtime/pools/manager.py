@@ -1,0 +1,313 @@
+"""Resource pools at run time: concurrent-session slots, token budgets and threshold warnings.
+
+Role: admission asks `acquire` before a session starts and the session table `release`s when
+it ends; the turn path calls `admit_tokens` / `record_tokens` around each turn (see the package
+docstring for what each limit means). Waiters for a slot are served by session priority
+(`runner.spec.vocabulary.priority_rank`: urgent > high > medium/none > low), then arrival order.
+
+Invariants: counts only move under the event loop (no locks needed); a refused acquire takes
+nothing; release never goes below zero; limits are per runtime process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypedDict
+
+from runner.runtime.clock import Clock
+from runner.runtime.errors import AgentLimitError, PoolLimitError, TokenBudgetError
+from runner.runtime.pools.figures import PoolFigures, pool_figures
+from runner.runtime.pools.usage import TOKEN_WINDOW_S, PoolUsage
+from runner.spec.models import ResourcePool
+from runner.spec.vocabulary import priority_rank
+
+__all__ = ["Emit", "PoolManager", "PoolWarning"]
+
+Emit = Callable[[str, Mapping[str, Any]], None]
+
+
+class PoolWarning(TypedDict):
+    pool: str
+    metric: str
+    value: float
+    limit: float
+    fraction: float
+    threshold: float
+
+
+class PoolManager:
+    def __init__(self, *, clock: Clock, emit: Emit, default_session_limit: int | None) -> None:
+        self._clock = clock
+        self._emit = emit
+        self._pools: dict[str, PoolUsage] = {}
+        self._by_agent: dict[str, tuple[str, ...]] = {}
+        self._default_limit = default_session_limit
+        self._agent_active: dict[str, int] = {}
+        self._seq = itertools.count()
+
+    # ------------------------------------------------------------ configuration
+
+    def configure(self, pools: Mapping[str, ResourcePool]) -> None:
+        """Swap the pool specs; figures of pools that keep their name carry over."""
+        states: dict[str, PoolUsage] = {}
+        for name, spec in pools.items():
+            state = self._pools.get(name) or PoolUsage(spec=spec)
+            state.spec = spec
+            states[name] = state
+        self._pools = states
+        by_agent: dict[str, list[str]] = {}
+        for name, spec in pools.items():
+            for agent in spec.agents:
+                by_agent.setdefault(agent, []).append(name)
+        self._by_agent = {a: tuple(p) for a, p in by_agent.items()}
+        for state in states.values():
+            self._wake(state)
+
+    def pools_of(self, agents: Iterable[str]) -> list[str]:
+        """The pools (sorted, no repeats) that contain any of `agents`."""
+        found: set[str] = set()
+        for agent in agents:
+            found.update(self._by_agent.get(agent, ()))
+        return sorted(found)
+
+    def pools_for(self, agent: str) -> tuple[str, ...]:
+        """The pools that contain `agent` (the turn path: no set, no sort)."""
+        return self._by_agent.get(agent, ())
+
+    def names(self) -> list[str]:
+        return list(self._pools)
+
+    # ------------------------------------------------------------ session slots
+
+    def _full(self, pools: Iterable[str]) -> PoolUsage | None:
+        for name in pools:
+            state = self._pools.get(name)
+            if state is None:
+                continue
+            limit = state.spec.limits.max_concurrent_sessions
+            if limit is not None and state.active >= limit:
+                return state
+        return None
+
+    def _agent_full(self, agents: Iterable[str], pools: Iterable[str]) -> str | None:
+        if self._default_limit is None:
+            return None
+        limited = {
+            a
+            for name in pools
+            if (s := self._pools.get(name)) and s.spec.limits.max_concurrent_sessions
+            for a in s.spec.agents
+        }
+        for agent in agents:
+            if agent not in limited and self._agent_active.get(agent, 0) >= self._default_limit:
+                return agent
+        return None
+
+    async def acquire(
+        self,
+        *,
+        agents: Iterable[str],
+        pools: list[str],
+        wait: float | None = None,
+        priority: str | None = None,
+    ) -> None:
+        """Take one slot in each of `pools` (and per agent), all or nothing."""
+        agents = list(agents)
+        deadline = None if not wait else self._clock.monotonic() + wait
+        started = self._clock.monotonic()
+        queued = False
+        while True:
+            full = self._full(pools)
+            agent_full = None if full else self._agent_full(agents, pools)
+            if full is None and agent_full is None:
+                break
+            if agent_full is not None:
+                raise AgentLimitError(agent_full, self._default_limit or 0)
+            assert full is not None
+            remaining = None if deadline is None else deadline - self._clock.monotonic()
+            if remaining is None or remaining <= 0:
+                full.refused += 1
+                limit = full.spec.limits.max_concurrent_sessions or 0
+                waited = self._clock.monotonic() - started
+                raise PoolLimitError(full.spec.name, limit, waited=waited)
+            if not queued:
+                full.waited += 1
+                queued = True
+            await self._wait_for_slot(full, remaining, priority)
+        for name in pools:
+            state = self._pools.get(name)
+            if state is not None:
+                state.active += 1
+                state.peak = max(state.peak, state.active)
+                self._check_sessions(state)
+        for agent in agents:
+            self._agent_active[agent] = self._agent_active.get(agent, 0) + 1
+
+    async def _wait_for_slot(self, state: PoolUsage, timeout: float, priority: str | None) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        entry = (priority_rank(priority), next(self._seq), fut)
+        heapq.heappush(state.waiters, entry)
+        sleeper = asyncio.ensure_future(self._clock.sleep(timeout))
+        try:
+            await asyncio.wait({fut, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            if not fut.done():
+                fut.cancel()
+            if entry in state.waiters:
+                state.waiters.remove(entry)
+                heapq.heapify(state.waiters)
+
+    def _wake(self, state: PoolUsage) -> None:
+        while state.waiters:
+            _, _, fut = heapq.heappop(state.waiters)
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def occupy(self, *, agents: Iterable[str], pools: Iterable[str]) -> None:
+        """Count a session found at start-up (restart) without checking limits."""
+        for name in pools:
+            state = self._pools.get(name)
+            if state is not None:
+                state.active += 1
+                state.peak = max(state.peak, state.active)
+        for agent in agents:
+            self._agent_active[agent] = self._agent_active.get(agent, 0) + 1
+
+    def release(self, *, agents: Iterable[str], pools: Iterable[str]) -> None:
+        for name in pools:
+            state = self._pools.get(name)
+            if state is None:
+                continue
+            state.active = max(0, state.active - 1)
+            self._check_sessions(state)
+            self._wake(state)
+        for agent in agents:
+            left = self._agent_active.get(agent, 0) - 1
+            if left > 0:
+                self._agent_active[agent] = left
+            else:
+                self._agent_active.pop(agent, None)
+
+    def active(self, pool: str) -> int:
+        state = self._pools.get(pool)
+        return 0 if state is None else state.active
+
+    # ------------------------------------------------------------ tokens
+
+    def token_wait(self, pools: Iterable[str]) -> tuple[str, int, int, float] | None:
+        """None when every pool admits a turn; else (pool, limit, used, seconds until it would)."""
+        now = self._clock.now()
+        for name in pools:
+            state = self._pools.get(name)
+            if state is None:
+                continue
+            limit = state.spec.limits.max_tokens_per_minute
+            if limit is None:
+                continue
+            state.trim(now)
+            if state.window_sum < limit:
+                continue
+            # Oldest entries leave first: find when the sum drops under the limit.
+            need = state.window_sum - limit + 1
+            freed = 0
+            at = now
+            for t, tokens in state.window:
+                freed += tokens
+                at = t + TOKEN_WINDOW_S
+                if freed >= need:
+                    break
+            return name, limit, state.window_sum, max(0.0, at - now)
+        return None
+
+    async def admit_tokens(self, pools: Sequence[str], *, wait: float | None) -> None:
+        if not pools:
+            return
+        deadline = None if not wait else self._clock.monotonic() + wait
+        while True:
+            blocked = self.token_wait(pools)
+            if blocked is None:
+                return
+            name, limit, used, retry_after = blocked
+            remaining = None if deadline is None else deadline - self._clock.monotonic()
+            if remaining is None or remaining < retry_after:
+                self._pools[name].token_refusals += 1
+                raise TokenBudgetError(name, limit, used, retry_after)
+            await self._clock.sleep(max(retry_after, 0.001))
+
+    def record_tokens(self, pools: Iterable[str], tokens: int) -> None:
+        if tokens <= 0:
+            return
+        now = self._clock.now()
+        for name in pools:
+            state = self._pools.get(name)
+            if state is None:
+                continue
+            state.tokens_total += tokens
+            if state.spec.limits.max_tokens_per_minute is None:
+                continue
+            state.window.append((now, tokens))
+            state.window_sum += tokens
+            state.trim(now)
+            self._check_tokens(state)
+
+    # ------------------------------------------------------------ warnings
+
+    def _cross(self, state: PoolUsage, metric: str, value: float, limit: float) -> None:
+        threshold = getattr(state.spec.monitoring.alert_thresholds, metric)
+        if threshold is None or not state.spec.monitoring.enabled:
+            return
+        fraction = value / limit
+        above = fraction >= threshold
+        if above and not state.crossed.get(metric):
+            state.crossed[metric] = True
+            state.warnings += 1
+            warning: PoolWarning = {
+                "pool": state.spec.name,
+                "metric": metric,
+                "value": value,
+                "limit": limit,
+                "fraction": round(fraction, 4),
+                "threshold": threshold,
+            }
+            self._emit("resource:warning", dict(warning))
+        elif not above and state.crossed.get(metric):
+            state.crossed[metric] = False
+
+    def _check_sessions(self, state: PoolUsage) -> None:
+        limit = state.spec.limits.max_concurrent_sessions
+        if limit is not None:
+            self._cross(state, "sessions", state.active, limit)
+
+    def _check_tokens(self, state: PoolUsage) -> None:
+        limit = state.spec.limits.max_tokens_per_minute
+        if limit is not None:
+            self._cross(state, "tokens", state.window_sum, limit)
+
+    def sweep(self) -> None:
+        """Slide token windows on the clock (re-arms warnings as old usage leaves)."""
+        now = self._clock.now()
+        for state in self._pools.values():
+            state.trim(now)
+            self._check_tokens(state)
+
+    # ------------------------------------------------------------ analytics
+
+    def figures(self, name: str, *, auto_scaling: bool) -> PoolFigures:
+        state = self._pools[name]
+        state.trim(self._clock.now())
+        return pool_figures(state, auto_scaling=auto_scaling)
+
+    def worst_utilization(self) -> float:
+        worst = 0.0
+        for name in self._pools:
+            f = self.figures(name, auto_scaling=False)
+            for u in (f["session_utilization"], f["token_utilization"]):
+                if u is not None:
+                    worst = max(worst, u)
+        return worst

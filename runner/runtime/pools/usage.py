@@ -1,0 +1,45 @@
+"""What one resource pool holds right now: session slots, the token window, warnings, waiters.
+
+Role: the state `PoolManager` (`runner.runtime.pools.manager`) keeps per pool and the
+analytics (`runner.runtime.pools.figures`) read. The token window is a sliding
+`TOKEN_WINDOW_S` of (time, tokens) entries with a running sum.
+
+Invariant: `trim(now)` drops the entries at or before `now - TOKEN_WINDOW_S`, keeping
+`window_sum` the sum of what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+from runner.spec.models import ResourcePool
+
+__all__ = ["TOKEN_WINDOW_S", "PoolUsage"]
+
+TOKEN_WINDOW_S = 60.0
+
+
+@dataclass
+class PoolUsage:
+    """One pool's spec and what is counted against it in this runtime."""
+
+    spec: ResourcePool
+    active: int = 0
+    peak: int = 0
+    refused: int = 0
+    waited: int = 0
+    token_refusals: int = 0
+    tokens_total: int = 0
+    window: deque[tuple[float, int]] = field(default_factory=deque)
+    window_sum: int = 0
+    crossed: dict[str, bool] = field(default_factory=dict)
+    warnings: int = 0
+    waiters: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
+
+    def trim(self, now: float) -> None:
+        cutoff = now - TOKEN_WINDOW_S
+        window = self.window
+        while window and window[0][0] <= cutoff:
+            self.window_sum -= window.popleft()[1]

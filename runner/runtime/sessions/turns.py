@@ -1,0 +1,274 @@
+"""The turn path: one user message in, one reply (or a handoff to a person) out.
+
+Role: `Session.send` -> `SessionService.send` -> `Turns.send` -> `Turns.turn`. A turn checks the
+session's state and `max_turns`, admits the tokens on every pool the session holds, asks a team
+session's router who answers (`runner.runtime.teams` seam) and applies its decision
+(`runner.runtime.sessions.changes`), calls the provider with the pinned agent version on the
+session's one conversation, and records counters and figures.
+
+Invariants:
+  - One turn at a time per session (a per-session asyncio lock); a turn refused by a pool
+    changes nothing (admission before routing).
+  - Nothing here touches the registry unless it changed (`AppliedState.refresh`); turn counters
+    are written behind (`LiveSessions.dirty`).
+  - Event callbacks, channel deliveries and router bugs never break a turn: a failing router
+    is logged and the current member answers.
+  - `handoff:initiated` comes before the reply, `handoff:completed` after it (`handoff:failed`
+    when the provider fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+
+from runner.providers.base import Provider, Reply
+from runner.runtime.auth import CHAT_ACCESS, AuthContext, check_auth
+from runner.runtime.context import RuntimeContext
+from runner.runtime.errors import SessionStateError, TurnFailedError
+from runner.runtime.monitoring import PerformanceMonitor, Subject
+from runner.runtime.pools import PoolManager
+from runner.runtime.sessions.agents import AgentCatalog
+from runner.runtime.sessions.applied import AppliedState
+from runner.runtime.sessions.changes import SessionChanges
+from runner.runtime.sessions.handles import TurnReply
+from runner.runtime.sessions.provider_calls import call_provider
+from runner.runtime.sessions.routers import TeamRouters
+from runner.runtime.sessions.table import LiveSession, LiveSessions
+from runner.runtime.teams import Handoff, RouteDecision, TurnContext
+from runner.state.sessions import SessionRow
+
+__all__ = ["Turns"]
+
+log = logging.getLogger("runner.runtime")
+
+
+class Turns:
+    """The turn path of one runtime (see the module docstring)."""
+
+    def __init__(
+        self,
+        ctx: RuntimeContext,
+        *,
+        provider: Provider,
+        pools: PoolManager,
+        monitor: PerformanceMonitor,
+        applied: AppliedState,
+        table: LiveSessions,
+        changes: SessionChanges,
+        agents: AgentCatalog,
+        routers: TeamRouters,
+    ) -> None:
+        self._applied = applied
+        self._table = table
+        self._changes = changes
+        self._agents = agents
+        self._routers = routers
+        self._live = table.live
+        self._dirty = table.dirty
+        self._clock = ctx.clock
+        self._pools = pools
+        self._monitor = monitor
+        self._provider = provider
+        self._emit = ctx.emit
+
+    # ------------------------------------------------------------ the turn
+
+    async def send(
+        self, session_id: str, text: str, *, auth: AuthContext, wait: float | None
+    ) -> TurnReply:
+        if CHAT_ACCESS not in auth.permissions:
+            check_auth(auth)
+        live = self._live.get(session_id)
+        if live is None or live.row.workspace_id != auth.workspace_id:
+            live = self._table.live_or_raise(session_id, auth)
+        lock = live.lock
+        if lock is None:
+            lock = live.lock = asyncio.Lock()
+        async with lock:
+            return await self.turn(live, text, wait)
+
+    async def turn(self, live: LiveSession, text: str, wait: float | None) -> TurnReply:
+        row = live.row
+        state = row.state
+        if state == "ended":
+            raise SessionStateError(row.id, "ended", f"it ended ({row.reason}); start a new one")
+        if state == "paused":
+            raise SessionStateError(row.id, "paused", "resume it before sending")
+        if row.max_turns is not None and row.turns >= row.max_turns:
+            self._changes.end(live, "max_turns")
+            return TurnReply(
+                text="",
+                agent=None,
+                session_id=row.id,
+                turn=row.turns,
+                state="ended",
+                reason="max_turns",
+            )
+        turn = row.turns + 1
+        handoffs: tuple[Handoff, ...] = ()
+        escalations = 0
+        pools_manager = self._pools
+        if row.pools and state != "awaiting_human":
+            # Admission before routing, on every pool the session holds: a refused turn changes
+            # nothing (no handoff half done). Tokens are charged to the answering agent's pools.
+            await pools_manager.admit_tokens(row.pools, wait=wait)
+        if row.kind == "team":
+            decision = await self._route(live, text, turn)
+            handoffs = decision.handoffs
+            escalations = self._changes.apply(live, decision)
+            if row.state == "ended":
+                return TurnReply(
+                    text="",
+                    agent=None,
+                    session_id=row.id,
+                    turn=row.turns,
+                    state="ended",
+                    handoffs=handoffs,
+                    reason=row.reason,
+                )
+        answering = row.current_agent
+        if answering is None or row.state == "awaiting_human":
+            # Nobody answers: the message waits for a human (or the router decided so).
+            row.turns = turn
+            row.last_activity_at = self._clock.now()
+            self._dirty.add(row.id)
+            self._changes.complete_handoffs(row, handoffs)
+            self._record(
+                row, None, 0.0, error=False, tokens=0, handoffs=handoffs, escalations=escalations
+            )
+            return TurnReply(
+                text="",
+                agent=None,
+                session_id=row.id,
+                turn=turn,
+                state=row.state,
+                handoffs=handoffs,
+            )
+        pin = row.pins.get(answering)
+        if pin is None:  # a router chose an agent outside the session's members
+            fresh = await self._agents.pin(answering)
+            pin = row.pins[answering] = (fresh.foundry_name, fresh.version)
+        pools = pools_manager.pools_for(answering)
+        clock = self._clock
+        provider = self._provider
+        started = clock.monotonic()
+        try:
+            reply: Reply = await call_provider(
+                provider,
+                provider.respond,
+                conversation_id=row.conversation_id,
+                agent_name=pin[0],
+                agent_version=pin[1],
+                text=text,
+            )
+        except Exception as exc:
+            ms = (clock.monotonic() - started) * 1000.0
+            row.last_activity_at = clock.now()
+            self._dirty.add(row.id)
+            self._record(
+                row, answering, ms, error=True, tokens=0, handoffs=handoffs, escalations=escalations
+            )
+            for h in handoffs:
+                self._emit(
+                    "handoff:failed", {"session_id": row.id, **h.as_dict(), "error": str(exc)}
+                )
+            raise TurnFailedError(row.id, answering, exc) from exc
+        ms = (clock.monotonic() - started) * 1000.0
+        tokens = reply.input_tokens + reply.output_tokens
+        row.turns = turn
+        row.input_tokens += reply.input_tokens
+        row.output_tokens += reply.output_tokens
+        now = clock.now()
+        row.last_activity_at = now
+        self._dirty.add(row.id)
+        if pools:
+            pools_manager.record_tokens(pools, tokens)
+        self._record(
+            row,
+            answering,
+            ms,
+            error=False,
+            tokens=tokens,
+            handoffs=handoffs,
+            escalations=escalations,
+        )
+        self._changes.complete_handoffs(row, handoffs)
+        stat = self._agents.stats.get(answering)
+        if stat is not None:
+            stat.last_used_at = now
+        return TurnReply(
+            text=reply.text,
+            agent=answering,
+            session_id=row.id,
+            turn=turn,
+            state=row.state,
+            agent_version=pin[1],
+            foundry_name=pin[0],
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            response_time_ms=ms,
+            handoffs=handoffs,
+        )
+
+    def _record(
+        self,
+        row: SessionRow,
+        agent: str | None,
+        ms: float,
+        *,
+        error: bool,
+        tokens: int,
+        handoffs: tuple[Handoff, ...],
+        escalations: int,
+    ) -> None:
+        monitor = self._monitor
+        if not monitor.enabled:
+            return
+        subjects: list[Subject] = []
+        if agent is not None:
+            subjects.append(("agent", agent))
+            subjects.extend(("pool", p) for p in self._pools.pools_for(agent))
+        if row.kind == "team":
+            subjects.append(("team", row.target))
+        monitor.record_turn(
+            subjects,
+            now=self._clock.now(),
+            ms=ms,
+            error=error,
+            tokens=tokens,
+            handoffs=len(handoffs),
+            escalations=escalations,
+        )
+
+    async def _route(self, live: LiveSession, text: str, turn: int) -> RouteDecision:
+        row = live.row
+        router = self._routers.for_team(row.target)
+        declared = self._applied.declared
+        team = declared.teams.get(row.target)
+        if router is None or team is None:
+            return RouteDecision(agent=None if row.state == "awaiting_human" else row.current_agent)
+        ctx = TurnContext(
+            session_id=row.id,
+            team=team,
+            escalation_path=declared.escalation_paths.get(team.workflow.escalation_path or ""),
+            text=text,
+            turn=turn,
+            current_agent=row.current_agent,
+            state=row.state,
+            escalation=row.escalation,
+            router_state=row.router_state,
+            preferences=row.preferences,
+            priority=row.priority,
+            workload=self._table.workload,
+        )
+        try:
+            result = router.route(ctx)
+            if inspect.isawaitable(result):
+                result = await result
+            assert isinstance(result, RouteDecision)
+            return result
+        except Exception:
+            log.exception("team.%s: router failed; the current member answers", row.target)
+            return RouteDecision(agent=None if row.state == "awaiting_human" else row.current_agent)
