@@ -8,8 +8,8 @@ The rules, checked on the source (no module is imported):
     `__init__` whose `__all__` lists it, never through another module that merely imported it;
   - no private name (`_x`) is imported from another module.
 
-`runner.runtime` and `tests/runtime` are left to `tests/test_layering.py` for now: they are being
-restructured into subpackages on their own.
+  - every package `__init__` has a docstring saying its role and an `__all__` (possibly empty:
+    "import from the modules") naming only things that exist.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXEMPT = ("runner.runtime", "tests.runtime")
+EXEMPT: tuple[str, ...] = ()
 # `runner` itself exports `Lifecycle` lazily (a module __getattr__), so `runner validate` never
 # imports the runtime: its __all__ is checked by the import test below, not on the source.
 LAZY_PACKAGES = ("runner",)
@@ -37,6 +37,7 @@ class _Module:
         default_factory=dict
     )  # local name -> runner module it came from
     exports: list[str] | None = None
+    docstring: str | None = None
     runner_imports: list[tuple[int, str, str]] = field(default_factory=list)  # line, module, name
 
 
@@ -48,6 +49,7 @@ def _module_name(root: Path, path: Path) -> str:
 def _read(root: Path, path: Path) -> _Module:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     module = _Module(_module_name(root, path), path, path.name == "__init__.py")
+    module.docstring = ast.get_docstring(tree)
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             module.defines.add(node.name)
@@ -97,6 +99,11 @@ def _violations(root: Path) -> list[str]:
     checked = {**runner, **_modules(root, ("tests",))}
     found: list[str] = []
     for module in runner.values():
+        if module.is_package and not _exempt(module.name):
+            if not module.docstring:
+                found.append(f"{module.name}: a package says its role in a docstring")
+            if module.exports is None:
+                found.append(f"{module.name}: a package lists its public API in __all__")
         if _exempt(module.name) or module.exports is None or module.name in LAZY_PACKAGES:
             continue
         if module.is_package:
@@ -143,10 +150,11 @@ def test_the_check_sees_a_re_export_a_private_import_and_an_incomplete_package(
     tmp_path: Path,
 ) -> None:
     files = {
-        "runner/__init__.py": "",
+        "runner/__init__.py": '"""root"""\n__all__ = []\n',
         "runner/pkg/__init__.py": (
             "from runner.pkg.home import Thing, helper\n__all__ = ['Thing']\n"
         ),
+        "runner/bare/__init__.py": "",
         "runner/pkg/home.py": "class Thing: ...\ndef helper(): ...\ndef _secret(): ...\n",
         "runner/pkg/relay.py": "from runner.pkg.home import Thing\n__all__ = ['Thing']\n",
         "runner/pkg/user.py": (
@@ -160,6 +168,9 @@ def test_the_check_sees_a_re_export_a_private_import_and_an_incomplete_package(
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert _violations(tmp_path) == [
+        "runner.bare: a package says its role in a docstring",
+        "runner.bare: a package lists its public API in __all__",
+        "runner.pkg: a package says its role in a docstring",
         "runner.pkg: __all__ ['Thing'] is not its public names ['Thing', 'helper']",
         "runner.pkg.relay: __all__ lists 'Thing', defined elsewhere",
         "runner/pkg/user.py:1: imports Thing from runner.pkg.relay, which only imports it",
@@ -167,7 +178,10 @@ def test_the_check_sees_a_re_export_a_private_import_and_an_incomplete_package(
     ]
 
 
-@pytest.mark.parametrize("package", ["runner", "runner.spec.models", "runner.spec.checks"])
+PACKAGES = sorted(_module_name(ROOT, p) for p in (ROOT / "runner").rglob("__init__.py"))
+
+
+@pytest.mark.parametrize("package", PACKAGES)
 def test_a_package_api_is_importable_as_listed(package: str) -> None:
     import importlib
 

@@ -7,3 +7,5 @@ which failures are retried and how long to wait.
 May import: `runner.errors`, `runner.spec`, `runner.plan`, `runner.providers.base`,
 `runner.state.base` (providers and registries only through their Protocols).
 """
+
+__all__: list[str] = []

@@ -6,3 +6,5 @@ as text or JSON. Nothing here does I/O.
 
 May import: `runner.errors`, `runner.spec`, `runner.providers.base`, `runner.state.base`.
 """
+
+__all__: list[str] = []

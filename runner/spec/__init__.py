@@ -9,3 +9,5 @@ metadata keys), and itself. This package exports nothing itself and imports noth
 `runner validate` pays only for what it uses (never the Azure SDK, jinja2 only when a text needs
 it).
 """
+
+__all__: list[str] = []

@@ -18,7 +18,6 @@ from collections.abc import Collection
 
 from runner.spec.checks.context import CheckContext
 from runner.spec.models import (
-    HUMAN,
     Agent,
     Alert,
     EscalationPath,
@@ -29,6 +28,7 @@ from runner.spec.models import (
 )
 from runner.spec.project import Path, SpecDocument
 from runner.spec.suggest import did_you_mean
+from runner.spec.vocabulary import HUMAN
 
 __all__ = ["check_references"]
 

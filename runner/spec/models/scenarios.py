@@ -2,8 +2,8 @@
 
 Role in the flow: `runner test` runs each Scenario on a throwaway store with a virtual clock;
 its steps (`user`, `end`, `approve`/`reject`, `advance`) drive a session and its `expect`s are
-compared with what the session did. `SessionState` and `SessionPriority` are the session
-vocabulary a scenario speaks in (the runtime's sessions use the same words).
+compared with what the session did. It speaks the session vocabulary of `runner.spec.vocabulary`
+(`SessionState`, `Priority`), as the runtime's sessions do.
 
 No `from __future__ import annotations` here: pydantic would evaluate every annotation string at
 import, paid on every `runner validate` (see `base`).
@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from runner.spec.models.base import Duration, Envelope, PositiveInt, Strict
+from runner.spec.vocabulary import Priority, SessionState
 
 __all__ = [
     "Auth",
@@ -22,13 +23,8 @@ __all__ = [
     "ExpectHandoff",
     "Scenario",
     "SessionOptions",
-    "SessionPriority",
-    "SessionState",
     "Step",
 ]
-
-SessionState = Literal["active", "paused", "awaiting_human", "ended"]
-SessionPriority = Literal["low", "medium", "high", "urgent"]
 
 
 class Auth(Strict):
@@ -41,7 +37,7 @@ class SessionOptions(Strict):
     max_turns: PositiveInt | None = None
     idle_timeout: Duration | None = None
     preferences: dict[str, Any] = Field(default_factory=dict)
-    priority: SessionPriority | None = None
+    priority: Priority | None = None
 
 
 class ExpectHandoff(Strict):

@@ -2,7 +2,7 @@
 
 Role in the flow: the runtime's router reads a Team's members and triggers to decide handoffs,
 and its escalation state machine reads the EscalationPath's levels; `runner.spec.checks` checks
-that every target is a specialization of the team or `HUMAN`.
+that every target is a specialization of the team or `HUMAN` (`runner.spec.vocabulary`).
 
 No `from __future__ import annotations` here: pydantic would evaluate every annotation string at
 import, paid on every `runner validate` (see `base`).
@@ -23,7 +23,6 @@ from runner.spec.models.base import (
 )
 
 __all__ = [
-    "HUMAN",
     "EscalationLevel",
     "EscalationPath",
     "EscalationWhen",
@@ -33,9 +32,6 @@ __all__ = [
     "TriggerWhen",
     "Workflow",
 ]
-
-HUMAN = "human"
-"""The target (of a handoff trigger or an escalation level) that means a person, not a member."""
 
 
 class TriggerWhen(Strict):
