@@ -87,7 +87,7 @@
     actions.append(
       button(label + " " + sid, async () => {
         await call("POST", "/sessions/" + encodeURIComponent(sid) + "/escalation/" + verb);
-        say("Escalation of " + sid + " " + verb + "ed.");
+        say("Escalation of " + sid + " " + (verb === "accept" ? "accepted" : "approved") + ".");
         await refresh();
       }),
       button("Reject " + sid, async () => {
