@@ -86,9 +86,15 @@ def _declared_auth(project: Any, env_name: str | None) -> Any:
     auth = getattr(env, "auth", None)  # the Environment model gains `auth` at merge
     if auth is None or isinstance(auth, AuthConfig):
         return auth
-    return AuthConfig.model_validate(
-        auth.model_dump(by_alias=True) if hasattr(auth, "model_dump") else auth
-    )
+    from pydantic import ValidationError
+
+    try:
+        return AuthConfig.model_validate(
+            auth.model_dump(by_alias=True) if hasattr(auth, "model_dump") else auth
+        )
+    except ValidationError as exc:  # the problems, never the values (a key may be in them)
+        shown = "; ".join(f"auth.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise UserError(f"environment.{env.name}: {shown}") from None
 
 
 def _run_async(project: Any, args: argparse.Namespace, auth: Any, root: Path) -> int:
