@@ -105,14 +105,18 @@ class Identity:
         if not any(p in self.permissions for p in permissions):
             raise Forbidden(self, " or ".join(permissions))
 
-    def workspace_for_new(self, requested: str | None) -> str:
+    def workspace_for_new(self, requested: str | None, *, default: str | None) -> str | None:
         """The workspace a new session goes to: the one asked for (if covered), else the
-        identity's only workspace."""
+        identity's only workspace; an identity of every workspace that names none gets
+        `default` (the team's declared workspace; None: no workspace, seen only by such
+        identities)."""
         if requested is not None:
             if not self.covers(requested):
                 raise NotVisible(f"workspace {requested!r}")
             return requested
-        if len(self.workspaces) == 1 and not self.every_workspace:
+        if self.every_workspace:
+            return default
+        if len(self.workspaces) == 1:
             return next(iter(self.workspaces))
         raise WorkspaceRequired(
             "you hold several workspaces: say which one with workspace_id in the body"

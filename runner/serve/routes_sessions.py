@@ -54,9 +54,11 @@ async def create_session(
 ) -> SessionOut:
     identity.require(CHAT_ACCESS)
     context.refuse_if_draining()
-    workspace = identity.workspace_for_new(body.workspace_id)
+    lc = context.lc
+    default = None if body.team is None else runtime_lookups.team_workspace(lc, body.team)[1]
+    workspace = identity.workspace_for_new(body.workspace_id, default=default)
     try:
-        session = await context.lc.create_agent_session(
+        session = await lc.create_agent_session(
             agent=body.agent,
             team=body.team,
             auth=runtime_auth(identity, workspace),
