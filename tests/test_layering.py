@@ -1,6 +1,6 @@
 """The package layout is the flow: data moves forward only, and nothing reaches back up.
 
-    spec -> plan -> apply -> runtime -> watch | scenarios -> cli
+    spec -> plan -> apply -> runtime -> watch | scenarios -> serve -> cli
 
 Every `import` in `runner/` counts: at module level, inside a function, under `TYPE_CHECKING`,
 and `importlib.import_module("runner....")` by name (a lazy or type-only import is still a
@@ -58,6 +58,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "runtime": _BEFORE_RUNTIME,
     "watch": (*_BEFORE_RUNTIME, "runner.runtime"),
     "scenarios": (*_BEFORE_RUNTIME, "runner.runtime"),
+    "serve": (*_BEFORE_RUNTIME, "runner.runtime", "runner.watch"),
 }
 
 # third-party package -> the only runner modules that may import it
@@ -66,6 +67,20 @@ CONFINED: dict[str, tuple[str, ...]] = {
     "openai": ("runner.providers.foundry",),
     "watchfiles": ("runner.watch.watcher",),
     "jinja2": ("runner.spec.render_jinja",),
+    # runner serve's service stack: only the serve package (never validate, plan or the runtime)
+    "fastapi": (
+        "runner.serve.app",
+        "runner.serve.deps",
+        "runner.serve.operator_console",
+        "runner.serve.routes_operators",
+        "runner.serve.routes_sessions",
+        "runner.serve.routes_status",
+    ),
+    "starlette": ("runner.serve.app",),
+    "socketio": ("runner.serve.realtime",),
+    "uvicorn": ("runner.serve.server",),
+    "prometheus_client": ("runner.serve.metrics",),
+    "jwt": ("runner.serve.authn", "runner.serve.jwks"),
 }
 
 # The runtime's parts, bottom up: a module of one part may import the parts before it (and

@@ -129,7 +129,7 @@ def _violations(root: Path) -> list[str]:
         for line, source, name in module.runner_imports:
             if f"{source}.{name}" in runner:
                 continue  # a submodule
-            if name.startswith("_") and source != module.name:
+            if name.startswith("_") and not name.startswith("__") and source != module.name:
                 found.append(f"{where}:{line}: imports private {name} from {source}")
                 continue
             owner = runner.get(source)

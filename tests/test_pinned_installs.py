@@ -25,12 +25,14 @@ REGENERATE = "run .ci/lock to re-pin after editing pyproject.toml"
 
 
 def declared() -> list[tuple[str, Requirement]]:
-    """(extra or '', requirement) for every dependency in pyproject.toml, extras included."""
+    """(extra or '', requirement) for every dependency in pyproject.toml, extras included; an
+    extra that pulls in another of the project's own extras (`runner[serve]`) is not one."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     found = [("", Requirement(text)) for text in project.get("dependencies", [])]
     for extra, texts in project.get("optional-dependencies", {}).items():
         found.extend((extra, Requirement(text)) for text in texts)
-    return found
+    own = canonicalize_name(project["name"])
+    return [(extra, req) for extra, req in found if canonicalize_name(req.name) != own]
 
 
 def pins(path: Path) -> dict[str, set[Version]]:

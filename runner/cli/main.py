@@ -28,6 +28,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "watch": ("runner.cli.watch", "re-validate, plan and apply on every save"),
     "test": ("runner.cli.test", "run Scenario documents on a throwaway local store"),
     "emulator": ("runner.cli.emulator", "serve the local store over Foundry's REST protocol"),
+    "serve": ("runner.cli.serve", "serve the runtime: REST, Socket.io, metrics, operator console"),
 }
 
 

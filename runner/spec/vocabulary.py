@@ -9,6 +9,8 @@ constant or a `Literal` with the tuple of its values, so no layer spells it agai
                    `priority_rank` ranks a session without one (or an unknown one) as `medium`
   Availability     a team member's availability (the spec's default, or an operator's override)
   SessionState     the states of a runtime session
+  Permission       what an identity may do (an Environment's `auth:` grants them; the runtime
+                   and `runner serve` check them); ALL_WORKSPACES (`*`) grants every workspace
 
 Invariant: no imports from runner; nothing here changes at run time.
 """
@@ -19,12 +21,15 @@ from collections.abc import Mapping
 from typing import Literal, get_args
 
 __all__ = [
+    "ALL_WORKSPACES",
     "AVAILABILITY",
     "HUMAN",
+    "PERMISSIONS",
     "PRIORITIES",
     "PRIORITY_RANK",
     "SESSION_STATES",
     "Availability",
+    "Permission",
     "Priority",
     "SessionState",
     "priority_rank",
@@ -41,6 +46,11 @@ AVAILABILITY: tuple[Availability, ...] = get_args(Availability)
 
 SessionState = Literal["active", "paused", "awaiting_human", "ended"]
 SESSION_STATES: tuple[SessionState, ...] = get_args(SessionState)
+
+
+Permission = Literal["chat:access", "operator", "admin", "metrics:read"]
+PERMISSIONS: tuple[Permission, ...] = get_args(Permission)
+ALL_WORKSPACES = "*"
 
 
 def priority_rank(priority: str | None) -> int:

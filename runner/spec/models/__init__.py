@@ -20,6 +20,7 @@ imports pydantic and every model (what `runner validate` needs anyway), nothing 
 """
 
 from runner.spec.models.alerts import Alert, AlertMetric, Channel
+from runner.spec.models.auth import ApiKeyConfig, AuthConfig, ClaimsMapping, JwtConfig
 from runner.spec.models.base import (
     API_VERSION,
     DURATION_PATTERN,
@@ -90,9 +91,12 @@ __all__ = [
     "AlertMetric",
     "AlertThresholds",
     "Allocation",
+    "ApiKeyConfig",
     "ApiVersion",
     "Auth",
+    "AuthConfig",
     "Channel",
+    "ClaimsMapping",
     "Comparison",
     "Duration",
     "ElasticLimits",
@@ -107,6 +111,7 @@ __all__ = [
     "Fraction",
     "Guideline",
     "HandoffTrigger",
+    "JwtConfig",
     "Monitoring",
     "Name",
     "NonNegInt",

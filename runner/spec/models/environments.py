@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from runner.spec.models.auth import AuthConfig
 from runner.spec.models.base import Envelope
 
 __all__ = ["Environment"]
@@ -30,6 +31,10 @@ class Environment(Envelope):
     vars: dict[str, Any] = Field(default_factory=dict)
     data_dir: str | None = Field(
         default=None, description="Local provider: where its SQLite store lives (default .runner)."
+    )
+    auth: AuthConfig | None = Field(
+        default=None,
+        description="Who may call `runner serve` for this environment: API keys and/or JWTs.",
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,224 @@
+"""REST: sessions — create, list, read, transcript, send a message (JSON or SSE), pause,
+resume, end, and requested handoffs.
+
+Role: thin handlers over the facade (`create_agent_session`, `get_session`, `list_sessions`,
+`send`, `pause_session`, `resume_session`, `end_agent_session`) and, for handoffs, the
+operator adapter. Each checks the permission and the workspace first (`deps.session_auth`).
+
+Server-sent events: `POST .../messages` with `Accept: text/event-stream` answers
+`event: reply` (the whole reply, as the JSON body would be) then `event: done`. When providers
+stream, `event: delta` events (`{"text": "..."}`, partial text in order) will come before
+`reply`; a client that ignores unknown events keeps working. An error after the stream began is
+`event: error` with the usual `{"error": {...}}` body.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from runner.runtime.errors import PermissionDeniedError
+from runner.runtime.sessions.handles import TurnReply
+from runner.serve import operator_calls, runtime_lookups
+from runner.serve.deps import Caller, Context, session_auth
+from runner.serve.identity import CHAT_ACCESS, OPERATOR, NotVisible, runtime_auth
+from runner.serve.schemas import (
+    CreateSessionIn,
+    EndIn,
+    ErrorOut,
+    HandoffIn,
+    HandoffOut,
+    ReplyOut,
+    SendIn,
+    SessionOut,
+    TranscriptEntryOut,
+    session_out,
+    transcript_out,
+)
+
+__all__ = ["router"]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (401, 403, 404, 409, 413, 422, 429, 503)
+}
+router = APIRouter(prefix="/api/agent-lifecycle", tags=["sessions"], responses=ERRORS)
+
+
+@router.post("/sessions", status_code=201, response_model=SessionOut)
+async def create_session(
+    body: CreateSessionIn, context: Context, identity: Caller, response: Response
+) -> SessionOut:
+    identity.require(CHAT_ACCESS)
+    context.refuse_if_draining()
+    lc = context.lc
+    default = None if body.team is None else runtime_lookups.team_workspace(lc, body.team)[1]
+    workspace = identity.workspace_for_new(body.workspace_id, default=default)
+    try:
+        session = await lc.create_agent_session(
+            agent=body.agent,
+            team=body.team,
+            auth=runtime_auth(identity, workspace),
+            max_turns=body.max_turns,
+            idle_timeout=body.idle_timeout,
+            preferences=body.preferences,
+            priority=body.priority,
+        )
+    except PermissionDeniedError:  # our own check passed: the team is another workspace's
+        raise NotVisible(f"team {body.team!r}") from None
+    response.headers["Location"] = f"{router.prefix}/sessions/{session.id}"
+    return session_out(session)
+
+
+@router.get("/sessions", response_model=dict[str, list[SessionOut]])
+async def list_sessions(
+    context: Context, identity: Caller, workspace_id: str | None = None
+) -> dict[str, list[SessionOut]]:
+    """The live sessions of your workspaces (or of `workspace_id`, one of them)."""
+    identity.require(CHAT_ACCESS, OPERATOR)
+    lc = context.lc
+    if workspace_id is not None:
+        if not identity.covers(workspace_id):
+            raise NotVisible(f"workspace {workspace_id!r}")
+        workspaces: list[str | None] = [workspace_id]
+    else:
+        listed = identity.listed_workspaces()
+        workspaces = runtime_lookups.open_session_workspaces(lc) if listed is None else list(listed)
+    out: list[SessionOut] = []
+    for workspace in workspaces:
+        auth = runtime_auth(identity, workspace)
+        out.extend(session_out(s) for s in lc.list_sessions(auth=auth))
+    return {"sessions": out}
+
+
+@router.get("/sessions/{session_id}", response_model=SessionOut)
+async def get_session(session_id: str, context: Context, identity: Caller) -> SessionOut:
+    auth = session_auth(context, identity, session_id, CHAT_ACCESS, OPERATOR)
+    return session_out(context.lc.get_session(session_id, auth=auth))
+
+
+@router.get("/sessions/{session_id}/transcript")
+async def get_transcript(
+    session_id: str, context: Context, identity: Caller
+) -> dict[str, str | list[TranscriptEntryOut]]:
+    """What the user and operators wrote while a person had the session."""
+    session_auth(context, identity, session_id, CHAT_ACCESS, OPERATOR)
+    entries = runtime_lookups.transcript(context.lc, session_id)
+    return {"session_id": session_id, "entries": [transcript_out(e) for e in entries]}
+
+
+@router.post(
+    "/sessions/{session_id}/messages",
+    response_model=ReplyOut,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "The reply; `event: reply` then `event: done` with "
+            "Accept: text/event-stream.",
+        }
+    },
+)
+async def send_message(
+    session_id: str, body: SendIn, request: Request, context: Context, identity: Caller
+) -> Any:
+    auth = session_auth(context, identity, session_id, CHAT_ACCESS)
+    context.refuse_if_draining()
+    lc = context.lc
+    started = time.perf_counter()
+    reply = await lc.send(session_id, body.text, auth=auth)
+    session = lc.get_session(session_id, auth=auth)
+    context.metrics.observe_turn(
+        agent=reply.agent,
+        team=session.team,
+        seconds=reply.response_time_ms / 1000.0 if reply.agent else time.perf_counter() - started,
+        input_tokens=reply.input_tokens,
+        output_tokens=reply.output_tokens,
+    )
+    out = reply_out(reply, session.escalation)
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return StreamingResponse(
+            _events(out),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+    return out
+
+
+async def _events(out: ReplyOut) -> AsyncIterator[bytes]:
+    yield sse("reply", out.model_dump(mode="json", by_alias=True))
+    yield sse("done", {"session_id": out.session_id, "state": out.state})
+
+
+def sse(event: str, data: Any) -> bytes:
+    """One server-sent event (the data is one line of JSON)."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def reply_out(reply: TurnReply, escalation: Any) -> ReplyOut:
+    return ReplyOut(
+        session_id=reply.session_id,
+        text=reply.text,
+        agent=reply.agent,
+        agent_version=reply.agent_version,
+        turn=reply.turn,
+        state=reply.state,
+        reason=reply.reason,
+        handoffs=[HandoffOut.model_validate(h.as_dict()) for h in reply.handoffs],
+        escalation=None if escalation is None else dict(escalation),
+        input_tokens=reply.input_tokens,
+        output_tokens=reply.output_tokens,
+        total_tokens=reply.total_tokens,
+        response_time_ms=reply.response_time_ms,
+    )
+
+
+@router.post("/sessions/{session_id}/pause", response_model=SessionOut)
+async def pause(session_id: str, context: Context, identity: Caller) -> SessionOut:
+    auth = session_auth(context, identity, session_id, CHAT_ACCESS, OPERATOR)
+    await context.lc.pause_session(session_id, auth=auth)
+    return session_out(context.lc.get_session(session_id, auth=auth))
+
+
+@router.post("/sessions/{session_id}/resume", response_model=SessionOut)
+async def resume(session_id: str, context: Context, identity: Caller) -> SessionOut:
+    auth = session_auth(context, identity, session_id, CHAT_ACCESS, OPERATOR)
+    context.refuse_if_draining()
+    await context.lc.resume_session(session_id, auth=auth)
+    return session_out(context.lc.get_session(session_id, auth=auth))
+
+
+@router.post("/sessions/{session_id}/end", response_model=SessionOut)
+async def end(
+    session_id: str, context: Context, identity: Caller, body: EndIn | None = None
+) -> SessionOut:
+    auth = session_auth(context, identity, session_id, CHAT_ACCESS, OPERATOR)
+    reason = "ended" if body is None else body.reason
+    await context.lc.end_agent_session(session_id, reason=reason, auth=auth)
+    return session_out(context.lc.get_session(session_id, auth=auth))
+
+
+@router.post("/sessions/{session_id}/handoff")
+async def handoff(
+    session_id: str, body: HandoffIn, context: Context, identity: Caller
+) -> dict[str, Any]:
+    """Hand a team session to a specialization (or `human`) on request (operators)."""
+    auth = session_auth(context, identity, session_id, OPERATOR)
+    result = await operator_calls.handle_agent_handoff(
+        context.lc,
+        session_id,
+        target_specialization=body.target_specialization,
+        reason=body.reason,
+        urgency=body.urgency,
+        auth=auth,
+    )
+    return {
+        "session_id": session_id,
+        "status": result.status,
+        "from": result.from_agent,
+        "to": result.to,
+        "escalation": None if result.escalation is None else dict(result.escalation),
+    }
