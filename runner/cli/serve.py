@@ -138,12 +138,16 @@ async def _serve(project: Any, args: argparse.Namespace, auth: Any, root: Path) 
                 f"  e.g. curl -H 'Authorization: Bearer {key}' {base}/api/agent-lifecycle/sessions"
             )
         print("\n".join(lines), flush=True)
-        watcher = _start_watch(lc, root, args.env) if args.watch else None
+        watching = _start_watch(lc, root, args.env) if args.watch else None
         try:
             await serve_forever(server, sockets=[sock])
         finally:
-            if watcher is not None:
+            if watching is not None:
+                # Stopped and joined before the interpreter exits: a watcher thread still inside
+                # watchfiles' native loop at exit aborts the process (seen with watchfiles 0.21).
+                watcher, thread = watching
                 watcher.stop()
+                await asyncio.to_thread(thread.join, 10.0)
     finally:
         await lc.close()
         sock.close()
@@ -151,7 +155,7 @@ async def _serve(project: Any, args: argparse.Namespace, auth: Any, root: Path) 
     return EXIT_OK
 
 
-def _start_watch(lc: Any, root: Path, env: str | None) -> Any:
+def _start_watch(lc: Any, root: Path, env: str | None) -> tuple[Any, threading.Thread]:
     from runner.watch.engine import ReloadEngine
     from runner.watch.watcher import SpecWatcher, lifecycle_hook
 
@@ -174,7 +178,7 @@ def _start_watch(lc: Any, root: Path, env: str | None) -> Any:
     watcher = SpecWatcher(engine, on_outcome=report)
     thread = threading.Thread(target=watcher.run, name="runner-serve-watch", daemon=True)
     thread.start()
-    return watcher
+    return watcher, thread
 
 
 class _OneLine(logging.Formatter):
