@@ -8,15 +8,30 @@ here imports the CLI and data keeps flowing forward (spec -> plan -> apply -> ru
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 
 
+# `scheme://user:password@host` (or `scheme://token@host`): the user-info part of a URL.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")
+
+
+def scrub_userinfo(text: str) -> str:
+    """`text` with the credentials of every URL in it replaced: `https://***@host/...`.
+
+    Endpoints, webhook and SMTP URLs may carry a user and password; no message, log line or
+    error may repeat them."""
+    return _USERINFO.sub(r"\1***@", text) if "@" in text else text
+
+
 class UserError(Exception):
-    """A failure the user can fix; the message says what to do. Printed without a traceback."""
+    """A failure the user can fix; the message says what to do. Printed without a traceback.
+    Credentials in URLs the message quotes are scrubbed (`scrub_userinfo`)."""
 
     def __init__(self, message: str, *, exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
+        super().__init__(scrub_userinfo(message))
         self.exit_code = exit_code

@@ -14,7 +14,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from runner.errors import EXIT_INTERNAL
+from runner.errors import EXIT_INTERNAL, scrub_userinfo
 
 __all__ = ["log_dir", "report_internal_error"]
 
@@ -33,11 +33,11 @@ def report_internal_error(exc: BaseException) -> int:
     path = directory / f"runner-crash-{stamp}-{os.getpid()}.log"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        path.write_text(scrub_userinfo("".join(traceback.format_exception(exc))), encoding="utf-8")
         where = str(path)
     except OSError:
         where = "nowhere (log directory not writable; set RUNNER_LOG_DIR)"
-    summary = str(exc).splitlines()[0] if str(exc) else ""
+    summary = scrub_userinfo(str(exc).splitlines()[0]) if str(exc) else ""
     print(
         f"runner: internal error: {type(exc).__name__}: {summary} (traceback in {where})",
         file=sys.stderr,

@@ -37,6 +37,10 @@ class PermissionDeniedError(LifecycleError):
     pass
 
 
+class WorkspaceRequiredError(LifecycleError):
+    """A new session needs a workspace and the caller did not say which one."""
+
+
 class SessionNotFoundError(LifecycleError):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"session {session_id!r} not found (or not visible to this workspace)")

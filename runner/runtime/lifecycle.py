@@ -36,7 +36,7 @@ from typing import Any
 
 from runner.providers.base import Provider
 from runner.runtime.assembly import Opener, RuntimeParts, SpecsArg, open_parts
-from runner.runtime.auth import AuthLike
+from runner.runtime.auth import ADMIN, AuthLike, require
 from runner.runtime.clock import Clock, SystemClock
 from runner.runtime.config import RuntimeConfig
 from runner.runtime.escalation import Escalation
@@ -239,14 +239,17 @@ class Lifecycle:
     def get_agent_stats(self) -> AgentStats:
         return self.parts.agents.agent_stats()
 
-    async def cleanup_agent(self, name: str) -> CleanupResult:
+    async def cleanup_agent(self, name: str, *, auth: AuthLike) -> CleanupResult:
         """End the agent's live sessions and delete it from the provider and the registry, if
-        runner manages it in this environment; forget its handle and figures either way."""
+        runner manages it in this environment; forget its handle and figures either way.
+        Needs `admin`."""
+        require(auth, ADMIN)
         return await self.parts.agents.cleanup(name)
 
-    async def cleanup_all(self) -> CleanupAllResult:
+    async def cleanup_all(self, *, auth: AuthLike) -> CleanupAllResult:
         """`cleanup_agent` for every agent applied in this environment or used by this runtime;
-        only agents runner manages are deleted."""
+        only agents runner manages are deleted. Needs `admin`."""
+        require(auth, ADMIN)
         return await self.parts.agents.cleanup_all()
 
     # ------------------------------------------------------------ sessions
@@ -348,31 +351,39 @@ class Lifecycle:
 
     # ------------------------------------------------------------ operators
 
-    async def approve_escalation(self, session_id: str, *, by: str) -> Escalation:
-        return await self.operators.approve_escalation(session_id, by=by)
+    # Every operator call needs the `operator` permission and a workspace the caller covers
+    # (create_team: `admin`); another workspace's session looks like a missing one.
+
+    async def approve_escalation(self, session_id: str, *, auth: AuthLike) -> Escalation:
+        return await self.operators.approve_escalation(session_id, auth=auth)
 
     async def reject_escalation(
-        self, session_id: str, *, by: str, reason: str | None = None
+        self, session_id: str, *, auth: AuthLike, reason: str | None = None
     ) -> Escalation:
-        return await self.operators.reject_escalation(session_id, by=by, reason=reason)
+        return await self.operators.reject_escalation(session_id, auth=auth, reason=reason)
 
-    async def accept_escalation(self, session_id: str, *, by: str) -> Escalation:
-        return await self.operators.accept_escalation(session_id, by=by)
+    async def accept_escalation(self, session_id: str, *, auth: AuthLike) -> Escalation:
+        return await self.operators.accept_escalation(session_id, auth=auth)
 
-    def pending_escalations(self, *, workspace: str | None = None) -> list[StoredEscalation]:
-        return self.operators.pending_escalations(workspace=workspace)
+    def pending_escalations(
+        self, *, auth: AuthLike, workspace: str | None = None
+    ) -> list[StoredEscalation]:
+        return self.operators.pending_escalations(auth=auth, workspace=workspace)
 
-    def human_queue(self, workspace: str | None = None) -> list[QueueItem]:
-        return self.operators.human_queue(workspace)
+    def human_queue(self, workspace: str | None = None, *, auth: AuthLike) -> list[QueueItem]:
+        return self.operators.human_queue(workspace, auth=auth)
 
-    async def claim(self, session_id: str, *, operator: str) -> QueueItem:
-        return await self.operators.claim(session_id, operator=operator)
+    def transcript(self, session_id: str, *, auth: AuthLike) -> list[TranscriptEntry]:
+        return self.operators.transcript(session_id, auth=auth)
 
-    async def answer(self, session_id: str, *, operator: str, text: str) -> TranscriptEntry:
-        return await self.operators.answer(session_id, operator=operator, text=text)
+    async def claim(self, session_id: str, *, auth: AuthLike) -> QueueItem:
+        return await self.operators.claim(session_id, auth=auth)
 
-    async def hand_back(self, session_id: str, *, operator: str) -> str:
-        return await self.operators.hand_back(session_id, operator=operator)
+    async def answer(self, session_id: str, *, auth: AuthLike, text: str) -> TranscriptEntry:
+        return await self.operators.answer(session_id, auth=auth, text=text)
+
+    async def hand_back(self, session_id: str, *, auth: AuthLike) -> str:
+        return await self.operators.hand_back(session_id, auth=auth)
 
     async def handle_agent_handoff(
         self,
@@ -391,11 +402,13 @@ class Lifecycle:
             auth=auth,
         )
 
-    async def create_team(self, spec: Team | Mapping[str, Any]) -> Team:
-        return await self.operators.create_team(spec)
+    async def create_team(self, spec: Team | Mapping[str, Any], *, auth: AuthLike) -> Team:
+        return await self.operators.create_team(spec, auth=auth)
 
-    def set_member_availability(self, team: str, agent: str, status: str) -> None:
-        self.operators.set_member_availability(team, agent, status)
+    def set_member_availability(
+        self, team: str, agent: str, status: str, *, auth: AuthLike
+    ) -> None:
+        self.operators.set_member_availability(team, agent, status, auth=auth)
 
     # ------------------------------------------------------------ monitoring, status
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.runtime.auth import OPERATOR, AuthContext
 from runner.runtime.clock import FakeClock
 from runner.runtime.events import Event
 from runner.runtime.lifecycle import Lifecycle
@@ -52,6 +53,7 @@ __all__ = [
     "scenario_project",
 ]
 
+SCENARIO_WORKSPACE = "scenarios"  # the workspace of a scenario that names none
 _DEFAULT_OPERATOR = "scenario-operator"
 _TEXT_LIMIT = 60
 
@@ -166,7 +168,7 @@ async def run_scenario(
             session = await lc.create_agent_session(
                 agent=scenario.agent,
                 team=scenario.team,
-                auth=scenario.auth,
+                auth=_scenario_auth(scenario, lc),
                 max_turns=opts.max_turns,
                 idle_timeout=opts.idle_timeout,
                 preferences=opts.preferences,
@@ -196,13 +198,18 @@ async def run_scenario(
                 elif step.end is not None:
                     await session.end(step.end)
                 elif step.approve is not None or step.reject is not None:
-                    by = step.by or _DEFAULT_OPERATOR
+                    # `by:` is the operator: a person of the session's workspace who may decide
+                    operator = AuthContext(
+                        user_id=step.by or _DEFAULT_OPERATOR,
+                        workspace_id=session.workspace_id,
+                        permissions=frozenset({OPERATOR}),
+                    )
                     if step.reject is not None:
-                        await ops.reject_escalation(session.id, by=by)
+                        await ops.reject_escalation(session.id, auth=operator)
                     elif (session.escalation or {}).get("status") == "suggested":
-                        await ops.accept_escalation(session.id, by=by)
+                        await ops.accept_escalation(session.id, auth=operator)
                     else:
-                        await ops.approve_escalation(session.id, by=by)
+                        await ops.approve_escalation(session.id, auth=operator)
                 elif step.advance is not None:
                     clock.advance(parse_duration(step.advance))
                     await lc.sweep()
@@ -265,3 +272,16 @@ async def run_scenarios(
                 )
             )
     return results
+
+
+def _scenario_auth(scenario: Scenario, lc: Lifecycle) -> AuthContext:
+    """The scenario's user. Every session needs a workspace: one the scenario does not name is
+    its team's declared workspace, else `SCENARIO_WORKSPACE`."""
+    auth = scenario.auth
+    workspace = auth.workspace_id
+    if workspace is None:
+        team = lc.declared.teams.get(scenario.team) if scenario.team else None
+        workspace = (team.workspace if team is not None else None) or SCENARIO_WORKSPACE
+    return AuthContext(
+        user_id=auth.user_id, workspace_id=workspace, permissions=frozenset(auth.permissions)
+    )

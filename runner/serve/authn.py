@@ -1,4 +1,4 @@
-"""Authentication: a bearer token (API key or JWT) -> an `Identity`.
+"""Authentication: a bearer token (API key or JWT) -> the caller (an `AuthContext`).
 
 Role: the first thing every REST call and every Socket.io connection goes through. Built once
 when serve starts, from the environment's `auth:` block (`Authenticator.from_config`, which
@@ -29,7 +29,8 @@ from typing import Any
 
 import jwt
 
-from runner.serve.identity import Identity
+from runner.runtime.auth import AuthContext
+from runner.serve.identity import caller_of
 from runner.serve.jwks import JwksCache, UnknownKey
 from runner.spec.models.auth import AuthConfig, JwtConfig
 from runner.spec.secrets import MissingSecretError, SecretSyntaxError, resolve
@@ -54,7 +55,7 @@ class AuthSetupError(Exception):
 @dataclass(frozen=True, slots=True)
 class _Key:
     digest: bytes
-    identity: Identity
+    caller: AuthContext
 
 
 def _digest(text: str) -> bytes:
@@ -92,18 +93,18 @@ class Authenticator:
                     f"{where}: the key is shorter than {MIN_KEY_LENGTH} characters; use a "
                     "random one, e.g. python -c 'import secrets; print(secrets.token_urlsafe())'"
                 )
-            identity = Identity.of(entry.name, entry.workspaces, entry.permissions, "api_key")
-            keys.append(_Key(_digest(value), identity))
+            keys.append(
+                _Key(_digest(value), caller_of(entry.name, entry.workspaces, entry.permissions))
+            )
         return cls(keys, config.jwt)
 
     @classmethod
     def generated(cls, user_id: str = "local-admin") -> tuple[Authenticator, str]:
         """One random key with every permission in every workspace, and the key."""
         key = secrets.token_urlsafe(32)
-        identity = Identity.of(user_id, [ALL_WORKSPACES], PERMISSIONS, "generated")
-        return cls([_Key(_digest(key), identity)]), key
+        return cls([_Key(_digest(key), caller_of(user_id, [ALL_WORKSPACES], PERMISSIONS))]), key
 
-    async def authenticate(self, token: str | None) -> Identity:
+    async def authenticate(self, token: str | None) -> AuthContext:
         if not token:
             raise Unauthenticated("no credentials: send Authorization: Bearer <key or token>")
         if len(token) > self.max_token_bytes:
@@ -115,15 +116,15 @@ class Authenticator:
             return await self._verify_jwt(token, self._jwt)
         raise Unauthenticated("the key or token is not valid")
 
-    def _match_key(self, token: str) -> Identity | None:
+    def _match_key(self, token: str) -> AuthContext | None:
         digest = _digest(token)
-        found: Identity | None = None
+        found: AuthContext | None = None
         for key in self._keys:  # every key, always: no early exit
             if hmac.compare_digest(digest, key.digest):
-                found = key.identity
+                found = key.caller
         return found
 
-    async def _verify_jwt(self, token: str, config: JwtConfig) -> Identity:
+    async def _verify_jwt(self, token: str, config: JwtConfig) -> AuthContext:
         assert self._jwks is not None
         try:
             header = jwt.get_unverified_header(token)
@@ -154,11 +155,10 @@ class Authenticator:
         user = _claim(claims, mapping.user_id)
         if not isinstance(user, str | int) or not str(user) or len(str(user)) > MAX_CLAIM_TEXT:
             raise Unauthenticated(f"the token has no usable {mapping.user_id!r} claim")
-        return Identity.of(
+        return caller_of(
             str(user),
             _claim_list(claims, mapping.workspaces),
             _claim_list(claims, mapping.permissions),
-            "jwt",
         )
 
 

@@ -1,10 +1,8 @@
-"""What the REST handlers take from each request: the serve context, the caller, and the
-runtime auth value for an object the caller may see.
+"""What the REST handlers take from each request: the serve context and the caller.
 
 Role: FastAPI dependencies shared by `runner.serve.routes_*`. The caller comes from
-`Authorization: Bearer <key or token>` (declared as the OpenAPI security scheme); a session's
-workspace is looked up before the runtime is called, so another workspace's session is a 404
-exactly like a missing one.
+`Authorization: Bearer <key or token>` (declared as the OpenAPI security scheme) and is the
+runtime's `AuthContext`: handlers pass it on as `auth=` and the runtime checks it.
 """
 
 from __future__ import annotations
@@ -15,11 +13,10 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from runner.runtime.auth import AuthContext
-from runner.serve import runtime_lookups
 from runner.serve.context import ServeContext
-from runner.serve.identity import Identity, NotVisible, runtime_auth
+from runner.serve.identity import NotVisible
 
-__all__ = ["Caller", "Context", "session_auth"]
+__all__ = ["Caller", "Context", "in_workspace"]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -35,23 +32,21 @@ def serve_context(request: Request) -> ServeContext:
 async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> Identity:
+) -> AuthContext:
     context = serve_context(request)
     token = None if credentials is None else credentials.credentials
     return await context.authenticator.authenticate(token)
 
 
 Context = Annotated[ServeContext, Depends(serve_context)]
-Caller = Annotated[Identity, Depends(caller)]
+Caller = Annotated[AuthContext, Depends(caller)]
 
 
-def session_auth(
-    context: ServeContext, identity: Identity, session_id: str, *permissions: str
-) -> AuthContext:
-    """The runtime auth for `identity` on session `session_id`: 403 without any of
-    `permissions`, 404 when the session is missing or in a workspace the identity lacks."""
-    identity.require(*permissions)
-    known, workspace = runtime_lookups.session_workspace(context.lc, session_id)
-    if not known or not identity.covers(workspace):
-        raise NotVisible(f"session {session_id!r}")
-    return runtime_auth(identity, workspace)
+def in_workspace(caller: AuthContext, workspace: str | None) -> AuthContext:
+    """The caller acting in `workspace` (a request may name one of its workspaces): a 404 for a
+    workspace it does not cover, like any object it may not see."""
+    if workspace is None:
+        return caller
+    if len(workspace) > 200 or not caller.covers(workspace):
+        raise NotVisible(f"workspace {workspace!r}")
+    return caller.acting_in(workspace)

@@ -30,11 +30,12 @@ from runner.runtime.errors import (
     TurnFailedError,
     UnknownAgentError,
     UnknownTeamError,
+    WorkspaceRequiredError,
 )
 from runner.runtime.operators.desk import EscalationNotPendingError
 from runner.runtime.operators.human_queue import HumanQueueError
 from runner.serve.authn import Unauthenticated
-from runner.serve.identity import Forbidden, NotVisible, WorkspaceRequired
+from runner.serve.identity import NotVisible
 from runner.serve.jwks import JwksUnavailable
 
 __all__ = ["ApiError", "error_body", "from_exception"]
@@ -66,13 +67,12 @@ def from_exception(exc: BaseException) -> ApiError | None:
         return exc
     text = str(exc)
     simple: list[tuple[type[BaseException], int, str]] = [
-        (Forbidden, 403, "forbidden"),
         (PermissionDeniedError, 403, "forbidden"),
         (NotVisible, 404, "not_found"),
         (SessionNotFoundError, 404, "session_not_found"),
         (UnknownAgentError, 404, "agent_not_found"),
         (UnknownTeamError, 404, "team_not_found"),
-        (WorkspaceRequired, 422, "workspace_required"),
+        (WorkspaceRequiredError, 422, "workspace_required"),
         (SpecProblemsError, 422, "invalid_specs"),
         (SessionStateError, 409, "session_state"),
         (EscalationNotPendingError, 409, "escalation_not_pending"),

@@ -33,11 +33,11 @@ from typing import Any
 
 import socketio
 
+from runner.runtime.auth import ADMIN, METRICS_READ, OPERATOR, AuthContext
+from runner.runtime.errors import PermissionDeniedError, SessionNotFoundError
 from runner.runtime.events import Event
-from runner.serve import runtime_lookups
 from runner.serve.authn import Unauthenticated
 from runner.serve.context import ServeContext
-from runner.serve.identity import ADMIN, CHAT_ACCESS, METRICS_READ, OPERATOR, Identity
 from runner.serve.jwks import JwksUnavailable
 
 __all__ = ["NAMESPACE", "RealtimeLayer"]
@@ -65,7 +65,7 @@ class RealtimeLayer:
             logger=False,
             engineio_logger=False,
         )
-        self.identities: dict[str, Identity] = {}
+        self.identities: dict[str, AuthContext] = {}
         self.rooms: dict[str, set[str]] = {}
         self._offs: list[Callable[[], None]] = []
         self.sio.on("connect", self._connect, namespace=NAMESPACE)
@@ -118,11 +118,12 @@ class RealtimeLayer:
         context.metrics.socket_connections.set(len(self.identities))
         every = identity.every_workspace
         workspaces = ["*"] if every else sorted(identity.workspaces)
+        operator = OPERATOR in identity.permissions
         for workspace in workspaces:
             await self.sio.enter_room(sid, f"ws:{workspace}", namespace=NAMESPACE)
-            if identity.can(OPERATOR):
+            if operator:
                 await self.sio.enter_room(sid, f"ops:{workspace}", namespace=NAMESPACE)
-        if every or any(identity.can(p) for p in (OPERATOR, ADMIN, METRICS_READ)):
+        if every or not identity.permissions.isdisjoint((OPERATOR, ADMIN, METRICS_READ)):
             await self.sio.enter_room(sid, "env", namespace=NAMESPACE)
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
@@ -147,10 +148,11 @@ class RealtimeLayer:
             return _refusal("unauthenticated", "connect with a key or token first")
         if session_id is None:
             return _refusal("bad_request", "send {sessionId: <session id>}")
-        if not (identity.can(CHAT_ACCESS) or identity.can(OPERATOR)):
+        try:  # the runtime's own check: chat:access or operator, and the session's workspace
+            self.context.lc.get_session(session_id, auth=identity)
+        except PermissionDeniedError:
             return _refusal("forbidden", "joining a session needs chat:access or operator")
-        known, workspace = runtime_lookups.session_workspace(self.context.lc, session_id)
-        if not known or not identity.covers(workspace):
+        except SessionNotFoundError:
             return _refusal(
                 "not_found", f"session {session_id!r} not found (or not visible to your workspaces)"
             )
@@ -183,7 +185,8 @@ class RealtimeLayer:
                 if created:
                     workspace = event.data.get("workspace_id")
                 else:
-                    workspace = runtime_lookups.session_workspace(self.context.lc, session_id)[1]
+                    row = self.context.lc.session_row(session_id)
+                    workspace = None if row is None else row.workspace_id
                 prefixes = (["ops"] if operators else []) + (["ws"] if created else [])
                 for prefix in prefixes:
                     rooms.append(f"{prefix}:*")

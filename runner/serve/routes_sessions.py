@@ -2,8 +2,9 @@
 resume, end, and requested handoffs.
 
 Role: thin handlers over the facade (`create_agent_session`, `get_session`, `list_sessions`,
-`send`, `pause_session`, `resume_session`, `end_agent_session`) and, for handoffs, the
-operator adapter. Each checks the permission and the workspace first (`deps.session_auth`).
+`send`, `pause_session`, `resume_session`, `end_agent_session`, `transcript`,
+`handle_agent_handoff`), each given the caller as `auth=`: the runtime checks the permission
+and the workspace (another workspace's session is a 404, like a missing one).
 
 Server-sent events: `POST .../messages` with `Accept: text/event-stream` answers
 `event: reply` (the whole reply, as the JSON body would be) then `event: done`. When providers
@@ -22,11 +23,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
+from runner.runtime.auth import CHAT_ACCESS, require
 from runner.runtime.errors import PermissionDeniedError
 from runner.runtime.sessions.handles import TurnReply
-from runner.serve import operator_calls, runtime_lookups
-from runner.serve.deps import Caller, Context, session_auth
-from runner.serve.identity import CHAT_ACCESS, OPERATOR, NotVisible, runtime_auth
+from runner.serve.deps import Caller, Context, in_workspace
+from runner.serve.identity import NotVisible
 from runner.serve.schemas import (
     CreateSessionIn,
     EndIn,
@@ -51,24 +52,22 @@ router = APIRouter(prefix="/api/agent-lifecycle", tags=["sessions"], responses=E
 
 @router.post("/sessions", status_code=201, response_model=SessionOut)
 async def create_session(
-    body: CreateSessionIn, context: Context, identity: Caller, response: Response
+    body: CreateSessionIn, context: Context, caller: Caller, response: Response
 ) -> SessionOut:
-    identity.require(CHAT_ACCESS)
+    require(caller, CHAT_ACCESS)
     context.refuse_if_draining()
-    lc = context.lc
-    default = None if body.team is None else runtime_lookups.team_workspace(lc, body.team)[1]
-    workspace = identity.workspace_for_new(body.workspace_id, default=default)
+    auth = in_workspace(caller, body.workspace_id)
     try:
-        session = await lc.create_agent_session(
+        session = await context.lc.create_agent_session(
             agent=body.agent,
             team=body.team,
-            auth=runtime_auth(identity, workspace),
+            auth=auth,
             max_turns=body.max_turns,
             idle_timeout=body.idle_timeout,
             preferences=body.preferences,
             priority=body.priority,
         )
-    except PermissionDeniedError:  # our own check passed: the team is another workspace's
+    except PermissionDeniedError:  # chat:access was checked: the team is another workspace's
         raise NotVisible(f"team {body.team!r}") from None
     response.headers["Location"] = f"{router.prefix}/sessions/{session.id}"
     return session_out(session)
@@ -76,38 +75,24 @@ async def create_session(
 
 @router.get("/sessions", response_model=dict[str, list[SessionOut]])
 async def list_sessions(
-    context: Context, identity: Caller, workspace_id: str | None = None
+    context: Context, caller: Caller, workspace_id: str | None = None
 ) -> dict[str, list[SessionOut]]:
     """The live sessions of your workspaces (or of `workspace_id`, one of them)."""
-    identity.require(CHAT_ACCESS, OPERATOR)
-    lc = context.lc
-    if workspace_id is not None:
-        if not identity.covers(workspace_id):
-            raise NotVisible(f"workspace {workspace_id!r}")
-        workspaces: list[str | None] = [workspace_id]
-    else:
-        listed = identity.listed_workspaces()
-        workspaces = runtime_lookups.open_session_workspaces(lc) if listed is None else list(listed)
-    out: list[SessionOut] = []
-    for workspace in workspaces:
-        auth = runtime_auth(identity, workspace)
-        out.extend(session_out(s) for s in lc.list_sessions(auth=auth))
-    return {"sessions": out}
+    auth = in_workspace(caller, workspace_id)
+    return {"sessions": [session_out(s) for s in context.lc.list_sessions(auth=auth)]}
 
 
 @router.get("/sessions/{session_id}", response_model=SessionOut)
-async def get_session(session_id: str, context: Context, identity: Caller) -> SessionOut:
-    auth = session_auth(context, identity, session_id, CHAT_ACCESS, OPERATOR)
-    return session_out(context.lc.get_session(session_id, auth=auth))
+async def get_session(session_id: str, context: Context, caller: Caller) -> SessionOut:
+    return session_out(context.lc.get_session(session_id, auth=caller))
 
 
 @router.get("/sessions/{session_id}/transcript")
 async def get_transcript(
-    session_id: str, context: Context, identity: Caller
+    session_id: str, context: Context, caller: Caller
 ) -> dict[str, str | list[TranscriptEntryOut]]:
     """What the user and operators wrote while a person had the session."""
-    session_auth(context, identity, session_id, CHAT_ACCESS, OPERATOR)
-    entries = runtime_lookups.transcript(context.lc, session_id)
+    entries = context.lc.transcript(session_id, auth=caller)
     return {"session_id": session_id, "entries": [transcript_out(e) for e in entries]}
 
 
@@ -123,9 +108,9 @@ async def get_transcript(
     },
 )
 async def send_message(
-    session_id: str, body: SendIn, request: Request, context: Context, identity: Caller
+    session_id: str, body: SendIn, request: Request, context: Context, caller: Caller
 ) -> Any:
-    auth = session_auth(context, identity, session_id, CHAT_ACCESS)
+    auth = require(caller, CHAT_ACCESS)
     context.refuse_if_draining()
     lc = context.lc
     started = time.perf_counter()
@@ -177,15 +162,15 @@ def reply_out(reply: TurnReply, escalation: Any) -> ReplyOut:
 
 
 @router.post("/sessions/{session_id}/pause", response_model=SessionOut)
-async def pause(session_id: str, context: Context, identity: Caller) -> SessionOut:
-    auth = session_auth(context, identity, session_id, CHAT_ACCESS, OPERATOR)
+async def pause(session_id: str, context: Context, caller: Caller) -> SessionOut:
+    auth = caller
     await context.lc.pause_session(session_id, auth=auth)
     return session_out(context.lc.get_session(session_id, auth=auth))
 
 
 @router.post("/sessions/{session_id}/resume", response_model=SessionOut)
-async def resume(session_id: str, context: Context, identity: Caller) -> SessionOut:
-    auth = session_auth(context, identity, session_id, CHAT_ACCESS, OPERATOR)
+async def resume(session_id: str, context: Context, caller: Caller) -> SessionOut:
+    auth = caller
     context.refuse_if_draining()
     await context.lc.resume_session(session_id, auth=auth)
     return session_out(context.lc.get_session(session_id, auth=auth))
@@ -193,9 +178,9 @@ async def resume(session_id: str, context: Context, identity: Caller) -> Session
 
 @router.post("/sessions/{session_id}/end", response_model=SessionOut)
 async def end(
-    session_id: str, context: Context, identity: Caller, body: EndIn | None = None
+    session_id: str, context: Context, caller: Caller, body: EndIn | None = None
 ) -> SessionOut:
-    auth = session_auth(context, identity, session_id, CHAT_ACCESS, OPERATOR)
+    auth = caller
     reason = "ended" if body is None else body.reason
     await context.lc.end_agent_session(session_id, reason=reason, auth=auth)
     return session_out(context.lc.get_session(session_id, auth=auth))
@@ -203,17 +188,15 @@ async def end(
 
 @router.post("/sessions/{session_id}/handoff")
 async def handoff(
-    session_id: str, body: HandoffIn, context: Context, identity: Caller
+    session_id: str, body: HandoffIn, context: Context, caller: Caller
 ) -> dict[str, Any]:
     """Hand a team session to a specialization (or `human`) on request (operators)."""
-    auth = session_auth(context, identity, session_id, OPERATOR)
-    result = await operator_calls.handle_agent_handoff(
-        context.lc,
+    result = await context.lc.handle_agent_handoff(
         session_id,
         target_specialization=body.target_specialization,
         reason=body.reason,
         urgency=body.urgency,
-        auth=auth,
+        auth=caller,
     )
     return {
         "session_id": session_id,

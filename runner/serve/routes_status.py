@@ -15,9 +15,9 @@ from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 
 from runner.runtime.assembly.opening import load_specs
-from runner.serve import operator_calls, runtime_lookups
+from runner.runtime.auth import ADMIN, METRICS_READ, require
 from runner.serve.deps import Caller, Context
-from runner.serve.identity import ADMIN, METRICS_READ, NotVisible, runtime_auth
+from runner.serve.identity import NotVisible
 from runner.serve.routes_sessions import ERRORS
 
 __all__ = ["router"]
@@ -44,32 +44,32 @@ async def health(context: Context, response: Response) -> dict[str, Any]:
 
 
 @router.get("/metrics")
-async def analytics(context: Context, identity: Caller) -> dict[str, Any]:
+async def analytics(context: Context, caller: Caller) -> dict[str, Any]:
     """The runtime's analytics: sessions, performance, resources, health."""
-    identity.require(METRICS_READ)
+    require(caller, METRICS_READ)
     return dict(context.lc.get_system_analytics())
 
 
 @router.get("/agents/stats")
-async def agent_stats(context: Context, identity: Caller) -> dict[str, Any]:
-    identity.require(METRICS_READ)
+async def agent_stats(context: Context, caller: Caller) -> dict[str, Any]:
+    require(caller, METRICS_READ)
     return dict(context.lc.get_agent_stats())
 
 
 @router.get("/agents/{name}/insights")
-async def insights(name: str, context: Context, identity: Caller) -> dict[str, Any]:
-    identity.require(METRICS_READ)
+async def insights(name: str, context: Context, caller: Caller) -> dict[str, Any]:
+    require(caller, METRICS_READ)
     lc = context.lc
-    if not runtime_lookups.agent_declared(lc, name) and name not in lc.get_agent_stats()["agents"]:
+    if name not in lc.declared.agents and name not in lc.get_agent_stats()["agents"]:
         raise NotVisible(f"agent {name!r}")
     return dict(lc.get_performance_insights(name))
 
 
 @router.post("/reload")
-async def reload(context: Context, identity: Caller) -> dict[str, Any]:
+async def reload(context: Context, caller: Caller) -> dict[str, Any]:
     """Re-read the specs serve was started with into the running runtime (live sessions
     are kept). 422 with every problem at file:line:col when they do not load."""
-    identity.require(ADMIN)
+    require(caller, ADMIN)
     if not context.spec_paths:
         raise NotVisible("spec folder (serve was started without one)")
     project = await run_in_threadpool(load_specs, [str(p) for p in context.spec_paths])
@@ -78,16 +78,14 @@ async def reload(context: Context, identity: Caller) -> dict[str, Any]:
 
 
 @router.delete("/agents/{name}")
-async def cleanup(name: str, context: Context, identity: Caller) -> dict[str, Any]:
+async def cleanup(name: str, context: Context, caller: Caller) -> dict[str, Any]:
     """End the agent's sessions and delete it (if runner manages it in this environment)."""
-    identity.require(ADMIN)
-    result = await operator_calls.cleanup_agent(context.lc, name, auth=runtime_auth(identity, None))
+    result = await context.lc.cleanup_agent(name, auth=caller)
     return dict(result)
 
 
 @router.post("/teams", status_code=201)
-async def create_team(body: dict[str, Any], context: Context, identity: Caller) -> dict[str, Any]:
+async def create_team(body: dict[str, Any], context: Context, caller: Caller) -> dict[str, Any]:
     """Create or replace a team, checked like a spec file (the Team kind's fields)."""
-    identity.require(ADMIN)
-    team = await operator_calls.create_team(context.lc, body, auth=runtime_auth(identity, None))
+    team = await context.lc.create_team(body, auth=caller)
     return {"team": team.name, "members": [m.agent for m in team.members]}

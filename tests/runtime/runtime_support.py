@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -12,6 +13,15 @@ from runner.spec.project import Position, Project, SpecDocument
 
 CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "contract" / "specs"
 AUTH = {"user_id": "user-456", "workspace_id": "workspace-123", "permissions": ["chat:access"]}
+
+
+def operator(name: str, workspace: str = "workspace-123") -> dict[str, Any]:
+    """An operator of `workspace` named `name` (the operator API's `auth=`)."""
+    return {"user_id": name, "workspace_id": workspace, "permissions": ["operator"]}
+
+
+OPS = operator("ops")  # an operator of AUTH's workspace, for listings
+ADMIN = {"user_id": "admin", "workspaces": ["*"], "permissions": ["admin"]}
 
 
 def project_from(*texts: str, base: Path | None = None) -> Project:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_support import AUTH
+from runtime_support import ADMIN, AUTH
 
 from runner.runtime.errors import LifecycleError, NotAppliedError
 from runner.runtime.lifecycle import Lifecycle
@@ -64,12 +64,12 @@ async def test_cleanup_agent_and_cleanup_all_delete_managed_agents_only(lc: Life
     lc.provider.create_version(
         "hand-made", definition={"kind": "prompt", "model": "m"}, metadata={}
     )
-    result = await lc.cleanup_agent("scratch")
+    result = await lc.cleanup_agent("scratch", auth=ADMIN)
     assert result["deleted"] and result["ended_sessions"] == 1
     assert session.state == "ended" and session.reason == "agent_cleanup"
     assert lc.provider.get_agent("scratch") is None
     assert "scratch" not in lc.get_agent_stats()["agents"]
-    everything = await lc.cleanup_all()
+    everything = await lc.cleanup_all(auth=ADMIN)
     assert everything["deleted"] == ["tech-advisor"]
     assert lc.provider.get_agent("hand-made") is not None  # not runner's: untouched
 

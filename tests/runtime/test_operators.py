@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from runtime_support import AUTH
+from runtime_support import ADMIN, AUTH, OPS, operator
 
 from runner.runtime.errors import LifecycleError, SessionNotFoundError
 from runner.runtime.events import Event
@@ -97,9 +97,9 @@ async def test_auto_escalation_is_recorded_and_notifies_a_real_channel(
         assert post["json"]["runner"]["level"] == 1
         assert post["json"]["runner"]["session_id"] == session.id
         assert "level 1" in post["json"]["text"]
-        history = ops.escalation_history(session.id)
+        history = ops.escalation_history(session.id, auth=OPS)
         assert [(h.escalation["level"], h.status) for h in history] == [(1, "in_effect")]
-        assert ops.pending_escalations() == []
+        assert ops.pending_escalations(auth=OPS) == []
 
 
 async def test_approval_approved_hands_to_a_person_and_a_failing_channel_is_harmless(
@@ -116,14 +116,14 @@ async def test_approval_approved_hands_to_a_person_and_a_failing_channel_is_harm
             reply = await session.send("a question about my plan")
         assert reply.agent == "general-agent-1" and session.state == "active"
         assert esc_of(session) == (2, "human", "pending_approval")
-        assert [p.session_id for p in ops.pending_escalations()] == [session.id]
+        assert [p.session_id for p in ops.pending_escalations(auth=OPS)] == [session.id]
         assert (await session.send("still there?")).agent == "general-agent-1"
         await lc.drain()
         assert [e.data["channel"] for e in failures] == ["email"]
         assert [p["path"] for p in receiver.posts] == ["/slack"]
         seen: list[Event] = []
         lc.on("*", seen.append)
-        approved = await ops.approve_escalation(session.id, by="supervisor-1")
+        approved = await ops.approve_escalation(session.id, auth=operator("supervisor-1"))
         assert (approved.status, approved.decided_by) == ("approved", "supervisor-1")
         assert esc_of(session) == (2, "human", "approved")
         assert session.state == "awaiting_human" and session.agent is None
@@ -132,13 +132,13 @@ async def test_approval_approved_hands_to_a_person_and_a_failing_channel_is_harm
             "escalation:approved",
             "handoff:completed",
         ]
-        queue = ops.human_queue()
+        queue = ops.human_queue(auth=OPS)
         assert [(q.session_id, q.level, q.previous_agent) for q in queue] == [
             (session.id, 2, "general-agent-1")
         ]
-        assert ops.pending_escalations() == []
+        assert ops.pending_escalations(auth=OPS) == []
         with pytest.raises(EscalationNotPendingError, match="it is approved"):
-            await ops.approve_escalation(session.id, by="supervisor-2")
+            await ops.approve_escalation(session.id, auth=operator("supervisor-2"))
 
 
 async def test_approval_rejected_keeps_the_session_with_its_agent(open_lc: Any) -> None:
@@ -147,7 +147,9 @@ async def test_approval_rejected_keeps_the_session_with_its_agent(open_lc: Any) 
         session = await lc.create_agent_session(team="customer-support", auth=AUTH)
         for _ in range(3):
             await session.send("a question about my plan")
-        rejected = await ops.reject_escalation(session.id, by="supervisor-1", reason="handled")
+        rejected = await ops.reject_escalation(
+            session.id, auth=operator("supervisor-1"), reason="handled"
+        )
         assert (rejected.status, rejected.decided_by, rejected.reason) == (
             "rejected",
             "supervisor-1",
@@ -159,8 +161,11 @@ async def test_approval_rejected_keeps_the_session_with_its_agent(open_lc: Any) 
         lc.on("escalation:opened", opened.append)
         assert (await session.send("one more")).agent == "general-agent-1"
         assert opened == []  # a rejected level is not re-opened
-        assert ops.human_queue() == []
-        assert ops.escalation_history(session.id)[0].escalation["decided_by"] == "supervisor-1"
+        assert ops.human_queue(auth=OPS) == []
+        assert (
+            ops.escalation_history(session.id, auth=OPS)[0].escalation["decided_by"]
+            == "supervisor-1"
+        )
 
 
 async def test_a_suggestion_waits_for_an_operator_then_takes_effect(open_lc: Any) -> None:
@@ -171,8 +176,10 @@ async def test_a_suggestion_waits_for_an_operator_then_takes_effect(open_lc: Any
         assert reply.agent == "general-agent-1"
         assert esc_of(session) == (1, "billing", "suggested")
         with pytest.raises(EscalationNotPendingError):
-            await ops.approve_escalation(session.id, by="lead")  # a suggestion is accepted
-        accepted = await ops.accept_escalation(session.id, by="lead")
+            await ops.approve_escalation(
+                session.id, auth=operator("lead")
+            )  # a suggestion is accepted
+        accepted = await ops.accept_escalation(session.id, auth=operator("lead"))
         assert accepted.status == "approved"
         assert session.agent == "billing-agent-1"
         assert (await session.send("so?")).agent == "billing-agent-1"
@@ -194,39 +201,39 @@ async def test_human_queue_claim_answer_and_hand_back(lc: Lifecycle) -> None:
     await session.send("there is a bug in the export")
     await session.send("I want to talk to a human")
     assert session.state == "awaiting_human"
-    [item] = ops.human_queue()
+    [item] = ops.human_queue(auth=OPS)
     assert (item.session_id, item.trigger, item.previous_agent, item.claimed) == (
         session.id,
         "wants-a-person",
         "tech-agent-1",
         False,
     )
-    assert ops.human_queue(workspace="other") == []
-    assert len(ops.human_queue(workspace="workspace-123")) == 1
+    assert ops.human_queue(workspace="other", auth=OPS) == []
+    assert len(ops.human_queue(workspace="workspace-123", auth=OPS)) == 1
     await session.send("is anyone there?")
     with pytest.raises(HumanQueueError, match="claimed by nobody"):
-        await ops.answer(session.id, operator="op-1", text="hi")
-    claimed = await ops.claim(session.id, operator="op-1")
+        await ops.answer(session.id, auth=operator("op-1"), text="hi")
+    claimed = await ops.claim(session.id, auth=operator("op-1"))
     assert claimed.claimed_by == "op-1"
     with pytest.raises(HumanQueueError, match="already claimed by 'op-1'"):
-        await ops.claim(session.id, operator="op-2")
+        await ops.claim(session.id, auth=operator("op-2"))
     with pytest.raises(HumanQueueError, match="not 'op-2'"):
-        await ops.hand_back(session.id, operator="op-2")
-    await ops.answer(session.id, operator="op-1", text="Hello, I am Dana from support")
-    assert [(t.role, t.author, t.text) for t in ops.transcript(session.id)] == [
+        await ops.hand_back(session.id, auth=operator("op-2"))
+    await ops.answer(session.id, auth=operator("op-1"), text="Hello, I am Dana from support")
+    assert [(t.role, t.author, t.text) for t in ops.transcript(session.id, auth=OPS)] == [
         ("user", None, "is anyone there?"),
         ("operator", "op-1", "Hello, I am Dana from support"),
     ]
     store: Any = lc.provider.store  # type: ignore[attr-defined]
     texts = [i.content for i in store.list_items(session.conversation_id).items]
     assert texts[-2:] == ["is anyone there?", "Hello, I am Dana from support"]
-    back = await ops.hand_back(session.id, operator="op-1")
+    back = await ops.hand_back(session.id, auth=operator("op-1"))
     assert back == "tech-agent-1"
     assert session.state == "active" and session.agent == "tech-agent-1"
-    assert ops.human_queue() == []
+    assert ops.human_queue(auth=OPS) == []
     assert (await session.send("thanks")).agent == "tech-agent-1"
     with pytest.raises(HumanQueueError, match="not waiting for a person"):
-        await ops.claim(session.id, operator="op-1")
+        await ops.claim(session.id, auth=operator("op-1"))
 
 
 async def test_an_escalated_person_claims_and_hands_back_the_escalation(open_lc: Any) -> None:
@@ -235,11 +242,11 @@ async def test_an_escalated_person_claims_and_hands_back_the_escalation(open_lc:
         session = await lc.create_agent_session(team="customer-support", auth=AUTH)
         for _ in range(3):
             await session.send("a question")
-        await ops.approve_escalation(session.id, by="lead")
-        await ops.claim(session.id, operator="op-1")
+        await ops.approve_escalation(session.id, auth=operator("lead"))
+        await ops.claim(session.id, auth=operator("op-1"))
         assert esc_of(session) == (2, "human", "claimed")
         assert session.escalation is not None and session.escalation["operator"] == "op-1"
-        assert await ops.hand_back(session.id, operator="op-1") == "general-agent-1"
+        assert await ops.hand_back(session.id, auth=operator("op-1")) == "general-agent-1"
         assert esc_of(session) == (2, "human", "handed_back")
         assert session.state == "active"
 
@@ -255,17 +262,20 @@ async def test_restart_finds_the_pending_escalation_and_the_queue(open_lc: Any) 
         pending_id, queued_id = session.id, other.id
     async with open_lc(PATH) as again:
         ops = again.operators
-        assert [p.session_id for p in ops.pending_escalations()] == [pending_id]
-        assert [q.session_id for q in ops.human_queue()] == [queued_id]
-        await ops.approve_escalation(pending_id, by="night-shift")
+        assert [p.session_id for p in ops.pending_escalations(auth=OPS)] == [pending_id]
+        assert [q.session_id for q in ops.human_queue(auth=OPS)] == [queued_id]
+        await ops.approve_escalation(pending_id, auth=operator("night-shift"))
         restored = again.get_session(pending_id, auth=AUTH)
         assert restored.state == "awaiting_human"
-        assert {q.session_id for q in ops.human_queue()} == {pending_id, queued_id}
-        await ops.claim(queued_id, operator="op-9")
+        assert {q.session_id for q in ops.human_queue(auth=OPS)} == {
+            pending_id,
+            queued_id,
+        }
+        await ops.claim(queued_id, auth=operator("op-9"))
     async with open_lc(PATH) as third:
-        [claimed] = [q for q in third.operators.human_queue() if q.session_id == queued_id]
+        [claimed] = [q for q in third.operators.human_queue(auth=OPS) if q.session_id == queued_id]
         assert claimed.claimed_by == "op-9"
-        assert await third.operators.hand_back(queued_id, operator="op-9") == "tech-agent-1"
+        assert await third.operators.hand_back(queued_id, auth=operator("op-9")) == "tech-agent-1"
 
 
 async def test_handle_agent_handoff_on_request(open_lc: Any) -> None:
@@ -288,7 +298,7 @@ workflow: {on_no_free_member: wait}
             target_specialization="billing",
             reason="User asked about a refund",
             urgency="high",
-            auth=AUTH,
+            auth=OPS,
         )
         assert (result.status, result.from_agent, result.to) == (
             "completed",
@@ -297,43 +307,44 @@ workflow: {on_no_free_member: wait}
         )
         assert (await session.send("so about that refund")).agent == "billing-agent-1"
         again = await ops.handle_agent_handoff(
-            session.id, target_specialization="billing", reason="again", auth=AUTH
+            session.id, target_specialization="billing", reason="again", auth=OPS
         )
         assert again.status == "unchanged"
         with pytest.raises(LifecycleError, match="no member with specialization 'legal'"):
             await ops.handle_agent_handoff(
-                session.id, target_specialization="legal", reason="x", auth=AUTH
+                session.id, target_specialization="legal", reason="x", auth=OPS
             )
         with pytest.raises(SessionNotFoundError):
             await ops.handle_agent_handoff(
                 session.id,
                 target_specialization="billing",
                 reason="x",
-                auth={**AUTH, "workspace_id": "elsewhere"},
+                auth=operator("ops", "elsewhere"),
             )
         busy = await lc.create_agent_session(team="customer-support", auth=AUTH)
         await ops.handle_agent_handoff(
-            busy.id, target_specialization="technical_support", reason="r", auth=AUTH
+            busy.id, target_specialization="technical_support", reason="r", auth=OPS
         )
         queued = await ops.handle_agent_handoff(
-            session.id, target_specialization="technical_support", reason="r", auth=AUTH
+            session.id, target_specialization="technical_support", reason="r", auth=OPS
         )
         assert queued.status == "queued" and session.agent == "billing-agent-1"
         await busy.end("resolved")
         assert (await session.send("any news?")).agent == "tech-agent-1"
         human = await ops.handle_agent_handoff(
-            session.id, target_specialization="human", reason="needs a person", auth=AUTH
+            session.id, target_specialization="human", reason="needs a person", auth=OPS
         )
         assert (human.status, human.to) == ("human", "human")
         assert session.state == "awaiting_human"
-        assert ops.human_queue()[0].reason == "needs a person"
+        assert ops.human_queue(auth=OPS)[0].reason == "needs a person"
 
 
 async def test_create_team_from_code_is_validated_and_routes(lc: Lifecycle) -> None:
     ops = lc.operators
     with pytest.raises(LifecycleError) as bad:
         await ops.create_team(
-            {
+            auth=ADMIN,
+            spec={
                 "name": "adhoc",
                 "members": [
                     {
@@ -344,14 +355,15 @@ async def test_create_team_from_code_is_validated_and_routes(lc: Lifecycle) -> N
                         ],
                     }
                 ],
-            }
+            },
         )
     assert "unknown agent 'nobody'" in str(bad.value)
     assert "target 'y' is not a specialization" in str(bad.value)
     with pytest.raises(LifecycleError, match="invalid definition"):
-        await ops.create_team({"name": "adhoc", "members": []})
+        await ops.create_team(auth=ADMIN, spec={"name": "adhoc", "members": []})
     team = await ops.create_team(
-        {
+        auth=ADMIN,
+        spec={
             "name": "adhoc",
             "members": [
                 {
@@ -364,21 +376,21 @@ async def test_create_team_from_code_is_validated_and_routes(lc: Lifecycle) -> N
                 },
                 {"agent": "market-analyst", "specialization": "research"},
             ],
-        }
+        },
     )
     assert team.name == "adhoc"
     session = await lc.create_agent_session(team="adhoc", auth=AUTH)
     assert (await session.send("which database?")).agent == "tech-advisor"
     assert (await session.send("and the market for it?")).agent == "market-analyst"
-    ops.set_member_availability("adhoc", "market-analyst", "busy")
-    assert ops.member_availability("adhoc") == {
+    ops.set_member_availability("adhoc", "market-analyst", "busy", auth=OPS)
+    assert ops.member_availability("adhoc", auth=OPS) == {
         "tech-advisor": "available",
         "market-analyst": "busy",
     }
     with pytest.raises(LifecycleError, match="not a member"):
-        ops.set_member_availability("adhoc", "general-agent-1", "busy")
+        ops.set_member_availability("adhoc", "general-agent-1", "busy", auth=OPS)
     with pytest.raises(LifecycleError, match="not one of"):
-        ops.set_member_availability("adhoc", "tech-advisor", "asleep")
+        ops.set_member_availability("adhoc", "tech-advisor", "asleep", auth=OPS)
 
 
 async def test_operator_writes_never_make_the_runtime_reread_the_registry(
@@ -390,12 +402,12 @@ async def test_operator_writes_never_make_the_runtime_reread_the_registry(
         version = lc.store.data_version()
         for text in ("an error", "a question", "let me talk to a human"):
             await session.send(text)
-        await lc.claim(session.id, operator="op-1")
+        await lc.claim(session.id, auth=operator("op-1"))
         lc.operators.store.flush()
         assert lc.store.data_version() == version  # same connection: no re-read of applied
         sid = session.id
     async with open_lc(PATH) as again:  # history was written behind, and on close
-        history = again.operators.escalation_history(sid)
+        history = again.operators.escalation_history(sid, auth=OPS)
         assert [(h.escalation["level"], h.status) for h in history] == [
             (1, "resolved"),
             (2, "pending_approval"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime_support import AUTH
+from runtime_support import AUTH, OPS
 
 from runner.runtime.clock import FakeClock
 from runner.runtime.events import Event
@@ -136,15 +136,15 @@ async def test_availability_overrides_the_spec_and_is_durable(
 ) -> None:
     async with open_lc(LB_TEAM) as lc:
         ops = lc.operators
-        ops.set_member_availability("lb", "tech-agent-1", "offline")
-        assert ops.member_availability("lb")["tech-agent-1"] == "offline"
+        ops.set_member_availability("lb", "tech-agent-1", "offline", auth=OPS)
+        assert ops.member_availability("lb", auth=OPS)["tech-agent-1"] == "offline"
         session = await lc.create_agent_session(team="lb", auth=AUTH)
         assert (await session.send("an error")).agent == "tech-advisor"
     async with open_lc(LB_TEAM) as again:
-        assert again.operators.member_availability("lb")["tech-agent-1"] == "offline"
+        assert again.operators.member_availability("lb", auth=OPS)["tech-agent-1"] == "offline"
         session = await again.create_agent_session(team="lb", auth=AUTH)
         assert (await session.send("an error")).agent == "tech-advisor"
-        again.operators.set_member_availability("lb", "tech-agent-1", "available")
+        again.operators.set_member_availability("lb", "tech-agent-1", "available", auth=OPS)
         other = await again.create_agent_session(team="lb", auth=AUTH)
         assert (await other.send("an error")).agent == "tech-agent-1"
 
@@ -178,8 +178,8 @@ async def test_no_free_member_escalates_through_the_path(open_lc: Any) -> None:
         assert session.escalation is not None
         assert (session.escalation["level"], session.escalation["status"]) == (3, "in_effect")
         assert "handoff:queued" not in types(seen, "handoff:")
-        assert [i.session_id for i in ops.human_queue()] == [session.id]
-        assert ops.human_queue()[0].level == 3
+        assert [i.session_id for i in ops.human_queue(auth=OPS)] == [session.id]
+        assert ops.human_queue(auth=OPS)[0].level == 3
 
 
 async def test_escalate_without_a_matching_level_queues_instead_of_dropping(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime_support import AUTH
+from runtime_support import ADMIN, AUTH, OPS, operator
 
 from runner.runtime.events import Event
 from runner.runtime.lifecycle import Lifecycle
@@ -41,7 +41,7 @@ SEED_TEAM: dict[str, Any] = {
 
 
 async def test_seed_coordinator_flow_on_the_lifecycle(lc: Lifecycle) -> None:
-    team = await lc.create_team(SEED_TEAM)
+    team = await lc.create_team(SEED_TEAM, auth=ADMIN)
     assert team.name == "customer-support-team"
     seen: list[Event] = []
     lc.on("*", seen.append)
@@ -53,7 +53,7 @@ async def test_seed_coordinator_flow_on_the_lifecycle(lc: Lifecycle) -> None:
     assert (await second.send("another bug")).agent == "tech-advisor"
 
     # availability: tech-agent-1 goes offline, the next handoff avoids it
-    lc.set_member_availability(team.name, "tech-agent-1", "offline")
+    lc.set_member_availability(team.name, "tech-agent-1", "offline", auth=OPS)
     third = await lc.create_agent_session(team=team.name, auth=AUTH)
     assert (await third.send("an error")).agent == "tech-advisor"
 
@@ -63,19 +63,19 @@ async def test_seed_coordinator_flow_on_the_lifecycle(lc: Lifecycle) -> None:
         target_specialization="customer_service",
         reason="User asked about billing",
         urgency="medium",
-        auth=AUTH,
+        auth=OPS,
     )
     assert (result.status, result.to) == ("completed", "general-agent-1")
 
     # human in the loop: requested, queued, claimed, answered, handed back
     await lc.handle_agent_handoff(
-        third.id, target_specialization="human", reason="angry customer", auth=AUTH
+        third.id, target_specialization="human", reason="angry customer", auth=OPS
     )
-    assert [q.session_id for q in lc.human_queue("workspace-123")] == [third.id]
-    await lc.claim(third.id, operator="dana")
-    await lc.answer(third.id, operator="dana", text="I am on it")
-    assert await lc.hand_back(third.id, operator="dana") == "tech-advisor"
-    assert lc.human_queue() == []
+    assert [q.session_id for q in lc.human_queue("workspace-123", auth=OPS)] == [third.id]
+    await lc.claim(third.id, auth=operator("dana"))
+    await lc.answer(third.id, auth=operator("dana"), text="I am on it")
+    assert await lc.hand_back(third.id, auth=operator("dana")) == "tech-advisor"
+    assert lc.human_queue(auth=OPS) == []
     assert (await third.send("thanks")).agent == "tech-advisor"
 
     kinds = [e.type for e in seen]
@@ -105,8 +105,8 @@ levels:
         await session.send("two")
         sid = session.id
     async with open_lc(quick) as again:
-        [pending] = again.pending_escalations()
+        [pending] = again.pending_escalations(auth=OPS)
         assert pending.session_id == sid and pending.status == "pending_approval"
-        esc = await again.approve_escalation(sid, by="supervisor-1")
+        esc = await again.approve_escalation(sid, auth=operator("supervisor-1"))
         assert esc.decided_by == "supervisor-1"
-        assert [q.session_id for q in again.human_queue()] == [sid]
+        assert [q.session_id for q in again.human_queue(auth=OPS)] == [sid]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from runtime_support import AUTH
+from runtime_support import AUTH, OPS, operator
 
 from runner.runtime.clock import FakeClock
 from runner.runtime.events import Event
@@ -68,14 +68,14 @@ async def free_by_ending(lc: Lifecycle, holder: Session) -> None:
 
 async def free_by_handing_off(lc: Lifecycle, holder: Session) -> None:
     result = await lc.operators.handle_agent_handoff(
-        holder.id, target_specialization="technical_support", reason="tech question", auth=AUTH
+        holder.id, target_specialization="technical_support", reason="tech question", auth=OPS
     )
     assert result.status == "completed"
 
 
 async def free_by_a_person(lc: Lifecycle, holder: Session) -> None:
     result = await lc.operators.handle_agent_handoff(
-        holder.id, target_specialization="human", reason="wants a person", auth=AUTH
+        holder.id, target_specialization="human", reason="wants a person", auth=OPS
     )
     assert result.status == "human" and holder.state == "awaiting_human"
 
@@ -152,13 +152,13 @@ async def test_waiters_queued_at_the_same_time_are_served_by_priority(
 async def test_availability_back_to_available_serves_a_waiter(open_lc: Any) -> None:
     async with open_lc(team()) as lc:
         ops = lc.operators
-        ops.set_member_availability("support", BILLING, "busy")
+        ops.set_member_availability("support", BILLING, "busy", auth=OPS)
         waiter = await waiting(lc)
         seen: list[Event] = []
         lc.on("*", seen.append)
-        ops.set_member_availability("support", BILLING, "offline")
+        ops.set_member_availability("support", BILLING, "offline", auth=OPS)
         assert waiter.agent == GENERAL and of(seen, waiter) == []
-        ops.set_member_availability("support", BILLING, "available")
+        ops.set_member_availability("support", BILLING, "available", auth=OPS)
         assert waiter.agent == BILLING
         assert [e.type for e in seen] == [
             "team:availability-changed",
@@ -181,7 +181,7 @@ async def test_ended_waiters_and_sessions_that_no_longer_wait_are_skipped(
         served = await waiting(lc)
         await gone.end("abandoned")
         moved_away = await lc.operators.handle_agent_handoff(
-            moved.id, target_specialization="technical_support", reason="r", auth=AUTH
+            moved.id, target_specialization="technical_support", reason="r", auth=OPS
         )
         assert moved_away.status == "completed" and "waiting" not in moved.row.router_state
         seen: list[Event] = []
@@ -249,15 +249,15 @@ async def test_a_waiter_a_person_has_keeps_waiting_and_is_served_when_handed_bac
         holder = await on_billing(lc)
         waiter = await waiting(lc)
         await ops.handle_agent_handoff(
-            waiter.id, target_specialization="human", reason="wants a person", auth=AUTH
+            waiter.id, target_specialization="human", reason="wants a person", auth=OPS
         )
         await holder.end("resolved")  # a person has the waiter: the slot stays free
         assert waiter.state == "awaiting_human" and lc.workload(BILLING) == 0
         assert waiter.row.router_state["waiting"]["target"] == "billing"
         seen: list[Event] = []
         lc.on("handoff:completed", seen.append)
-        await ops.claim(waiter.id, operator="op-1")
-        assert await ops.hand_back(waiter.id, operator="op-1") == GENERAL
+        await ops.claim(waiter.id, auth=operator("op-1"))
+        assert await ops.hand_back(waiter.id, auth=operator("op-1")) == GENERAL
         assert [(e.data["from"], e.data["to"]) for e in seen] == [
             ("human", GENERAL),
             (GENERAL, BILLING),

@@ -10,8 +10,11 @@ nor fails because of, a channel.
 Invariants:
   - `${VAR}` values of a Channel are resolved at delivery time (`runner.spec.secrets`), never
     stored resolved; an unset variable is a failed delivery like any other.
-  - A failure is logged (secret values redacted) and counted per channel in `stats`; it never
-    raises out of `notify`. `drain()` waits for deliveries in flight (tests, close).
+  - A failure is logged (secret values and URL credentials redacted) and counted per channel in
+    `stats`; it never raises out of `notify`. `drain()` waits for deliveries in flight.
+  - A redirect is never followed: it would carry the channel's headers (an `Authorization`
+    with a resolved secret) to another place. It is a failed delivery naming the status and the
+    host it pointed to.
 """
 
 from __future__ import annotations
@@ -27,9 +30,17 @@ from email.message import EmailMessage
 from typing import Any, TypedDict
 from urllib.parse import unquote, urlsplit
 
+from runner.errors import scrub_userinfo
 from runner.spec.models import Channel, parse_duration
 
-__all__ = ["ChannelStats", "Notification", "Notifier", "RecordingNotifier", "deliver"]
+__all__ = [
+    "ChannelStats",
+    "Notification",
+    "Notifier",
+    "RecordingNotifier",
+    "RedirectRefusedError",
+    "deliver",
+]
 
 log = logging.getLogger("runner.runtime.channels")
 
@@ -49,6 +60,30 @@ class Notification:
     body: Mapping[str, Any]
 
 
+class RedirectRefusedError(OSError):
+    """The channel's endpoint answered with a redirect, which is not followed."""
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        host = urlsplit(newurl).hostname or "?"
+        raise RedirectRefusedError(
+            f"HTTP {code} redirect to {host}: not followed (it would carry the channel's "
+            "headers there); point the channel at the final URL"
+        )
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
 def _post_json(
     url: str, payload: Mapping[str, Any], headers: Mapping[str, str], timeout: float
 ) -> None:
@@ -57,10 +92,11 @@ def _post_json(
     request.add_header("Content-Type", "application/json")
     for key, value in headers.items():
         request.add_header(key, value)
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    with _OPENER.open(request, timeout=timeout) as response:
         status = response.status
         if status >= 300:
-            raise OSError(f"HTTP {status} from {url}")
+            host = urlsplit(url).hostname or "?"
+            raise OSError(f"HTTP {status} from {host}")
 
 
 def _send_email(channel: Channel, note: Notification, timeout: float) -> None:
@@ -152,7 +188,7 @@ class Notifier:
         try:
             resolved = resolve_model(channel, self._environ, address=f"channel.{name}")
         except Exception as exc:
-            self._fail(name, stats, redact(str(exc), secrets))
+            self._fail(name, stats, scrub_userinfo(redact(str(exc), secrets)))
             return
         error = ""
         for attempt in range(channel.retries + 1):
@@ -162,7 +198,7 @@ class Notifier:
             try:
                 await asyncio.to_thread(deliver, resolved, note)
             except Exception as exc:
-                error = redact(f"{type(exc).__name__}: {exc}", secrets)
+                error = scrub_userinfo(redact(f"{type(exc).__name__}: {exc}", secrets))
                 log.info("channel.%s attempt %d failed: %s", name, attempt + 1, error)
                 continue
             stats["sent"] += 1

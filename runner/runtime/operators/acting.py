@@ -11,7 +11,7 @@ Invariant: nothing on the operator side writes a session row itself.
 
 from __future__ import annotations
 
-from runner.runtime.auth import AuthContext
+from runner.runtime.auth import CHAT_ACCESS, OPERATOR, AuthContext
 from runner.runtime.errors import LifecycleError, SessionNotFoundError, SessionStateError
 from runner.runtime.sessions import SessionService
 from runner.runtime.teams import RouteDecision
@@ -37,6 +37,14 @@ class OperatorSessions:
     def workload(self, agent: str) -> int:
         return self.sessions.workload(agent)
 
+    def visible_row(self, session_id: str, auth: AuthContext) -> SessionRow:
+        """The row of a session of this environment in a workspace `auth` covers (ended ones
+        too); another workspace's session looks exactly like a missing one."""
+        row = self.sessions.session_row(session_id)
+        if row is None or row.env != self._env or not auth.covers(row.workspace_id):
+            raise SessionNotFoundError(session_id)
+        return row
+
     def open_row(self, session_id: str, *, team_only: bool) -> SessionRow:
         """The row of an open session of this environment (of a team session if `team_only`)."""
         row = self.sessions.session_row(session_id)
@@ -49,6 +57,11 @@ class OperatorSessions:
         return row
 
     async def apply_as(self, row: SessionRow, decision: RouteDecision, *, who: str) -> None:
-        """Apply `decision` to the session as operator `who` (of the session's workspace)."""
-        auth = AuthContext.operator(who, workspace_id=row.workspace_id)
+        """Apply `decision` to the session as operator `who` (who was checked to cover the
+        session's workspace)."""
+        auth = AuthContext(
+            user_id=who,
+            workspace_id=row.workspace_id,
+            permissions=frozenset({CHAT_ACCESS, OPERATOR}),
+        )
         await self.sessions.apply_decision(row.id, decision, auth=auth)

@@ -21,7 +21,9 @@ Invariants:
   - Everything an operator needs after a restart is durable: a new runtime on the same store
     finds pending escalations (session rows + the escalation history), the human queue with
     its claims, and the availability operators set.
-  - Operator decisions name who decided (`by` / `operator`), recorded in the escalation.
+  - Every operator call is authorised: `operator` permission (`admin` for `create_team`) and
+    a workspace the caller covers; another workspace's session looks exactly like a missing
+    one. The operator is the caller's `user_id`, recorded in the escalation and transcript.
 """
 
 from __future__ import annotations
@@ -31,9 +33,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runner.providers.base import Provider
-from runner.runtime.auth import AuthLike
+from runner.runtime.auth import ADMIN, CHAT_ACCESS, OPERATOR, AuthContext, AuthLike, require
 from runner.runtime.context import RuntimeContext
-from runner.runtime.errors import LifecycleError, SessionStateError
+from runner.runtime.errors import (
+    LifecycleError,
+    PermissionDeniedError,
+    SessionStateError,
+    UnknownTeamError,
+)
 from runner.runtime.escalation import Escalation
 from runner.runtime.events import Event
 from runner.runtime.monitoring import Notifier
@@ -47,8 +54,11 @@ from runner.spec.models import Team
 from runner.spec.project import Project
 from runner.spec.vocabulary import HUMAN, Priority
 from runner.state.operators import OperatorStore, QueueItem, StoredEscalation, TranscriptEntry
+from runner.state.sessions import SessionRow
 
-__all__ = ["HandoffResult", "Operators", "Reload"]
+__all__ = ["MAX_ANSWER_CHARS", "HandoffResult", "Operators", "Reload"]
+
+MAX_ANSWER_CHARS = 32_000  # an operator's answer, like a user's message, is bounded
 
 Reload = Callable[[Project], None]  # the runtime's reload (swap teams, pools, ... in place)
 
@@ -155,50 +165,82 @@ class Operators:
             if row is not None:
                 self.escalations.session_ended(row)
 
+    # ------------------------------------------------------------ who may act
+
+    def _operator_on(self, session_id: str, auth: AuthLike) -> tuple[AuthContext, SessionRow]:
+        """The operator (checked: `operator` permission) and the session, if in a workspace the
+        operator covers; SessionNotFoundError otherwise, as for a missing session."""
+        ctx = require(auth, OPERATOR)
+        return ctx, self._acting.visible_row(session_id, ctx)
+
     # ------------------------------------------------------------ escalation decisions
 
-    async def approve_escalation(self, session_id: str, *, by: str) -> Escalation:
+    async def approve_escalation(self, session_id: str, *, auth: AuthLike) -> Escalation:
         """pending_approval -> approved; the level's effect follows (a person or a handoff)."""
-        return await self.escalations.decide(session_id, by=by, action="approve")
+        ctx, _ = self._operator_on(session_id, auth)
+        return await self.escalations.decide(session_id, by=ctx.user_id, action="approve")
 
-    async def accept_escalation(self, session_id: str, *, by: str) -> Escalation:
+    async def accept_escalation(self, session_id: str, *, auth: AuthLike) -> Escalation:
         """suggested -> approved; the level's effect follows."""
-        return await self.escalations.decide(session_id, by=by, action="accept")
+        ctx, _ = self._operator_on(session_id, auth)
+        return await self.escalations.decide(session_id, by=ctx.user_id, action="accept")
 
     async def reject_escalation(
-        self, session_id: str, *, by: str, reason: str | None = None
+        self, session_id: str, *, auth: AuthLike, reason: str | None = None
     ) -> Escalation:
         """pending_approval or suggested -> rejected; the session carries on as it was."""
-        return await self.escalations.reject(session_id, by=by, reason=reason)
+        ctx, _ = self._operator_on(session_id, auth)
+        return await self.escalations.reject(session_id, by=ctx.user_id, reason=reason)
 
-    def pending_escalations(self, *, workspace: str | None = None) -> list[StoredEscalation]:
-        """Escalations waiting for an operator (pending approval or suggested) of open sessions."""
-        return self.escalations.pending(workspace=workspace)
+    def pending_escalations(
+        self, *, auth: AuthLike, workspace: str | None = None
+    ) -> list[StoredEscalation]:
+        """Escalations waiting for an operator (pending approval or suggested) of open sessions
+        in the caller's workspaces (in `workspace` only, when given)."""
+        ctx = require(auth, OPERATOR)
+        return self.escalations.pending(workspace=workspace, covers=ctx.covers)
 
-    def escalation_history(self, session_id: str) -> list[StoredEscalation]:
+    def escalation_history(self, session_id: str, *, auth: AuthLike) -> list[StoredEscalation]:
+        self._operator_on(session_id, auth)
         return self.escalations.history(session_id)
 
     # ------------------------------------------------------------ the human queue
 
-    def human_queue(self, workspace: str | None = None) -> list[QueueItem]:
-        """Sessions waiting for (or held by) a person: most urgent first, then oldest."""
-        return self.queue.items(workspace)
+    def human_queue(self, workspace: str | None = None, *, auth: AuthLike) -> list[QueueItem]:
+        """Sessions waiting for (or held by) a person in the caller's workspaces (in `workspace`
+        only, when given): most urgent first, then oldest."""
+        ctx = require(auth, OPERATOR)
+        return [i for i in self.queue.items(workspace) if ctx.covers(i.workspace_id)]
 
-    def transcript(self, session_id: str) -> list[TranscriptEntry]:
-        """What the user and the operators wrote while a person had the session."""
+    def transcript(self, session_id: str, *, auth: AuthLike) -> list[TranscriptEntry]:
+        """What the user and the operators wrote while a person had the session: for operators,
+        and for users with chat access to the session."""
+        ctx = AuthContext.of(auth)
+        if OPERATOR not in ctx.permissions and CHAT_ACCESS not in ctx.permissions:
+            raise PermissionDeniedError(
+                f"user {ctx.user_id!r} needs {OPERATOR!r} or {CHAT_ACCESS!r} to read a transcript"
+            )
+        self._acting.visible_row(session_id, ctx)
         return self.queue.transcript(session_id)
 
-    async def claim(self, session_id: str, *, operator: str) -> QueueItem:
+    async def claim(self, session_id: str, *, auth: AuthLike) -> QueueItem:
         """Take a waiting session; HumanQueueError when another operator holds it."""
-        return await self.queue.claim(session_id, operator=operator)
+        ctx, _ = self._operator_on(session_id, auth)
+        return await self.queue.claim(session_id, operator=ctx.user_id)
 
-    async def answer(self, session_id: str, *, operator: str, text: str) -> TranscriptEntry:
+    async def answer(self, session_id: str, *, auth: AuthLike, text: str) -> TranscriptEntry:
         """The operator who claimed the session answers the user."""
-        return await self.queue.answer(session_id, operator=operator, text=text)
+        ctx, _ = self._operator_on(session_id, auth)
+        if not text.strip() or len(text) > MAX_ANSWER_CHARS:
+            raise LifecycleError(
+                f"an answer is 1 to {MAX_ANSWER_CHARS:,} characters (got {len(text):,})"
+            )
+        return await self.queue.answer(session_id, operator=ctx.user_id, text=text)
 
-    async def hand_back(self, session_id: str, *, operator: str) -> str:
+    async def hand_back(self, session_id: str, *, auth: AuthLike) -> str:
         """Return the session to the agents (the member before the person, or the primary)."""
-        return await self.queue.hand_back(session_id, operator=operator)
+        ctx, _ = self._operator_on(session_id, auth)
+        return await self.queue.hand_back(session_id, operator=ctx.user_id)
 
     # ------------------------------------------------------------ requested handoffs
 
@@ -211,10 +253,10 @@ class Operators:
         urgency: Priority = "medium",
         auth: AuthLike,
     ) -> HandoffResult:
-        """Hand a team session to a specialization (or `human`) on request: the same flow as a
-        fired trigger (load balancing, `on_no_free_member`, the escalation path)."""
-        session = self._sessions.get(session_id, auth=auth)  # checks access and workspace
-        row = session.row
+        """Hand a team session to a specialization (or `human`) on request, as an operator of the
+        session's workspace: the same flow as a fired trigger (load balancing,
+        `on_no_free_member`, the escalation path)."""
+        ctx, row = self._operator_on(session_id, auth)
         if row.state == "ended":
             raise SessionStateError(session_id, "ended", f"it ended ({row.reason})")
         if row.kind != "team":
@@ -256,7 +298,7 @@ class Operators:
             router_state=decision.router_state,
             events=(requested, *decision.events),
         )
-        await self._sessions.apply_decision(session_id, decision, auth=auth)
+        await self._acting.apply_as(row, decision, who=ctx.user_id)
         if decision.state == "awaiting_human" and not opened:
             return HandoffResult("human", before, HUMAN)
         if opened:
@@ -270,10 +312,21 @@ class Operators:
 
     # ------------------------------------------------------------ teams from code
 
-    def set_member_availability(self, team: str, agent: str, status: str) -> None:
+    def _team_for(self, team: str, ctx: AuthContext) -> Team:
+        """The team, if in a workspace `ctx` covers (a team that declares none is the whole
+        environment's); UnknownTeamError otherwise, as for a missing team."""
+        spec = self._routers.team_router(team).team
+        if spec.workspace is not None and not ctx.covers(spec.workspace):
+            raise UnknownTeamError(f"team.{team} is neither applied nor declared")
+        return spec
+
+    def set_member_availability(
+        self, team: str, agent: str, status: str, *, auth: AuthLike
+    ) -> None:
         """Live availability of a member (overrides the spec's): `available`, `busy`, `offline`.
         Durable. Back to `available`, the member serves handoffs queued for its
         specialization at once (oldest first, as far as its `max_workload` allows)."""
+        self._team_for(team, require(auth, OPERATOR))
         router = self._routers.team_router(team)
         now = self._ctx.clock.now()
         self._availability.set(router.team, agent, status, at=now)
@@ -287,13 +340,18 @@ class Operators:
                 if member.agent == agent:
                     self._sessions.serve_waiting_handoffs(team, member.specialization)
 
-    def member_availability(self, team: str) -> dict[str, str]:
-        return self._availability.effective(self._routers.team_router(team).team)
+    def member_availability(self, team: str, *, auth: AuthLike) -> dict[str, str]:
+        return self._availability.effective(self._team_for(team, require(auth, OPERATOR)))
 
-    async def create_team(self, spec: Team | Mapping[str, Any]) -> Team:
-        """Create (or replace) a team from code, validated like a spec file: the Team model,
-        members that are declared agents, targets that are specializations or `human`."""
+    async def create_team(self, spec: Team | Mapping[str, Any], *, auth: AuthLike) -> Team:
+        """Create (or replace) a team from code (`admin`), validated like a spec file: the Team
+        model, members that are declared agents, targets that are specializations or `human`."""
+        ctx = require(auth, ADMIN)
         team = team_of(spec)
+        if team.workspace is not None and not ctx.covers(team.workspace):
+            raise PermissionDeniedError(
+                f"user {ctx.user_id!r} does not work in workspace {team.workspace!r}"
+            )
         applied = self._applied
         self._reload(project_with_team(team, specs=applied.project, declared=applied.declared))
         self._ctx.events.emit("team:created", {"team": team.name})

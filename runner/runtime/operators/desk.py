@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 from runner.runtime.clock import Clock
@@ -195,15 +195,20 @@ class EscalationDesk:
         await self._sessions.apply_as(row, decision, who=by)
         return done
 
-    def pending(self, *, workspace: str | None) -> list[StoredEscalation]:
-        """Escalations waiting for an operator (pending approval or suggested) of open sessions."""
+    def pending(
+        self, *, workspace: str | None, covers: Callable[[str | None], bool]
+    ) -> list[StoredEscalation]:
+        """Escalations waiting for an operator (pending approval or suggested) of open sessions
+        in workspaces `covers` admits (in `workspace` only, when given)."""
         out: list[StoredEscalation] = []
         rows = self._sessions.open_rows()
         for row in sorted(rows, key=lambda r: (r.created_at, r.id)):
             esc = row.escalation
             if esc is None or esc.get("status") not in AWAITING_OPERATOR:
                 continue
-            if workspace is not None and row.workspace_id != workspace:
+            if not covers(row.workspace_id) or (
+                workspace is not None and row.workspace_id != workspace
+            ):
                 continue
             team = row.target if row.kind == "team" else None
             out.append(StoredEscalation(self._env, team, True, dict(esc)))

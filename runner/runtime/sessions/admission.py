@@ -1,10 +1,10 @@
 """Admission: starting a session with one agent or with a team.
 
-Role: `Admission.start` (behind `Lifecycle.create_agent_session`) checks the workspace of a
-team, pins the agent version of every member (`runner.runtime.sessions.agents`), takes pool
-slots for all of them (waiting up to `wait`, served by `priority`), opens the provider
-conversation, writes the session row and hands the session to the table
-(`runner.runtime.sessions.table`).
+Role: `Admission.start` (behind `Lifecycle.create_agent_session`) settles the session's
+workspace (`session_workspace`: every session has one), pins the agent version of every member
+(`runner.runtime.sessions.agents`), takes pool slots for all of them (waiting up to `wait`,
+served by `priority`), opens the provider conversation, writes the session row and hands the
+session to the table (`runner.runtime.sessions.table`).
 
 Invariants:
   - A session keeps one provider conversation and the agent versions it started with: an
@@ -23,7 +23,12 @@ from typing import Any, Literal
 from runner.providers.base import Provider
 from runner.runtime.auth import AuthContext
 from runner.runtime.context import RuntimeContext
-from runner.runtime.errors import LifecycleError, PermissionDeniedError, UnknownTeamError
+from runner.runtime.errors import (
+    LifecycleError,
+    PermissionDeniedError,
+    UnknownTeamError,
+    WorkspaceRequiredError,
+)
 from runner.runtime.monitoring import PerformanceMonitor
 from runner.runtime.pools import PoolManager
 from runner.runtime.sessions.agents import AgentCatalog
@@ -32,10 +37,35 @@ from runner.runtime.sessions.provider_calls import call_provider
 from runner.runtime.sessions.table import LiveSessions, session_subjects
 from runner.runtime.teams import primary_member
 from runner.spec.models import parse_duration
-from runner.spec.vocabulary import Priority
+from runner.spec.vocabulary import ALL_WORKSPACES, Priority
 from runner.state.sessions import SessionRow, SessionStore
 
-__all__ = ["Admission"]
+__all__ = ["Admission", "session_workspace"]
+
+
+def session_workspace(auth: AuthContext, *, declared: str | None, what: str) -> str:
+    """The workspace a new session belongs to: the one the caller acts in, else the team's
+    declared one (if the caller covers it), else the caller's only workspace. A session needs
+    one: without it, it would be outside every workspace check."""
+    workspace = auth.workspace_id
+    if workspace is None:
+        concrete = sorted(w for w in auth.workspaces if w != ALL_WORKSPACES)
+        if declared is not None and auth.covers(declared):
+            workspace = declared
+        elif len(concrete) == 1 and not auth.every_workspace:
+            workspace = concrete[0]
+        else:
+            raise WorkspaceRequiredError(
+                f"a session needs a workspace: {auth.user_id!r} "
+                + (
+                    "works in several; give auth a workspace_id"
+                    if concrete or auth.every_workspace
+                    else "has none; give auth a workspace_id"
+                )
+            )
+    if declared is not None and workspace != declared:
+        raise PermissionDeniedError(f"{what} belongs to workspace {declared!r}, not {workspace!r}")
+    return workspace
 
 
 def _new_session_id() -> str:
@@ -86,21 +116,14 @@ class Admission:
             team_spec = self._applied.declared.teams.get(team)
             if team_spec is None:
                 raise UnknownTeamError(f"team.{team} is neither applied nor declared")
-            if (
-                team_spec.workspace is not None
-                and auth.workspace_id is not None
-                and team_spec.workspace != auth.workspace_id
-            ):
-                raise PermissionDeniedError(
-                    f"team.{team} belongs to workspace {team_spec.workspace!r}, not "
-                    f"{auth.workspace_id!r}"
-                )
+            workspace = session_workspace(auth, declared=team_spec.workspace, what=f"team.{team}")
             members = tuple(dict.fromkeys(m.agent for m in team_spec.members))
             first = primary_member(team_spec)
             kind: Literal["agent", "team"] = "team"
             target = team
         else:
             assert agent is not None
+            workspace = session_workspace(auth, declared=None, what=f"agent.{agent}")
             members = (agent,)
             first = agent
             kind = "agent"
@@ -130,7 +153,7 @@ class Admission:
             kind=kind,
             target=target,
             user_id=auth.user_id,
-            workspace_id=auth.workspace_id,
+            workspace_id=workspace,
             state="active",
             conversation_id=conversation_id,
             current_agent=first,
@@ -168,7 +191,7 @@ class Admission:
                     "agent": first,
                     "team": team,
                     "user_id": auth.user_id,
-                    "workspace_id": auth.workspace_id,
+                    "workspace_id": workspace,
                     "conversation_id": conversation_id,
                     "versions": {n: p[1] for n, p in pins.items()},
                 },

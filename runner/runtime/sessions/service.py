@@ -3,7 +3,8 @@
 Role: what the `Lifecycle` facade's session methods and every `Session` handle call
 (`SessionService` is the handles' `SessionOwner`); the operator side uses it too
 (`session_row`, `open_rows`, `workload`, `apply_decision`, `serve_waiting_handoffs`). Each call
-checks its auth (`chat:access`, the session's workspace) and delegates: admission starts a
+checks its auth (`chat:access` — or `operator` for reading, pausing, resuming and ending —
+and a workspace the caller covers) and delegates: admission starts a
 session, the turn path answers a message, the session changes apply decisions and end sessions,
 the table holds what is live.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner.runtime.auth import AuthContext, AuthLike, check_auth
+from runner.runtime.auth import CHAT_ACCESS, OPERATOR, AuthContext, AuthLike, check_auth, require
 from runner.runtime.clock import Clock
 from runner.runtime.errors import SessionStateError
 from runner.runtime.sessions.admission import Admission
@@ -31,6 +32,12 @@ from runner.spec.vocabulary import Priority
 from runner.state.sessions import SessionRow
 
 __all__ = ["SessionService"]
+
+
+def _session_reader(auth: AuthLike) -> AuthContext:
+    """Reading, pausing, resuming or ending a session: its user (`chat:access`) or an operator
+    (`operator`) of its workspace. Starting one and sending messages need `chat:access`."""
+    return require(auth, CHAT_ACCESS, OPERATOR)
 
 
 class SessionService:
@@ -78,18 +85,22 @@ class SessionService:
             priority=priority,
             wait=wait,
         )
-        return Session(self, row, checked)
+        return Session(self, row, checked.acting_in(row.workspace_id))
 
     def get(self, session_id: str, *, auth: AuthLike) -> Session:
-        checked = check_auth(auth)
-        return Session(self, self._table.visible(session_id, checked), checked)
+        checked = _session_reader(auth)
+        row = self._table.visible(session_id, checked)
+        return Session(self, row, checked.acting_in(row.workspace_id))
 
     def list_sessions(self, *, auth: AuthLike) -> list[Session]:
-        checked = check_auth(auth)
+        """The live sessions held here in the caller's workspaces (in the one it acts in, when it
+        names one)."""
+        checked = _session_reader(auth)
+        named = checked.workspace_id
         return [
-            Session(self, row, checked)
+            Session(self, row, checked.acting_in(row.workspace_id))
             for row in self._table.rows()
-            if row.workspace_id == checked.workspace_id
+            if checked.covers(row.workspace_id) and (named is None or row.workspace_id == named)
         ]
 
     async def send(
@@ -101,26 +112,26 @@ class SessionService:
     async def apply_decision(
         self, session_id: str, decision: RouteDecision, *, auth: AuthLike
     ) -> Session:
-        checked = check_auth(auth)
+        checked = _session_reader(auth)
         live = self._table.live_or_raise(session_id, checked)
         self._changes.apply_outside(live, decision)
         return Session(self, live.row, checked)
 
     async def end(self, session_id: str, *, reason: str, auth: AuthLike) -> None:
-        checked = check_auth(auth)
+        checked = _session_reader(auth)
         if self._table.visible(session_id, checked).state == "ended":
             return
         self._changes.end(self._table.live_or_raise(session_id, checked), reason)
 
     async def pause(self, session_id: str, *, auth: AuthLike) -> None:
-        live = self._table.live_or_raise(session_id, check_auth(auth))
+        live = self._table.live_or_raise(session_id, _session_reader(auth))
         if live.row.state not in ("active", "paused"):
             raise SessionStateError(session_id, live.row.state, "only an active session pauses")
         self._table.transition(live, "paused", reason=None)
 
     async def resume(self, session_id: str, *, auth: AuthLike) -> None:
         """Active again; a session a person had goes back to its team's primary (or agent)."""
-        checked = check_auth(auth)
+        checked = _session_reader(auth)
         row = self._table.visible(session_id, checked)
         team = self._applied.declared.teams.get(row.target) if row.kind == "team" else None
         live = self._table.live_or_raise(session_id, checked)
@@ -135,7 +146,7 @@ class SessionService:
         row.last_activity_at = self._clock.now()
 
     async def await_human(self, session_id: str, *, auth: AuthLike, reason: str | None) -> None:
-        live = self._table.live_or_raise(session_id, check_auth(auth))
+        live = self._table.live_or_raise(session_id, _session_reader(auth))
         if live.row.state == "ended":
             raise SessionStateError(session_id, "ended", "it cannot wait for a human")
         self._table.transition(live, "awaiting_human", reason=reason)

@@ -120,7 +120,7 @@ class LiveSessions:
         """The session's row if `auth` may see it (ended sessions too)."""
         live = self.live.get(session_id)
         row = live.row if live is not None else self._store.load(session_id)
-        if row is None or row.workspace_id != auth.workspace_id or row.env != self._env:
+        if row is None or not auth.covers(row.workspace_id) or row.env != self._env:
             raise SessionNotFoundError(session_id)
         return row
 

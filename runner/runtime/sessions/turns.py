@@ -81,7 +81,7 @@ class Turns:
         if CHAT_ACCESS not in auth.permissions:
             check_auth(auth)
         live = self._live.get(session_id)
-        if live is None or live.row.workspace_id != auth.workspace_id:
+        if live is None or not auth.covers(live.row.workspace_id):
             live = self._table.live_or_raise(session_id, auth)
         lock = live.lock
         if lock is None:
