@@ -68,11 +68,32 @@ class PoolLimitError(LifecycleError):
 
 
 class TokenBudgetError(LifecycleError):
-    def __init__(self, pool: str, limit: int, used: int, retry_after: float) -> None:
-        super().__init__(
-            f"pool.{pool}: max_tokens_per_minute {limit} used up ({used} tokens in the last 60s); "
-            f"retry in {retry_after:.1f}s, pass wait= to send, or raise the limit"
-        )
+    """A turn would go over a pool's `max_tokens_per_minute`: refused before anything is sent.
+    `retry_after` is infinite when the message alone is over the limit."""
+
+    def __init__(
+        self, pool: str, limit: int, used: int, retry_after: float, *, estimate: int = 0
+    ) -> None:
+        if retry_after == float("inf"):
+            message = (
+                f"pool.{pool}: this message is about {estimate:,} tokens (estimated), over "
+                f"max_tokens_per_minute {limit:,} on its own; send a shorter message or raise "
+                "the limit"
+            )
+        elif estimate > limit - used:
+            message = (
+                f"pool.{pool}: this message is about {estimate:,} tokens (estimated) and "
+                f"max_tokens_per_minute {limit:,} has {max(limit - used, 0):,} left ({used:,} "
+                f"used in the last 60s); retry in {retry_after:.1f}s, pass wait= to send, or "
+                "raise the limit"
+            )
+        else:
+            message = (
+                f"pool.{pool}: max_tokens_per_minute {limit:,} used up ({used:,} tokens in the "
+                f"last 60s); retry in {retry_after:.1f}s, pass wait= to send, or raise the limit"
+            )
+        super().__init__(message)
+        self.estimate = estimate
         self.pool = pool
         self.limit = limit
         self.used = used

@@ -92,6 +92,8 @@ def from_exception(exc: BaseException) -> ApiError | None:
             {"Retry-After": "5"},
         )
     if isinstance(exc, TokenBudgetError):
+        if math.isinf(exc.retry_after):  # the message alone is over the limit: never admitted
+            return ApiError(429, "token_budget", text)
         retry = str(max(1, math.ceil(exc.retry_after)))
         return ApiError(429, "token_budget", text, {"Retry-After": retry})
     for kind, status, code in simple:

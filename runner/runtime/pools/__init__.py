@@ -28,5 +28,6 @@ May import: `runner.spec` and the runtime's neutral modules (clock, errors).
 
 from runner.runtime.pools.figures import PoolFigures
 from runner.runtime.pools.manager import PoolManager, PoolWarning
+from runner.runtime.pools.usage import estimate_tokens
 
-__all__ = ["PoolFigures", "PoolManager", "PoolWarning"]
+__all__ = ["PoolFigures", "PoolManager", "PoolWarning", "estimate_tokens"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
@@ -200,8 +201,12 @@ class PoolManager:
 
     # ------------------------------------------------------------ tokens
 
-    def token_wait(self, pools: Iterable[str]) -> tuple[str, int, int, float] | None:
-        """None when every pool admits a turn; else (pool, limit, used, seconds until it would)."""
+    def token_wait(
+        self, pools: Iterable[str], *, estimate: int = 0
+    ) -> tuple[str, int, int, float] | None:
+        """None when every pool admits a turn whose input is about `estimate` tokens; else
+        (pool, limit, used, seconds until it would: infinite when `estimate` alone is over the
+        limit)."""
         now = self._clock.now()
         for name in pools:
             state = self._pools.get(name)
@@ -211,10 +216,12 @@ class PoolManager:
             if limit is None:
                 continue
             state.trim(now)
-            if state.window_sum < limit:
+            if estimate > limit:
+                return name, limit, state.window_sum, math.inf
+            if state.window_sum + max(estimate, 1) <= limit:
                 continue
-            # Oldest entries leave first: find when the sum drops under the limit.
-            need = state.window_sum - limit + 1
+            # Oldest entries leave first: find when the sum leaves room for the estimate.
+            need = state.window_sum + max(estimate, 1) - limit
             freed = 0
             at = now
             for t, tokens in state.window:
@@ -225,19 +232,24 @@ class PoolManager:
             return name, limit, state.window_sum, max(0.0, at - now)
         return None
 
-    async def admit_tokens(self, pools: Sequence[str], *, wait: float | None) -> None:
+    async def admit_tokens(
+        self, pools: Sequence[str], *, wait: float | None, estimate: int = 0
+    ) -> None:
+        """Return when every pool has room for a turn of about `estimate` input tokens (waiting
+        up to `wait` seconds); TokenBudgetError naming the pool, its limit and the estimate
+        otherwise — before anything is sent."""
         if not pools:
             return
         deadline = None if not wait else self._clock.monotonic() + wait
         while True:
-            blocked = self.token_wait(pools)
+            blocked = self.token_wait(pools, estimate=estimate)
             if blocked is None:
                 return
             name, limit, used, retry_after = blocked
             remaining = None if deadline is None else deadline - self._clock.monotonic()
             if remaining is None or remaining < retry_after:
                 self._pools[name].token_refusals += 1
-                raise TokenBudgetError(name, limit, used, retry_after)
+                raise TokenBudgetError(name, limit, used, retry_after, estimate=estimate)
             await self._clock.sleep(max(retry_after, 0.001))
 
     def record_tokens(self, pools: Iterable[str], tokens: int) -> None:

@@ -16,9 +16,16 @@ from dataclasses import dataclass, field
 
 from runner.spec.models import ResourcePool
 
-__all__ = ["TOKEN_WINDOW_S", "PoolUsage"]
+__all__ = ["CHARS_PER_TOKEN", "TOKEN_WINDOW_S", "PoolUsage", "estimate_tokens"]
 
 TOKEN_WINDOW_S = 60.0
+CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text and BPE tokenizers
+
+
+def estimate_tokens(text: str) -> int:
+    """About how many tokens `text` is, before any model sees it: one per `CHARS_PER_TOKEN`
+    characters (what a turn's size is checked against a pool's token budget with)."""
+    return -(-len(text) // CHARS_PER_TOKEN)
 
 
 @dataclass

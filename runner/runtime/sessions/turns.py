@@ -28,7 +28,7 @@ from runner.runtime.auth import CHAT_ACCESS, AuthContext, check_auth
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionStateError, TurnFailedError
 from runner.runtime.monitoring import PerformanceMonitor, Subject
-from runner.runtime.pools import PoolManager
+from runner.runtime.pools import PoolManager, estimate_tokens
 from runner.runtime.sessions.agents import AgentCatalog
 from runner.runtime.sessions.applied import AppliedState
 from runner.runtime.sessions.changes import SessionChanges
@@ -113,7 +113,8 @@ class Turns:
         if row.pools and state != "awaiting_human":
             # Admission before routing, on every pool the session holds: a refused turn changes
             # nothing (no handoff half done). Tokens are charged to the answering agent's pools.
-            await pools_manager.admit_tokens(row.pools, wait=wait)
+            # The message's own size is known now: one that cannot fit is refused unsent.
+            await pools_manager.admit_tokens(row.pools, wait=wait, estimate=estimate_tokens(text))
         if row.kind == "team":
             decision = await self._route(live, text, turn)
             handoffs = decision.handoffs
