@@ -6,6 +6,8 @@ operator store (`runner.state.operators_sqlite`) on the same connection.
 
 Invariants:
   - Only tables prefixed `rt_` are touched; the registry's tables are not read or written here.
+  - A file made by an older runner gains the newer columns on open (`features`, `config`,
+    added with defaults), so its sessions keep working.
   - One connection per store, used from one thread (the event loop's); autocommit, WAL journal,
     synchronous=NORMAL (durable across process crashes, not across power loss), busy timeout so
     an apply in another process never makes a write fail.
@@ -23,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from runner.sqlitefile import prepare_database
+from runner.sqlitefile import prepare_database, write_transaction
 from runner.state.sessions import SessionRow
 
 __all__ = ["SqliteSessionStore", "open_connection"]
@@ -67,7 +69,9 @@ CREATE TABLE IF NOT EXISTS rt_sessions (
     last_activity_at REAL NOT NULL,
     ended_at REAL,
     escalation TEXT,
-    router_state TEXT NOT NULL DEFAULT '{}'
+    router_state TEXT NOT NULL DEFAULT '{}',
+    features TEXT NOT NULL DEFAULT '{}',
+    config TEXT NOT NULL DEFAULT '{}'
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rt_sessions_open ON rt_sessions(env, state);
 """
@@ -75,8 +79,28 @@ CREATE INDEX IF NOT EXISTS rt_sessions_open ON rt_sessions(env, state);
 _COLUMNS = (
     "id, env, kind, target, user_id, workspace_id, state, reason, conversation_id, "
     "current_agent, pins, pools, max_turns, idle_timeout, preferences, priority, turns, "
-    "input_tokens, output_tokens, created_at, last_activity_at, ended_at, escalation, router_state"
+    "input_tokens, output_tokens, created_at, last_activity_at, ended_at, escalation, "
+    "router_state, features, config"
 )
+
+# Columns added after the first release: (name, declaration) for `ALTER TABLE ADD COLUMN`.
+_ADDED_COLUMNS = (
+    ("features", "TEXT NOT NULL DEFAULT '{}'"),
+    ("config", "TEXT NOT NULL DEFAULT '{}'"),
+)
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Bring an `rt_sessions` table made by an older runner up to date (race-safe: the check
+    is repeated under the write lock)."""
+    have = {str(r[1]) for r in conn.execute("PRAGMA table_info(rt_sessions)")}
+    if all(name in have for name, _ in _ADDED_COLUMNS):
+        return
+    with write_transaction(conn):
+        have = {str(r[1]) for r in conn.execute("PRAGMA table_info(rt_sessions)")}
+        for name, declaration in _ADDED_COLUMNS:
+            if name not in have:
+                conn.execute(f"ALTER TABLE rt_sessions ADD COLUMN {name} {declaration}")
 
 
 def _row_values(row: SessionRow) -> tuple[Any, ...]:
@@ -105,6 +129,8 @@ def _row_values(row: SessionRow) -> tuple[Any, ...]:
         row.ended_at,
         None if row.escalation is None else json.dumps(row.escalation),
         json.dumps(row.router_state, separators=(",", ":")),
+        json.dumps(row.features, separators=(",", ":")),
+        json.dumps(row.config, separators=(",", ":")),
     )
 
 
@@ -135,6 +161,8 @@ def _row_from(v: tuple[Any, ...]) -> SessionRow:
         ended_at=v[21],
         escalation=None if v[22] is None else json.loads(v[22]),
         router_state=json.loads(v[23]),
+        features=json.loads(v[24]),
+        config=json.loads(v[25]),
     )
 
 
@@ -168,6 +196,7 @@ class SqliteSessionStore:
         self.path = Path(path)
         self._conn = open_connection(self.path)
         prepare_database(self._conn, _SCHEMA)
+        _add_columns(self._conn)
         placeholders = ", ".join("?" * len(_COLUMNS.split(",")))
         self._insert = f"INSERT INTO rt_sessions ({_COLUMNS}) VALUES ({placeholders})"
 

@@ -66,6 +66,7 @@ class SessionService:
         preferences: Mapping[str, Any] | None,
         priority: Priority | None,
         wait: float | None,
+        features: Mapping[str, Any] | None = None,
     ) -> Session:
         checked = check_auth(auth)
         row = await self._admission.start(
@@ -77,6 +78,7 @@ class SessionService:
             preferences=preferences,
             priority=priority,
             wait=wait,
+            features=features,
         )
         return Session(self, row, checked)
 
