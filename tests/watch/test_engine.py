@@ -206,3 +206,21 @@ def test_a_change_made_outside_is_caught_under_the_lock(workspace: Workspace) ->
             assert provider.get_agent("triage") is not None
         finally:
             provider.close()
+
+
+def test_a_workspace_that_overrides_a_var_re_renders_every_agent(workspace: Workspace) -> None:
+    with ReloadEngine([workspace.specs], apply=False) as engine:
+        assert engine.start().event == "planned"
+        path = workspace.write(
+            "workspaces.yaml",
+            "apiVersion: runner/v1\nkind: Workspace\nname: ws-1\nvars: {company: Fabrikam}\n",
+        )
+        outcome = engine.reload([path])
+        assert outcome.event == "planned", outcome
+        assert {"agent.billing", "agent.triage", "workspace.ws-1"} <= set(outcome.addresses)
+        full = load_project([workspace.specs])
+        assert engine.desired() == compute_desired(full.project, full.project.environment())
+        triage = next(a for a in engine.desired().agents if a.name == "triage")
+        # `company` is now read per session: a placeholder, its value an input
+        assert "{{runner_" in triage.definition["instructions"]
+        assert "Contoso" not in triage.definition["instructions"]
