@@ -61,6 +61,7 @@ async def test_bad_values_are_refused_before_anything_is_held(open_lc: Any) -> N
             (TICKET, {"beta": True}, "invalid_features", "unknown feature"),
             (TICKET, {"refunds": "yes"}, "invalid_features", "true or false"),
             ({str(i): i for i in range(65)}, {}, "invalid_preferences", "at most 64"),
+            ({"formality": float("nan"), **TICKET}, {}, "invalid_preferences", "JSON values"),
         ]
         for prefs, features, code, words in cases:
             with pytest.raises(SessionConfigError) as info:

@@ -285,7 +285,7 @@ def _check_bounds(preferences: Mapping[str, Any], features: Mapping[str, Any]) -
             "invalid_preferences", f"at most {MAX_KEYS} preferences and {MAX_KEYS} features"
         )
     try:
-        size = len(json.dumps(preferences, separators=(",", ":")))
+        size = len(json.dumps(preferences, separators=(",", ":"), allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise SessionConfigError(
             "invalid_preferences", f"preferences must be JSON values: {exc}"

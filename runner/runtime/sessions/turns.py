@@ -266,7 +266,7 @@ class Turns:
             state=row.state,
             escalation=row.escalation,
             router_state=row.router_state,
-            preferences=row.preferences,
+            preferences=row.config.get("preferences") or row.preferences,  # effective ones
             priority=row.priority,
             workload=self._table.workload,
         )
