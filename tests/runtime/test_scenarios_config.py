@@ -72,7 +72,7 @@ steps:
         )
     }
     tone = results["wrong-tone"].message or ""
-    assert "step 1 (user: \"hello\")" in tone
+    assert 'step 1 (user: "hello")' in tone
     assert "expected the reply to contain 'professional tone', saw '[triage-agent v1] hello" in tone
     assert "expected the reply not to contain 'casual tone'" in tone
     tool = results["expects-a-tool-call"].message or ""
