@@ -223,7 +223,9 @@ def session_out(session: Session) -> SessionOut:
         escalation=None if row.escalation is None else dict(row.escalation),
         preferences=dict(row.preferences),
         features=dict(row.features),
-        configuration=ConfigurationOut.model_validate(public_configuration(row.config)),
+        configuration=ConfigurationOut.model_validate(
+            public_configuration(row.config, workspace=row.workspace_id)
+        ),
     )
 
 

@@ -174,9 +174,10 @@ class PreparedAgent:
             layout,
             stage="layout",
         )
-        spec = self._spec
-        self._session = bool(spec.preferences or spec.features) or any(self._slots)
-        self._session = self._session or bool(self._layout_slots)
+        # Something varies per session: declared preferences or features, or a text was cut.
+        self._session = bool(
+            self._spec.preferences or self._spec.features or any(self._slots) or self._layout_slots
+        )
         self._plans: dict[int, tuple[Environment, SessionPlan]] = {}
         # A text without template syntax is the same tidied text in every environment.
         self._fixed = [fixed_text(source) for _address, _path, source in self._texts]

@@ -217,7 +217,16 @@ def test_an_older_session_table_gains_the_new_columns(tmp_path: Path) -> None:
 
 
 async def test_sessions_without_configuration_send_no_inputs(lc: Lifecycle) -> None:
+    created: list[Any] = []
+    lc.on("lifecycle:session_created", created.append)
     session = await lc.create_agent_session(agent="tech-advisor", auth=AUTH)
     assert session.row.config == {}
+    assert created[0].data["configuration"] == {
+        "workspace": AUTH["workspace_id"],
+        "overlay": None,
+        "preferences": {},
+        "features": {},
+        "disabled_tools": {},
+    }
     reply = await session.send("hello")
     assert reply.text == "[tech-advisor v1] hello"

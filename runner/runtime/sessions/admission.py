@@ -182,7 +182,7 @@ class Admission:
                     "workspace_id": auth.workspace_id,
                     "conversation_id": conversation_id,
                     "versions": {n: p[1] for n, p in pins.items()},
-                    "configuration": public_configuration(config),
+                    "configuration": public_configuration(config, workspace=auth.workspace_id),
                 },
             )
         if events.has_listeners("session:state-changed"):

@@ -47,11 +47,14 @@ _CACHE = 1024
 _RUNTIME = Position("<runtime>", 1, 1)
 
 
-def public_configuration(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A session's effective configuration as the API and events show it (no inputs)."""
+def public_configuration(
+    config: Mapping[str, Any], *, workspace: str | None = None
+) -> dict[str, Any]:
+    """A session's effective configuration as the API and events show it (no inputs);
+    `workspace` is the session's, for a session nothing configures (an empty `config`)."""
     agents = config.get("agents") or {}
     return {
-        "workspace": config.get("workspace"),
+        "workspace": config.get("workspace", workspace),
         "overlay": config.get("overlay"),
         "preferences": dict(config.get("preferences") or {}),
         "features": dict(config.get("features") or {}),
