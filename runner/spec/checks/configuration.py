@@ -35,22 +35,28 @@ from runner.spec.suggest import did_you_mean
 
 __all__ = ["check_configuration"]
 
-_Declarations = dict[str, list[tuple[SpecDocument, Any]]]
+_Declarations = dict[str, list[tuple[Template | Agent, Any]]]
 
 
 def check_configuration(ctx: CheckContext, broken_agents: set[str]) -> None:
     """Every configuration problem of the project (agents in `broken_agents` are skipped)."""
-    prefs: _Declarations = {}
-    features: _Declarations = {}
     for kind in ("Template", "Agent"):
         for doc in ctx.docs(kind):
             spec = doc.spec
             assert isinstance(spec, Template | Agent)
             for name, pref in (spec.preferences or {}).items():
-                prefs.setdefault(name, []).append((doc, pref))
                 _check_preference(ctx, doc, name, pref)
-            for name, feature in (spec.features or {}).items():
-                features.setdefault(name, []).append((doc, feature))
+    # What environments and workspaces may set: declared by any template or agent of the
+    # project (all of them, also when a reload checks only the agents a change touched).
+    prefs: _Declarations = {}
+    features: _Declarations = {}
+    project = ctx.project
+    declaring: list[Template | Agent] = [*project.templates.values(), *project.agents.values()]
+    for spec in declaring:
+        for name, pref in (spec.preferences or {}).items():
+            prefs.setdefault(name, []).append((spec, pref))
+        for name, feature in (spec.features or {}).items():
+            features.setdefault(name, []).append((spec, feature))
     for doc in ctx.docs("Agent"):
         if doc.spec.name not in broken_agents:
             _check_feature_tools(ctx, doc)
@@ -146,7 +152,7 @@ def _check_values(
                     doc,
                     path,
                     "config.value",
-                    f"preference {name!r} as {owner.address} declares it: {problem}",
+                    f"preference {name!r} as {_address(owner)} declares it: {problem}",
                 )
                 break
     for name in feature_values:
@@ -164,17 +170,20 @@ def _check_values(
                     doc,
                     path,
                     "config.fixed",
-                    f"feature {name!r} ({owner.address}) switches server-side tools "
+                    f"feature {name!r} ({_address(owner)}) switches server-side tools "
                     f"({', '.join(server_side)}), which are part of the agent version: set it "
                     "per Environment (`features:`), or give the workspace its own agent",
                 )
                 break
 
 
-def _server_side(ctx: CheckContext, owner: SpecDocument, feature: Feature) -> list[str]:
-    """The feature's tools that are server-side tool types for the declaring document (or an
-    agent built on the declaring template)."""
-    spec = owner.spec
+def _address(spec: Template | Agent) -> str:
+    return address_of(type(spec).__name__, spec.name)
+
+
+def _server_side(ctx: CheckContext, spec: Template | Agent, feature: Feature) -> list[str]:
+    """The feature's tools that are server-side tool types for the declaring template or agent
+    (or an agent built on the declaring template)."""
     specs: list[Template | Agent] = []
     if isinstance(spec, Template):
         specs = [spec, *(a for a in ctx.project.agents.values() if a.template == spec.name)]
