@@ -269,7 +269,7 @@ FRAGMENTS = [
 ]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=7))
 def test_filling_the_version_reads_as_the_text_rendered_for_the_session(
     fragments: list[str],
