@@ -48,7 +48,8 @@ class SessionRow:
     """The feature toggles the session asked for (as given)."""
     config: dict[str, Any] = field(default_factory=dict)
     """The effective configuration, fixed at creation: workspace, preferences, features and,
-    per agent, the function tools switched off and the structured inputs sent every turn."""
+    per agent, the function tools switched off and the structured inputs sent every turn.
+    Read-only: the runtime gives sessions with the same configuration the same mapping."""
     turns: int = 0
     input_tokens: int = 0
     output_tokens: int = 0

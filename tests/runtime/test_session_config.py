@@ -230,3 +230,22 @@ async def test_sessions_without_configuration_send_no_inputs(lc: Lifecycle) -> N
     }
     reply = await session.send("hello")
     assert reply.text == "[tech-advisor v1] hello"
+
+
+async def test_sessions_with_one_configuration_store_it_once(
+    open_lc: Any, registry_file: Path
+) -> None:
+    async with open_lc(CONFIGURED) as lc:
+        for _ in range(5):
+            await lc.create_agent_session(agent="general-agent-1", auth=AUTH, preferences=TICKET)
+        other = await lc.create_agent_session(
+            agent="general-agent-1", auth=AUTH, preferences={"ticket": "T-2"}
+        )
+        assert other.row.config["agents"]["general-agent-1"]["preferences"]["ticket"] == "T-2"
+    with sqlite3.connect(registry_file) as db:
+        assert db.execute("SELECT COUNT(*) FROM rt_session_config").fetchone()[0] == 2
+        hashes = [r[0] for r in db.execute("SELECT config_hash FROM rt_sessions")]
+    assert len(hashes) == 6 and len(set(hashes)) == 2
+    async with open_lc(CONFIGURED) as lc:
+        restored = lc.get_session(other.id, auth=AUTH)
+        assert restored.row.config == other.row.config

@@ -74,6 +74,14 @@ class SessionConfigs:
         self._applied = applied
         # agent -> (the specs its plan was built from, the plan)
         self._plans: dict[str, tuple[tuple[Any, ...], SessionPlan | None]] = {}
+        self._workspace_index: tuple[Any, dict[str, Workspace]] | None = None
+        # (members, workspace, session values) -> (the plans and overlay it was made from, the
+        # configuration): shared, read-only, by every session that has it
+        self._configs: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], dict[str, Any]]] = (
+            OrderedDict()
+        )
+        # (session, agent) -> the configuration of an agent that joined after the session began
+        self._late: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         # (agent, plan, overlay, session values) -> (plan, overlay, the agent's configuration)
         self._entries: OrderedDict[tuple[Any, ...], tuple[Any, Any, dict[str, Any]]] = OrderedDict()
 
@@ -113,10 +121,11 @@ class SessionConfigs:
         """The overlay of `workspace_id` (None: none declared)."""
         if workspace_id is None:
             return None
-        for workspace in self._applied.declared.workspaces.values():
-            if workspace.id == workspace_id:
-                return workspace
-        return None
+        declared = self._applied.declared.workspaces
+        index = self._workspace_index
+        if index is None or index[0] is not declared:
+            index = self._workspace_index = (declared, {w.id: w for w in declared.values()})
+        return index[1].get(workspace_id)
 
     # ------------------------------------------------------------ admission
 
@@ -134,20 +143,45 @@ class SessionConfigs:
         features = dict(features or {})
         _check_bounds(preferences, features)
         plans = {m: self.plan(m) for m in members}
+        key = (tuple(members), workspace_id, _frozen(preferences), _frozen(features))
+        cached = self._configs.get(key)
+        if cached is not None and all(
+            a is b
+            for a, b in zip(cached[0], (*plans.values(), self.workspace(workspace_id)), strict=True)
+        ):
+            self._configs.move_to_end(key)
+            return cached[1]
+        config = self._admit(plans, members, workspace_id, preferences, features)
+        self._configs[key] = ((*plans.values(), self.workspace(workspace_id)), config)
+        if len(self._configs) > _CACHE:
+            self._configs.popitem(last=False)
+        return config
+
+    def _admit(
+        self,
+        plans: Mapping[str, SessionPlan | None],
+        members: Sequence[str],
+        workspace_id: str | None,
+        preferences: Mapping[str, Any],
+        features: Mapping[str, Any],
+    ) -> dict[str, Any]:
         present = {m: p for m, p in plans.items() if p is not None}
         _check_known(present, preferences, features, members)
         overlay = self.workspace(workspace_id)
         agents: dict[str, Any] = {}
         merged_prefs: dict[str, Any] = {}
         merged_features: dict[str, bool] = {}
-        for name, plan in present.items():
+        for name, plan in plans.items():
+            if plan is None:
+                agents[name] = {}  # nothing varies for it: the turn path looks no further
+                continue
             entry = self._agent_config(name, plan, overlay, preferences, features)
             agents[name] = entry
             for key, value in entry["preferences"].items():
                 merged_prefs.setdefault(key, value)
             for key, value in entry["features"].items():
                 merged_features.setdefault(key, value)
-        if not agents and overlay is None:
+        if not present and overlay is None:
             return {}
         return {
             "workspace": workspace_id,
@@ -260,7 +294,10 @@ class SessionConfigs:
 
     def _late_entry(self, row: SessionRow, agent: str) -> dict[str, Any]:
         """The configuration of an agent that joined after the session started (a router
-        chose it), from the session's own values; kept in memory with the row."""
+        chose it), from the session's own values (computed again after a restart)."""
+        found = self._late.get((row.id, agent))
+        if found is not None:
+            return found
         plan = self.plan(agent)
         assert plan is not None
         entry = self._agent_config(
@@ -270,7 +307,9 @@ class SessionConfigs:
             row.preferences,
             {k: v for k, v in row.features.items() if isinstance(v, bool)},
         )
-        row.config.setdefault("agents", {})[agent] = entry
+        self._late[(row.id, agent)] = entry
+        if len(self._late) > _CACHE:
+            self._late.popitem(last=False)
         return entry
 
 
