@@ -7,9 +7,16 @@ its SQLite store; sessions persist in the registry file (rows at create/state ch
 counters written behind). Also prints the memory per open session (tracemalloc over N open
 sessions).
 
-    python bench/runtime.py [--sessions 3000] [--open 2000]
+    python bench/runtime.py [--sessions 3000] [--open 2000] [--rounds 8]
 
 Target: >= 1,000 lifecycles/s on a 2-core machine.
+
+Configured variant (issue 15): the same lifecycles with session preferences (four combinations
+in turn) on agents that declare them, and a workspace overlay (vars and preference defaults)
+for the sessions' workspace, so every turn carries structured inputs. Printed as a ratio
+against the plain lifecycles measured in the same process: the median over back-to-back pairs
+(each pair shares the machine's load of its moment; the order alternates), with the ratio of
+CPU time beside it. Target: >= 0.9x.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +39,7 @@ from runner.spec.models import KINDS, address_of
 from runner.spec.project import Position, Project, SpecDocument
 
 TARGET = 1000.0
+CONFIGURED_TARGET = 0.9
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract" / "specs"
 AUTH = {"user_id": "bench", "workspace_id": "workspace-123", "permissions": ["chat:access"]}
 TURNS = (
@@ -81,15 +90,108 @@ limits: {max_concurrent_sessions: 1000000, max_tokens_per_minute: 1000000000}
 """
 
 
-async def lifecycles(lc: Lifecycle, n: int) -> float:
+# customer-service (two of the team's three members) declares preferences read by its texts;
+# the sessions' workspace sets vars and a preference default: every turn carries inputs.
+CONFIGURED = """
+apiVersion: runner/v1
+kind: Template
+name: customer-service
+description: General customer service agent
+category: support
+model: gpt-4o-mini
+temperature: 0.7
+max_turns: 50
+personality: friendly-expert
+instructions: |
+  You are a customer service agent for {{ vars.company }}.
+  Help customers with billing and account questions.
+  Reply in a {{ prefs.formality }} tone.
+  {% if prefs.verbosity == 'concise' %}
+  Keep every answer to three sentences.
+  {% endif %}
+capabilities: [billing, account_management]
+guidelines:
+  - condition: customer asks for a refund
+    action: check the order date and the refund policy before promising anything
+    priority: 1
+preferences:
+  formality: {values: [casual, professional, formal], default: professional}
+  verbosity: {values: [concise, balanced], default: balanced}
+---
+apiVersion: runner/v1
+kind: Workspace
+name: workspace-123
+vars: {company: Contoso Retail}
+preferences: {formality: casual}
+"""
+PREFERENCES = (
+    {"verbosity": "concise"},
+    {"verbosity": "balanced", "formality": "formal"},
+    {},
+    {"formality": "professional", "verbosity": "concise"},
+)
+
+
+async def lifecycles(lc: Lifecycle, n: int, preferences: bool = False) -> float:
     create = lc.create_agent_session
     started = time.perf_counter()
-    for _ in range(n):
-        session = await create(team="customer-support", auth=AUTH)
+    for i in range(n):
+        prefs = PREFERENCES[i % len(PREFERENCES)] if preferences else None
+        session = await create(team="customer-support", auth=AUTH, preferences=prefs)
         for text in TURNS:
             await session.send(text)
         await session.end("resolved")
     return time.perf_counter() - started
+
+
+async def configured_ratio(root: Path, sessions: int, rounds: int) -> float:
+    """Configured rate / plain rate: the median over `rounds` pairs of back-to-back runs in this
+    process (a pair shares the machine's load of its moment), plus the CPU-time ratio."""
+    plain_project = load_contract(CONTRACT, local_env(root / "plain"), WIDE_POOL)
+    configured_project = load_contract(
+        CONTRACT, local_env(root / "configured"), WIDE_POOL, CONFIGURED
+    )
+    pairs: list[float] = []
+    cpu = {"plain": 0.0, "configured": 0.0}
+    rates = {"plain": 0.0, "configured": 0.0}
+    async with (
+        Lifecycle.open(
+            plain_project, env="local", registry_path=root / "p.db", notifier=RecordingNotifier()
+        ) as plain,
+        Lifecycle.open(
+            configured_project,
+            env="local",
+            registry_path=root / "c.db",
+            notifier=RecordingNotifier(),
+        ) as configured,
+    ):
+        await lifecycles(plain, 50)
+        await lifecycles(configured, 50, preferences=True)
+        for i in range(rounds):
+            order = [("plain", plain, False), ("configured", configured, True)]
+            seen: dict[str, float] = {}
+            for name, lc, with_prefs in order if i % 2 == 0 else order[::-1]:
+                started_cpu = time.process_time()
+                rate = sessions / await lifecycles(lc, sessions, preferences=with_prefs)
+                cpu[name] += time.process_time() - started_cpu
+                rates[name] = max(rates[name], rate)
+                seen[name] = rate
+            pairs.append(seen["configured"] / seen["plain"])
+        probe = await configured.create_agent_session(
+            team="customer-support", auth=AUTH, preferences=PREFERENCES[0]
+        )
+        reply = await probe.send(TURNS[0])
+        assert "Reply in a casual tone." in reply.text and "three sentences" in reply.text
+        assert set(probe.versions.values()) == {"1"}, probe.versions
+    ratio = statistics.median(pairs)
+    verdict = "OK" if ratio >= CONFIGURED_TARGET else "BELOW TARGET"
+    print(
+        f"configured: {ratio:.2f}x of plain lifecycles (median of {rounds} back-to-back pairs of "
+        f"{sessions}; best {rates['configured']:,.0f}/s vs {rates['plain']:,.0f}/s; CPU time "
+        f"{cpu['plain'] / cpu['configured']:.2f}x) with preferences + a workspace overlay; "
+        f"target >= {CONFIGURED_TARGET}x: {verdict}"
+    )
+    return ratio
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -140,13 +242,15 @@ async def run(args: argparse.Namespace) -> int:
                 f"({args.open} open team sessions, one turn each; Python heap via tracemalloc)"
             )
             assert lc.active_sessions == args.open
-    return 0 if rate >= TARGET else 1
+        ratio = await configured_ratio(root, max(100, args.sessions // 3), args.rounds)
+    return 0 if rate >= TARGET and ratio >= CONFIGURED_TARGET else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=3000)
     parser.add_argument("--open", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=8)
     return asyncio.run(run(parser.parse_args(argv)))
 
 

@@ -10,6 +10,7 @@ retried by the caller, `ProviderError` may not.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,38 @@ MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
 MAX_DESCRIPTION = 512
+
+# Prompt agents' structured inputs: the definition declares them (`structured_inputs`: name ->
+# {description, default_value, schema, required}); `{{name}}` in its instructions is replaced by
+# the value a response request carries in its top-level `structured_inputs` object (else the
+# declared `default_value`). Foundry's REST spec: `AzureCreateResponseOptions.structured_inputs`.
+PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+"""A structured-input placeholder in a text: `{{name}}`."""
+
+
+def placeholder_names(text: str) -> list[str]:
+    """The structured inputs `text` refers to, in order of first use."""
+    return list(dict.fromkeys(m.group(1) for m in PLACEHOLDER_RE.finditer(text)))
+
+
+def input_text(value: Any) -> str:
+    """How an input value reads in a text: a string as it is, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def fill_placeholders(text: str, values: Mapping[str, Any]) -> str:
+    """`text` with each `{{name}}` of `values` replaced by its value, in one pass (a value is
+    never read again for placeholders); a name not in `values` stays as written."""
+    if "{{" not in text:
+        return text
+
+    def value_of(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return input_text(values[name]) if name in values else match.group(0)
+
+    return PLACEHOLDER_RE.sub(value_of, text)
 
 
 @dataclass(frozen=True)
@@ -134,9 +167,18 @@ class Provider(Protocol):
         ...
 
     def respond(
-        self, *, conversation_id: str, agent_name: str, agent_version: str | None, text: str
+        self,
+        *,
+        conversation_id: str,
+        agent_name: str,
+        agent_version: str | None,
+        text: str,
+        structured_inputs: Mapping[str, Any] | None = None,
     ) -> Reply:
-        """Send `text` to the agent version in the conversation and return its reply."""
+        """Send `text` to the agent version in the conversation and return its reply.
+
+        `structured_inputs` fill the version's `{{name}}` placeholders for this request (the
+        request's top-level `structured_inputs`; None or empty: none sent)."""
         ...
 
     def request_count(self) -> int:

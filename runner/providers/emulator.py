@@ -20,7 +20,8 @@ Invariants:
   `Retry-After` and `retry-after-ms`) or 503 *without doing the work*. `lost_response_rate`: a
   write is done and committed, then its response is lost (503, or the connection is dropped),
   as when a reply is lost on the way back.
-- Stats and reset endpoints (`/_emulator/...`) are neither counted nor faulted.
+- Stats, reset and journal endpoints (`/_emulator/...`) are neither counted nor faulted; the
+  journal (`record_requests=N`, off by default) keeps the last N routed requests' bodies.
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if path.endswith("/_emulator/stats") and method == "GET":
             self._send(200, emulator.stats())
             return
+        if path.endswith("/_emulator/requests") and method == "GET":
+            self._send(200, {"data": emulator.recorded()})
+            return
         if path.endswith("/_emulator/reset-stats") and method == "POST":
             emulator.reset_stats()
             self._send(200, {"reset": True})
@@ -128,6 +132,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 body = json.loads(raw) if raw else None
             except ValueError:
                 raise HttpError(400, "invalid_request_error", "the body is not JSON") from None
+            emulator.record(method, path, body)
             status, payload = handler(emulator, match, query, body)
         except HttpError as exc:
             self._send_error(exc)
@@ -178,6 +183,11 @@ class EmulatorHandle:
     def reset_stats(self) -> None:
         self.emulator.reset_stats()
 
+    def requests(self) -> list[dict[str, Any]]:
+        """The requests recorded so far (`record_requests=N` keeps the last N): each
+        `{"method", "path", "body"}` with the body as decoded JSON."""
+        return self.emulator.recorded()
+
     def configure(self, **changes: Any) -> None:
         """Change fault settings while running, e.g. `configure(fail_rate=1.0)`."""
         faults = self.emulator.faults
@@ -218,11 +228,14 @@ def serve_emulator(
     retry_after_ms: int = 0,
     lost_response_mode: LostResponseMode = "503",
     project: str = "p1",
+    record_requests: int = 0,
 ) -> EmulatorHandle:
     """Start the emulator on a background thread over the store in `data_dir`.
 
-    `port=0` picks a free port. Use as a context manager; the store file is
-    `data_dir/local-store.db` (the same file a `local` environment with that data_dir uses).
+    `port=0` picks a free port. `record_requests=N` keeps the last N requests for
+    `EmulatorHandle.requests()` and `GET /_emulator/requests`. Use as a context manager; the
+    store file is `data_dir/local-store.db` (the same file a `local` environment with that
+    data_dir uses).
     """
     from runner.paths import local_store_path
 
@@ -242,7 +255,7 @@ def serve_emulator(
     except OSError:
         store.close()
         raise
-    server.emulator = Emulator(store, faults=faults, seed=seed)
+    server.emulator = Emulator(store, faults=faults, seed=seed, record_requests=record_requests)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )

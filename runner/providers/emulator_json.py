@@ -100,7 +100,7 @@ def response_json(response: StoredResponse) -> dict[str, Any]:
         "status": "completed",
         "error": None,
         "incomplete_details": None,
-        "instructions": None,
+        "instructions": response.instructions,  # filled with the request's structured inputs
         "model": f"{response.agent_name}:{response.agent_version}",
         "agent_reference": {
             "type": "agent_reference",

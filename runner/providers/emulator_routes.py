@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -54,13 +55,24 @@ Handler = Callable[["Emulator", re.Match[str], Mapping[str, str], Any], tuple[in
 class Emulator:
     """The protocol logic, independent of the HTTP server: (method, path, query, body) -> JSON."""
 
-    def __init__(self, store: LocalStore, *, faults: FaultConfig, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        store: LocalStore,
+        *,
+        faults: FaultConfig,
+        seed: int | None = None,
+        record_requests: int = 0,
+    ) -> None:
         faults.check()
         self.store = store
         self.faults = faults
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._stats = RequestStats()
+        # The last `record_requests` routed requests (method, path, decoded JSON body), for
+        # tests that check what a client sent; off (0) by default.
+        self._journal: deque[dict[str, Any]] = deque(maxlen=record_requests or 1)
+        self._recording = record_requests > 0
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
         self._register()
 
@@ -73,6 +85,18 @@ class Emulator:
     def reset_stats(self) -> None:
         with self._lock:
             self._stats = RequestStats()
+            self._journal.clear()
+
+    def record(self, method: str, path: str, body: Any) -> None:
+        """Keep a routed request in the journal (when recording)."""
+        if self._recording:
+            with self._lock:
+                self._journal.append({"method": method, "path": path, "body": body})
+
+    def recorded(self) -> list[dict[str, Any]]:
+        """The recorded requests, oldest first (`record_requests` of the newest)."""
+        with self._lock:
+            return list(self._journal)
 
     def draw(self, method: str, route: str) -> tuple[int | None, bool]:
         """Count the request and decide its fault: (failure status or None, lose response?)."""
@@ -312,12 +336,16 @@ class Emulator:
             conversation = conversation.get("id")
         if conversation is not None and not isinstance(conversation, str):
             raise HttpError(400, "invalid_request_error", "'conversation' must be an id")
+        inputs = body.get("structured_inputs")
+        if inputs is not None and not isinstance(inputs, dict):
+            raise HttpError(400, "invalid_payload", "'structured_inputs' must be an object")
         version = reference.get("version")
         response = self.store.respond(
             conversation_id=conversation,
             agent_name=reference["name"],
             agent_version=None if version is None else str(version),
             text=input_text(body.get("input", "")),
+            structured_inputs=inputs,
         )
         return 200, response_json(response)
 

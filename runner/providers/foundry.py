@@ -356,18 +356,28 @@ class FoundryProvider:
         return str(conversation.id)
 
     def respond(
-        self, *, conversation_id: str, agent_name: str, agent_version: str | None, text: str
+        self,
+        *,
+        conversation_id: str,
+        agent_name: str,
+        agent_version: str | None,
+        text: str,
+        structured_inputs: Mapping[str, Any] | None = None,
     ) -> Reply:
         import openai
 
         reference: dict[str, str] = {"type": "agent_reference", "name": agent_name}
         if agent_version is not None:
             reference["version"] = agent_version
+        extra: dict[str, Any] = {"agent_reference": reference}
+        if structured_inputs:
+            # top-level, next to agent_reference (AzureCreateResponseOptions.structured_inputs)
+            extra["structured_inputs"] = dict(structured_inputs)
         try:
             response = self._openai.responses.create(
                 conversation=conversation_id,
                 input=text,
-                extra_body={"agent_reference": reference},
+                extra_body=extra,
             )
         except openai.OpenAIError as exc:
             raise _openai_error(exc, f"respond as {agent_name!r}") from exc

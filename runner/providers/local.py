@@ -85,7 +85,13 @@ class LocalProvider:
         return self.store.create_conversation(metadata=metadata).id
 
     def respond(
-        self, *, conversation_id: str, agent_name: str, agent_version: str | None, text: str
+        self,
+        *,
+        conversation_id: str,
+        agent_name: str,
+        agent_version: str | None,
+        text: str,
+        structured_inputs: Mapping[str, Any] | None = None,
     ) -> Reply:
         self._tick()
         return self.store.respond(
@@ -93,6 +99,7 @@ class LocalProvider:
             agent_name=agent_name,
             agent_version=agent_version,
             text=text,
+            structured_inputs=structured_inputs,
         ).reply()
 
     def request_count(self) -> int:

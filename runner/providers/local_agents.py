@@ -25,6 +25,7 @@ from typing import Any
 
 from runner.providers.base import MAX_DESCRIPTION, AgentVersion
 from runner.providers.local_database import StoreDatabase, fetch_page
+from runner.providers.local_inputs import check_definition
 from runner.providers.local_records import Order, Page, parse_version
 from runner.providers.local_replies import (
     check_agent_name,
@@ -116,6 +117,7 @@ class AgentVersions:
             )
         if not isinstance(definition, Mapping):
             raise invalid_parameters("definition must be an object")
+        check_definition(definition)
         try:
             definition_json = json.dumps(dict(definition), separators=(",", ":"))
         except (TypeError, ValueError) as exc:

@@ -12,7 +12,9 @@ Invariants:
 - No model is called: a reply is `[<agent> v<version>] <echo of the message>`
   (`local_replies.compute_reply`), with tokens estimated from word counts (input = words of the
   conversation so far plus the message, output = words of the reply), so token budgets can be
-  tested.
+  tested. A version with structured inputs answers with the request's values put into its
+  instructions (`local_inputs`), and the reply ends `[session: <the instruction lines that
+  hold an input, filled>]`, so what a session's preferences change shows offline.
 - `respond` writes the user item and the reply item in one transaction, after the agent version
   was found in it; an unknown agent, version or conversation is NotFoundError and writes nothing.
   A response without a conversation stands alone (its own table; input tokens = the message's
@@ -27,8 +29,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from runner.providers.base import fill_placeholders
 from runner.providers.local_agents import resolve_version
 from runner.providers.local_database import StoreDatabase, fetch_page
+from runner.providers.local_inputs import InputsDefinition, resolve_inputs, session_lines
 from runner.providers.local_records import (
     Conversation,
     ConversationItem,
@@ -81,6 +85,7 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 _NO_AGENT = (None, None, None, None)  # a user item has no agent or tokens
+_INPUTS_CACHE = 4096
 
 
 def _last_item(tx: sqlite3.Connection, conversation_id: str) -> tuple[int, int]:
@@ -127,6 +132,57 @@ class Conversations:
 
     def __init__(self, database: StoreDatabase) -> None:
         self._db = database
+        # (agent, version) -> its structured inputs: versions are immutable, numbers never reused
+        self._inputs: dict[tuple[str, str], InputsDefinition | None] = {}
+        self._fills: dict[Any, tuple[str | None, str]] = {}
+
+    def _filled(
+        self,
+        declared: InputsDefinition | None,
+        name: str,
+        version: str,
+        supplied: Mapping[str, Any] | None,
+    ) -> tuple[str | None, str]:
+        """(the instructions filled, the reply's session lines) for one request: computed once
+        per distinct (version, inputs), as a session sends the same inputs every turn."""
+        try:
+            key: Any = (
+                name,
+                version,
+                frozenset((k, type(v), v) for k, v in (supplied or {}).items()),
+            )
+        except TypeError:  # a list or an object value: not cached
+            key = None
+        found = self._fills.get(key) if key is not None else None
+        if found is not None:
+            return found
+        values = resolve_inputs(declared, supplied)
+        result: tuple[str | None, str] = (None, "")
+        if declared is not None:
+            result = (
+                fill_placeholders(declared.instructions, values),
+                session_lines(declared.instructions, values),
+            )
+        if key is not None:
+            if len(self._fills) >= _INPUTS_CACHE:
+                self._fills.clear()
+            self._fills[key] = result
+        return result
+
+    def _inputs_of(
+        self, tx: sqlite3.Connection, name: str, version: str
+    ) -> InputsDefinition | None:
+        key = (name, version)
+        if key in self._inputs:
+            return self._inputs[key]
+        row = tx.execute(
+            "SELECT definition FROM versions WHERE name = ? AND version = ?", (name, int(version))
+        ).fetchone()
+        found = InputsDefinition.of(json.loads(row[0])) if row is not None else None
+        if len(self._inputs) >= _INPUTS_CACHE:
+            self._inputs.clear()
+        self._inputs[key] = found
+        return found
 
     # ------------------------------------------------------------------ conversations
 
@@ -224,21 +280,38 @@ class Conversations:
         agent_name: str,
         agent_version: str | None,
         text: str,
+        structured_inputs: Mapping[str, Any] | None = None,
     ) -> StoredResponse:
         """Answer `text` as the agent version (latest when None); record both turns.
 
         NotFoundError for an unknown agent, version or conversation (nothing is written then).
         Without a conversation the response stands alone (input tokens = the message's words).
+        `structured_inputs` fill the version's `{{name}}` placeholders (ProviderError 400
+        `invalid_payload` for an undeclared name or a missing required one).
         """
         now = int(time.time())
+        instructions: str | None = None
         with self._db.write() as tx:
             version = resolve_version(tx, agent_name, agent_version)
             reply = compute_reply(agent_name, version, text)
+            declared = self._inputs_of(tx, agent_name, version)
+            if declared is not None or structured_inputs:
+                instructions, shown = self._filled(declared, agent_name, version, structured_inputs)
+                if shown:
+                    reply += f" [session: {shown}]"
             in_words = count_words(text)
             out_words = count_words(reply)
             if conversation_id is None:
                 response = StoredResponse(
-                    new_id("resp"), None, agent_name, version, reply, in_words, out_words, now
+                    new_id("resp"),
+                    None,
+                    agent_name,
+                    version,
+                    reply,
+                    in_words,
+                    out_words,
+                    now,
+                    instructions=instructions,
                 )
                 tx.execute(
                     "INSERT INTO responses (id, agent_name, agent_version, text, input_tokens, "
@@ -279,6 +352,7 @@ class Conversations:
             created_at=now,
             input_item_id=make_item_id(conversation_id, seq + 1),
             output_item_id=make_item_id(conversation_id, seq + 2),
+            instructions=instructions,
         )
 
     def get_response(self, response_id: str) -> StoredResponse | None:

@@ -78,6 +78,7 @@ class StoredResponse:
     created_at: int
     input_item_id: str | None = None
     output_item_id: str | None = None
+    instructions: str | None = None  # filled with the request's structured inputs
 
     def reply(self) -> Reply:
         return Reply(

@@ -56,6 +56,16 @@ class SessionStateError(LifecycleError):
         self.state = state
 
 
+class SessionConfigError(LifecycleError):
+    """A session's preferences or feature toggles do not fit what its agents declare.
+
+    `code` is `invalid_preferences` or `invalid_features` (`runner serve` answers 422)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class PoolLimitError(LifecycleError):
     def __init__(self, pool: str, limit: int, *, waited: float = 0.0) -> None:
         waited_text = f" after waiting {waited:g}s" if waited else ""

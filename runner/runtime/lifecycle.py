@@ -265,9 +265,12 @@ class Lifecycle:
         preferences: Mapping[str, Any] | None = None,
         priority: Priority | None = None,
         wait: float | None = None,
+        features: Mapping[str, bool] | None = None,
     ) -> Session:
         """Start a session with one agent or with a team (its primary member answers first).
 
+        `preferences` and `features` (toggles) must be declared by the session's agents
+        (`SessionConfigError` otherwise); with the workspace's overlay they shape every turn.
         Pool slots are taken for every agent of the session; a full pool raises
         `PoolLimitError` (or waits up to `wait` seconds, served by `priority`).
         """
@@ -280,6 +283,7 @@ class Lifecycle:
             preferences=preferences,
             priority=priority,
             wait=wait,
+            features=features,
         )
 
     def get_session(self, session_id: str, *, auth: AuthLike) -> Session:

@@ -1,10 +1,10 @@
 """A scenario step's `expect`, checked against what the runtime did during the step.
 
 Role: after each step the scenario runner (`runner.scenarios.run`) calls `check_expect` with
-what it saw: who answered, the session's state, reason and escalation, and the events emitted
-during the step. Each mismatch becomes one message saying what was expected and what was seen
-instead; an empty list means the step passed.
-"""
+what it saw: who answered and the text of the last reply, the session's state, reason and
+escalation, and the events emitted during the step (function tools run: `tool:called`). Each
+mismatch becomes one message saying what was expected and what was seen instead; an empty list
+means the step passed."""
 
 from __future__ import annotations
 
@@ -31,8 +31,13 @@ def check_expect(
     reason: str | None,
     escalation: Mapping[str, Any] | None,
     events: Sequence[Event],
+    reply: str | None = None,
 ) -> list[str]:
     problems: list[str] = []
+    if expect.reply is not None:
+        problems.extend(_reply_problems(expect, reply))
+    if expect.tools is not None:
+        problems.extend(_tool_problems(expect, events))
     if expect.agent is not None:
         seen = answered[-1] if step.user is not None and answered else current_agent
         if seen != expect.agent:
@@ -99,4 +104,42 @@ def check_expect(
                 f"expected events [{', '.join(expect.events)}] in this order "
                 f"({missing} missing), saw [{shown}]"
             )
+    return problems
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _reply_problems(expect: Expect, reply: str | None) -> list[str]:
+    assert expect.reply is not None
+    if reply is None:
+        return ["expected a reply, saw no message answered in this step"]
+    problems = [
+        f"expected the reply to contain {text!r}, saw {_short(reply)!r}"
+        for text in expect.reply.contains
+        if text not in reply
+    ]
+    problems.extend(
+        f"expected the reply not to contain {text!r}, saw {_short(reply)!r}"
+        for text in expect.reply.not_contains
+        if text in reply
+    )
+    return problems
+
+
+def _tool_problems(expect: Expect, events: Sequence[Event]) -> list[str]:
+    assert expect.tools is not None
+    run = [str(e.data.get("tool") or e.data.get("name")) for e in events if e.type == "tool:called"]
+    shown = ", ".join(run) if run else "none"
+    problems = [
+        f"expected tool {name} to be called, saw [{shown}]"
+        for name in expect.tools.called
+        if name not in run
+    ]
+    problems.extend(
+        f"expected tool {name} not to be called, saw [{shown}]"
+        for name in expect.tools.not_called
+        if name in run
+    )
     return problems

@@ -14,8 +14,11 @@ and after each step its `expect` is checked: `agent` (who answered the step's la
 other steps the member that answers next), `handoff {from?, to, trigger?}` (a handoff initiated
 during the step, any repetition), `escalation {level?, target?, status?}` (the session's current
 escalation), `state`, `reason`, `events` (emitted during the step, in this order, others may
-come between). With `repeat`, `expect` is checked once, after the last repetition; a session
-that ends during the repetitions stops them.
+come between), `reply {contains?, not_contains?}` (the step's last reply text), `tools {called?,
+not_called?}` (function tools run during the step). The session starts with the scenario's
+`session.preferences` and `session.features`, in the workspace of its `auth`. With `repeat`,
+`expect` is checked once, after the last repetition; a session that ends during the repetitions
+stops them.
 
 Invariants:
   - No model calls and no real notifications: replies come from the local provider, and
@@ -87,8 +90,9 @@ def describe_step(step: Step) -> str:
 
 def scenario_project(project: Project, data_dir: Path) -> Project:
     """`project` with one throwaway local environment (named `local`, store in `data_dir`)
-    instead of its environments; the vars of the project's local environment are kept."""
-    vars_: dict[str, Any] = {}
+    instead of its environments; the vars, preferences and features of the project's local
+    environment are kept."""
+    settings: dict[str, Any] = {}
     try:
         default = project.environment()
     except LookupError:
@@ -96,7 +100,11 @@ def scenario_project(project: Project, data_dir: Path) -> Project:
     source = default if default is not None and default.provider == "local" else None
     source = source or project.environments.get("local")
     if source is not None and source.provider == "local":
-        vars_ = dict(source.vars)
+        settings = {
+            "vars": dict(source.vars),
+            "preferences": dict(source.preferences),
+            "features": dict(source.features),
+        }
     env = Environment.model_validate(
         {
             "apiVersion": API_VERSION,
@@ -104,7 +112,7 @@ def scenario_project(project: Project, data_dir: Path) -> Project:
             "name": "local",
             "provider": "local",
             "default": True,
-            "vars": vars_,
+            **settings,
             "data_dir": str(data_dir),
         }
     )
@@ -173,6 +181,7 @@ async def run_scenario(
                 idle_timeout=opts.idle_timeout,
                 preferences=opts.preferences,
                 priority=opts.priority,
+                features=opts.features,
             )
         except Exception as exc:
             what = f"team {scenario.team}" if scenario.team else f"agent {scenario.agent}"
@@ -188,11 +197,13 @@ async def run_scenario(
                 f"step {index} ({describe_step(step)})"
             )
             answered: list[str | None] = []
+            replies: list[str] = []
             try:
                 if step.user is not None:
                     for _ in range(step.repeat):
                         reply = await session.send(step.user)
                         answered.append(reply.agent)
+                        replies.append(reply.text)
                         if reply.ended:
                             break
                 elif step.end is not None:
@@ -226,6 +237,7 @@ async def run_scenario(
                 reason=session.reason,
                 escalation=session.escalation,
                 events=events[mark:],
+                reply=replies[-1] if replies else None,
             )
             if problems:
                 return fail(f"{prefix}: " + "; ".join(problems))

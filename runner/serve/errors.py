@@ -23,6 +23,7 @@ from runner.runtime.errors import (
     NotAppliedError,
     PermissionDeniedError,
     PoolLimitError,
+    SessionConfigError,
     SessionNotFoundError,
     SessionStateError,
     SpecProblemsError,
@@ -91,6 +92,8 @@ def from_exception(exc: BaseException) -> ApiError | None:
             "the token issuer's keys cannot be fetched now; retry shortly",
             {"Retry-After": "5"},
         )
+    if isinstance(exc, SessionConfigError):  # preferences or features that do not fit
+        return ApiError(422, exc.code, text)
     if isinstance(exc, TokenBudgetError):
         if math.isinf(exc.retry_after):  # the message alone is over the limit: never admitted
             return ApiError(429, "token_budget", text)

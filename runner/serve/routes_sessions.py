@@ -66,6 +66,7 @@ async def create_session(
             idle_timeout=body.idle_timeout,
             preferences=body.preferences,
             priority=body.priority,
+            features=body.features,
         )
     except PermissionDeniedError:  # chat:access was checked: the team is another workspace's
         raise NotVisible(f"team {body.team!r}") from None

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
+from runner.runtime.sessions.configuration import public_configuration
 from runner.runtime.sessions.handles import Session
 from runner.state.operators import QueueItem, StoredEscalation, TranscriptEntry
 
@@ -20,6 +21,7 @@ __all__ = [
     "MAX_TEXT",
     "AnswerIn",
     "AvailabilityIn",
+    "ConfigurationOut",
     "CreateSessionIn",
     "EndIn",
     "ErrorOut",
@@ -54,7 +56,15 @@ class CreateSessionIn(_In):
         description="Seconds without a message before the "
         "session ends (0: never); default from AGENT_DEFAULT_IDLE_TIMEOUT_MS.",
     )
-    preferences: dict[str, Any] = Field(default_factory=dict)
+    preferences: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Values of the preferences the agent (or the team's members) declare.",
+    )
+    features: dict[str, StrictBool] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Feature toggles the agent (or the team's members) declare: true or false.",
+    )
     priority: Priority | None = None
     workspace_id: str | None = Field(
         default=None,
@@ -112,6 +122,18 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
+class ConfigurationOut(BaseModel):
+    """A session's effective configuration (fixed when it started)."""
+
+    workspace: str | None = None
+    overlay: str | None = Field(default=None, description="The Workspace document applied.")
+    preferences: dict[str, Any] = Field(default_factory=dict)
+    features: dict[str, bool] = Field(default_factory=dict)
+    disabled_tools: dict[str, list[str]] = Field(
+        default_factory=dict, description="Per agent, the function tools switched off."
+    )
+
+
 class SessionOut(BaseModel):
     id: str
     state: str
@@ -124,6 +146,9 @@ class SessionOut(BaseModel):
     reason: str | None
     tokens: int
     escalation: dict[str, Any] | None
+    preferences: dict[str, Any] = Field(default_factory=dict, description="As the session asked.")
+    features: dict[str, Any] = Field(default_factory=dict, description="As the session asked.")
+    configuration: ConfigurationOut = Field(default_factory=ConfigurationOut)
 
 
 class HandoffOut(BaseModel):
@@ -196,6 +221,11 @@ def session_out(session: Session) -> SessionOut:
         reason=row.reason,
         tokens=row.input_tokens + row.output_tokens,
         escalation=None if row.escalation is None else dict(row.escalation),
+        preferences=dict(row.preferences),
+        features=dict(row.features),
+        configuration=ConfigurationOut.model_validate(
+            public_configuration(row.config, workspace=row.workspace_id)
+        ),
     )
 
 

@@ -2,12 +2,15 @@
 
 `loader.load_project` reads the files into a `project.Project` with a source map; `checks`
 finds what no single document can; `render` turns an agent into its Foundry definition for an
-environment; `secrets` resolves `${VAR}` only when asked; `schema` publishes the JSON Schemas.
+environment (what varies per session -- preferences, features, a workspace's vars -- as
+structured inputs, `render_split`/`render_session`); `preference_values` checks a value against a
+declared preference; `secrets` resolves `${VAR}` only when asked; `schema` publishes the JSON
+Schemas.
 
-May import: `runner.errors`, `runner.paths`, `runner.providers.base` (Foundry's rules and
-metadata keys), and itself. This package exports nothing itself and imports nothing eagerly:
-`runner validate` pays only for what it uses (never the Azure SDK, jinja2 only when a text needs
-it).
+May import: `runner.errors`, `runner.paths`, `runner.providers.base` (Foundry's rules, metadata
+keys and structured-input placeholders), and itself. This package exports nothing itself and
+imports nothing eagerly: `runner validate` pays only for what it uses (never the Azure SDK,
+jinja2 only when a text needs it, jsonschema only for a preference declared with a schema).
 """
 
 __all__: list[str] = []

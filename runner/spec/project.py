@@ -22,6 +22,7 @@ from runner.spec.models import (
     Scenario,
     Team,
     Template,
+    Workspace,
     address_of,
 )
 
@@ -132,6 +133,7 @@ KIND_ATTRIBUTES: dict[str, str] = {
     "Alert": "alerts",
     "Channel": "channels",
     "Environment": "environments",
+    "Workspace": "workspaces",
     "Scenario": "scenarios",
 }
 
@@ -148,6 +150,7 @@ class Project:
     alerts: dict[str, Alert] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
     environments: dict[str, Environment] = field(default_factory=dict)
+    workspaces: dict[str, Workspace] = field(default_factory=dict)
     scenarios: dict[str, Scenario] = field(default_factory=dict)
     _by_address: dict[str, SpecDocument] = field(default_factory=dict, repr=False)
 

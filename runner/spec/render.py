@@ -15,7 +15,9 @@ This module is the composition; each step owns its names:
   `render_jinja`    one text: the compiled-text cache (`compile_text`, `clear_cache`), the
                     sandboxed Jinja Environment, `render_text_at` and its error translation;
   `render_fast`     the no-Jinja fast paths for plain and simple texts, and output tidying;
-  `render_layout`   `DEFAULT_LAYOUT`, its no-Jinja renderer, the personality/guideline views.
+  `render_layout`   `DEFAULT_LAYOUT`, its no-Jinja renderer, the personality/guideline views;
+  `render_split`    cutting the pieces that read session values out of a text;
+  `render_session`  the session plan: the structured inputs a version declares, a session's.
 
 Variables visible to every text, and their precedence (lowest to highest):
   `vars`          template.vars < agent.vars < environment.vars. The environment is the
@@ -27,6 +29,14 @@ Variables visible to every text, and their precedence (lowest to highest):
                   prompt_modifiers, response_templates, prohibited_behaviors), or None
   `guidelines`    the guidelines as written, [{condition, action, priority}]
   `capabilities`  list of capability names
+  `prefs`         the session's preferences (declared on the Agent or Template), by name
+  `features`      the session's feature toggles (true/false), by name
+
+Session values (`prefs`, `features`, and `vars` keys a Workspace sets) are never baked into the
+version: each top-level piece of a text that reads one becomes a Foundry structured-input
+placeholder (`{{formality}}` for a plain `{{ prefs.formality }}`, else a computed
+`{{runner_<hash>}}`), declared in the definition's `structured_inputs` and filled per request
+(`runner.spec.render_session`). One version serves every combination.
 
 Rendered texts: `instructions`, each personality `prompt_modifiers` item, each
 `response_templates` value, each `prohibited_behaviors` item, and each guideline's
@@ -55,6 +65,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from runner.providers.base import placeholder_names
 from runner.spec.models import Environment, Tool, address_of
 from runner.spec.project import Project
 from runner.spec.render_jinja import (
@@ -75,6 +86,15 @@ from runner.spec.render_resolve import (
     resolve_agent,
     texts_to_render,
 )
+from runner.spec.render_session import (
+    UNAVAILABLE_TOOLS_INPUT,
+    ComputedInput,
+    SessionPlan,
+    SessionSpec,
+    cut_text,
+    layout_filler,
+)
+from runner.spec.render_split import unslot
 
 __all__ = ["PreparedAgent", "prepare_agent", "render_agent"]
 
@@ -129,7 +149,36 @@ class PreparedAgent:
         self._guidelines = [guideline_view(g) for g in resolved.guidelines]
         self._capabilities = list(resolved.capabilities)
         self._named_shared: tuple[Any, Any, Any] | None = None
-        self._texts = list(texts_to_render(resolved))
+        self._spec = SessionSpec(
+            preferences=resolved.preferences,
+            features=resolved.features,
+            overlaid=resolved.overlaid,
+            function_tools=frozenset(
+                str(getattr(t, "name", "")) for t in resolved.tools if t.type == "function"
+            ),
+        )
+        self._computed: list[ComputedInput] = []
+        self._slots: list[list[str] | None] = []
+        self._texts = []
+        for address, path, source in texts_to_render(resolved):
+            cut, names = cut_text(self._spec, self._computed, resolved.name, address, path, source)
+            self._texts.append((address, path, cut))
+            self._slots.append(names)
+        layout = resolved.layout if resolved.layout is not None else DEFAULT_LAYOUT
+        self._layout, self._layout_slots = cut_text(
+            self._spec,
+            self._computed,
+            resolved.name,
+            resolved.source_of("layout"),
+            ("layout",),
+            layout,
+            stage="layout",
+        )
+        # Something varies per session: declared preferences or features, or a text was cut.
+        self._session = bool(
+            self._spec.preferences or self._spec.features or any(self._slots) or self._layout_slots
+        )
+        self._plans: dict[int, tuple[Environment, SessionPlan]] = {}
         # A text without template syntax is the same tidied text in every environment.
         self._fixed = [fixed_text(source) for _address, _path, source in self._texts]
         p = resolved.personality
@@ -156,6 +205,7 @@ class PreparedAgent:
         resolved = self.resolved
         instructions = self.instructions(env)
         assert resolved.model is not None  # checked by prepare_agent
+        plan = self.session_plan(env)
         return RenderedAgent(
             name=resolved.name,
             foundry_name=env.name_prefix + resolved.name,
@@ -164,13 +214,27 @@ class PreparedAgent:
             temperature=resolved.temperature,
             top_p=resolved.top_p,
             tool_choice=resolved.tool_choice,
-            tools=[_tool_body(t) for t in resolved.tools],
+            tools=[
+                _tool_body(t) for t in resolved.tools if self._spec.in_version(t.type, env.features)
+            ],
             description=resolved.description,
             metadata=dict(resolved.metadata),
             max_turns=resolved.max_turns,
             capabilities=list(resolved.capabilities),
             personality=resolved.personality_name,
+            structured_inputs=plan.structured_inputs() if plan is not None else {},
+            session=plan,
         )
+
+    def session_plan(self, env: Environment) -> SessionPlan | None:
+        """The agent's session-time side in `env` (None: nothing varies per session)."""
+        if not self._session:
+            return None
+        cached = self._plans.get(id(env))
+        if cached is None or cached[0] is not env:
+            self.instructions(env)
+            cached = self._plans[id(env)]
+        return cached[1]
 
     def instructions(self, env: Environment) -> str:
         """The final instructions for `env` (what `render(env).instructions` holds)."""
@@ -206,6 +270,9 @@ class PreparedAgent:
             else fixed
             for fixed, (address, path, source) in zip(self._fixed, self._texts, strict=True)
         ]
+        if self._session:
+            slots = self._slots
+            rendered = [unslot(r, n) if n else r for r, n in zip(rendered, slots, strict=True)]
 
         layout_source = resolved.layout if resolved.layout is not None else DEFAULT_LAYOUT
         layout_values = dict(values)
@@ -253,8 +320,8 @@ class PreparedAgent:
             out["guidelines"] = wrap("guidelines", rendered_guidelines)
             return out
 
-        return render_text_at(
-            layout_source,
+        text = render_text_at(
+            self._layout,
             RenderContext(layout_values, layout_named),
             resolved.source_of("layout"),
             ("layout",),
@@ -262,6 +329,52 @@ class PreparedAgent:
             hint_sources,
             (*TOP_LEVEL_VARIABLES, "instructions"),
         )
+        if not self._session:
+            return text
+        text = unslot(text, self._layout_slots or [])
+        return self._with_session(env, text, values, layout_values)
+
+    def _with_session(
+        self,
+        env: Environment,
+        text: str,
+        text_values: dict[str, Any],
+        layout_values: dict[str, Any],
+    ) -> str:
+        """`text` (the version's instructions) with the session plan for `env` built, checked
+        (every computed piece renders with the defaults) and kept for `render`."""
+        spec = self._spec
+        prefs = {
+            name: env.preferences.get(name, p.default)
+            for name, p in spec.preferences.items()
+            if name in env.preferences or p.has_default
+        }
+        features = {name: env.features.get(name, f.default) for name, f in spec.features.items()}
+
+        plan = SessionPlan(
+            agent=self.resolved.name,
+            spec=spec,
+            preferences=prefs,
+            features=features,
+            text_values=text_values,
+            computed=self._computed,
+            layout_values=layout_filler(layout_values),
+        )
+        if plan.notice:
+            text += "\n\n{{" + UNAVAILABLE_TOOLS_INPUT + "}}"
+        declared = plan.structured_inputs()  # renders every piece with the defaults
+        unknown = [name for name in placeholder_names(text) if name not in declared]
+        if unknown:
+            raise RenderError(
+                f"the instructions hold {{{{{unknown[0]}}}}}, which Foundry reads as a "
+                "structured-input placeholder, and no such input is declared; declare a "
+                f"preference {unknown[0]!r}, or write the braces another way",
+                address=self.resolved.source_of("layout"),
+                path=("layout",),
+                agent=self.resolved.name,
+            )
+        self._plans[id(env)] = (env, plan)
+        return text
 
 
 _by_priority: Callable[[Mapping[str, Any]], int] = lambda g: int(g["priority"])  # noqa: E731

@@ -10,6 +10,8 @@ Merging (template -> agent):
   - every PromptFields field the agent sets replaces the template's value as a whole (lists and
     `metadata` included: an agent's `guidelines` replace the template's, they are not appended);
   - `vars` are merged, never replaced (nested mappings merge key by key, `merge_vars`);
+  - `preferences` and `features` merge by name: an agent's declaration of a name replaces the
+    template's declaration of that name, the others are kept;
   - the personality is the agent's if set, else the template's.
 
 Invariants:
@@ -39,8 +41,10 @@ from runner.providers.base import (
 )
 from runner.spec.models import (
     Agent,
+    Feature,
     Guideline,
     Personality,
+    Preference,
     Template,
     Tool,
     address_of,
@@ -131,6 +135,10 @@ class ResolvedAgent:
     layout: str | None
     vars: Mapping[str, Any]
     sources: Mapping[str, str] = field(default_factory=dict)
+    preferences: Mapping[str, Preference] = field(default_factory=dict)
+    features: Mapping[str, Feature] = field(default_factory=dict)
+    overlaid: frozenset[str] = frozenset()
+    """Top-level `vars` keys some Workspace sets: read per session, never baked in."""
 
     @property
     def address(self) -> str:
@@ -201,6 +209,15 @@ def resolve_agent(project: Project, name: str) -> ResolvedAgent:
         if value is not None:
             sources[field_name] = source
     merged_vars = merge_vars(template.vars if template is not None else {}, agent.vars)
+    template_address = address_of("Template", template.name) if template is not None else ""
+    declared: dict[str, dict[str, Any]] = {"preferences": {}, "features": {}}
+    for field_name, by_name in declared.items():
+        for owner, address in ((template, template_address), (agent, agent_address)):
+            if owner is None:
+                continue
+            for key, value in (getattr(owner, field_name) or {}).items():
+                by_name[key] = value
+                sources[f"{field_name}.{key}"] = address
 
     personality: Personality | None = None
     personality_name: str | None = values["personality"]
@@ -233,6 +250,9 @@ def resolve_agent(project: Project, name: str) -> ResolvedAgent:
         layout=values["layout"],
         vars=merged_vars,
         sources=sources,
+        preferences=declared["preferences"],
+        features=declared["features"],
+        overlaid=frozenset(k for w in project.workspaces.values() for k in w.vars),
     )
 
 
@@ -256,6 +276,9 @@ class RenderedAgent:
     max_turns: int | None
     capabilities: list[str]
     personality: str | None
+    structured_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    session: Any = field(default=None, compare=False, repr=False)
+    """The agent's `runner.spec.render_session.SessionPlan` (None: nothing varies per session)."""
 
     def definition(self) -> dict[str, Any]:
         """The prompt-agent definition as the SDK sends it: None values omitted, `kind` last."""
@@ -268,6 +291,8 @@ class RenderedAgent:
             body["tools"] = json.loads(json.dumps(self.tools))
         if self.tool_choice is not None:
             body["tool_choice"] = self.tool_choice
+        if self.structured_inputs:
+            body["structured_inputs"] = json.loads(json.dumps(self.structured_inputs))
         body["kind"] = "prompt"
         return body
 

@@ -44,6 +44,12 @@ class SessionRow:
     idle_timeout: float | None = None
     preferences: dict[str, Any] = field(default_factory=dict)
     priority: str | None = None
+    features: dict[str, Any] = field(default_factory=dict)
+    """The feature toggles the session asked for (as given)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The effective configuration, fixed at creation: workspace, preferences, features and,
+    per agent, the function tools switched off and the structured inputs sent every turn.
+    Read-only: the runtime gives sessions with the same configuration the same mapping."""
     turns: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -61,7 +67,8 @@ class SessionStore(Protocol):
 
     def save_state(self, row: SessionRow) -> None:
         """Write what changes after creation (state, reason, counters, current member, router
-        state, escalation); the fields fixed at creation (pins, pools, preferences) stay."""
+        state, escalation); the fields fixed at creation (pins, pools, preferences, features,
+        config) stay."""
         ...
 
     def save_counters(self, rows: Iterable[SessionRow]) -> None:

@@ -6,6 +6,13 @@ operator store (`runner.state.operators_sqlite`) on the same connection.
 
 Invariants:
   - Only tables prefixed `rt_` are touched; the registry's tables are not read or written here.
+  - A file made by an older runner gains what is newer on open (the `features` column, added
+    with a default; the `rt_session_config` table), so its sessions keep working.
+  - A session's effective configuration (`SessionRow.config`, fixed at creation, up to a few
+    KiB with its structured inputs) is stored once per distinct configuration in
+    `rt_session_config`, keyed by the sha256 of its JSON; the session row holds that key, so it
+    stays small (it is rewritten on every state change and counter flush) and a million
+    sessions of a few configurations store a few configurations.
   - One connection per store, used from one thread (the event loop's); autocommit, WAL journal,
     synchronous=NORMAL (durable across process crashes, not across power loss), busy timeout so
     an apply in another process never makes a write fail.
@@ -17,13 +24,14 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from runner.sqlitefile import prepare_database
+from runner.sqlitefile import prepare_database, write_transaction
 from runner.state.sessions import SessionRow
 
 __all__ = ["SqliteSessionStore", "open_connection"]
@@ -67,19 +75,48 @@ CREATE TABLE IF NOT EXISTS rt_sessions (
     last_activity_at REAL NOT NULL,
     ended_at REAL,
     escalation TEXT,
-    router_state TEXT NOT NULL DEFAULT '{}'
+    router_state TEXT NOT NULL DEFAULT '{}',
+    features TEXT NOT NULL DEFAULT '{}',
+    config_hash TEXT
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rt_session_config (
+    hash TEXT PRIMARY KEY,
+    config TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS rt_sessions_open ON rt_sessions(env, state);
 """
 
 _COLUMNS = (
     "id, env, kind, target, user_id, workspace_id, state, reason, conversation_id, "
     "current_agent, pins, pools, max_turns, idle_timeout, preferences, priority, turns, "
-    "input_tokens, output_tokens, created_at, last_activity_at, ended_at, escalation, router_state"
+    "input_tokens, output_tokens, created_at, last_activity_at, ended_at, escalation, "
+    "router_state, features, config_hash"
 )
+_SELECT = (
+    "SELECT "
+    + ", ".join(f"s.{c.strip()}" for c in _COLUMNS.split(","))
+    + ", c.config FROM rt_sessions s LEFT JOIN rt_session_config c ON c.hash = s.config_hash"
+)
+_CONFIG_CACHE = 1024
+
+# Columns added after the first release: (name, declaration) for `ALTER TABLE ADD COLUMN`.
+_ADDED_COLUMNS = (("features", "TEXT NOT NULL DEFAULT '{}'"), ("config_hash", "TEXT"))
 
 
-def _row_values(row: SessionRow) -> tuple[Any, ...]:
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Bring an `rt_sessions` table made by an older runner up to date (race-safe: the check
+    is repeated under the write lock)."""
+    have = {str(r[1]) for r in conn.execute("PRAGMA table_info(rt_sessions)")}
+    if all(name in have for name, _ in _ADDED_COLUMNS):
+        return
+    with write_transaction(conn):
+        have = {str(r[1]) for r in conn.execute("PRAGMA table_info(rt_sessions)")}
+        for name, declaration in _ADDED_COLUMNS:
+            if name not in have:
+                conn.execute(f"ALTER TABLE rt_sessions ADD COLUMN {name} {declaration}")
+
+
+def _row_values(row: SessionRow, config_hash: str | None) -> tuple[Any, ...]:
     return (
         row.id,
         row.env,
@@ -105,6 +142,8 @@ def _row_values(row: SessionRow) -> tuple[Any, ...]:
         row.ended_at,
         None if row.escalation is None else json.dumps(row.escalation),
         json.dumps(row.router_state, separators=(",", ":")),
+        json.dumps(row.features, separators=(",", ":")),
+        config_hash,
     )
 
 
@@ -135,6 +174,8 @@ def _row_from(v: tuple[Any, ...]) -> SessionRow:
         ended_at=v[21],
         escalation=None if v[22] is None else json.loads(v[22]),
         router_state=json.loads(v[23]),
+        features=json.loads(v[24]),
+        config={} if v[26] is None else json.loads(v[26]),
     )
 
 
@@ -168,8 +209,11 @@ class SqliteSessionStore:
         self.path = Path(path)
         self._conn = open_connection(self.path)
         prepare_database(self._conn, _SCHEMA)
+        _add_columns(self._conn)
         placeholders = ", ".join("?" * len(_COLUMNS.split(",")))
         self._insert = f"INSERT INTO rt_sessions ({_COLUMNS}) VALUES ({placeholders})"
+        self._stored: set[str] = set()  # configuration hashes this store knows are in the file
+        self._configs: dict[int, tuple[dict[str, Any], str, str]] = {}
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -179,12 +223,41 @@ class SqliteSessionStore:
         return self._conn
 
     def save(self, row: SessionRow) -> None:
-        """Write a new session's row."""
-        self._conn.execute(self._insert, _row_values(row))
+        """Write a new session's row (and its configuration when the file lacks it, in the same
+        transaction)."""
+        if not row.config:
+            self._conn.execute(self._insert, _row_values(row, None))
+            return
+        digest, text = self._config_text(row.config)
+        if digest in self._stored:
+            self._conn.execute(self._insert, _row_values(row, digest))
+            return
+        with write_transaction(self._conn) as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO rt_session_config (hash, config) VALUES (?, ?)",
+                (digest, text),
+            )
+            conn.execute(self._insert, _row_values(row, digest))
+        if len(self._stored) >= _CONFIG_CACHE * 16:
+            self._stored.clear()  # bounded: INSERT OR IGNORE keeps it correct without it
+        self._stored.add(digest)
+
+    def _config_text(self, config: dict[str, Any]) -> tuple[str, str]:
+        """(sha256, JSON) of a configuration; the runtime hands the same configuration object to
+        every session that has it, so its JSON is made once."""
+        cached = self._configs.get(id(config))
+        if cached is not None and cached[0] is config:
+            return cached[1], cached[2]
+        text = json.dumps(config, separators=(",", ":"), sort_keys=True)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if len(self._configs) >= _CONFIG_CACHE:
+            self._configs.clear()
+        self._configs[id(config)] = (config, digest, text)
+        return digest, text
 
     def save_state(self, row: SessionRow) -> None:
         """Write what changes after creation (state change, end): one UPDATE, no JSON for the
-        fields fixed at creation (pins, pools, preferences)."""
+        fields fixed at creation (pins, pools, preferences, features, configuration)."""
         self._conn.execute(_UPDATE_STATE, _state_values(row))
 
     def save_counters(self, rows: Iterable[SessionRow]) -> None:
@@ -201,17 +274,13 @@ class SqliteSessionStore:
         self._conn.execute("COMMIT")
 
     def load(self, session_id: str) -> SessionRow | None:
-        found = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM rt_sessions WHERE id = ?", (session_id,)
-        ).fetchone()
+        found = self._conn.execute(f"{_SELECT} WHERE s.id = ?", (session_id,)).fetchone()
         return None if found is None else _row_from(found)
 
     def load_open(self, env: str) -> list[SessionRow]:
         """Every session of `env` that has not ended."""
         rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM rt_sessions WHERE env = ? AND state != 'ended' "
-            "ORDER BY created_at",
-            (env,),
+            f"{_SELECT} WHERE s.env = ? AND s.state != 'ended' ORDER BY s.created_at", (env,)
         ).fetchall()
         return [_row_from(r) for r in rows]
 

@@ -128,13 +128,20 @@ class ScopedProvider:
         return self._provider.create_conversation(metadata=metadata)
 
     def respond(
-        self, *, conversation_id: str, agent_name: str, agent_version: str | None, text: str
+        self,
+        *,
+        conversation_id: str,
+        agent_name: str,
+        agent_version: str | None,
+        text: str,
+        structured_inputs: Mapping[str, Any] | None = None,
     ) -> Reply:
         return self._provider.respond(
             conversation_id=conversation_id,
             agent_name=agent_name,
             agent_version=agent_version,
             text=text,
+            structured_inputs=structured_inputs,
         )
 
     def request_count(self) -> int:

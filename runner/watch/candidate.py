@@ -56,6 +56,7 @@ ALWAYS_CHECKED = frozenset(
         "Alert",
         "Channel",
         "Environment",
+        "Workspace",
         "Scenario",
     }
 )
@@ -192,6 +193,9 @@ def _detect_touched(
 
 def _compute_focus(project: Project, touched: Mapping[str, str]) -> set[str]:
     """Agent names whose check or rendering a change of `touched` (address -> kind) affects."""
+    if any(k == "Workspace" for k in touched.values()):
+        # the `vars` a workspace sets are read per session: every agent's texts may change
+        return set(project.agents)
     names = {a.removeprefix("agent.") for a, k in touched.items() if k == "Agent"}
     templates = {a.partition(".")[2] for a, k in touched.items() if k == "Template"}
     personalities = {a.partition(".")[2] for a, k in touched.items() if k == "Personality"}

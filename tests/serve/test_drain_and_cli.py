@@ -116,6 +116,7 @@ def test_serve_prints_a_key_and_exits_0_on_sigterm(
     deadline = time.monotonic() + 20
     while True:
         probe = httpx.post(url + API + "/sessions", json={"team": "service-desk"}, headers=auth)
+        assert probe.status_code == 201, probe.text
         reply = httpx.post(
             url + API + f"/sessions/{probe.json()['id']}/messages",
             json={"text": "my badge stopped working"},

@@ -276,3 +276,58 @@ def test_admin_reload_keeps_live_sessions(live: LiveServer) -> None:
         assert response.status_code == 200 and response.json()["reloaded"] is True
         assert admin.get(f"/sessions/{session['id']}").json()["state"] == "active"
     assert send(live, session["id"], "still here?")["agent"] == "triage-agent"
+
+
+def test_preferences_and_features_are_checked_and_the_configuration_shown(
+    live: LiveServer,
+) -> None:
+    with live.client("APP_KEY") as client:
+        for body, code, words in (
+            (
+                {"agent": "triage-agent", "preferences": {"formality": "rude"}},
+                "invalid_preferences",
+                "allowed values",
+            ),
+            (
+                {"agent": "triage-agent", "preferences": {"colour": "red"}},
+                "invalid_preferences",
+                "unknown preference 'colour'",
+            ),
+            (
+                {"agent": "access-agent", "features": {"nope": True}},
+                "invalid_features",
+                "unknown feature 'nope'",
+            ),
+        ):
+            refused = client.post("/sessions", json=body)
+            assert refused.status_code == 422, refused.text
+            error = error_of(refused)
+            assert error["code"] == code and words in error["message"], error
+        not_a_bool = client.post(
+            "/sessions", json={"agent": "access-agent", "features": {"self_service_unlock": "yes"}}
+        )
+        assert not_a_bool.status_code == 422
+
+        created = client.post(
+            "/sessions",
+            json={
+                "agent": "access-agent",
+                "preferences": {"language": "German"},
+                "features": {"self_service_unlock": False},
+            },
+        )
+        assert created.status_code == 201, created.text
+        session = created.json()
+        expected = {
+            "workspace": "it-helpdesk",
+            "overlay": "it-helpdesk",
+            "preferences": {"formality": "casual", "language": "German"},
+            "features": {"self_service_unlock": False},
+            "disabled_tools": {"access-agent": ["unlock_account"]},
+        }
+        assert session["configuration"] == expected
+        assert session["preferences"] == {"language": "German"}
+        assert session["features"] == {"self_service_unlock": False}
+        reply = client.post(f"/sessions/{session['id']}/messages", json={"text": "locked out"})
+        assert "Write in a casual tone, in German." in reply.json()["text"]
+        assert client.get(f"/sessions/{session['id']}").json()["configuration"] == expected

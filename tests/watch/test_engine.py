@@ -206,3 +206,43 @@ def test_a_change_made_outside_is_caught_under_the_lock(workspace: Workspace) ->
             assert provider.get_agent("triage") is not None
         finally:
             provider.close()
+
+
+def test_a_workspace_that_overrides_a_var_re_renders_every_agent(workspace: Workspace) -> None:
+    with ReloadEngine([workspace.specs], apply=False) as engine:
+        assert engine.start().event == "planned"
+        path = workspace.write(
+            "workspaces.yaml",
+            "apiVersion: runner/v1\nkind: Workspace\nname: ws-1\nvars: {company: Fabrikam}\n",
+        )
+        outcome = engine.reload([path])
+        assert outcome.event == "planned", outcome
+        assert {"agent.billing", "agent.triage", "workspace.ws-1"} <= set(outcome.addresses)
+        full = load_project([workspace.specs])
+        assert engine.desired() == compute_desired(full.project, full.project.environment())
+        triage = next(a for a in engine.desired().agents if a.name == "triage")
+        # `company` is now read per session: a placeholder, its value an input
+        assert "{{runner_" in triage.definition["instructions"]
+        assert "Contoso" not in triage.definition["instructions"]
+
+
+def test_a_reload_of_one_agent_still_sees_every_declaration(workspace: Workspace) -> None:
+    """A workspace's values are checked against every template and agent, also when a reload
+    checks only the agents a change touched."""
+    workspace.write(
+        "agents/lone.yaml",
+        agent_yaml("lone", "alone")
+        + "features:\n  beta: {default: false}\npreferences:\n"
+        + "  tone: {values: [calm, brisk], default: calm}\n",
+    )
+    workspace.write(
+        "workspaces.yaml",
+        "apiVersion: runner/v1\nkind: Workspace\nname: ws-1\n"
+        "features: {beta: true}\npreferences: {tone: brisk}\n",
+    )
+    with ReloadEngine([workspace.specs], apply=False) as engine:
+        assert engine.start().event == "planned"
+        path = workspace.write("agents/billing.yaml", agent_yaml("billing", "edited"))
+        outcome = engine.reload([path])
+        assert outcome.event == "planned", outcome.errors
+        assert outcome.addresses == ("agent.billing",)

@@ -40,6 +40,7 @@ from runner.runtime.sessions import (
     LiveSessions,
     RegistryChanges,
     SessionChanges,
+    SessionConfigs,
     SessionService,
     TeamRouters,
     Turns,
@@ -115,6 +116,7 @@ class RuntimeParts:
         self.agents = AgentCatalog(
             ctx, provider=provider, registry=registry, applied=self.applied, changes=self.changes
         )
+        self.configs = SessionConfigs(ctx, applied=self.applied)
         admission = Admission(
             ctx,
             provider=provider,
@@ -124,6 +126,7 @@ class RuntimeParts:
             applied=self.applied,
             table=self.table,
             agents=self.agents,
+            configs=self.configs,
         )
         turns = Turns(
             ctx,
@@ -135,6 +138,7 @@ class RuntimeParts:
             changes=self.changes,
             agents=self.agents,
             routers=self.routers,
+            configs=self.configs,
         )
         self.sessions = SessionService(
             table=self.table,

@@ -5,7 +5,9 @@ versions the runtime runs with; `AgentCatalog` pins the version each new session
 (applying agents on demand); `Admission` starts sessions; `LiveSessions` holds them and does
 the mechanics of their state changes; `SessionChanges` applies routers' decisions, ends
 sessions and serves queued handoffs (indexed by `WaitingSessions`); `Turns` answers a message;
-`TeamRouters` holds a router per team; `SessionService` is the session API the facade, the
+`TeamRouters` holds a router per team; `SessionConfigs` checks a session's preferences, feature
+toggles and workspace overlay and gives the structured inputs of its turns; `SessionService`
+is the session API the facade, the
 `Session` handles and the operator side call.
 
 May import: `runner.spec`, `runner.plan` and `runner.apply` (on-demand apply), `runner.providers`
@@ -14,7 +16,7 @@ neutral modules and `runner.runtime.teams`, `.pools`, `.monitoring` (and what th
 Never the operator side, the composition root or the facade.
 
 Modules, bottom up: `waiting`, `applied`, `handles`, `provider_calls`, `table`, `routers`,
-`changes`, `agents`, `admission`, `turns`, `service`.
+`changes`, `agents`, `configuration`, `admission`, `turns`, `service`.
 """
 
 from runner.runtime.sessions.admission import Admission
@@ -28,6 +30,7 @@ from runner.runtime.sessions.agents import (
 )
 from runner.runtime.sessions.applied import AppliedState, Declared, RegistryChanges
 from runner.runtime.sessions.changes import SessionChanges
+from runner.runtime.sessions.configuration import SessionConfigs, public_configuration
 from runner.runtime.sessions.handles import AgentHandle, Session, SessionOwner, TurnReply
 from runner.runtime.sessions.routers import TeamRouters
 from runner.runtime.sessions.service import SessionService
@@ -50,10 +53,12 @@ __all__ = [
     "RegistryChanges",
     "Session",
     "SessionChanges",
+    "SessionConfigs",
     "SessionOwner",
     "SessionService",
     "TeamRouters",
     "TurnReply",
     "Turns",
     "WaitingSessions",
+    "public_configuration",
 ]

@@ -1,7 +1,9 @@
 """Admission: starting a session with one agent or with a team.
 
 Role: `Admission.start` (behind `Lifecycle.create_agent_session`) settles the session's
-workspace (`session_workspace`: every session has one), pins the agent version of every member
+workspace (`session_workspace`: every session has one), checks the session's preferences and
+feature toggles and computes its effective configuration
+(`runner.runtime.sessions.configuration`), pins the agent version of every member
 (`runner.runtime.sessions.agents`), takes pool slots for all of them (waiting up to `wait`,
 served by `priority`), opens the provider conversation, writes the session row and hands the
 session to the table (`runner.runtime.sessions.table`).
@@ -33,6 +35,7 @@ from runner.runtime.monitoring import PerformanceMonitor
 from runner.runtime.pools import PoolManager
 from runner.runtime.sessions.agents import AgentCatalog
 from runner.runtime.sessions.applied import AppliedState, Pin
+from runner.runtime.sessions.configuration import SessionConfigs, public_configuration
 from runner.runtime.sessions.provider_calls import call_provider
 from runner.runtime.sessions.table import LiveSessions, session_subjects
 from runner.runtime.teams import primary_member
@@ -86,8 +89,10 @@ class Admission:
         applied: AppliedState,
         table: LiveSessions,
         agents: AgentCatalog,
+        configs: SessionConfigs,
     ) -> None:
         self._ctx = ctx
+        self._configs = configs
         self._provider = provider
         self._store = store
         self._pools = pools
@@ -107,6 +112,7 @@ class Admission:
         preferences: Mapping[str, Any] | None,
         priority: Priority | None,
         wait: float | None,
+        features: Mapping[str, Any] | None = None,
     ) -> SessionRow:
         """The new session's row (live from now on)."""
         rt = self._ctx
@@ -128,6 +134,9 @@ class Admission:
             first = agent
             kind = "agent"
             target = agent
+        config = self._configs.admit(
+            members, workspace_id=workspace, preferences=preferences, features=features
+        )
         pins: dict[str, tuple[str, str]] = {}
         for name in members:
             pin = await self._agents.pin(name)
@@ -165,6 +174,8 @@ class Admission:
             idle_timeout=self._idle_seconds(idle_timeout),
             preferences=dict(preferences or {}),
             priority=priority,
+            features=dict(features or {}),
+            config=config,
         )
         try:
             self._store.save(row)
@@ -194,6 +205,7 @@ class Admission:
                     "workspace_id": workspace,
                     "conversation_id": conversation_id,
                     "versions": {n: p[1] for n, p in pins.items()},
+                    "configuration": public_configuration(config, workspace=workspace),
                 },
             )
         if events.has_listeners("session:state-changed"):

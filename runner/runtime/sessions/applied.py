@@ -2,9 +2,9 @@
 
 Role: first step of `Lifecycle.open` and of every `reload`. `AppliedState.load` reads the
 environment's applied resources from the registry (agents' Foundry name and version; teams,
-escalation paths, pools, alerts, channels, templates, personalities as their spec bodies) and,
-unless the environment is protected, fills in declarations from the specs that were never
-applied (agents among them are applied on demand by `runner.runtime.sessions.agents`).
+escalation paths, pools, alerts, channels, templates, personalities, workspaces as their spec
+bodies) and, unless the environment is protected, fills in declarations from the specs that were
+never applied (agents among them are applied on demand by `runner.runtime.sessions.agents`).
 `refresh` re-reads applied agents when the registry changed since (`RegistryChanges`: with
 SQLite, the file's `data_version`, which only another connection's commit moves).
 
@@ -34,6 +34,7 @@ from runner.spec.models import (
     ResourcePool,
     Team,
     Template,
+    Workspace,
 )
 from runner.spec.project import KIND_ATTRIBUTES, Position, Project, SpecDocument
 from runner.state.base import AppliedResource, Registry
@@ -71,6 +72,7 @@ class Declared:
     pools: dict[str, ResourcePool] = field(default_factory=dict)
     alerts: dict[str, Alert] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
+    workspaces: dict[str, Workspace] = field(default_factory=dict)
 
 
 # Kind -> attribute holding its specs, the same name on `Declared` and on `Project`: every kind
@@ -166,7 +168,7 @@ class AppliedState:
         """The specs to render from: the declared set (plus `agent`, defined in code)."""
         project = Project()
         specs_win = not self._env.protected  # get_or_create renders the specs as written now
-        for attr in ("personalities", "templates"):
+        for attr in ("personalities", "templates", "workspaces"):
             merged = dict(getattr(self.declared, attr))
             if specs_win:
                 merged.update(getattr(self.project, attr))

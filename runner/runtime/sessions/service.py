@@ -73,6 +73,7 @@ class SessionService:
         preferences: Mapping[str, Any] | None,
         priority: Priority | None,
         wait: float | None,
+        features: Mapping[str, Any] | None = None,
     ) -> Session:
         checked = check_auth(auth)
         row = await self._admission.start(
@@ -84,6 +85,7 @@ class SessionService:
             preferences=preferences,
             priority=priority,
             wait=wait,
+            features=features,
         )
         return Session(self, row, checked.acting_in(row.workspace_id))
 

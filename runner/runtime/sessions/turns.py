@@ -4,7 +4,8 @@ Role: `Session.send` -> `SessionService.send` -> `Turns.send` -> `Turns.turn`. A
 session's state and `max_turns`, admits the tokens on every pool the session holds, asks a team
 session's router who answers (`runner.runtime.teams` seam) and applies its decision
 (`runner.runtime.sessions.changes`), calls the provider with the pinned agent version on the
-session's one conversation, and records counters and figures.
+session's one conversation (with the session's structured inputs for that agent,
+`runner.runtime.sessions.configuration`), and records counters and figures.
 
 Invariants:
   - One turn at a time per session (a per-session asyncio lock); a turn refused by a pool
@@ -32,6 +33,7 @@ from runner.runtime.pools import PoolManager, estimate_tokens
 from runner.runtime.sessions.agents import AgentCatalog
 from runner.runtime.sessions.applied import AppliedState
 from runner.runtime.sessions.changes import SessionChanges
+from runner.runtime.sessions.configuration import SessionConfigs
 from runner.runtime.sessions.handles import TurnReply
 from runner.runtime.sessions.provider_calls import call_provider
 from runner.runtime.sessions.routers import TeamRouters
@@ -59,8 +61,10 @@ class Turns:
         changes: SessionChanges,
         agents: AgentCatalog,
         routers: TeamRouters,
+        configs: SessionConfigs,
     ) -> None:
         self._applied = applied
+        self._configs = configs
         self._table = table
         self._changes = changes
         self._agents = agents
@@ -156,6 +160,8 @@ class Turns:
         provider = self._provider
         started = clock.monotonic()
         try:
+            inputs = self._configs.inputs_for(row, answering) if row.config else None
+            extra = {"structured_inputs": inputs} if inputs else {}
             reply: Reply = await call_provider(
                 provider,
                 provider.respond,
@@ -163,6 +169,7 @@ class Turns:
                 agent_name=pin[0],
                 agent_version=pin[1],
                 text=text,
+                **extra,
             )
         except Exception as exc:
             ms = (clock.monotonic() - started) * 1000.0
@@ -260,7 +267,7 @@ class Turns:
             state=row.state,
             escalation=row.escalation,
             router_state=row.router_state,
-            preferences=row.preferences,
+            preferences=row.config.get("preferences") or row.preferences,  # effective ones
             priority=row.priority,
             workload=self._table.workload,
         )

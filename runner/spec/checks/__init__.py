@@ -8,6 +8,8 @@ and never resolves a `${VAR}`.
 The concerns, one module each, run in this order over one `context.CheckContext`:
   `references`  every name used is declared and fits where it is used (`ref.*`, `team.primary`,
                 `pool.membership`);
+  `configuration` declared preferences and features, and the values environments and
+                workspaces set for them (`config.*`);
   `foundry`     Foundry's rules: agent names per environment, required tool keys;
   `values`      pool weights and ranges, one default environment, durations, regexes;
   `renders`     every agent renders in every environment (`render.template`).
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from runner.spec.checks import context, foundry, references, renders, values
+from runner.spec.checks import configuration, context, foundry, references, renders, values
 from runner.spec.project import Problem, Project
 
 __all__ = ["check_project"]
@@ -36,6 +38,7 @@ def check_project(project: Project, *, skip: Collection[str] = frozenset()) -> l
     """
     ctx = context.CheckContext(project, skip)
     broken_agents = references.check_references(ctx)
+    configuration.check_configuration(ctx, broken_agents)
     foundry.check_foundry_rules(ctx)
     values.check_values(ctx)
     renders.check_renders(ctx, broken_agents)

@@ -9,13 +9,15 @@ per environment) live in `runner.spec.checks`, not here.
 The package's public API is `__all__` below; each name lives in one module, by kind family:
   `base`          the envelope, strict models, durations, field types, apiVersion;
   `prompts`       Personality, Template, Agent (guidelines, tools);
+  `configuration` preferences, feature toggles and the Workspace overlay;
   `teams`         Team and EscalationPath (members, triggers, levels, `HUMAN`);
   `pools`         ResourcePool (limits, allocation, scaling, monitoring);
   `alerts`        Alert and Channel;
   `environments`  Environment;
   `scenarios`     Scenario (steps, expectations, the session vocabulary);
   `kinds`         `KINDS`, `ADDRESS_PREFIX`, `address_of`.
-A kind module imports only `base`; only `kinds` imports the kind modules. Importing the package
+A kind module imports only `base` (and the field models it embeds: `auth`, `configuration`);
+only `kinds` imports every kind module. Importing the package
 imports pydantic and every model (what `runner validate` needs anyway), nothing else.
 """
 
@@ -37,6 +39,14 @@ from runner.spec.models.base import (
     Strict,
     check_regex,
     parse_duration,
+)
+from runner.spec.models.configuration import (
+    CONFIG_NAME_PATTERN,
+    RESERVED_INPUT_PREFIX,
+    ConfigName,
+    Feature,
+    Preference,
+    Workspace,
 )
 from runner.spec.models.environments import Environment
 from runner.spec.models.kinds import ADDRESS_PREFIX, KINDS, SpecDoc, address_of
@@ -65,6 +75,8 @@ from runner.spec.models.scenarios import (
     Expect,
     ExpectEscalation,
     ExpectHandoff,
+    ExpectReply,
+    ExpectTools,
     Scenario,
     SessionOptions,
     Step,
@@ -83,8 +95,10 @@ from runner.spec.models.teams import (
 __all__ = [
     "ADDRESS_PREFIX",
     "API_VERSION",
+    "CONFIG_NAME_PATTERN",
     "DURATION_PATTERN",
     "KINDS",
+    "RESERVED_INPUT_PREFIX",
     "SUPPORTED_API_VERSIONS",
     "Agent",
     "Alert",
@@ -98,6 +112,7 @@ __all__ = [
     "Channel",
     "ClaimsMapping",
     "Comparison",
+    "ConfigName",
     "Duration",
     "ElasticLimits",
     "Envelope",
@@ -108,6 +123,9 @@ __all__ = [
     "Expect",
     "ExpectEscalation",
     "ExpectHandoff",
+    "ExpectReply",
+    "ExpectTools",
+    "Feature",
     "Fraction",
     "Guideline",
     "HandoffTrigger",
@@ -118,6 +136,7 @@ __all__ = [
     "Personality",
     "PoolLimits",
     "PositiveInt",
+    "Preference",
     "PriorityWeights",
     "PromptFields",
     "Regex",
@@ -136,6 +155,7 @@ __all__ = [
     "Traits",
     "TriggerWhen",
     "Workflow",
+    "Workspace",
     "address_of",
     "check_regex",
     "parse_duration",

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from runner.spec.models.auth import AuthConfig
 from runner.spec.models.base import Envelope
+from runner.spec.models.configuration import ConfigName
 
 __all__ = ["Environment"]
 
@@ -29,6 +30,14 @@ class Environment(Envelope):
     name_prefix: str = ""
     protected: bool = False
     vars: dict[str, Any] = Field(default_factory=dict)
+    preferences: dict[ConfigName, Any] = Field(
+        default_factory=dict,
+        description="Preference defaults for every agent here (over the declared defaults).",
+    )
+    features: dict[ConfigName, bool] = Field(
+        default_factory=dict,
+        description="Feature toggles for every agent here (over the declared defaults).",
+    )
     data_dir: str | None = Field(
         default=None, description="Local provider: where its SQLite store lives (default .runner)."
     )

@@ -4,12 +4,13 @@ Role in the flow: the loader picks a document's model from `KINDS` by its `kind`
 registry, the CLI and the runtime name a resource by `address_of(kind, name)`
 (`agent.tech-agent-1`); `runner.spec.schema` publishes one JSON Schema per kind.
 
-Invariant: `KINDS`, `ADDRESS_PREFIX` and `SpecDoc` name the same ten kinds (and
+Invariant: `KINDS`, `ADDRESS_PREFIX` and `SpecDoc` name the same eleven kinds (and
 `runner.spec.project.KIND_ATTRIBUTES` the Project attribute of each).
 """
 
 from runner.spec.models.alerts import Alert, Channel
 from runner.spec.models.base import Envelope
+from runner.spec.models.configuration import Workspace
 from runner.spec.models.environments import Environment
 from runner.spec.models.pools import ResourcePool
 from runner.spec.models.prompts import Agent, Personality, Template
@@ -28,6 +29,7 @@ SpecDoc = (
     | Alert
     | Channel
     | Environment
+    | Workspace
     | Scenario
 )
 
@@ -41,6 +43,7 @@ KINDS: dict[str, type[Envelope]] = {
     "Alert": Alert,
     "Channel": Channel,
     "Environment": Environment,
+    "Workspace": Workspace,
     "Scenario": Scenario,
 }
 
@@ -55,6 +58,7 @@ ADDRESS_PREFIX: dict[str, str] = {
     "Alert": "alert",
     "Channel": "channel",
     "Environment": "environment",
+    "Workspace": "workspace",
     "Scenario": "scenario",
 }
 

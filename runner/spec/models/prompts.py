@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from runner.spec.models.base import Envelope, NonNegInt, PositiveInt, Strict
+from runner.spec.models.configuration import ConfigName, Feature, Preference
 
 __all__ = ["Agent", "Guideline", "Personality", "PromptFields", "Template", "Tool", "Traits"]
 
@@ -71,6 +72,16 @@ class PromptFields(Strict):
         description="Jinja2 layout composing the final instructions (overrides the default).",
     )
     vars: dict[str, Any] = Field(default_factory=dict)
+    preferences: dict[ConfigName, Preference] | None = Field(
+        default=None,
+        description="What a session may set (e.g. `formality`), read as `prefs.<name>` in texts; "
+        "merged by name with the template's.",
+    )
+    features: dict[ConfigName, Feature] | None = Field(
+        default=None,
+        description="Capabilities switched per environment, workspace or session, read as "
+        "`features.<name>` in texts; merged by name with the template's.",
+    )
 
 
 class Template(Envelope, PromptFields):

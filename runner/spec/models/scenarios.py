@@ -2,8 +2,10 @@
 
 Role in the flow: `runner test` runs each Scenario on a throwaway store with a virtual clock;
 its steps (`user`, `end`, `approve`/`reject`, `advance`) drive a session and its `expect`s are
-compared with what the session did. It speaks the session vocabulary of `runner.spec.vocabulary`
-(`SessionState`, `Priority`), as the runtime's sessions do.
+compared with what the session did. `session` sets the session's preferences and feature
+toggles; `auth.workspace_id` picks its workspace (and so the workspace's overlay). It speaks
+the session vocabulary of `runner.spec.vocabulary` (`SessionState`, `Priority`), as the
+runtime's sessions do.
 
 No `from __future__ import annotations` here: pydantic would evaluate every annotation string at
 import, paid on every `runner validate` (see `base`).
@@ -14,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from runner.spec.models.base import Duration, Envelope, PositiveInt, Strict
+from runner.spec.models.configuration import ConfigName
 from runner.spec.vocabulary import Priority, SessionState
 
 __all__ = [
@@ -21,6 +24,8 @@ __all__ = [
     "Expect",
     "ExpectEscalation",
     "ExpectHandoff",
+    "ExpectReply",
+    "ExpectTools",
     "Scenario",
     "SessionOptions",
     "Step",
@@ -37,6 +42,7 @@ class SessionOptions(Strict):
     max_turns: PositiveInt | None = None
     idle_timeout: Duration | None = None
     preferences: dict[str, Any] = Field(default_factory=dict)
+    features: dict[ConfigName, bool] = Field(default_factory=dict)
     priority: Priority | None = None
 
 
@@ -52,6 +58,20 @@ class ExpectEscalation(Strict):
     status: str | None = None
 
 
+class ExpectReply(Strict):
+    """The text of the step's last reply: every `contains` text in it, no `not_contains` text."""
+
+    contains: list[str] = Field(default_factory=list)
+    not_contains: list[str] = Field(default_factory=list)
+
+
+class ExpectTools(Strict):
+    """Function tools run during the step (`tool:called` events), by name."""
+
+    called: list[str] = Field(default_factory=list)
+    not_called: list[str] = Field(default_factory=list)
+
+
 class Expect(Strict):
     agent: str | None = None
     handoff: ExpectHandoff | None = None
@@ -59,6 +79,8 @@ class Expect(Strict):
     state: SessionState | None = None
     reason: str | None = None
     events: list[str] | None = None
+    reply: ExpectReply | None = None
+    tools: ExpectTools | None = None
 
 
 class Step(Strict):
