@@ -48,11 +48,13 @@ from runner.runtime.sessions import (
 )
 from runner.runtime.status import RuntimeStatus
 from runner.runtime.teams import MemberAvailability, RouterFactory, team_router_factory
+from runner.runtime.tracing import EventSpans, TracedProvider, tracing_active
 from runner.spec.models import Environment
 from runner.spec.project import Project
 from runner.state.base import Registry
 from runner.state.operators import OperatorStore
 from runner.state.sessions import SessionStore
+from runner.telemetry import content_recording
 
 __all__ = ["RuntimeParts"]
 
@@ -128,9 +130,19 @@ class RuntimeParts:
             agents=self.agents,
             configs=self.configs,
         )
+        self.event_spans: EventSpans | None = None
+        turn_provider: Provider = provider
+        if tracing_active():  # decided once: with no OpenTelemetry SDK nothing is wrapped
+            turn_provider = TracedProvider(
+                provider,
+                describe=self._describe_agent,
+                record_content=content_recording(env.telemetry.record_content, environ),
+            )
+            self.event_spans = EventSpans()
+            self.event_spans.subscribe(events)
         turns = Turns(
             ctx,
-            provider=provider,
+            provider=turn_provider,
             pools=self.pools,
             monitor=self.monitor,
             applied=self.applied,
@@ -169,6 +181,18 @@ class RuntimeParts:
         )
         self._background: asyncio.Task[None] | None = None
         self._closed = False
+
+    def _describe_agent(self, foundry_name: str) -> tuple[str, str | None]:
+        """An applied agent's spec name and model, from its Foundry name (for spans)."""
+        name = foundry_name.removeprefix(self.ctx.env.name_prefix)
+        declared = self.applied.declared
+        agent = declared.agents.get(name)
+        if agent is None:
+            return name, None
+        if agent.model is not None:
+            return name, agent.model
+        template = declared.templates.get(agent.template or "")
+        return name, template.model if template is not None else None
 
     # ------------------------------------------------------------ specs
 
@@ -242,6 +266,8 @@ class RuntimeParts:
                 await self._background
         self.flush()
         await self.events.drain()
+        if self.event_spans is not None:
+            self.event_spans.end_all()
         await self.notifier.close()
         self.operators.close()
         self.session_store.close()

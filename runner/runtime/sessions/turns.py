@@ -39,6 +39,7 @@ from runner.runtime.sessions.provider_calls import call_provider
 from runner.runtime.sessions.routers import TeamRouters
 from runner.runtime.sessions.table import LiveSession, LiveSessions
 from runner.runtime.teams import Handoff, RouteDecision, TurnContext
+from runner.runtime.tracing import end_turn, tracing_active, turn_span
 from runner.state.sessions import SessionRow
 
 __all__ = ["Turns"]
@@ -91,7 +92,12 @@ class Turns:
         if lock is None:
             lock = live.lock = asyncio.Lock()
         async with lock:
-            return await self.turn(live, text, wait)
+            if not tracing_active():
+                return await self.turn(live, text, wait)
+            with turn_span(live.row) as span:
+                reply = await self.turn(live, text, wait)
+                end_turn(span, reply)
+                return reply
 
     async def turn(self, live: LiveSession, text: str, wait: float | None) -> TurnReply:
         row = live.row

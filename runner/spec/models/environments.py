@@ -14,10 +14,22 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from runner.spec.models.auth import AuthConfig
-from runner.spec.models.base import Envelope
+from runner.spec.models.base import Envelope, Strict
 from runner.spec.models.configuration import ConfigName
 
-__all__ = ["Environment"]
+__all__ = ["Environment", "TelemetrySettings"]
+
+
+class TelemetrySettings(Strict):
+    """What runner's OpenTelemetry spans may carry (collection itself is the SDK's business)."""
+
+    record_content: bool | None = Field(
+        default=None,
+        description=(
+            "Put message text into spans (gen_ai.input/output.messages). Unset: follow "
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT; off by default."
+        ),
+    )
 
 
 class Environment(Envelope):
@@ -40,6 +52,10 @@ class Environment(Envelope):
     )
     data_dir: str | None = Field(
         default=None, description="Local provider: where its SQLite store lives (default .runner)."
+    )
+    telemetry: TelemetrySettings = Field(
+        default_factory=TelemetrySettings,
+        description="OpenTelemetry: whether spans may carry message text.",
     )
     auth: AuthConfig | None = Field(
         default=None,
