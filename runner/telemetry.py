@@ -41,16 +41,22 @@ CONTENT_SWITCH = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 SpanKind = Literal["internal", "client", "server"]
 
+_cached: tuple[Any, Any] = (None, None)  # (tracer provider, runner's tracer from it)
+
 
 def tracer() -> Any | None:
     """The tracer to record with, or None when no SDK tracer provider is installed."""
+    global _cached
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
         return None
     provider = trace.get_tracer_provider()
+    if provider is _cached[0]:
+        return _cached[1]
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return None
-    return provider.get_tracer("runner")
+    _cached = (provider, provider.get_tracer("runner"))
+    return _cached[1]
 
 
 def content_recording(setting: bool | None, environ: Mapping[str, str] = os.environ) -> bool:
