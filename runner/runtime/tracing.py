@@ -120,6 +120,7 @@ def end_turn(span: Any | None, reply: Any) -> None:
             "gen_ai.usage.input_tokens": getattr(reply, "input_tokens", None),
             "gen_ai.usage.output_tokens": getattr(reply, "output_tokens", None),
             "runner.session.state": getattr(reply, "state", None),
+            "runner.cost": getattr(reply, "cost", None),
         },
     )
 

@@ -30,7 +30,13 @@ from runner.runtime.clock import Clock
 from runner.runtime.config import RuntimeConfig
 from runner.runtime.context import RuntimeContext
 from runner.runtime.events import EventBus
-from runner.runtime.monitoring import AlertRelay, Notifier, PerformanceMonitor, channel_failures
+from runner.runtime.monitoring import (
+    AlertRelay,
+    CostMeter,
+    Notifier,
+    PerformanceMonitor,
+    channel_failures,
+)
 from runner.runtime.operators import Operators
 from runner.runtime.pools import PoolManager
 from runner.runtime.sessions import (
@@ -98,6 +104,7 @@ class RuntimeParts:
         self.monitor = PerformanceMonitor(
             on_alert=relay.on_alert, enabled=config.monitoring_enabled
         )
+        self.costs = CostMeter(env=env.name, clock=clock, emit=ctx.emit)
         self.applied = AppliedState(
             env=env, registry=registry, changes=registry_changes, project=project
         )
@@ -151,6 +158,7 @@ class RuntimeParts:
             agents=self.agents,
             routers=self.routers,
             configs=self.configs,
+            costs=self.costs,
         )
         self.sessions = SessionService(
             table=self.table,
@@ -167,6 +175,7 @@ class RuntimeParts:
             pools=self.pools,
             monitor=self.monitor,
             notifier=self.notifier,
+            costs=self.costs,
         )
         self.operators = Operators(
             ctx,
@@ -185,14 +194,7 @@ class RuntimeParts:
     def _describe_agent(self, foundry_name: str) -> tuple[str, str | None]:
         """An applied agent's spec name and model, from its Foundry name (for spans)."""
         name = foundry_name.removeprefix(self.ctx.env.name_prefix)
-        declared = self.applied.declared
-        agent = declared.agents.get(name)
-        if agent is None:
-            return name, None
-        if agent.model is not None:
-            return name, agent.model
-        template = declared.templates.get(agent.template or "")
-        return name, template.model if template is not None else None
+        return name, self.applied.model_of(name)
 
     # ------------------------------------------------------------ specs
 
@@ -201,6 +203,12 @@ class RuntimeParts:
         declared = self.applied.load(project)
         self.pools.configure(declared.pools)
         self.monitor.configure(declared.alerts)
+        self.costs.configure(
+            pricing=self.ctx.env.pricing,
+            pools=declared.pools,
+            workspaces=declared.workspaces.values(),
+            model_of=self.applied.model_of,
+        )
         self.notifier.configure(declared.channels)
         self.routers.build(declared)
         self.table.waiting.configure(declared.teams)

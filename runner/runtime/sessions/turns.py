@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from dataclasses import replace
 
 from runner.providers.base import Provider, Reply
 from runner.runtime.auth import CHAT_ACCESS, AuthContext, check_auth
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionStateError, TurnFailedError
-from runner.runtime.monitoring import PerformanceMonitor, Subject
+from runner.runtime.monitoring import CostMeter, PerformanceMonitor, Subject
 from runner.runtime.pools import PoolManager, estimate_tokens
 from runner.runtime.sessions.agents import AgentCatalog
 from runner.runtime.sessions.applied import AppliedState
@@ -63,7 +64,9 @@ class Turns:
         agents: AgentCatalog,
         routers: TeamRouters,
         configs: SessionConfigs,
+        costs: CostMeter,
     ) -> None:
+        self._costs = costs
         self._applied = applied
         self._configs = configs
         self._table = table
@@ -92,12 +95,30 @@ class Turns:
         if lock is None:
             lock = live.lock = asyncio.Lock()
         async with lock:
+            row = live.row
+            # a spent budget that refuses: refused before anything is sent or admitted
+            self._costs.refusal(pools=row.pools, workspace=row.workspace_id)
             if not tracing_active():
-                return await self.turn(live, text, wait)
-            with turn_span(live.row) as span:
-                reply = await self.turn(live, text, wait)
+                return self._charge(row, await self.turn(live, text, wait))
+            with turn_span(row) as span:
+                reply = self._charge(row, await self.turn(live, text, wait))
                 end_turn(span, reply)
                 return reply
+
+    def _charge(self, row: SessionRow, reply: TurnReply) -> TurnReply:
+        """Charge an answered turn's tokens at its model's price (`reply.cost`)."""
+        if reply.agent is None:
+            return reply
+        charged = self._costs.charge(
+            session_id=row.id,
+            agent=reply.agent,
+            team=row.target if row.kind == "team" else None,
+            pools=self._pools.pools_for(reply.agent),
+            workspace=row.workspace_id,
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+        )
+        return reply if charged.amount is None else replace(reply, cost=charged.amount)
 
     async def turn(self, live: LiveSession, text: str, wait: float | None) -> TurnReply:
         row = live.row

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from runner.spec.models.auth import AuthConfig
 from runner.spec.models.base import Envelope, Strict
 from runner.spec.models.configuration import ConfigName
+from runner.spec.models.costs import Pricing
 
 __all__ = ["Environment", "TelemetrySettings"]
 
@@ -52,6 +53,10 @@ class Environment(Envelope):
     )
     data_dir: str | None = Field(
         default=None, description="Local provider: where its SQLite store lives (default .runner)."
+    )
+    pricing: Pricing | None = Field(
+        default=None,
+        description="What each model deployment's tokens cost here (for costs and budgets).",
     )
     telemetry: TelemetrySettings = Field(
         default_factory=TelemetrySettings,
