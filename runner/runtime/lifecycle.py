@@ -422,5 +422,23 @@ class Lifecycle:
     def get_system_status(self) -> SystemStatus:
         return self.parts.status.system_status()
 
+    async def analyze_conversation_quality(
+        self,
+        session_id: str,
+        *,
+        auth: AuthLike,
+        user_goals: Sequence[str] = (),
+        expected_outcomes: Sequence[str] = (),
+        context: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Scores of one session (resolution, goal coverage, outcomes, response time, the
+        evaluator's verdict), each with its evidence; `auth` must be able to read the session."""
+        self.get_session(session_id, auth=auth)  # authorises: another workspace's is missing
+        row = self.session_row(session_id)
+        assert row is not None  # it was just read
+        return await self.parts.status.conversation_quality(
+            row, user_goals=user_goals, expected_outcomes=expected_outcomes, context=context
+        )
+
     def get_system_analytics(self) -> SystemAnalytics:
         return self.parts.status.system_analytics()

@@ -35,6 +35,7 @@ from runner.runtime.monitoring import (
     CostMeter,
     Notifier,
     PerformanceMonitor,
+    SessionLedger,
     channel_failures,
 )
 from runner.runtime.operators import Operators
@@ -105,6 +106,7 @@ class RuntimeParts:
             on_alert=relay.on_alert, enabled=config.monitoring_enabled
         )
         self.costs = CostMeter(env=env.name, clock=clock, emit=ctx.emit)
+        self.ledger = SessionLedger()
         self.applied = AppliedState(
             env=env, registry=registry, changes=registry_changes, project=project
         )
@@ -159,6 +161,7 @@ class RuntimeParts:
             routers=self.routers,
             configs=self.configs,
             costs=self.costs,
+            ledger=self.ledger,
         )
         self.sessions = SessionService(
             table=self.table,
@@ -176,6 +179,8 @@ class RuntimeParts:
             monitor=self.monitor,
             notifier=self.notifier,
             costs=self.costs,
+            ledger=self.ledger,
+            agents=self.agents,
         )
         self.operators = Operators(
             ctx,

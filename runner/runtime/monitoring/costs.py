@@ -1,5 +1,5 @@
 """Money at run time: each turn's tokens charged at the environment's prices, totals per
-session, agent, team, pool, workspace and environment, and the spending budgets.
+agent, team, pool, workspace, model and environment, and the spending budgets.
 
 Role: the turn path asks `refusal(...)` before a turn (a spent budget with `refuse: true`
 refuses it, like a tokens-per-minute limit) and `charge(...)` after it; status and analytics
@@ -14,8 +14,8 @@ Invariants:
     at zero in each new period.
   - A budget warns once per period when spending crosses `warn_at` and once when it is spent
     (`resource:warning`, metric `cost`); only `refuse: true` refuses turns.
-  - Figures are held in memory by this process (like the pools' token windows); the running
-    totals of the last `SESSIONS_KEPT` sessions are kept, older ones dropped (bounded memory).
+  - Figures are held in memory by this process (like the pools' token windows); a session's
+    own cost is kept by the `SessionLedger`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ from runner.runtime.clock import Clock
 from runner.runtime.errors import SpendingBudgetError
 from runner.spec.models import Budget, Pricing, ResourcePool, Workspace
 
-__all__ = ["SESSIONS_KEPT", "CostMeter", "TurnCost"]
-
-SESSIONS_KEPT = 100_000
+__all__ = ["CostMeter", "TurnCost"]
 
 Emit = Callable[[str, Mapping[str, Any]], None]
 
@@ -158,7 +156,6 @@ class CostMeter:
     def charge(
         self,
         *,
-        session_id: str,
         agent: str,
         team: str | None,
         pools: Iterable[str],
@@ -176,10 +173,6 @@ class CostMeter:
         pools = tuple(pools)
         totals = self.totals
         totals["environment"][self._env] += amount
-        sessions = totals["session"]
-        sessions[session_id] += amount
-        if len(sessions) > SESSIONS_KEPT:
-            del sessions[next(iter(sessions))]
         totals["agent"][agent] += amount
         if model is not None:
             totals["model"][model] += amount
@@ -220,9 +213,6 @@ class CostMeter:
                     },
                 )
 
-    def session_cost(self, session_id: str) -> float:
-        return self.totals["session"].get(session_id, 0.0)
-
     def figures(self) -> dict[str, Any]:
         """Totals per subject kind, the budgets' spending this period, unpriced tokens."""
         now = self._clock.now()
@@ -239,7 +229,6 @@ class CostMeter:
         totals = {
             kind: {name: round(value, 6) for name, value in sorted(values.items())}
             for kind, values in self.totals.items()
-            if kind != "session"
         }
         return {
             "currency": self.currency,

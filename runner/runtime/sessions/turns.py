@@ -29,7 +29,7 @@ from runner.providers.base import Provider, Reply
 from runner.runtime.auth import CHAT_ACCESS, AuthContext, check_auth
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionStateError, TurnFailedError
-from runner.runtime.monitoring import CostMeter, PerformanceMonitor, Subject
+from runner.runtime.monitoring import CostMeter, PerformanceMonitor, SessionLedger, Subject
 from runner.runtime.pools import PoolManager, estimate_tokens
 from runner.runtime.sessions.agents import AgentCatalog
 from runner.runtime.sessions.applied import AppliedState
@@ -65,8 +65,10 @@ class Turns:
         routers: TeamRouters,
         configs: SessionConfigs,
         costs: CostMeter,
+        ledger: SessionLedger,
     ) -> None:
         self._costs = costs
+        self._ledger = ledger
         self._applied = applied
         self._configs = configs
         self._table = table
@@ -106,17 +108,21 @@ class Turns:
                 return reply
 
     def _charge(self, row: SessionRow, reply: TurnReply) -> TurnReply:
-        """Charge an answered turn's tokens at its model's price (`reply.cost`)."""
+        """Charge an answered turn's tokens at its model's price (`reply.cost`) and write the
+        turn's figures in the session's ledger."""
         if reply.agent is None:
+            self._ledger.record(row.id, ms=None, handoffs=len(reply.handoffs), cost=None)
             return reply
         charged = self._costs.charge(
-            session_id=row.id,
             agent=reply.agent,
             team=row.target if row.kind == "team" else None,
             pools=self._pools.pools_for(reply.agent),
             workspace=row.workspace_id,
             input_tokens=reply.input_tokens,
             output_tokens=reply.output_tokens,
+        )
+        self._ledger.record(
+            row.id, ms=reply.response_time_ms, handoffs=len(reply.handoffs), cost=charged.amount
         )
         return reply if charged.amount is None else replace(reply, cost=charged.amount)
 

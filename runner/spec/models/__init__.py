@@ -51,7 +51,7 @@ from runner.spec.models.configuration import (
     Workspace,
 )
 from runner.spec.models.costs import Budget, ModelPrice, Pricing
-from runner.spec.models.environments import Environment, TelemetrySettings
+from runner.spec.models.environments import Environment, QualitySettings, TelemetrySettings
 from runner.spec.models.kinds import ADDRESS_PREFIX, KINDS, SpecDoc, address_of
 from runner.spec.models.pools import (
     AlertThresholds,
@@ -145,6 +145,7 @@ __all__ = [
     "Pricing",
     "PriorityWeights",
     "PromptFields",
+    "QualitySettings",
     "Regex",
     "ResourcePool",
     "Scaling",

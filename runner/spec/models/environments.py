@@ -18,7 +18,20 @@ from runner.spec.models.base import Envelope, Strict
 from runner.spec.models.configuration import ConfigName
 from runner.spec.models.costs import Pricing
 
-__all__ = ["Environment", "TelemetrySettings"]
+__all__ = ["Environment", "QualitySettings", "TelemetrySettings"]
+
+
+class QualitySettings(Strict):
+    """How conversation quality is judged here (`Lifecycle.analyze_conversation_quality`)."""
+
+    evaluator: str | None = Field(
+        default=None,
+        description="An agent asked to score each analysed conversation (0 to 1), beside the "
+        "measured scores.",
+    )
+    response_time_target_ms: float | None = Field(
+        default=None, gt=0, description="A turn answered within this is on time (default 5000)."
+    )
 
 
 class TelemetrySettings(Strict):
@@ -57,6 +70,10 @@ class Environment(Envelope):
     pricing: Pricing | None = Field(
         default=None,
         description="What each model deployment's tokens cost here (for costs and budgets).",
+    )
+    quality: QualitySettings = Field(
+        default_factory=QualitySettings,
+        description="Conversation quality: an evaluator agent, the response-time target.",
     )
     telemetry: TelemetrySettings = Field(
         default_factory=TelemetrySettings,
