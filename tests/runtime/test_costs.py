@@ -14,7 +14,7 @@ import pytest
 from runtime_support import AUTH, contract_project, copy_contract
 
 from runner.runtime.clock import FakeClock
-from runner.runtime.errors import SpendingBudgetError
+from runner.runtime.errors import SpendingBudgetError, UnknownAgentError
 from runner.runtime.events import Event
 
 PRICED_ENV = """
@@ -144,3 +144,42 @@ def test_validate_names_each_unpriced_model_once_at_the_price_table(tmp_path: Pa
     # at the price table's entries (line 11, column 5), where the price is to be added
     assert lines[0].startswith(f"{specs / 'priced-env.yaml'}:11:5: error: Environment 'priced'")
     assert "model 'gpt-4o'" in lines[0] and "add pricing.models.gpt-4o" in lines[0]
+
+
+async def test_optimizing_an_agent_projects_savings_from_its_figures_and_applies_nothing(
+    priced: Any,
+) -> None:
+    async with priced() as lc:
+        session = await lc.create_agent_session(agent="tech-agent-1", auth=AUTH)
+        replies = [await session.send(f"My laptop shows error {i} at boot") for i in range(3)]
+        versions = {v.name: v.version for v in lc.provider.list_agents()}
+        plan = lc.optimize_agent_resources("tech-agent-1")
+        aggressive = lc.optimize_agent_resources("tech-agent-1", target_cost_reduction=0.5)
+        with pytest.raises(UnknownAgentError):
+            lc.optimize_agent_resources("ghost-agent")
+        assert {v.name: v.version for v in lc.provider.list_agents()} == versions
+    spent = sum(r.cost for r in replies)
+    inputs = sum(r.input_tokens for r in replies)
+    outputs = sum(r.output_tokens for r in replies)
+    assert plan["current"] == {
+        "model": "gpt-4o",
+        "turns": 3,
+        "input_tokens": inputs,
+        "output_tokens": outputs,
+        "cost": pytest.approx(spent, abs=1e-6),
+        "currency": "EUR",
+    }
+    steps = {s["action"]: s for s in plan["implementation_plan"]}
+    cheaper = steps["cheaper_model"]
+    assert cheaper["change"] == "agent.tech-agent-1: model gpt-4o -> gpt-4o-mini"
+    mini = (inputs * 0.15 + outputs * 0.6) / 1000
+    assert cheaper["saving"] == pytest.approx(spent - mini, abs=1e-6)
+    assert "pool_budget" in steps  # its pool has no budget: a limit, no saving of its own
+    assert plan["applied"] is False
+    assert plan["projected_savings"]["amount"] == pytest.approx(
+        sum(s["saving"] for s in plan["implementation_plan"]), abs=1e-6
+    )
+    # a target takes the largest savings first and stops once it is met
+    chosen = aggressive["implementation_plan"]
+    assert chosen[0]["action"] == "cheaper_model" and aggressive["projected_savings"]["target_met"]
+    assert len(chosen) < len(plan["implementation_plan"])

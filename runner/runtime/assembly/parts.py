@@ -53,7 +53,7 @@ from runner.runtime.sessions import (
     Turns,
     WaitingSessions,
 )
-from runner.runtime.status import RuntimeStatus
+from runner.runtime.status import RuntimeStatus, SessionAnalysis
 from runner.runtime.teams import MemberAvailability, RouterFactory, team_router_factory
 from runner.runtime.tracing import EventSpans, TracedProvider, tracing_active
 from runner.spec.models import Environment
@@ -178,6 +178,14 @@ class RuntimeParts:
             pools=self.pools,
             monitor=self.monitor,
             notifier=self.notifier,
+            costs=self.costs,
+        )
+        self.analysis = SessionAnalysis(
+            ctx,
+            provider=provider,
+            table=self.table,
+            monitor=self.monitor,
+            pools=self.pools,
             costs=self.costs,
             ledger=self.ledger,
             agents=self.agents,

@@ -6,7 +6,8 @@ Role: the turn path records every turn in the `PerformanceMonitor` (per agent, t
 `Notifier` delivers notifications to webhook, Slack and email channels in the background.
 `insights` draws insights and recommendations from a subject's figures. The `CostMeter`
 (`costs`) charges each turn's tokens at the environment's prices and holds spending budgets;
-the `SessionLedger` keeps each session's turn figures, which `quality` scores.
+the `SessionLedger` keeps each session's turn figures, which `quality` scores; `optimize`
+plans an agent's savings from its figures.
 
 May import: `runner.spec` (models, secrets) and the runtime's neutral modules (clock, events).
 Nothing here knows sessions: the session table tells the monitor which sessions are open.
@@ -29,11 +30,13 @@ from runner.runtime.monitoring.monitor import (
     SubjectKind,
     alert_subject,
 )
+from runner.runtime.monitoring.optimize import AgentCostFacts, plan_savings
 from runner.runtime.monitoring.quality import QualityFacts, assess_quality
 from runner.runtime.monitoring.relay import AlertRelay, channel_failures
 from runner.runtime.monitoring.series import Series, WindowFigures
 
 __all__ = [
+    "AgentCostFacts",
     "AlertRelay",
     "AlertState",
     "AlertStatus",
@@ -55,6 +58,7 @@ __all__ = [
     "alert_subject",
     "assess_quality",
     "channel_failures",
+    "plan_savings",
     "recommend",
     "subject_figures",
 ]

@@ -86,6 +86,12 @@ class CostMeter:
         self.totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.unpriced_tokens = 0
         self.turns = 0
+        self.agent_tokens: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        """agent -> [turns, input tokens, output tokens] (priced or not)."""
+
+    @property
+    def pricing(self) -> Pricing | None:
+        return self._pricing
 
     @property
     def currency(self) -> str:
@@ -165,6 +171,10 @@ class CostMeter:
     ) -> TurnCost:
         """Charge one answered turn; returns its cost."""
         self.turns += 1
+        served = self.agent_tokens[agent]
+        served[0] += 1
+        served[1] += input_tokens
+        served[2] += output_tokens
         model = self._model_of(agent)
         amount = self.price(model, input_tokens, output_tokens)
         if amount is None:

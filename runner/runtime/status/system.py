@@ -1,10 +1,8 @@
 """How the runtime is doing: performance insights, system status and analytics.
 
-Role: the read side of the runtime, over the session table, the monitor, the pools and the
-channels. `insights`, `system_status` and `system_analytics` back the `Lifecycle` methods of
-the same purpose; `conversation_quality` gathers one session's facts (its row, its
-conversation's messages, its ledger figures, the evaluator agent's verdict) for
-`runner.runtime.monitoring.quality`.
+Role: the read side of the runtime, over the session table, the monitor, the pools, the cost
+meter and the channels. `insights`, `system_status` and `system_analytics` back the
+`Lifecycle` methods of the same purpose (through `runner.runtime.status.reports`).
 
 Invariants:
   - Reading status changes nothing (no session, pool or alert state).
@@ -13,8 +11,6 @@ Invariants:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 from runner.providers.base import Provider
@@ -23,17 +19,12 @@ from runner.runtime.monitoring import (
     CostMeter,
     Notifier,
     PerformanceMonitor,
-    QualityFacts,
-    SessionLedger,
     SubjectFigures,
-    assess_quality,
     recommend,
     subject_figures,
 )
 from runner.runtime.pools import PoolFigures, PoolManager
-from runner.runtime.sessions import AgentCatalog, LiveSessions
-from runner.runtime.sessions.provider_calls import call_provider
-from runner.state.sessions import SessionRow
+from runner.runtime.sessions import LiveSessions
 
 __all__ = [
     "ComponentStatus",
@@ -87,12 +78,8 @@ class RuntimeStatus:
         monitor: PerformanceMonitor,
         notifier: Notifier,
         costs: CostMeter,
-        ledger: SessionLedger,
-        agents: AgentCatalog,
     ) -> None:
         self._costs = costs
-        self._ledger = ledger
-        self._agents = agents
         self._ctx = ctx
         self._provider = provider
         self._table = table
@@ -215,92 +202,3 @@ class RuntimeStatus:
             "costs": self._costs.figures(),
             "health": self.system_status(),
         }
-
-    # ------------------------------------------------------------ conversation quality
-
-    async def conversation_quality(
-        self,
-        row: SessionRow,
-        *,
-        user_goals: Sequence[str],
-        expected_outcomes: Sequence[str],
-        context: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
-        """The quality of one session (a row its caller may read) with the evidence."""
-        provider = self._provider
-        read = await call_provider(
-            provider,
-            provider.conversation_messages,
-            conversation_id=row.conversation_id,
-            limit=MESSAGES_READ,
-        )
-        messages = [(m.role, m.text) for m in read]
-        settings = self._ctx.env.quality
-        context = dict(context or {})
-        if settings.response_time_target_ms is not None:
-            context.setdefault("response_time_target_ms", settings.response_time_target_ms)
-        judged = None
-        if settings.evaluator is not None:
-            judged = await self._judge(settings.evaluator, messages, user_goals, expected_outcomes)
-        figures = self._ledger.of(row.id)
-        facts = QualityFacts(
-            session_id=row.id,
-            state=row.state,
-            reason=row.reason,
-            turns=row.turns,
-            created_at=row.created_at,
-            ended_at=row.ended_at,
-            escalated=row.escalation is not None or row.state == "awaiting_human",
-            handoffs=figures.handoffs if figures is not None else 0,
-            response_times_ms=list(figures.response_times_ms) if figures is not None else [],
-            messages=messages,
-            judged=judged,
-            evaluator=settings.evaluator,
-            cost=figures.cost if figures is not None and figures.priced else None,
-        )
-        return assess_quality(
-            facts, user_goals=user_goals, expected_outcomes=expected_outcomes, context=context
-        )
-
-    async def _judge(
-        self,
-        evaluator: str,
-        messages: Sequence[tuple[str, str]],
-        goals: Sequence[str],
-        outcomes: Sequence[str],
-    ) -> tuple[float | None, str]:
-        """Ask the evaluator agent (its applied version, a conversation of its own)."""
-        pin = await self._agents.pin(evaluator)
-        provider = self._provider
-        conversation = await call_provider(
-            provider, provider.create_conversation, metadata={"runner-purpose": "quality"}
-        )
-        transcript = "\n".join(f"{role}: {text}" for role, text in messages[-MESSAGES_JUDGED:])
-        prompt = (
-            "Score how well this support conversation served the user, from 0 (not at all) to "
-            "1 (fully).\n"
-            f"User goals: {'; '.join(goals) or 'not stated'}\n"
-            f"Expected outcomes: {'; '.join(outcomes) or 'not stated'}\n"
-            f"Conversation:\n{transcript}\n"
-            "Answer with a line SCORE: <number> and one sentence of reasons."
-        )
-        reply = await call_provider(
-            provider,
-            provider.respond,
-            conversation_id=conversation,
-            agent_name=pin.foundry_name,
-            agent_version=pin.version,
-            text=prompt,
-        )
-        found = _SCORE.findall(reply.text)
-        if not found:
-            return None, f"{evaluator} gave no SCORE: line"
-        value = float(found[-1])
-        if value > 1 and value <= 100:  # a score out of 5, 10 or 100
-            value /= 5 if value <= 5 else 10 if value <= 10 else 100
-        return min(1.0, max(0.0, value)), f"{evaluator}: {' '.join(reply.text.split())[:200]}"
-
-
-MESSAGES_READ = 200  # the latest messages of a conversation read for quality
-MESSAGES_JUDGED = 40  # of which the evaluator sees the latest
-_SCORE = re.compile(r"SCORE:\s*([0-9]+(?:\.[0-9]+)?)")
