@@ -183,3 +183,40 @@ async def test_optimizing_an_agent_projects_savings_from_its_figures_and_applies
     chosen = aggressive["implementation_plan"]
     assert chosen[0]["action"] == "cheaper_model" and aggressive["projected_savings"]["target_met"]
     assert len(chosen) < len(plan["implementation_plan"])
+
+
+COST_ALERTS = """
+apiVersion: runner/v1
+kind: Alert
+name: general-spend
+agent: general-agent-1
+metric: cost
+condition: above
+threshold: 0.00001
+window: 1h
+---
+apiVersion: runner/v1
+kind: Alert
+name: support-unresolved
+team: customer-support
+metric: resolution_rate
+condition: below
+threshold: 0.5
+window: 1h
+"""
+
+
+async def test_cost_and_resolution_rate_are_alert_metrics(priced: Any) -> None:
+    async with priced(COST_ALERTS) as lc:
+        fired: list[Event] = []
+        lc.on("performance:alert", fired.append)
+        solo = await lc.create_agent_session(agent="general-agent-1", auth=AUTH)
+        await solo.send("Hello, a question about my invoice")
+        assert [e.data["alert"] for e in fired] == ["general-spend"]
+        team = await lc.create_agent_session(team="customer-support", auth=AUTH)
+        await team.send("Hello")
+        await team.end("user_ended")  # ended, not resolved: the team's rate drops to 0
+        assert [e.data["alert"] for e in fired] == ["general-spend", "support-unresolved"]
+        states = {a["alert"]: a for a in lc.get_system_analytics()["performance"]["alerts"]}
+    assert states["support-unresolved"]["value"] == 0.0
+    assert states["general-spend"]["value"] > 0.00001

@@ -124,7 +124,13 @@ class Turns:
         self._ledger.record(
             row.id, ms=reply.response_time_ms, handoffs=len(reply.handoffs), cost=charged.amount
         )
-        return reply if charged.amount is None else replace(reply, cost=charged.amount)
+        if charged.amount is None:
+            return reply
+        if charged.amount and self._monitor.enabled:  # cost alerts
+            self._monitor.record_outcome(
+                self._subjects(row, reply.agent), self._clock.now(), cost=charged.amount
+            )
+        return replace(reply, cost=charged.amount)
 
     async def turn(self, live: LiveSession, text: str, wait: float | None) -> TurnReply:
         row = live.row
@@ -267,14 +273,8 @@ class Turns:
         monitor = self._monitor
         if not monitor.enabled:
             return
-        subjects: list[Subject] = []
-        if agent is not None:
-            subjects.append(("agent", agent))
-            subjects.extend(("pool", p) for p in self._pools.pools_for(agent))
-        if row.kind == "team":
-            subjects.append(("team", row.target))
         monitor.record_turn(
-            subjects,
+            self._subjects(row, agent),
             now=self._clock.now(),
             ms=ms,
             error=error,
@@ -282,6 +282,16 @@ class Turns:
             handoffs=len(handoffs),
             escalations=escalations,
         )
+
+    def _subjects(self, row: SessionRow, agent: str | None) -> list[Subject]:
+        """What a turn of `agent` counts against: the agent, its pools, the session's team."""
+        subjects: list[Subject] = []
+        if agent is not None:
+            subjects.append(("agent", agent))
+            subjects.extend(("pool", p) for p in self._pools.pools_for(agent))
+        if row.kind == "team":
+            subjects.append(("team", row.target))
+        return subjects
 
     async def _route(self, live: LiveSession, text: str, turn: int) -> RouteDecision:
         row = live.row
