@@ -32,6 +32,7 @@ __all__ = [
     "annotate",
     "attach_remote_parent",
     "content_recording",
+    "end_span",
     "span",
     "start_span",
     "tracer",
@@ -124,6 +125,22 @@ def annotate(
         from opentelemetry.trace import Status, StatusCode
 
         current.set_status(Status(StatusCode.ERROR, error))
+
+
+def end_span(
+    started: Any | None, attributes: Mapping[str, Any] | None = None, *, error: str | None = None
+) -> None:
+    """End a span from `start_span` (nothing when it is None), with its last attributes; `error`
+    marks it failed."""
+    if started is None:
+        return
+    if attributes:
+        started.set_attributes(_clean(attributes))
+    if error is not None:
+        from opentelemetry.trace import Status, StatusCode
+
+        started.set_status(Status(StatusCode.ERROR, error))
+    started.end()
 
 
 @contextlib.contextmanager
