@@ -61,6 +61,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "watch": (*_BEFORE_RUNTIME, "runner.runtime"),
     "scenarios": (*_BEFORE_RUNTIME, "runner.runtime"),
     "serve": (*_BEFORE_RUNTIME, "runner.runtime", "runner.watch"),
+    "report": (),  # pure: plain records in, text and HTML out
 }
 
 # third-party package -> the only runner modules that may import it
