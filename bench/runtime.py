@@ -17,6 +17,11 @@ for the sessions' workspace, so every turn carries structured inputs. Printed as
 against the plain lifecycles measured in the same process: the median over back-to-back pairs
 (each pair shares the machine's load of its moment; the order alternates), with the ratio of
 CPU time beside it. Target: >= 0.9x.
+
+Traced variant (issue 13): the same lifecycles with the OpenTelemetry SDK installed and every
+span (turn, provider call, handoff, escalation) exported to its in-memory exporter through a
+synchronous processor, against the same runtime with no SDK (the global provider is removed
+between runs, as opentelemetry-test-utils does); median of back-to-back pairs. Target: >= 0.8x.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -40,6 +46,7 @@ from runner.spec.project import Position, Project, SpecDocument
 
 TARGET = 1000.0
 CONFIGURED_TARGET = 0.9
+TRACING_TARGET = 0.8
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract" / "specs"
 AUTH = {"user_id": "bench", "workspace_id": "workspace-123", "permissions": ["chat:access"]}
 TURNS = (
@@ -194,6 +201,62 @@ async def configured_ratio(root: Path, sessions: int, rounds: int) -> float:
     return ratio
 
 
+def install_sdk() -> Any:
+    """The OpenTelemetry SDK as the global tracer provider, exporting to memory; returns the
+    exporter (a fresh one each time)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    remove_sdk()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+def remove_sdk() -> None:
+    from opentelemetry import trace
+    from opentelemetry.util._once import Once
+
+    trace._TRACER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
+    trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
+
+
+async def tracing_ratio(root: Path, sessions: int, rounds: int) -> float:
+    """Traced rate / untraced rate over back-to-back pairs on one runtime opened traced."""
+    project = load_contract(CONTRACT, local_env(root / "traced"), WIDE_POOL)
+    install_sdk()
+    pairs: list[float] = []
+    exported = 0
+    async with Lifecycle.open(
+        project, env="local", registry_path=root / "t.db", notifier=RecordingNotifier()
+    ) as lc:
+        await lifecycles(lc, 50)
+        for i in range(rounds):
+            seen: dict[str, float] = {}
+            for traced in (True, False) if i % 2 == 0 else (False, True):
+                exporter = install_sdk() if traced else None
+                if not traced:
+                    remove_sdk()
+                seen["on" if traced else "off"] = sessions / await lifecycles(lc, sessions)
+                if exporter is not None:
+                    exported = len(exporter.get_finished_spans())
+            pairs.append(seen["on"] / seen["off"])
+    remove_sdk()
+    assert exported >= sessions * 6, exported  # a turn and a provider call per message at least
+    ratio = statistics.median(pairs)
+    verdict = "OK" if ratio >= TRACING_TARGET else "BELOW TARGET"
+    print(
+        f"tracing: {ratio:.2f}x of untraced lifecycles (median of {rounds} back-to-back pairs of "
+        f"{sessions}; {exported / sessions:.1f} spans per lifecycle to the SDK's in-memory "
+        f"exporter); target >= {TRACING_TARGET}x: {verdict}"
+    )
+    return ratio
+
+
 async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -243,7 +306,8 @@ async def run(args: argparse.Namespace) -> int:
             )
             assert lc.active_sessions == args.open
         ratio = await configured_ratio(root, max(100, args.sessions // 3), args.rounds)
-    return 0 if rate >= TARGET and ratio >= CONFIGURED_TARGET else 1
+        traced = await tracing_ratio(root, max(100, args.sessions // 3), args.rounds)
+    return 0 if rate >= TARGET and ratio >= CONFIGURED_TARGET and traced >= TRACING_TARGET else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ RUNNER = Path(__file__).resolve().parent.parent / "runner"
 _BEFORE_RUNTIME = (
     "runner.errors",
     "runner.paths",
+    "runner.telemetry",
     "runner.spec",
     "runner.plan",
     "runner.apply",
@@ -50,6 +51,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "providers": ("runner.errors", "runner.paths", "runner.sqlitefile", "runner.spec"),
     "apply": (
         "runner.errors",
+        "runner.telemetry",
         "runner.spec",
         "runner.plan",
         "runner.providers.base",
@@ -59,6 +61,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "watch": (*_BEFORE_RUNTIME, "runner.runtime"),
     "scenarios": (*_BEFORE_RUNTIME, "runner.runtime"),
     "serve": (*_BEFORE_RUNTIME, "runner.runtime", "runner.watch"),
+    "report": (),  # pure: plain records in, text and HTML out
 }
 
 # third-party package -> the only runner modules that may import it
@@ -76,11 +79,12 @@ CONFINED: dict[str, tuple[str, ...]] = {
         "runner.serve.routes_sessions",
         "runner.serve.routes_status",
     ),
-    "starlette": ("runner.serve.app",),
+    "starlette": ("runner.serve.app", "runner.serve.tracing"),
     "socketio": ("runner.serve.realtime",),
     "uvicorn": ("runner.serve.server",),
     "prometheus_client": ("runner.serve.metrics",),
     "jwt": ("runner.serve.authn", "runner.serve.jwks"),
+    "opentelemetry": ("runner.telemetry",),
 }
 
 # The runtime's parts, bottom up: a module of one part may import the parts before it (and
@@ -92,6 +96,7 @@ RUNTIME_ORDER: tuple[str, ...] = (
     "events",
     "auth",
     "context",
+    "tracing",
     "routing",
     "escalation",
     "teams",

@@ -40,6 +40,7 @@ Modules: this one keeps the apply itself (`apply_plan`, the staged pool `_run_st
 
 from __future__ import annotations
 
+import contextvars
 import getpass
 import os
 import random
@@ -52,6 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import groupby
 
+from runner import telemetry
 from runner.apply.fence import OpContext
 from runner.apply.ops_run import OpOutcome, run_op
 from runner.apply.retry import RetryPolicy, call_with_retry
@@ -215,9 +217,13 @@ def apply_plan(
                 f"environment {env!r} is protected and the plan deletes {names}; "
                 "nothing was applied. Re-run with --allow-delete to delete them"
             )
-        outcomes = _run_stages(
-            ctx, plan, parallelism=parallelism, on_progress=on_progress, clock=clock
-        )
+        with telemetry.span(
+            f"apply {env}", {"runner.env": env, "runner.apply.id": ctx.apply_id}
+        ) as span:
+            outcomes = _run_stages(
+                ctx, plan, parallelism=parallelism, on_progress=on_progress, clock=clock
+            )
+            telemetry.annotate(span, {"runner.apply.ops": len(outcomes)})
     return ApplyResult(ctx.apply_id, env, plan, tuple(outcomes), replanned)
 
 
@@ -233,9 +239,10 @@ def _run_stages(
     total = len(plan.ops)
     progress_lock = threading.Lock()
     started = clock()
+    caller = contextvars.copy_context()  # each op's span is a child of the caller's (the apply)
 
     def run(op: Op) -> OpOutcome:
-        outcome = run_op(ctx, op)
+        outcome = caller.copy().run(run_op, ctx, op)
         with progress_lock:
             outcomes.append(outcome)
             if on_progress is not None:

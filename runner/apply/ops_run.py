@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from runner import telemetry
 from runner.apply.fence import OpContext
 from runner.plan.desired import DesiredAgent
 from runner.plan.ops import (
@@ -240,7 +241,23 @@ def _journal_action(op: Op) -> JournalAction:
 
 
 def run_op(ctx: OpContext, op: Op) -> OpOutcome:
-    """Do `op` and record its outcome; a failure is journaled and returned, never raised."""
+    """Do `op` and record its outcome; a failure is journaled and returned, never raised.
+
+    Traced as `apply <action> <address>` when an OpenTelemetry SDK is installed."""
+    if telemetry.tracer() is None:
+        return _run_op(ctx, op)
+    address = op_address(op)
+    with telemetry.span(
+        f"apply {op.action} {address}",
+        {"runner.env": ctx.env, "runner.apply.action": op.action, "runner.address": address},
+    ) as span:
+        outcome = _run_op(ctx, op)
+        failed = outcome.detail if outcome.outcome == "failed" else None
+        telemetry.annotate(span, {"runner.apply.outcome": outcome.outcome}, error=failed)
+        return outcome
+
+
+def _run_op(ctx: OpContext, op: Op) -> OpOutcome:
     try:
         return _EXECUTE[type(op)](ctx, op)
     except ProviderError as exc:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from runner.paths import local_store_path
 from runner.providers.base import (
     AgentVersion,
+    ConversationMessage,
     NotFoundError,
     Provider,
     ProviderError,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AgentVersion",
+    "ConversationMessage",
     "NotFoundError",
     "Provider",
     "ProviderError",

@@ -96,6 +96,14 @@ class Reply:
         return self.input_tokens + self.output_tokens
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationMessage:
+    """One message of a conversation as the service keeps it: `user` or `assistant`, its text."""
+
+    role: str
+    text: str
+
+
 class ProviderError(Exception):
     """A request the service refused for good: retrying will not help.
 
@@ -179,6 +187,13 @@ class Provider(Protocol):
 
         `structured_inputs` fill the version's `{{name}}` placeholders for this request (the
         request's top-level `structured_inputs`; None or empty: none sent)."""
+        ...
+
+    def conversation_messages(
+        self, conversation_id: str, *, limit: int = 200
+    ) -> list[ConversationMessage]:
+        """The conversation's messages, oldest first: at most the latest `limit` of them
+        (conversation quality reads them)."""
         ...
 
     def request_count(self) -> int:

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from runner.providers.base import (
     AgentVersion,
+    ConversationMessage,
     NotFoundError,
     ProviderError,
     Reply,
@@ -354,6 +355,26 @@ class FoundryProvider:
         except openai.OpenAIError as exc:
             raise _openai_error(exc, "create a conversation") from exc
         return str(conversation.id)
+
+    def conversation_messages(
+        self, conversation_id: str, *, limit: int = 200
+    ) -> list[ConversationMessage]:
+        import openai
+
+        latest: list[ConversationMessage] = []
+        try:  # newest first, the SDK's pager follows the cursor
+            for item in self._openai.conversations.items.list(
+                conversation_id, limit=min(limit, 100), order="desc"
+            ):
+                if len(latest) >= limit:
+                    break
+                if getattr(item, "type", None) == "message":
+                    parts = getattr(item, "content", None) or []
+                    text = "".join(str(getattr(part, "text", "") or "") for part in parts)
+                    latest.append(ConversationMessage(str(getattr(item, "role", "")), text))
+        except openai.OpenAIError as exc:
+            raise _openai_error(exc, f"read conversation {conversation_id!r}") from exc
+        return latest[::-1]
 
     def respond(
         self,

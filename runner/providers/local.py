@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from runner.providers.base import AgentVersion, NotFoundError, Reply
+from runner.providers.base import AgentVersion, ConversationMessage, NotFoundError, Reply
 from runner.providers.local_store import LocalStore
 
 __all__ = ["LocalProvider"]
@@ -83,6 +83,14 @@ class LocalProvider:
     def create_conversation(self, *, metadata: Mapping[str, str] | None = None) -> str:
         self._tick()
         return self.store.create_conversation(metadata=metadata).id
+
+    def conversation_messages(
+        self, conversation_id: str, *, limit: int = 200
+    ) -> list[ConversationMessage]:
+        self._tick()
+        page = self.store.list_items(conversation_id, limit=limit, order="desc")
+        latest = [ConversationMessage(i.role, i.content) for i in page.items if i.type == "message"]
+        return latest[::-1]
 
     def respond(
         self,

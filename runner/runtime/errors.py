@@ -110,6 +110,32 @@ class TokenBudgetError(LifecycleError):
         self.retry_after = retry_after
 
 
+class SpendingBudgetError(LifecycleError):
+    """A spending budget with `refuse: true` is spent for its period: the turn is refused
+    before anything is sent. `retry_after`: seconds until the period ends (UTC)."""
+
+    def __init__(
+        self,
+        subject: str,
+        amount: float,
+        spent: float,
+        *,
+        per: str,
+        currency: str,
+        retry_after: float,
+    ) -> None:
+        period = "daily" if per == "day" else "monthly"
+        super().__init__(
+            f"{subject}: the {period} budget of {amount:g} {currency} is spent ({spent:.4f} "
+            f"{currency} this {per}); raise budget.amount, set budget.refuse: false, or wait "
+            f"for the next {per} (in {retry_after / 3600:.1f} h)"
+        )
+        self.subject = subject
+        self.amount = amount
+        self.spent = spent
+        self.retry_after = retry_after
+
+
 class AgentLimitError(LifecycleError):
     """AGENT_DEFAULT_SESSION_LIMIT: too many concurrent sessions on one agent outside pools."""
 

@@ -53,7 +53,7 @@ from runner.runtime.sessions import (
     Session,
     TurnReply,
 )
-from runner.runtime.status import Insights, SystemAnalytics, SystemStatus
+from runner.runtime.status import Reports
 from runner.runtime.teams import RouteDecision, Router, RouterFactory
 from runner.spec.models import Environment, Team
 from runner.spec.project import Project
@@ -65,11 +65,18 @@ from runner.state.sessions import SessionRow, SessionStore
 __all__ = ["Lifecycle"]
 
 
-class Lifecycle:
-    """The runtime of one environment. Build it with `Lifecycle.open`."""
+class Lifecycle(Reports):
+    """The runtime of one environment. Build it with `Lifecycle.open`. Its read side (insights,
+    status, analytics, conversation quality, cost optimisation) is `Reports`."""
 
     def __init__(self, parts: RuntimeParts) -> None:
         self.parts = parts
+        super().__init__(
+            status=parts.status,
+            analysis=parts.analysis,
+            sessions=parts.sessions,
+            declared=lambda: parts.applied.declared,
+        )
 
     @classmethod
     def open(
@@ -413,14 +420,3 @@ class Lifecycle:
         self, team: str, agent: str, status: str, *, auth: AuthLike
     ) -> None:
         self.operators.set_member_availability(team, agent, status, auth=auth)
-
-    # ------------------------------------------------------------ monitoring, status
-
-    def get_performance_insights(self, agent: str) -> Insights:
-        return self.parts.status.insights(agent)
-
-    def get_system_status(self) -> SystemStatus:
-        return self.parts.status.system_status()
-
-    def get_system_analytics(self) -> SystemAnalytics:
-        return self.parts.status.system_analytics()

@@ -30,6 +30,7 @@ from runner.serve.context import ServeContext
 from runner.serve.edge import EdgeMiddleware
 from runner.serve.errors import error_body
 from runner.serve.realtime import RealtimeLayer
+from runner.serve.tracing import TraceMiddleware
 
 __all__ = ["ServeApp", "build_app"]
 
@@ -75,6 +76,7 @@ def build_app(context: ServeContext) -> ServeApp:
     api.add_exception_handler(RequestValidationError, _invalid_body)
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_middleware(EdgeMiddleware, context=context)
+    api.add_middleware(TraceMiddleware)  # outermost: the request's span covers the edge too
     realtime = RealtimeLayer(context)
     context.metrics.follow(context.lc)
     realtime.follow()

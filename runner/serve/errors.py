@@ -27,6 +27,7 @@ from runner.runtime.errors import (
     SessionNotFoundError,
     SessionStateError,
     SpecProblemsError,
+    SpendingBudgetError,
     TokenBudgetError,
     TurnFailedError,
     UnknownAgentError,
@@ -94,6 +95,9 @@ def from_exception(exc: BaseException) -> ApiError | None:
         )
     if isinstance(exc, SessionConfigError):  # preferences or features that do not fit
         return ApiError(422, exc.code, text)
+    if isinstance(exc, SpendingBudgetError):  # refused until the budget's period ends
+        retry = str(max(1, math.ceil(exc.retry_after)))
+        return ApiError(429, "spending_budget", text, {"Retry-After": retry})
     if isinstance(exc, TokenBudgetError):
         if math.isinf(exc.retry_after):  # the message alone is over the limit: never admitted
             return ApiError(429, "token_budget", text)

@@ -72,6 +72,7 @@ class RuntimeCollector(Collector):
         yield ended
         yield from self._pools(analytics["resources"].get("pools") or {})
         yield from self._alerts(analytics["performance"].get("alerts") or [])
+        yield from self._costs(analytics.get("costs") or {})
         health = analytics["health"]
         status = GaugeMetricFamily(
             "runner_health_status",
@@ -113,6 +114,34 @@ class RuntimeCollector(Collector):
             refused.add_metric([name], float(figures.get("refused_sessions") or 0))
         yield from families.values()
         yield refused
+
+    def _costs(self, costs: dict[str, Any]) -> Iterator[Any]:
+        """Spending per agent, team, pool and model, and declared budgets (declared names: a
+        bounded label set; workspaces, which any session may name, stay in the JSON analytics)."""
+        currency = str(costs.get("currency") or "USD")
+        spent = CounterMetricFamily(
+            "runner_cost",
+            "Money spent on tokens at the environment's pricing, by subject.",
+            labels=["kind", "name", "currency"],
+        )
+        by = costs.get("by") or {}
+        for kind in ("environment", "agent", "team", "pool", "model"):
+            for name, value in sorted(dict(by.get(kind) or {}).items()):
+                spent.add_metric([kind, str(name), currency], float(value))
+        yield spent
+        budget = GaugeMetricFamily(
+            "runner_budget_spent_ratio",
+            "Share of a spending budget used in its current period.",
+            labels=["budget"],
+        )
+        for name, figures in sorted(dict(costs.get("budgets") or {}).items()):
+            budget.add_metric([name], float(figures["spent"]) / float(figures["amount"]))
+        yield budget
+        unpriced = CounterMetricFamily(
+            "runner_unpriced_tokens", "Tokens of models with no price in the environment."
+        )
+        unpriced.add_metric([], float(costs.get("unpriced_tokens") or 0))
+        yield unpriced
 
     def _alerts(self, alerts: list[dict[str, Any]]) -> Iterator[Any]:
         firing = GaugeMetricFamily(

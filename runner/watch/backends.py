@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from runner.apply.fence import WriteFence
-from runner.providers.base import AgentVersion, Provider, Reply
+from runner.providers.base import AgentVersion, ConversationMessage, Provider, Reply
 from runner.spec.models import Environment
 from runner.state.base import AppliedResource, JournalAction, JournalEntry, Registry
 from runner.watch.snapshot import Scope
@@ -143,6 +143,11 @@ class ScopedProvider:
             text=text,
             structured_inputs=structured_inputs,
         )
+
+    def conversation_messages(
+        self, conversation_id: str, *, limit: int = 200
+    ) -> list[ConversationMessage]:
+        return self._provider.conversation_messages(conversation_id, limit=limit)
 
     def request_count(self) -> int:
         return self._provider.request_count()

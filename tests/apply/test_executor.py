@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from runner.apply.executor import (
     DeleteNotAllowedError,
@@ -27,7 +28,7 @@ from runner.plan.desired import (
 )
 from runner.plan.ops import op_address
 from runner.plan.planner import compute_plan
-from runner.providers.base import AgentVersion, TransientError
+from runner.providers.base import AgentVersion, ProviderError, TransientError
 from runner.providers.local import LocalProvider
 from runner.state.sqlite import SqliteRegistry
 
@@ -367,3 +368,28 @@ def test_a_copy_that_lands_just_before_our_write_is_settled_at_once(tmp_path: Pa
     assert [v.version for v in provider.list_versions("b")] == ["1"]
     assert registry.applied("dev")["agent.a"].foundry_version == "1"
     assert not plan_for(desired, provider, registry).ops
+
+
+def test_each_op_is_a_span_of_the_apply_with_its_outcome(
+    tmp_path: Path, otel_spans: InMemorySpanExporter
+) -> None:
+    class Refusing(LocalProvider):
+        def create_version(self, name: str, **kwargs: Any) -> AgentVersion:
+            raise ProviderError("quota exceeded", code="quota_exceeded", status=403)
+
+    provider = Refusing(LocalProvider.open(tmp_path / "store.db").store, owns_store=True)
+    registry = SqliteRegistry(tmp_path / "state.db")
+    desired = DesiredState(env="dev", agents=(agent("a"), agent("b")), resources=(team(["a"]),))
+    result = apply_plan(
+        plan_for(desired, provider, registry), provider=provider, registry=registry, env="dev"
+    )
+    assert not result.ok
+    finished = otel_spans.get_finished_spans()
+    (whole,) = [s for s in finished if s.name == "apply dev"]
+    ops = [s for s in finished if s.name.startswith("apply create ")]
+    assert whole.context is not None
+    assert sorted(s.name for s in ops) == ["apply create agent.a", "apply create agent.b"]
+    for op in ops:  # children of the apply, though they ran on the executor's threads
+        assert op.parent is not None and op.parent.span_id == whole.context.span_id
+        assert dict(op.attributes or {})["runner.apply.outcome"] == "failed"
+        assert not op.status.is_ok

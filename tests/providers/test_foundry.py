@@ -317,3 +317,27 @@ def test_concurrent_creates_through_the_emulator_never_reuse_a_number(
             )
         )
     assert sorted(versions, key=int) == [str(i) for i in range(1, 41)]
+
+
+def test_a_conversations_messages_read_back_through_the_sdk_as_the_local_store_holds_them(
+    emulator: EmulatorHandle, foundry: FoundryProvider
+) -> None:
+    foundry.create_version("tech-agent-1", definition=DEFINITION, metadata={})
+    conversation = foundry.create_conversation()
+    for text in ("my printer is on fire", "it is out now", "thanks"):
+        foundry.respond(
+            conversation_id=conversation, agent_name="tech-agent-1", agent_version="1", text=text
+        )
+    messages = foundry.conversation_messages(conversation)
+    assert [(m.role, m.text) for m in messages] == [
+        ("user", "my printer is on fire"),
+        ("assistant", "[tech-agent-1 v1] my printer is on fire"),
+        ("user", "it is out now"),
+        ("assistant", "[tech-agent-1 v1] it is out now"),
+        ("user", "thanks"),
+        ("assistant", "[tech-agent-1 v1] thanks"),
+    ]
+    assert foundry.conversation_messages(conversation, limit=2) == messages[-2:]
+    assert LocalProvider(emulator.store).conversation_messages(conversation) == messages
+    with pytest.raises(NotFoundError):
+        foundry.conversation_messages("conv_missing")

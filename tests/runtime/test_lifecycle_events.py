@@ -169,7 +169,7 @@ async def test_status_and_analytics_shapes(lc: Lifecycle) -> None:
     session = await lc.create_agent_session(team="customer-support", auth=AUTH)
     await session.send("hello")
     analytics = lc.get_system_analytics()
-    assert set(analytics) == {"sessions", "performance", "resources", "health"}
+    assert set(analytics) == {"sessions", "performance", "resources", "costs", "health"}
     assert analytics["sessions"]["active"] == 1
     agents = analytics["performance"]["agents"]
     assert agents["general-agent-1"]["turns"] == 1

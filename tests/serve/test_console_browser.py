@@ -3,46 +3,17 @@
 escalation, claim the session, answer the user — live over Socket.io, checked over REST.
 
 Without /usr/bin/chromium the test is skipped with the reason, unless
-RUNNER_REQUIRE_BROWSER=1, when it fails.
+RUNNER_REQUIRE_BROWSER=1, when it fails (the `chromium` fixture, tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import pytest
 from serve_support import KEYS, LiveServer, new_session, send
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
-
-def chromium_or_skip() -> None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        reason = "playwright is not installed"
-    else:
-        if CHROMIUM.exists():
-            return
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-    if os.environ.get("RUNNER_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"RUNNER_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
-
-
-def test_an_operator_approves_claims_and_answers_in_the_console(live: LiveServer) -> None:
-    chromium_or_skip()
+def test_an_operator_approves_claims_and_answers_in_the_console(
+    live: LiveServer, chromium: tuple[str, list[str]]
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     session = new_session(live)
@@ -50,7 +21,8 @@ def test_an_operator_approves_claims_and_answers_in_the_console(live: LiveServer
     for _ in range(11):
         send(live, sid, "I still have a question about my request")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        executable, flags = chromium
+        browser = p.chromium.launch(executable_path=executable, args=flags, headless=True)
         try:
             page = browser.new_page()
             errors: list[str] = []

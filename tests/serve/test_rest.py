@@ -143,7 +143,7 @@ def test_permissions_are_checked_before_anything_is_looked_up(live: LiveServer) 
     with live.client("METRICS_KEY") as metrics:
         assert metrics.post("/sessions", json={"team": "service-desk"}).status_code == 403
         analytics = metrics.get("/metrics").json()
-        assert set(analytics) == {"sessions", "performance", "resources", "health"}
+        assert set(analytics) == {"sessions", "performance", "resources", "costs", "health"}
         assert "triage-agent" in metrics.get("/agents/stats").json()["agents"]
         assert metrics.get("/agents/triage-agent/insights").json()["agent"] == "triage-agent"
         assert metrics.get("/agents/no-such-agent/insights").status_code == 404

@@ -30,7 +30,14 @@ from runner.runtime.clock import Clock
 from runner.runtime.config import RuntimeConfig
 from runner.runtime.context import RuntimeContext
 from runner.runtime.events import EventBus
-from runner.runtime.monitoring import AlertRelay, Notifier, PerformanceMonitor, channel_failures
+from runner.runtime.monitoring import (
+    AlertRelay,
+    CostMeter,
+    Notifier,
+    PerformanceMonitor,
+    SessionLedger,
+    channel_failures,
+)
 from runner.runtime.operators import Operators
 from runner.runtime.pools import PoolManager
 from runner.runtime.sessions import (
@@ -46,13 +53,15 @@ from runner.runtime.sessions import (
     Turns,
     WaitingSessions,
 )
-from runner.runtime.status import RuntimeStatus
+from runner.runtime.status import RuntimeStatus, SessionAnalysis
 from runner.runtime.teams import MemberAvailability, RouterFactory, team_router_factory
+from runner.runtime.tracing import EventSpans, TracedProvider, tracing_active
 from runner.spec.models import Environment
 from runner.spec.project import Project
 from runner.state.base import Registry
 from runner.state.operators import OperatorStore
 from runner.state.sessions import SessionStore
+from runner.telemetry import content_recording
 
 __all__ = ["RuntimeParts"]
 
@@ -96,6 +105,8 @@ class RuntimeParts:
         self.monitor = PerformanceMonitor(
             on_alert=relay.on_alert, enabled=config.monitoring_enabled
         )
+        self.costs = CostMeter(env=env.name, clock=clock, emit=ctx.emit)
+        self.ledger = SessionLedger()
         self.applied = AppliedState(
             env=env, registry=registry, changes=registry_changes, project=project
         )
@@ -128,9 +139,19 @@ class RuntimeParts:
             agents=self.agents,
             configs=self.configs,
         )
+        self.event_spans: EventSpans | None = None
+        turn_provider: Provider = provider
+        if tracing_active():  # decided once: with no OpenTelemetry SDK nothing is wrapped
+            turn_provider = TracedProvider(
+                provider,
+                describe=self._describe_agent,
+                record_content=content_recording(env.telemetry.record_content, environ),
+            )
+            self.event_spans = EventSpans()
+            self.event_spans.subscribe(events)
         turns = Turns(
             ctx,
-            provider=provider,
+            provider=turn_provider,
             pools=self.pools,
             monitor=self.monitor,
             applied=self.applied,
@@ -139,6 +160,8 @@ class RuntimeParts:
             agents=self.agents,
             routers=self.routers,
             configs=self.configs,
+            costs=self.costs,
+            ledger=self.ledger,
         )
         self.sessions = SessionService(
             table=self.table,
@@ -155,6 +178,17 @@ class RuntimeParts:
             pools=self.pools,
             monitor=self.monitor,
             notifier=self.notifier,
+            costs=self.costs,
+        )
+        self.analysis = SessionAnalysis(
+            ctx,
+            provider=provider,
+            table=self.table,
+            monitor=self.monitor,
+            pools=self.pools,
+            costs=self.costs,
+            ledger=self.ledger,
+            agents=self.agents,
         )
         self.operators = Operators(
             ctx,
@@ -170,6 +204,11 @@ class RuntimeParts:
         self._background: asyncio.Task[None] | None = None
         self._closed = False
 
+    def _describe_agent(self, foundry_name: str) -> tuple[str, str | None]:
+        """An applied agent's spec name and model, from its Foundry name (for spans)."""
+        name = foundry_name.removeprefix(self.ctx.env.name_prefix)
+        return name, self.applied.model_of(name)
+
     # ------------------------------------------------------------ specs
 
     def load(self, project: Project) -> None:
@@ -177,6 +216,12 @@ class RuntimeParts:
         declared = self.applied.load(project)
         self.pools.configure(declared.pools)
         self.monitor.configure(declared.alerts)
+        self.costs.configure(
+            pricing=self.ctx.env.pricing,
+            pools=declared.pools,
+            workspaces=declared.workspaces.values(),
+            model_of=self.applied.model_of,
+        )
         self.notifier.configure(declared.channels)
         self.routers.build(declared)
         self.table.waiting.configure(declared.teams)
@@ -242,6 +287,8 @@ class RuntimeParts:
                 await self._background
         self.flush()
         await self.events.drain()
+        if self.event_spans is not None:
+            self.event_spans.end_all()
         await self.notifier.close()
         self.operators.close()
         self.session_store.close()

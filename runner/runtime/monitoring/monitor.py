@@ -110,6 +110,24 @@ class PerformanceMonitor:
                 for alert in alerts:
                     self._evaluate(alert, now)
 
+    def record_outcome(
+        self,
+        subjects: Iterable[Subject],
+        now: float,
+        *,
+        cost: float = 0.0,
+        ended: bool = False,
+        resolved: bool = False,
+    ) -> None:
+        """Money a turn cost, or a session that ended (resolved or not), on `subjects`; their
+        alerts are evaluated (`cost`, `resolution_rate`)."""
+        if not self.enabled:
+            return
+        for subject in subjects:
+            self.get(subject).note(now, cost=cost, ended=int(ended), resolved=int(resolved))
+            for alert in self._by_subject.get(subject, ()):
+                self._evaluate(alert, now)
+
     def record_session(self, subjects: Iterable[Subject]) -> None:
         """A new session counts against `subjects` (its team or agent, and its pools)."""
         if not self.enabled:

@@ -32,7 +32,18 @@ RESERVOIR = 2048
 class Bucket:
     """The figures of one second."""
 
-    __slots__ = ("errors", "escalations", "handoffs", "ms", "second", "tokens", "turns")
+    __slots__ = (
+        "cost",
+        "ended",
+        "errors",
+        "escalations",
+        "handoffs",
+        "ms",
+        "resolved",
+        "second",
+        "tokens",
+        "turns",
+    )
 
     def __init__(self, second: int) -> None:
         self.second = second
@@ -42,12 +53,27 @@ class Bucket:
         self.ms = 0.0
         self.handoffs = 0
         self.escalations = 0
+        self.cost = 0.0
+        self.ended = 0
+        self.resolved = 0
 
 
 class Window:
     """Running sums over the buckets of the last `seconds`."""
 
-    __slots__ = ("buckets", "errors", "escalations", "handoffs", "ms", "seconds", "tokens", "turns")
+    __slots__ = (
+        "buckets",
+        "cost",
+        "ended",
+        "errors",
+        "escalations",
+        "handoffs",
+        "ms",
+        "resolved",
+        "seconds",
+        "tokens",
+        "turns",
+    )
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -58,6 +84,9 @@ class Window:
         self.ms = 0.0
         self.handoffs = 0
         self.escalations = 0
+        self.cost = 0.0
+        self.ended = 0
+        self.resolved = 0
 
     def evict(self, now: float) -> None:
         cutoff = now - self.seconds
@@ -70,6 +99,9 @@ class Window:
             self.ms -= b.ms
             self.handoffs -= b.handoffs
             self.escalations -= b.escalations
+            self.cost -= b.cost
+            self.ended -= b.ended
+            self.resolved -= b.resolved
 
 
 class WindowFigures(TypedDict):
@@ -83,6 +115,9 @@ class WindowFigures(TypedDict):
     tokens_per_minute: float
     handoffs: int
     escalations: int
+    cost: float
+    sessions_ended: int
+    resolution_rate: float | None
 
 
 @dataclass
@@ -96,6 +131,9 @@ class Series:
     handoffs: int = 0
     escalations: int = 0
     sessions: int = 0
+    cost: float = 0.0
+    ended: int = 0
+    resolved: int = 0
     windows: dict[float, Window] = field(default_factory=dict)
     recent: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=RESERVOIR))
     _current: Bucket | None = None
@@ -138,6 +176,31 @@ class Series:
             w.handoffs += handoffs
             w.escalations += escalations
 
+    def _bucket(self, now: float) -> Bucket:
+        second = int(now)
+        current = self._current
+        if current is None or current.second != second:
+            current = self._current = Bucket(second)
+            for w in self.windows.values():
+                w.buckets.append(current)
+        return current
+
+    def note(self, now: float, *, cost: float = 0.0, ended: int = 0, resolved: int = 0) -> None:
+        """What is not a turn: money spent, sessions that ended (and how many resolved)."""
+        self.cost += cost
+        self.ended += ended
+        self.resolved += resolved
+        current = self._bucket(now)
+        current.cost += cost
+        current.ended += ended
+        current.resolved += resolved
+        for w in self.windows.values():
+            if not w.buckets or w.buckets[-1] is not current:
+                w.buckets.append(current)
+            w.cost += cost
+            w.ended += ended
+            w.resolved += resolved
+
     def figures(self, seconds: float, now: float, *, percentile: bool = True) -> WindowFigures:
         w = self.window(seconds)
         w.evict(now)
@@ -158,6 +221,9 @@ class Series:
             "tokens_per_minute": w.tokens / (seconds / 60.0),
             "handoffs": w.handoffs,
             "escalations": w.escalations,
+            "cost": w.cost,
+            "sessions_ended": w.ended,
+            "resolution_rate": (w.resolved / w.ended) if w.ended else None,
         }
 
 

@@ -164,6 +164,17 @@ class AppliedState:
         """This runtime wrote the registry itself: no reason to re-read it on the next turn."""
         self.data_version = self._changes.data_version()
 
+    def model_of(self, name: str) -> str | None:
+        """The model deployment an agent answers with: its own `model`, else its template's."""
+        declared = self.declared
+        agent = declared.agents.get(name)
+        if agent is None:
+            return None
+        if agent.model is not None:
+            return agent.model
+        template = declared.templates.get(agent.template or "")
+        return template.model if template is not None else None
+
     def project_with(self, agent: Agent | None) -> Project:
         """The specs to render from: the declared set (plus `agent`, defined in code)."""
         project = Project()

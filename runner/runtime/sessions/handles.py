@@ -49,6 +49,8 @@ class TurnReply:
     response_time_ms: float = 0.0
     handoffs: tuple[Handoff, ...] = ()
     reason: str | None = None
+    cost: float | None = None
+    """What the turn cost at the environment's `pricing` (None: no price for its model)."""
 
     @property
     def total_tokens(self) -> int:

@@ -210,7 +210,10 @@ class LiveSessions:
         monitor.sessions_closed(open_subjects(row, live.agents))
         self.ended_reasons[reason] = self.ended_reasons.get(reason, 0) + 1
         self.ended_turns += row.turns
-        monitor.evaluate_subjects(session_subjects(row), now)
+        # resolution_rate (and active_sessions) alerts of the session's subjects
+        monitor.record_outcome(
+            session_subjects(row), now, ended=True, resolved=reason == "resolved"
+        )
         if ctx.events.has_listeners("lifecycle:session_ended"):
             ctx.emit(
                 "lifecycle:session_ended",

@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from dataclasses import replace
 
 from runner.providers.base import Provider, Reply
 from runner.runtime.auth import CHAT_ACCESS, AuthContext, check_auth
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionStateError, TurnFailedError
-from runner.runtime.monitoring import PerformanceMonitor, Subject
+from runner.runtime.monitoring import CostMeter, PerformanceMonitor, SessionLedger, Subject
 from runner.runtime.pools import PoolManager, estimate_tokens
 from runner.runtime.sessions.agents import AgentCatalog
 from runner.runtime.sessions.applied import AppliedState
@@ -39,6 +40,7 @@ from runner.runtime.sessions.provider_calls import call_provider
 from runner.runtime.sessions.routers import TeamRouters
 from runner.runtime.sessions.table import LiveSession, LiveSessions
 from runner.runtime.teams import Handoff, RouteDecision, TurnContext
+from runner.runtime.tracing import end_turn, tracing_active, turn_span
 from runner.state.sessions import SessionRow
 
 __all__ = ["Turns"]
@@ -62,7 +64,11 @@ class Turns:
         agents: AgentCatalog,
         routers: TeamRouters,
         configs: SessionConfigs,
+        costs: CostMeter,
+        ledger: SessionLedger,
     ) -> None:
+        self._costs = costs
+        self._ledger = ledger
         self._applied = applied
         self._configs = configs
         self._table = table
@@ -91,7 +97,40 @@ class Turns:
         if lock is None:
             lock = live.lock = asyncio.Lock()
         async with lock:
-            return await self.turn(live, text, wait)
+            row = live.row
+            # a spent budget that refuses: refused before anything is sent or admitted
+            self._costs.refusal(pools=row.pools, workspace=row.workspace_id)
+            if not tracing_active():
+                return self._charge(row, await self.turn(live, text, wait))
+            with turn_span(row) as span:
+                reply = self._charge(row, await self.turn(live, text, wait))
+                end_turn(span, reply)
+                return reply
+
+    def _charge(self, row: SessionRow, reply: TurnReply) -> TurnReply:
+        """Charge an answered turn's tokens at its model's price (`reply.cost`) and write the
+        turn's figures in the session's ledger."""
+        if reply.agent is None:
+            self._ledger.record(row.id, ms=None, handoffs=len(reply.handoffs), cost=None)
+            return reply
+        charged = self._costs.charge(
+            agent=reply.agent,
+            team=row.target if row.kind == "team" else None,
+            pools=self._pools.pools_for(reply.agent),
+            workspace=row.workspace_id,
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+        )
+        self._ledger.record(
+            row.id, ms=reply.response_time_ms, handoffs=len(reply.handoffs), cost=charged.amount
+        )
+        if charged.amount is None:
+            return reply
+        if charged.amount and self._monitor.enabled:  # cost alerts
+            self._monitor.record_outcome(
+                self._subjects(row, reply.agent), self._clock.now(), cost=charged.amount
+            )
+        return replace(reply, cost=charged.amount)
 
     async def turn(self, live: LiveSession, text: str, wait: float | None) -> TurnReply:
         row = live.row
@@ -234,14 +273,8 @@ class Turns:
         monitor = self._monitor
         if not monitor.enabled:
             return
-        subjects: list[Subject] = []
-        if agent is not None:
-            subjects.append(("agent", agent))
-            subjects.extend(("pool", p) for p in self._pools.pools_for(agent))
-        if row.kind == "team":
-            subjects.append(("team", row.target))
         monitor.record_turn(
-            subjects,
+            self._subjects(row, agent),
             now=self._clock.now(),
             ms=ms,
             error=error,
@@ -249,6 +282,16 @@ class Turns:
             handoffs=len(handoffs),
             escalations=escalations,
         )
+
+    def _subjects(self, row: SessionRow, agent: str | None) -> list[Subject]:
+        """What a turn of `agent` counts against: the agent, its pools, the session's team."""
+        subjects: list[Subject] = []
+        if agent is not None:
+            subjects.append(("agent", agent))
+            subjects.extend(("pool", p) for p in self._pools.pools_for(agent))
+        if row.kind == "team":
+            subjects.append(("team", row.target))
+        return subjects
 
     async def _route(self, live: LiveSession, text: str, turn: int) -> RouteDecision:
         row = live.row

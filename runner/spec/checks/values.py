@@ -4,7 +4,8 @@ and regular expressions.
 Role in the flow: the third concern `check_project` runs. A pool's `priority_weights` sum to 1
 (`value.weights`), its min/max pairs are ordered (`value.range`), at most one environment is the
 default (`env.default`), and every duration and regular expression can be read
-(`value.duration`, `value.regex`).
+(`value.duration`, `value.regex`). An environment with `pricing` prices every model its agents
+use (`cost.unpriced`, once per environment and model, at the table).
 
 Invariant: durations and regexes are checked by the models already; checking them again here
 guards what the runtime relies on: `parse_duration` and `re.compile` cannot fail later.
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from runner.spec.checks.context import CheckContext
-from runner.spec.models import Environment, ResourcePool, parse_duration
+from runner.spec.models import Agent, Environment, ResourcePool, Template, parse_duration
 from runner.spec.project import Path, SpecDocument
 
 __all__ = ["check_values"]
@@ -30,6 +31,7 @@ def check_values(ctx: CheckContext) -> None:
     _check_pools(ctx)
     _check_default_environment(ctx)
     _check_durations_and_regexes(ctx)
+    _check_prices(ctx)
 
 
 def _check_pools(ctx: CheckContext) -> None:
@@ -169,3 +171,46 @@ def _strings_at(doc: SpecDocument, patterns: Iterable[Path]) -> Iterator[tuple[P
         for path, value in stack:
             if isinstance(value, str):
                 yield path, value
+
+
+def _agent_models(ctx: CheckContext) -> dict[str, list[str]]:
+    """model deployment -> the agents using it (own `model`, else their template's)."""
+    templates = {
+        doc.spec.name: doc.spec.model
+        for doc in ctx.docs("Template")
+        if isinstance(doc.spec, Template)
+    }
+    used: dict[str, list[str]] = {}
+    for doc in ctx.docs("Agent"):
+        agent = doc.spec
+        assert isinstance(agent, Agent)
+        model = agent.model or templates.get(agent.template or "")
+        if model is not None:
+            used.setdefault(model, []).append(agent.name)
+    return used
+
+
+def _check_prices(ctx: CheckContext) -> None:
+    priced_envs = [
+        doc
+        for doc in ctx.docs("Environment")
+        if isinstance(doc.spec, Environment) and doc.spec.pricing is not None
+    ]
+    if not priced_envs:
+        return
+    used = _agent_models(ctx)
+    for doc in priced_envs:
+        assert isinstance(doc.spec, Environment) and doc.spec.pricing is not None
+        table = doc.spec.pricing.models
+        for model, agents in sorted(used.items()):
+            if model in table:
+                continue
+            names = ", ".join(sorted(agents)[:3]) + (", ..." if len(agents) > 3 else "")
+            ctx.report(
+                doc,
+                ("pricing", "models"),
+                "cost.unpriced",
+                f"model {model!r} ({len(agents)} agent{'s' if len(agents) != 1 else ''}: {names}) "
+                f"has no price here; add pricing.models.{model} with input_per_1k and "
+                "output_per_1k",
+            )

@@ -13,10 +13,12 @@ The package's public API is `__all__` below; each name lives in one module, by k
   `teams`         Team and EscalationPath (members, triggers, levels, `HUMAN`);
   `pools`         ResourcePool (limits, allocation, scaling, monitoring);
   `alerts`        Alert and Channel;
-  `environments`  Environment;
+  `costs`         model prices (an Environment's `pricing`) and budgets (pools, workspaces);
+  `environments`  Environment (and what its spans may carry);
   `scenarios`     Scenario (steps, expectations, the session vocabulary);
   `kinds`         `KINDS`, `ADDRESS_PREFIX`, `address_of`.
-A kind module imports only `base` (and the field models it embeds: `auth`, `configuration`);
+A kind module imports only `base` (and the field models it embeds: `auth`, `configuration`,
+`costs`);
 only `kinds` imports every kind module. Importing the package
 imports pydantic and every model (what `runner validate` needs anyway), nothing else.
 """
@@ -48,7 +50,8 @@ from runner.spec.models.configuration import (
     Preference,
     Workspace,
 )
-from runner.spec.models.environments import Environment
+from runner.spec.models.costs import Budget, ModelPrice, Pricing
+from runner.spec.models.environments import Environment, QualitySettings, TelemetrySettings
 from runner.spec.models.kinds import ADDRESS_PREFIX, KINDS, SpecDoc, address_of
 from runner.spec.models.pools import (
     AlertThresholds,
@@ -109,6 +112,7 @@ __all__ = [
     "ApiVersion",
     "Auth",
     "AuthConfig",
+    "Budget",
     "Channel",
     "ClaimsMapping",
     "Comparison",
@@ -130,6 +134,7 @@ __all__ = [
     "Guideline",
     "HandoffTrigger",
     "JwtConfig",
+    "ModelPrice",
     "Monitoring",
     "Name",
     "NonNegInt",
@@ -137,8 +142,10 @@ __all__ = [
     "PoolLimits",
     "PositiveInt",
     "Preference",
+    "Pricing",
     "PriorityWeights",
     "PromptFields",
+    "QualitySettings",
     "Regex",
     "ResourcePool",
     "Scaling",
@@ -150,6 +157,7 @@ __all__ = [
     "Strict",
     "Team",
     "TeamMember",
+    "TelemetrySettings",
     "Template",
     "Tool",
     "Traits",

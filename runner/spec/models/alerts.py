@@ -27,6 +27,8 @@ AlertMetric = Literal[
     "handoffs",
     "escalations",
     "active_sessions",
+    "cost",
+    "resolution_rate",
 ]
 
 

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from runner.spec.models.base import Envelope, Strict
+from runner.spec.models.costs import Budget
 
 __all__ = [
     "CONFIG_NAME_PATTERN",
@@ -140,6 +141,9 @@ class Workspace(Envelope):
     vars: dict[str, Any] = Field(default_factory=dict)
     preferences: dict[ConfigName, Any] = Field(default_factory=dict)
     features: dict[ConfigName, bool] = Field(default_factory=dict)
+    budget: Budget | None = Field(
+        default=None, description="What the workspace's sessions may spend per day or month."
+    )
 
     @property
     def id(self) -> str:

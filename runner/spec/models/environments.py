@@ -14,10 +14,36 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from runner.spec.models.auth import AuthConfig
-from runner.spec.models.base import Envelope
+from runner.spec.models.base import Envelope, Strict
 from runner.spec.models.configuration import ConfigName
+from runner.spec.models.costs import Pricing
 
-__all__ = ["Environment"]
+__all__ = ["Environment", "QualitySettings", "TelemetrySettings"]
+
+
+class QualitySettings(Strict):
+    """How conversation quality is judged here (`Lifecycle.analyze_conversation_quality`)."""
+
+    evaluator: str | None = Field(
+        default=None,
+        description="An agent asked to score each analysed conversation (0 to 1), beside the "
+        "measured scores.",
+    )
+    response_time_target_ms: float | None = Field(
+        default=None, gt=0, description="A turn answered within this is on time (default 5000)."
+    )
+
+
+class TelemetrySettings(Strict):
+    """What runner's OpenTelemetry spans may carry (collection itself is the SDK's business)."""
+
+    record_content: bool | None = Field(
+        default=None,
+        description=(
+            "Put message text into spans (gen_ai.input/output.messages). Unset: follow "
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT; off by default."
+        ),
+    )
 
 
 class Environment(Envelope):
@@ -40,6 +66,18 @@ class Environment(Envelope):
     )
     data_dir: str | None = Field(
         default=None, description="Local provider: where its SQLite store lives (default .runner)."
+    )
+    pricing: Pricing | None = Field(
+        default=None,
+        description="What each model deployment's tokens cost here (for costs and budgets).",
+    )
+    quality: QualitySettings = Field(
+        default_factory=QualitySettings,
+        description="Conversation quality: an evaluator agent, the response-time target.",
+    )
+    telemetry: TelemetrySettings = Field(
+        default_factory=TelemetrySettings,
+        description="OpenTelemetry: whether spans may carry message text.",
     )
     auth: AuthConfig | None = Field(
         default=None,

@@ -23,6 +23,7 @@ from runner.spec.models.base import (
     PositiveInt,
     Strict,
 )
+from runner.spec.models.costs import Budget
 
 __all__ = [
     "AlertThresholds",
@@ -111,3 +112,6 @@ class ResourcePool(Envelope):
     allocation: Allocation = Field(default_factory=Allocation)
     scaling: Scaling = Field(default_factory=Scaling)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    budget: Budget | None = Field(
+        default=None, description="What the pool's agents may spend per day or month."
+    )

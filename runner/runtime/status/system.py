@@ -1,8 +1,8 @@
 """How the runtime is doing: performance insights, system status and analytics.
 
-Role: the read side of the runtime, over the session table, the monitor, the pools and the
-channels. `insights`, `system_status` and `system_analytics` back the `Lifecycle` methods of
-the same purpose.
+Role: the read side of the runtime, over the session table, the monitor, the pools, the cost
+meter and the channels. `insights`, `system_status` and `system_analytics` back the
+`Lifecycle` methods of the same purpose (through `runner.runtime.status.reports`).
 
 Invariants:
   - Reading status changes nothing (no session, pool or alert state).
@@ -16,6 +16,7 @@ from typing import Any, Literal, TypedDict
 from runner.providers.base import Provider
 from runner.runtime.context import RuntimeContext
 from runner.runtime.monitoring import (
+    CostMeter,
     Notifier,
     PerformanceMonitor,
     SubjectFigures,
@@ -60,6 +61,7 @@ class SystemAnalytics(TypedDict):
     sessions: dict[str, Any]
     performance: dict[str, Any]
     resources: dict[str, Any]
+    costs: dict[str, Any]
     health: SystemStatus
 
 
@@ -75,7 +77,9 @@ class RuntimeStatus:
         pools: PoolManager,
         monitor: PerformanceMonitor,
         notifier: Notifier,
+        costs: CostMeter,
     ) -> None:
+        self._costs = costs
         self._ctx = ctx
         self._provider = provider
         self._table = table
@@ -195,5 +199,6 @@ class RuntimeStatus:
             "sessions": sessions,
             "performance": performance,
             "resources": resources,
+            "costs": self._costs.figures(),
             "health": self.system_status(),
         }
