@@ -7,10 +7,9 @@ database: `runner.cli.report` does, and hands the records over.
 """
 
 from runner.report.figures import (
-    DayFigures,
+    Figures,
     Report,
     SessionRecord,
-    SubjectFigures,
     TurnRecord,
     build_report,
 )
@@ -18,10 +17,9 @@ from runner.report.html import render_html
 from runner.report.text import render_text
 
 __all__ = [
-    "DayFigures",
+    "Figures",
     "Report",
     "SessionRecord",
-    "SubjectFigures",
     "TurnRecord",
     "build_report",
     "render_html",

@@ -13,11 +13,10 @@ ended `resolved`.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["DayFigures", "Report", "SessionRecord", "SubjectFigures", "TurnRecord", "build_report"]
+__all__ = ["Figures", "Report", "SessionRecord", "TurnRecord", "build_report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +51,10 @@ def _quantile(values: list[float], q: float) -> float | None:
 
 
 @dataclass(slots=True)
-class DayFigures:
-    day: str
+class Figures:
+    """The sums of one day, agent or team (`label`)."""
+
+    label: str
     sessions: int = 0
     ended: int = 0
     resolved: int = 0
@@ -62,6 +63,14 @@ class DayFigures:
     tokens: int = 0
     cost: float = 0.0
     times: list[float] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def day(self) -> str:
+        return self.label
 
     @property
     def resolution_rate(self) -> float | None:
@@ -77,40 +86,19 @@ class DayFigures:
 
 
 @dataclass(slots=True)
-class SubjectFigures:
-    name: str
-    sessions: int = 0
-    ended: int = 0
-    resolved: int = 0
-    turns: int = 0
-    errors: int = 0
-    tokens: int = 0
-    cost: float = 0.0
-    times: list[float] = field(default_factory=list)
-
-    @property
-    def resolution_rate(self) -> float | None:
-        return self.resolved / self.ended if self.ended else None
-
-    @property
-    def p95_ms(self) -> float | None:
-        return _quantile(self.times, 0.95)
-
-
-@dataclass(slots=True)
 class Report:
     env: str
     since: float
     until: float
     currency: str
-    days: list[DayFigures]
-    agents: list[SubjectFigures]
-    teams: list[SubjectFigures]
+    days: list[Figures]
+    agents: list[Figures]
+    teams: list[Figures]
     priced: bool
 
     @property
-    def total(self) -> DayFigures:
-        whole = DayFigures("total")
+    def total(self) -> Figures:
+        whole = Figures("total")
         for day in self.days:
             whole.sessions += day.sessions
             whole.ended += day.ended
@@ -121,6 +109,13 @@ class Report:
             whole.cost += day.cost
             whole.times.extend(day.times)
         return whole
+
+
+def _of(subjects: dict[str, Figures], name: str) -> Figures:
+    found = subjects.get(name)
+    if found is None:
+        found = subjects[name] = Figures(name)
+    return found
 
 
 def _day(moment: float) -> str:
@@ -137,22 +132,21 @@ def build_report(
     currency: str = "USD",
 ) -> Report:
     """Sum the records that fall in [since, until) per UTC day, agent and team."""
-    days: dict[str, DayFigures] = {}
+    days: dict[str, Figures] = {}
     moment = since
     while moment < until:  # every day of the period, empty ones too (charts keep their axis)
-        days[_day(moment)] = DayFigures(_day(moment))
+        days[_day(moment)] = Figures(_day(moment))
         moment += 86400.0
-    agents: dict[str, SubjectFigures] = defaultdict(lambda: SubjectFigures(""))
-    teams: dict[str, SubjectFigures] = defaultdict(lambda: SubjectFigures(""))
+    agents: dict[str, Figures] = {}
+    teams: dict[str, Figures] = {}
     priced = False
     for s in sessions:
-        subject = teams[s.target] if s.kind == "team" else agents[s.target]
-        subject.name = s.target
+        subject = _of(teams if s.kind == "team" else agents, s.target)
         if since <= s.created_at < until:
-            days.setdefault(_day(s.created_at), DayFigures(_day(s.created_at))).sessions += 1
+            days.setdefault(_day(s.created_at), Figures(_day(s.created_at))).sessions += 1
             subject.sessions += 1
         if s.ended_at is not None and since <= s.ended_at < until:
-            day = days.setdefault(_day(s.ended_at), DayFigures(_day(s.ended_at)))
+            day = days.setdefault(_day(s.ended_at), Figures(_day(s.ended_at)))
             day.ended += 1
             subject.ended += 1
             if s.reason == "resolved":
@@ -161,22 +155,18 @@ def build_report(
     for t in turns:
         if not since <= t.at < until:
             continue
-        day = days.setdefault(_day(t.at), DayFigures(_day(t.at)))
-        owners: list[DayFigures | SubjectFigures] = [day]
+        day = days.setdefault(_day(t.at), Figures(_day(t.at)))
+        owners = [day]
         if t.agent:
-            owners.append(agents[t.agent])
+            owners.append(_of(agents, t.agent))
         if t.team:
-            owners.append(teams[t.team])
+            owners.append(_of(teams, t.team))
         for figures in owners:
             figures.turns += 1
             figures.errors += int(t.error)
             figures.tokens += t.input_tokens + t.output_tokens
             figures.cost += t.cost or 0.0
             figures.times.append(t.ms)
-        if t.agent:
-            agents[t.agent].name = t.agent
-        if t.team:
-            teams[t.team].name = t.team
         priced = priced or t.cost is not None
     return Report(
         env=env,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from runner.report.figures import Report, SubjectFigures
+from runner.report.figures import Figures, Report
 
 __all__ = ["render_html"]
 
@@ -114,7 +114,7 @@ def _figure(key: str, caption: str, chart: str, table: str) -> str:
     )
 
 
-def _subjects(kind: str, subjects: list[SubjectFigures], currency: str) -> str:
+def _subjects(kind: str, subjects: list[Figures], currency: str) -> str:
     if not subjects:
         return f"<p>No {kind} in this period.</p>"
     names = [s.name for s in subjects]

@@ -6,7 +6,7 @@ read in any terminal and paste into an issue.
 
 from __future__ import annotations
 
-from runner.report.figures import Report, SubjectFigures
+from runner.report.figures import Figures, Report
 
 __all__ = ["render_text"]
 
@@ -19,7 +19,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
-def _subject_lines(kind: str, subjects: list[SubjectFigures], currency: str) -> list[str]:
+def _subject_lines(kind: str, subjects: list[Figures], currency: str) -> list[str]:
     if not subjects:
         return []
     width = max(len(kind), *(len(s.name) for s in subjects))
