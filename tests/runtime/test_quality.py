@@ -147,3 +147,16 @@ quality: {{evaluator: quality-judge}}
     judged = quality["scores"]["judged"]
     assert judged["score"] == pytest.approx(0.8) and judged["evaluator"] == "quality-judge"
     assert judged["evidence"].startswith("quality-judge: SCORE: 4 out of 5")
+
+
+async def test_insights_carry_the_resolution_rate_and_advise_when_it_is_low(lc: Any) -> None:
+    for reason in ("resolved", "user_ended", "user_ended"):
+        session = await lc.create_agent_session(agent="general-agent-1", auth=AUTH)
+        await session.send("Hello, I need help with my account")
+        await session.end(reason)
+    insights = lc.get_performance_insights("general-agent-1")
+    assert insights["figures"]["window"]["resolution_rate"] == pytest.approx(1 / 3)
+    assert (
+        "33% of the 3 sessions that ended in the last 300 s were resolved" in insights["insights"]
+    )
+    assert any("most sessions end unresolved" in r for r in insights["optimizations"])

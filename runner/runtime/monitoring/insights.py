@@ -87,6 +87,20 @@ def recommend(figures: SubjectFigures, *, name: str, slow_ms: float) -> tuple[li
         recs.append(
             "frequent handoffs: review handoff triggers, or make the specialist the primary member"
         )
+    window = figures["window"]
+    if window["cost"]:
+        insights.append(f"{window['cost']:.4f} spent in the last {window['window_s']:.0f} s")
+    rate = window["resolution_rate"]
+    if rate is not None:
+        insights.append(
+            f"{rate:.0%} of the {window['sessions_ended']} sessions that ended in the last "
+            f"{window['window_s']:.0f} s were resolved"
+        )
+        if rate < 0.5:
+            recs.append(
+                "most sessions end unresolved: read a few with analyze_conversation_quality, "
+                "then review instructions, handoff triggers and escalation paths"
+            )
     if not recs:
         insights.append("figures are within thresholds")
     return insights, recs
