@@ -13,6 +13,8 @@ Its parts, bottom up; each may import only what is above it in this list (and `r
                live member availability
   pools        resource pools: session slots, token budgets, warnings, analytics
   monitoring   performance figures, alerts evaluated on them, the alert relay, channels
+  tools        function tools run by the runtime: each agent's functions, running the calls
+               a response asks for, the rounds of a turn until a message
   sessions     applied state, agent catalog, session table, admission, turns, decisions
                applied and queued handoffs served, the session API
   status       system status, analytics and insights

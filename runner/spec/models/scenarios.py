@@ -66,10 +66,14 @@ class ExpectReply(Strict):
 
 
 class ExpectTools(Strict):
-    """Function tools run during the step (`tool:called` events), by name."""
+    """Function tools in the step, by name: run (`tool:called`), never run, refused because a
+    feature switched them off (`tool:refused`), and run or asked for but failed (`tool:failed`:
+    a bad argument, an exception, a timeout, no implementation)."""
 
     called: list[str] = Field(default_factory=list)
     not_called: list[str] = Field(default_factory=list)
+    refused: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
 
 
 class Expect(Strict):
