@@ -85,6 +85,11 @@ class Expect(Strict):
     events: list[str] | None = None
     reply: ExpectReply | None = None
     tools: ExpectTools | None = None
+    error: str | None = Field(
+        default=None,
+        description="The step fails with an error whose message contains this text (e.g. "
+        "'max_tool_rounds'); without it a failing step fails the scenario.",
+    )
 
 
 class Step(Strict):
