@@ -37,8 +37,8 @@ def check_expect(
 ) -> list[str]:
     problems: list[str] = []
     if expect.error is not None and (error is None or expect.error not in error):
-        seen = f"it failed with {error!r}" if error is not None else "it succeeded"
-        problems.append(f"expected the step to fail with {expect.error!r}, {seen}")
+        outcome = f"it failed with {error!r}" if error is not None else "it succeeded"
+        problems.append(f"expected the step to fail with {expect.error!r}, {outcome}")
     if expect.reply is not None:
         problems.extend(_reply_problems(expect, reply))
     if expect.tools is not None:

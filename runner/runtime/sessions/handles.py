@@ -2,8 +2,8 @@
 
 Role: the value types of the session API. `AgentHandle` names an applied agent version;
 `TurnReply` is what a turn returns, `TurnChunk` a piece of a streamed one; `Session` is a
-handle on one session, bound to the auth it was obtained with, that calls back into what owns the session (`SessionOwner`: the session
-service, `runner.runtime.sessions.service`).
+handle on one session, bound to the auth it was obtained with, that calls back into what owns
+the session (`SessionOwner`: the session service, `runner.runtime.sessions.service`).
 
 Invariants:
   - Value types are frozen; `Session` holds no state of its own beyond its id, auth and the
