@@ -82,7 +82,8 @@ def agent_json(latest: AgentVersion) -> dict[str, Any]:
 def item_json(item: ConversationItem) -> dict[str, Any]:
     if item.type in ("function_call", "function_call_output"):
         # the store keeps the item's fields as JSON in its content (local_calls)
-        item_id = item.id.replace("msg_", "fc_", 1) if item.type == "function_call" else item.id
+        prefix = "fc_" if item.type == "function_call" else "fco_"  # the service's id prefixes
+        item_id = item.id.replace("msg_", prefix, 1)
         return {"type": item.type, "id": item_id, **json.loads(item.content), "status": "completed"}
     part = "input_text" if item.role == "user" else "output_text"
     content: dict[str, Any] = {"type": part, "text": item.content}
@@ -117,6 +118,12 @@ def response_json(response: StoredResponse) -> dict[str, Any]:
             {
                 "type": "function_call",
                 "id": item_id.replace("msg_", "fc_", 1),
+                "agent_reference": {  # as the service tags each output item (recordings)
+                    "type": "agent_reference",
+                    "name": response.agent_name,
+                    "version": response.agent_version,
+                },
+                "response_id": response.id,
                 "call_id": call.call_id,
                 "name": call.name,
                 "arguments": call.arguments,
