@@ -25,6 +25,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from runner.providers.base import ToolCall, ToolOutput, fill_placeholders
@@ -60,6 +61,10 @@ from runner.providers.local_tools import (
 __all__ = ["Responses"]
 
 _NO_AGENT = (None, None, None, None)  # an input item has no agent or tokens
+_INSERT_ITEMS = (
+    "INSERT INTO items (conversation_id, seq, role, content, created_at, words_total, "
+    "agent_name, agent_version, input_tokens, output_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _CACHE = 4096
 
 
@@ -185,72 +190,40 @@ class Responses:
                 )
                 return response
             seq, words, last_role = last_item(tx, conversation_id)
-            pending = pending_calls(tx, conversation_id) if last_role == CALL_ROLE else []
-            answered: list[tuple[ToolCall, str]] = []
-            if tool_outputs:
-                answered = match_outputs(pending, tool_outputs)
-                inputs = [(OUTPUT_ROLE, output_content(o)) for o in tool_outputs]
-                said = "\n".join(o.output for o in tool_outputs)
-            else:
-                if pending:
-                    raise invalid_request(
-                        f"No tool output found for function call {pending[0].call_id}."
-                    )
-                inputs = [("user", text)]
-                said = text
-            asked = requested_calls(said, tools)
-            last_seq = seq + len(inputs) + max(1, len(asked))
-            response_id = make_response_id(conversation_id, last_seq)
-            calls = tuple(
-                ToolCall(call_id_for(response_id, i), name, arguments)
-                for i, (name, arguments) in enumerate(asked)
+            if not tool_outputs and last_role != CALL_ROLE and not requested_calls(text, tools):
+                # the common turn: a message in, a message out (two items, one statement)
+                reply = compute_reply(agent_name, version, text) + suffix
+                input_tokens = words + count_words(text)
+                out_words = count_words(reply)
+                answer = (agent_name, version, input_tokens, out_words)
+                tx.executemany(
+                    _INSERT_ITEMS,
+                    (
+                        (conversation_id, seq + 1, "user", text, now, input_tokens, *_NO_AGENT),
+                        (conversation_id, seq + 2, "assistant", reply, now, *_total(answer)),
+                    ),
+                )
+                return StoredResponse(
+                    id=make_response_id(conversation_id, seq + 2),
+                    conversation_id=conversation_id,
+                    agent_name=agent_name,
+                    agent_version=version,
+                    text=reply,
+                    input_tokens=input_tokens,
+                    output_tokens=out_words,
+                    created_at=now,
+                    input_item_id=make_item_id(conversation_id, seq + 1),
+                    output_item_id=make_item_id(conversation_id, seq + 2),
+                    instructions=instructions,
+                )
+            return _with_calls(
+                tx,
+                _Turn(conversation_id, agent_name, version, now, suffix, instructions),
+                (seq, words, last_role),
+                text,
+                tool_outputs,
+                tools,
             )
-            reply = ""
-            if not calls:
-                prefix = f"[{agent_name} v{version}]"
-                if answered:
-                    reply = outputs_reply(prefix, answered) + suffix
-                else:
-                    reply = compute_reply(agent_name, version, text) + suffix
-            rows: list[tuple[Any, ...]] = []
-            for role, content in inputs:
-                seq += 1
-                words += count_words(content if role == "user" else said)
-                rows.append((conversation_id, seq, role, content, now, words, *_NO_AGENT))
-            input_tokens = words
-            answer = [(CALL_ROLE, call_content(c), count_words(c.arguments)) for c in calls] or [
-                ("assistant", reply, count_words(reply))
-            ]
-            for role, content, count in answer:
-                seq += 1
-                words += count
-                agent = (agent_name, version, input_tokens, count)
-                rows.append((conversation_id, seq, role, content, now, words, *agent))
-            tx.executemany(
-                "INSERT INTO items (conversation_id, seq, role, content, created_at, "
-                "words_total, agent_name, agent_version, input_tokens, output_tokens) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        first_input = last_seq - len(answer) - len(inputs) + 1
-        return StoredResponse(
-            id=response_id,
-            conversation_id=conversation_id,
-            agent_name=agent_name,
-            agent_version=version,
-            text=reply,
-            input_tokens=input_tokens,
-            output_tokens=words - input_tokens,
-            created_at=now,
-            input_item_id=make_item_id(conversation_id, first_input),
-            output_item_id=make_item_id(conversation_id, last_seq),
-            instructions=instructions,
-            tool_calls=calls,
-            call_item_ids=tuple(
-                make_item_id(conversation_id, last_seq - len(calls) + 1 + i)
-                for i in range(len(calls))
-            ),
-        )
 
     def get_response(self, response_id: str) -> StoredResponse | None:
         conn = self._db.connection()
@@ -300,3 +273,91 @@ class Responses:
             (response_id,),
         ).fetchone()
         return None if row is None else StoredResponse(row[0], None, *row[1:])
+
+
+def _total(answer: tuple[str, str, int, int]) -> tuple[Any, ...]:
+    """The words_total of an answer item, then its agent, version and tokens."""
+    return (answer[2] + answer[3], *answer)
+
+
+@dataclass(frozen=True)
+class _Turn:
+    conversation_id: str
+    agent_name: str
+    version: str
+    now: int
+    suffix: str
+    instructions: str | None
+
+
+def _with_calls(
+    tx: sqlite3.Connection,
+    turn: _Turn,
+    last: tuple[int, int, str | None],
+    text: str,
+    tool_outputs: Sequence[ToolOutput],
+    tools: frozenset[str],
+) -> StoredResponse:
+    """A turn with function calls or outputs in it: the outputs checked against the pending
+    calls, then the answer (calls, or a message naming each output)."""
+    conversation_id, agent_name, version = turn.conversation_id, turn.agent_name, turn.version
+    now, suffix, instructions = turn.now, turn.suffix, turn.instructions
+    seq, words, last_role = last
+    pending = pending_calls(tx, conversation_id) if last_role == CALL_ROLE else []
+    answered: list[tuple[ToolCall, str]] = []
+    if tool_outputs:
+        answered = match_outputs(pending, tool_outputs)
+        inputs = [(OUTPUT_ROLE, output_content(o)) for o in tool_outputs]
+        said = "\n".join(o.output for o in tool_outputs)
+    else:
+        if pending:
+            raise invalid_request(f"No tool output found for function call {pending[0].call_id}.")
+        inputs = [("user", text)]
+        said = text
+    asked = requested_calls(said, tools)
+    last_seq = seq + len(inputs) + max(1, len(asked))
+    response_id = make_response_id(conversation_id, last_seq)
+    calls = tuple(
+        ToolCall(call_id_for(response_id, i), name, arguments)
+        for i, (name, arguments) in enumerate(asked)
+    )
+    reply = ""
+    if not calls:
+        prefix = f"[{agent_name} v{version}]"
+        if answered:
+            reply = outputs_reply(prefix, answered) + suffix
+        else:
+            reply = compute_reply(agent_name, version, text) + suffix
+    rows: list[tuple[Any, ...]] = []
+    for role, content in inputs:
+        seq += 1
+        words += count_words(content if role == "user" else said)
+        rows.append((conversation_id, seq, role, content, now, words, *_NO_AGENT))
+    input_tokens = words
+    answer = [(CALL_ROLE, call_content(c), count_words(c.arguments)) for c in calls] or [
+        ("assistant", reply, count_words(reply))
+    ]
+    for role, content, count in answer:
+        seq += 1
+        words += count
+        agent = (agent_name, version, input_tokens, count)
+        rows.append((conversation_id, seq, role, content, now, words, *agent))
+    tx.executemany(_INSERT_ITEMS, rows)
+    first_input = last_seq - len(answer) - len(inputs) + 1
+    return StoredResponse(
+        id=response_id,
+        conversation_id=conversation_id,
+        agent_name=agent_name,
+        agent_version=version,
+        text=reply,
+        input_tokens=input_tokens,
+        output_tokens=words - input_tokens,
+        created_at=now,
+        input_item_id=make_item_id(conversation_id, first_input),
+        output_item_id=make_item_id(conversation_id, last_seq),
+        instructions=instructions,
+        tool_calls=calls,
+        call_item_ids=tuple(
+            make_item_id(conversation_id, last_seq - len(calls) + 1 + i) for i in range(len(calls))
+        ),
+    )
