@@ -181,8 +181,8 @@ async def test_a_turn_calls_both_tools_and_answers_with_the_message(
         assert bodies[-1]["conversation"] == bodies[-2]["conversation"]
         assert "previous_response_id" not in bodies[-1]  # chained by the conversation
         # per-tool figures in the monitor
-        series = lc.parts.monitor.series
-        assert ("tool", "lookup_account") in series and ("tool", "open_ticket") in series
+        tools = lc.get_system_analytics()["performance"]["tools"]
+        assert tools["lookup_account"]["turns"] == 1 and tools["open_ticket"]["errors"] == 0
         # runner-only keys never reach Foundry
         created = [r["body"] for r in emulator.requests() if r["path"].endswith("/versions")]
         assert created and all(
