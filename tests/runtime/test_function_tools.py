@@ -246,6 +246,13 @@ async def test_the_round_limit_ends_the_turn_with_an_error_and_the_session_goes_
         # the pending call was answered: the conversation takes the next message
         reply = await session.send("thanks")
         assert reply.text == "[desk v1] thanks"
+        # streamed, the same: tool events, no text of the closing request, then the error
+        chunks: list[Any] = []
+        with pytest.raises(ToolRoundLimitError):
+            async for chunk in session.stream("loop @again"):
+                chunks.append(chunk)
+        assert {c.type for c in chunks} == {"tool"}
+        assert (await session.send("ok")).text == "[desk v1] ok"
 
 
 async def test_register_tool_overrides_the_spec_sync_or_async(

@@ -45,8 +45,8 @@ from runner.runtime.sessions.provider_calls import call_provider
 from runner.runtime.sessions.routers import TeamRouters
 from runner.runtime.sessions.table import LiveSession, LiveSessions
 from runner.runtime.teams import Handoff, RouteDecision, TurnContext
+from runner.runtime.tools import Respond, ToolCatalog, ToolRounds
 from runner.runtime.tracing import end_turn, tracing_active, turn_span
-from runner.runtime.tools import ToolCatalog, ToolRounds
 from runner.state.sessions import SessionRow
 
 __all__ = ["Turns"]
@@ -291,20 +291,25 @@ class Turns:
         message (`runner.runtime.tools`); the reply's usage is the whole turn's."""
         provider = self._provider
 
-        async def respond(outputs: Sequence[ToolOutput], previous: str) -> Reply:
-            answer: Reply = await call_provider(
-                provider,
-                provider.respond,
-                conversation_id=row.conversation_id,
-                agent_name=pin[0],
-                agent_version=pin[1],
-                text="",
-                tool_outputs=outputs,
-                previous_response_id=previous,
-                **extra,
-            )
-            return answer
+        def responder(options: dict[str, Any]) -> Respond:
+            async def respond(outputs: Sequence[ToolOutput], previous: str) -> Reply:
+                answer: Reply = await call_provider(
+                    provider,
+                    provider.respond,
+                    conversation_id=row.conversation_id,
+                    agent_name=pin[0],
+                    agent_version=pin[1],
+                    text="",
+                    tool_outputs=outputs,
+                    previous_response_id=previous,
+                    **options,
+                )
+                return answer
 
+            return respond
+
+        # the calls left at the round limit are answered without streaming: the turn fails
+        quiet = {k: v for k, v in extra.items() if k != "on_text"}
         configs = self._configs
 
         def refusal(tool: str) -> str | None:
@@ -313,10 +318,11 @@ class Turns:
         result = await self._rounds.answer(
             reply,
             tools=self._tools.for_agent(agent, self._applied.declared.agents.get(agent)),
-            respond=respond,
+            respond=responder(extra),
             session_id=row.id,
             agent=agent,
             refusal=refusal,
+            closing=responder(quiet) if len(quiet) < len(extra) else None,
         )
         return replace(
             result.reply, input_tokens=result.input_tokens, output_tokens=result.output_tokens

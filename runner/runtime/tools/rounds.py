@@ -58,14 +58,17 @@ class ToolRounds:
         session_id: str,
         agent: str,
         refusal: Refusal | None,
+        closing: Respond | None = None,
     ) -> RoundsResult:
+        """Rounds until a message; `closing` (default `respond`) answers the calls left at the
+        round limit (a streamed turn closes without streaming: the turn fails anyway)."""
         input_tokens, output_tokens = reply.input_tokens, reply.output_tokens
         rounds = 0
         asked: list[str] = []
         while reply.tool_calls:
             if rounds >= tools.max_rounds:
                 pending = [c.name for c in reply.tool_calls]
-                await self._close(reply, respond, tools.max_rounds)
+                await self._close(reply, closing or respond, tools.max_rounds)
                 raise ToolRoundLimitError(session_id, agent, tools.max_rounds, pending)
             rounds += 1
             asked.extend(c.name for c in reply.tool_calls)
