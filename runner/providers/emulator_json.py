@@ -113,7 +113,11 @@ def response_json(response: StoredResponse) -> dict[str, Any]:
             "name": response.agent_name,
             "version": response.agent_version,
         },
-        "conversation": {"id": response.conversation_id} if response.conversation_id else None,
+        "conversation": (
+            {"id": response.conversation_id}
+            if response.conversation_id and not response.standalone
+            else None
+        ),
         "output": [
             {
                 "type": "function_call",

@@ -39,7 +39,7 @@ from runner.providers.local_replies import (
     not_found,
 )
 
-__all__ = ["CONVERSATIONS_SCHEMA", "Conversations", "last_item"]
+__all__ = ["CONVERSATIONS_SCHEMA", "Conversations", "insert_conversation", "last_item"]
 
 CONVERSATIONS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -111,6 +111,18 @@ def _append_items(
     return made
 
 
+def insert_conversation(
+    tx: sqlite3.Connection, metadata: Mapping[str, str], now: int
+) -> Conversation:
+    """A new, empty conversation row (in the caller's transaction)."""
+    conversation = Conversation(new_id("conv"), now, dict(metadata))
+    tx.execute(
+        "INSERT INTO conversations (id, created_at, metadata) VALUES (?, ?, ?)",
+        (conversation.id, now, json.dumps(dict(metadata), separators=(",", ":"))),
+    )
+    return conversation
+
+
 class Conversations:
     """Conversations, their items and the responses in them, in the store's tables."""
 
@@ -128,16 +140,8 @@ class Conversations:
         """A new conversation, optionally seeded with `(role, text)` message items."""
         metadata = dict(metadata or {})
         check_metadata(metadata)
-        conversation = Conversation(new_id("conv"), int(time.time()), metadata)
         with self._db.write() as tx:
-            tx.execute(
-                "INSERT INTO conversations (id, created_at, metadata) VALUES (?, ?, ?)",
-                (
-                    conversation.id,
-                    conversation.created_at,
-                    json.dumps(metadata, separators=(",", ":")),
-                ),
-            )
+            conversation = insert_conversation(tx, metadata, int(time.time()))
             if items:
                 _append_items(tx, conversation.id, (0, 0, None), items, conversation.created_at)
         return conversation

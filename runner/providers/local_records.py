@@ -82,6 +82,7 @@ class StoredResponse:
     # A response asking for function calls: its calls and their item ids (then `text` is '').
     tool_calls: tuple[ToolCall, ...] = ()
     call_item_ids: tuple[str, ...] = ()
+    standalone: bool = False  # the request named no conversation (chained, if at all, by id)
 
     def reply(self) -> Reply:
         return Reply(

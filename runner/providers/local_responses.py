@@ -16,7 +16,9 @@ Invariants:
 - `respond` writes the input items and the answer items in one transaction, after the agent
   version was found in it; an unknown agent, version or conversation is NotFoundError, a refused
   request ProviderError 400, and neither writes anything. A response without a conversation
-  stands alone (its own table; input tokens = the message's words; it never calls tools).
+  stands alone (its own table; input tokens = the message's words), unless it calls tools: its
+  items then go into a conversation of their own, so outputs can follow by
+  `previous_response_id` (as the service allows); its JSON still names no conversation.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from runner.providers.local_calls import (
     pending_calls,
     response_calls,
 )
-from runner.providers.local_conversations import last_item
+from runner.providers.local_conversations import insert_conversation, last_item
 from runner.providers.local_database import StoreDatabase
 from runner.providers.local_inputs import InputsDefinition, resolve_inputs, session_lines
 from runner.providers.local_records import (
@@ -151,6 +153,7 @@ class Responses:
         message, or function calls when the input asks for tools (`local_tools`); outputs
         must answer exactly the pending calls (`local_calls`).
         """
+        standalone = conversation_id is None  # the request named no conversation
         if conversation_id is None and previous_response_id is not None:
             split = split_id(previous_response_id)
             if split is None:
@@ -168,6 +171,10 @@ class Responses:
                 instructions, shown = self._filled(declared, agent_name, version, structured_inputs)
                 if shown:
                     suffix = f" [session: {shown}]"
+            if conversation_id is None and requested_calls(text, tools):
+                # calls outside a conversation: kept in one of their own, so the outputs can
+                # follow by previous_response_id (the response still names no conversation)
+                conversation_id = insert_conversation(tx, {}, now).id
             if conversation_id is None:
                 reply = compute_reply(agent_name, version, text) + suffix
                 in_words = count_words(text)
@@ -204,6 +211,7 @@ class Responses:
                     ),
                 )
                 return StoredResponse(
+                    standalone=standalone,
                     id=make_response_id(conversation_id, seq + 2),
                     conversation_id=conversation_id,
                     agent_name=agent_name,
@@ -218,7 +226,7 @@ class Responses:
                 )
             return _with_calls(
                 tx,
-                _Turn(conversation_id, agent_name, version, now, suffix, instructions),
+                _Turn(conversation_id, agent_name, version, now, suffix, instructions, standalone),
                 (seq, words, last_role),
                 text,
                 tool_outputs,
@@ -288,6 +296,7 @@ class _Turn:
     now: int
     suffix: str
     instructions: str | None
+    standalone: bool
 
 
 def _with_calls(
@@ -345,6 +354,7 @@ def _with_calls(
     tx.executemany(_INSERT_ITEMS, rows)
     first_input = last_seq - len(answer) - len(inputs) + 1
     return StoredResponse(
+        standalone=turn.standalone,
         id=response_id,
         conversation_id=conversation_id,
         agent_name=agent_name,

@@ -281,3 +281,33 @@ def test_the_local_store_keeps_calls_across_a_restart(tmp_path: Path) -> None:
         )
         assert answer.text == "[a v1] get_time -> 12:00"
         assert answer.input_tokens > first.input_tokens
+
+
+def test_the_recorded_flow_without_a_conversation(
+    emulator: EmulatorHandle, foundry: FoundryProvider
+) -> None:
+    """function_tool_previous_response.json: a response with no conversation asks for a call;
+    the output follows by previous_response_id alone."""
+    make_agent(foundry)
+    flow = recording("function_tool_previous_response")
+    first_body = {**flow[1]["request"]["body"]}
+    first_body["input"] += ' @get_horoscope{"sign": "Aquarius"}'  # the offline model's cue
+    first = post(emulator, "/openai/v1/responses", first_body).json()
+    assert first["conversation"] is None
+    [call] = first["output"]
+    assert call["type"] == "function_call" and call["name"] == "get_horoscope"
+    second_body = {
+        **flow[2]["request"]["body"],
+        "previous_response_id": first["id"],
+        "input": [
+            {
+                "type": "function_call_output",
+                "call_id": call["call_id"],
+                "output": flow[2]["request"]["body"]["input"][0]["output"],
+            }
+        ],
+    }
+    second = post(emulator, "/openai/v1/responses", second_body).json()
+    assert second["conversation"] is None
+    [message] = second["output"]
+    assert message["content"][0]["text"].startswith("[MyAgent v1] get_horoscope -> {")
