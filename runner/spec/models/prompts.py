@@ -79,6 +79,18 @@ class Tool(Strict):
         "timed out (runner-only; default 30s).",
     )
 
+    @model_validator(mode="after")
+    def _runner_keys_on_functions_only(self) -> "Tool":
+        if self.type != "function":
+            used = [k for k in ("implementation", "timeout") if getattr(self, k) is not None]
+            if used:
+                raise ValueError(
+                    f"{' and '.join(repr(k) for k in used)} "
+                    f"appl{'y' if len(used) > 1 else 'ies'} to function tools only "
+                    f"(this tool runs inside Foundry: type {self.type!r})"
+                )
+        return self
+
 
 RUNNER_ONLY_TOOL_KEYS = frozenset({"implementation", "timeout"})
 """Tool keys runner keeps for itself: never part of the definition sent to Foundry."""
