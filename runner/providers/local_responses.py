@@ -156,9 +156,11 @@ class Responses:
         standalone = conversation_id is None  # the request named no conversation
         if conversation_id is None and previous_response_id is not None:
             split = split_id(previous_response_id)
-            if split is None:
-                raise not_found(f"response {previous_response_id!r} not found in a conversation")
-            conversation_id = split[0]
+            if split is not None:
+                conversation_id = split[0]
+            elif self.get_response(previous_response_id) is None:
+                raise not_found(f"response {previous_response_id!r} not found")
+            # else: it follows a standalone response, and stands alone too
         if tool_outputs and conversation_id is None:
             raise invalid_request("function_call_output items need 'previous_response_id'")
         now = int(time.time())

@@ -311,3 +311,28 @@ def test_the_recorded_flow_without_a_conversation(
     assert second["conversation"] is None
     [message] = second["output"]
     assert message["content"][0]["text"].startswith("[MyAgent v1] get_horoscope -> {")
+
+
+def test_previous_response_id_of_a_plain_standalone_response_is_accepted(
+    emulator: EmulatorHandle, foundry: FoundryProvider
+) -> None:
+    make_agent(foundry)
+    reference = {"name": "MyAgent", "type": "agent_reference"}
+    first = post(emulator, "/openai/v1/responses", {"input": "hi", "agent_reference": reference})
+    second = post(
+        emulator,
+        "/openai/v1/responses",
+        {
+            "input": "again",
+            "previous_response_id": first.json()["id"],
+            "agent_reference": reference,
+        },
+    )
+    assert second.status_code == 200
+    assert second.json()["output"][0]["content"][0]["text"] == "[MyAgent v1] again"
+    missing = post(
+        emulator,
+        "/openai/v1/responses",
+        {"input": "x", "previous_response_id": "resp_nope", "agent_reference": reference},
+    )
+    assert missing.status_code == 404

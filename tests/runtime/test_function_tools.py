@@ -114,7 +114,6 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorHandle]:
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "project"
     folder.mkdir()
-    (folder / "agents.yaml").write_text(SPECS)
     # a module of its own name per test: imported next to the specs, not from sys.path
     name = f"desk_tools_{abs(hash(str(tmp_path))) % 10**8}"
     (folder / f"{name}.py").write_text(TOOLS)
