@@ -17,6 +17,7 @@ runtime opens, or `Lifecycle.register_tool`).
 from runner.runtime.tools.calls import (
     DEFAULT_TIMEOUT_S,
     MAX_OUTPUT_CHARS,
+    MAX_PARALLEL,
     Refusal,
     ToolRunner,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_MAX_TOOL_ROUNDS",
     "DEFAULT_TIMEOUT_S",
     "MAX_OUTPUT_CHARS",
+    "MAX_PARALLEL",
     "AgentTools",
     "FunctionTool",
     "Refusal",

@@ -19,7 +19,8 @@ calls. Each call is, in turn:
 
 Every event carries `session_id`, `agent`, `tool` and `call_id` (`runner serve` counts them by
 name). Calls of one response run concurrently when the response allows parallel calls, else one
-after another. Each run call is a figure of subject ("tool", name) in the monitor (time, error).
+after another (at most `MAX_PARALLEL` at once). Each run call is a figure of subject
+("tool", name) in the monitor (time, error).
 
 Invariants: a tool's failure never fails the turn (it becomes the output); a sync function that
 outlives its timeout keeps its worker thread until it returns (Python cannot stop a thread).
@@ -39,7 +40,7 @@ from runner.runtime.clock import Clock
 from runner.runtime.monitoring import PerformanceMonitor
 from runner.runtime.tools.catalog import AgentTools, FunctionTool
 
-__all__ = ["DEFAULT_TIMEOUT_S", "MAX_OUTPUT_CHARS", "Refusal", "ToolRunner"]
+__all__ = ["DEFAULT_TIMEOUT_S", "MAX_OUTPUT_CHARS", "MAX_PARALLEL", "Refusal", "ToolRunner"]
 
 log = logging.getLogger("runner.runtime")
 
@@ -47,6 +48,8 @@ DEFAULT_TIMEOUT_S = 30.0
 """How long a call may run when its tool sets no `timeout`."""
 MAX_OUTPUT_CHARS = 65_536
 """Longest output sent back to the model; a longer result is cut, and says so."""
+MAX_PARALLEL = 16
+"""Most calls of one response running at once (the rest wait for a free place)."""
 
 Refusal = Callable[[str], str | None]
 """tool name -> the output to send instead of running it (None: it may run)."""
@@ -139,6 +142,7 @@ class ToolRunner:
         tool = tools.functions.get(name)
         if tool is None or tool.implementation is None:
             what = "has no implementation in this runtime" if tool else "is not a tool of yours"
+            log.warning("agent.%s called %s, which %s", agent, name, what)
             self._emit("tool:failed", {**base, "reason": "no_implementation"})
             return f"Error: the function {name!r} {what}; it was not run."
         try:
