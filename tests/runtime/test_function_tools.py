@@ -331,3 +331,18 @@ async def test_parallel_calls_run_concurrently(
         reply = await session.send(message)
         assert reply.text.count("open_ticket -> ok") == 4
         assert most == 4
+
+
+async def test_an_agent_defined_in_code_runs_registered_tools(
+    project: Path, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    async with open_lc(project, emulator, tmp_path) as lc:
+        lc.register_tool("ping", lambda: "pong")
+        await lc.get_or_create_agent(
+            "coded",
+            model="gpt-4o-mini",
+            instructions="You answer pings.",
+            tools=[{"type": "function", "name": "ping", "parameters": {"type": "object"}}],
+        )
+        session = await lc.create_agent_session(agent="coded", auth=AUTH)
+        assert (await session.send("@ping")).text == "[coded v1] ping -> pong"
