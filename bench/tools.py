@@ -25,7 +25,7 @@ from pathlib import Path
 from runner.providers.emulator import serve_emulator
 from runner.runtime.lifecycle import Lifecycle
 
-LATENCY_MS = 20
+LATENCY_MS = int(__import__("os").environ.get("BENCH_LATENCY_MS", "20"))
 TARGET = 2.2
 AUTH = {"user_id": "bench", "workspace_id": "bench", "permissions": ["chat:access"]}
 

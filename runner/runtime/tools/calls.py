@@ -56,20 +56,22 @@ Refusal = Callable[[str], str | None]
 
 Emit = Callable[[str, Mapping[str, Any]], None]
 
-_VALIDATORS: dict[str, Any] = {}
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
 
 
 def _validator(schema: Mapping[str, Any]) -> Any:
-    key = json.dumps(schema, sort_keys=True, default=str)
-    found = _VALIDATORS.get(key)
-    if found is None:
-        from jsonschema import Draft202012Validator
+    """The compiled validator of a tool's schema (the catalog keeps each schema object for the
+    tool's life: cached by identity, the object held so its id is never reused meanwhile)."""
+    entry = _VALIDATORS.get(id(schema))
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    from jsonschema import Draft202012Validator
 
-        found = Draft202012Validator(schema)
-        if len(_VALIDATORS) > 1024:
-            _VALIDATORS.clear()
-        _VALIDATORS[key] = found
-    return found
+    validator = Draft202012Validator(schema)
+    if len(_VALIDATORS) > 1024:
+        _VALIDATORS.clear()
+    _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
 
 
 def _argument_problem(tool: FunctionTool, arguments: Any) -> str | None:
