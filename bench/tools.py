@@ -9,7 +9,7 @@ against the tool's schema. The floor is therefore 2.0x; the target is at most 2.
 Baseline: the plain turn, measured in the same process, interleaved with the tool turns
 (median of per-pair ratios, so load on the machine moves both alike).
 
-Run: python bench/tools.py [--quick]
+Run: python bench/tools.py [--quick]   (BENCH_LATENCY_MS=0 to see the runtime's own overhead)
 """
 
 from __future__ import annotations
