@@ -6,7 +6,7 @@ Its parts, bottom up; each may import only what is above it in this list (and `r
 (`tests/test_layering.py` enforces the order and that there is no import cycle):
 
   clock, config, errors, events, auth, context   neutral modules every part may use
-  tracing      OpenTelemetry spans of turns, provider calls, handoffs, escalations, tools
+  tracing      OpenTelemetry spans of turns, provider calls, handoffs, escalations, tool calls
   routing      pure text matching of handoff triggers, and member selection
   escalation   the pure escalation engine: which level opens, the life of an escalation
   teams        the router seam (what a router is asked and decides), the team router,

@@ -55,8 +55,8 @@ from runner.runtime.sessions import (
 )
 from runner.runtime.status import RuntimeStatus, SessionAnalysis
 from runner.runtime.teams import MemberAvailability, RouterFactory, team_router_factory
-from runner.runtime.tracing import EventSpans, TracedProvider, tracing_active
 from runner.runtime.tools import ToolCatalog, ToolRounds, ToolRunner
+from runner.runtime.tracing import EventSpans, TracedProvider, tracing_active
 from runner.spec.models import Environment
 from runner.spec.project import Project
 from runner.state.base import Registry
