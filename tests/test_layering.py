@@ -102,6 +102,7 @@ RUNTIME_ORDER: tuple[str, ...] = (
     "teams",
     "pools",
     "monitoring",
+    "tools",
     "sessions",
     "status",
     "operators",

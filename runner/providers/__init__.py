@@ -23,6 +23,9 @@ from runner.providers.base import (
     Provider,
     ProviderError,
     Reply,
+    TextSink,
+    ToolCall,
+    ToolOutput,
     TransientError,
 )
 
@@ -36,6 +39,9 @@ __all__ = [
     "Provider",
     "ProviderError",
     "Reply",
+    "TextSink",
+    "ToolCall",
+    "ToolOutput",
     "TransientError",
     "build_provider",
 ]

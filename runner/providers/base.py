@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -85,11 +85,38 @@ class AgentVersion:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A `function_call` output item: the model asks the caller to run `name`.
+
+    `arguments` is the JSON text exactly as the model wrote it (it may not parse)."""
+
+    call_id: str
+    name: str
+    arguments: str = "{}"
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """A `function_call_output` input item: the caller's answer to the call `call_id`."""
+
+    call_id: str
+    output: str
+
+
+TextSink = Callable[[str], None]
+"""Receives each piece of reply text as it arrives (a streamed response)."""
+
+
+@dataclass(frozen=True)
 class Reply:
+    """A response: its message text, or the function calls it asks for (then `text` is '')."""
+
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
     response_id: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    parallel_tool_calls: bool = True
 
     @property
     def total_tokens(self) -> int:
@@ -182,11 +209,19 @@ class Provider(Protocol):
         agent_version: str | None,
         text: str,
         structured_inputs: Mapping[str, Any] | None = None,
+        tool_outputs: Sequence[ToolOutput] = (),
+        previous_response_id: str | None = None,
+        on_text: TextSink | None = None,
     ) -> Reply:
         """Send `text` to the agent version in the conversation and return its reply.
 
         `structured_inputs` fill the version's `{{name}}` placeholders for this request (the
-        request's top-level `structured_inputs`; None or empty: none sent)."""
+        request's top-level `structured_inputs`; None or empty: none sent). `tool_outputs`
+        answer the function calls of `previous_response_id` (the input is then those
+        `function_call_output` items, not `text`); with a conversation the request is chained
+        by the conversation, else by `previous_response_id` (the service takes one of the two).
+        `on_text`: stream the response (`stream: true`) and pass it each text delta as it
+        arrives; the Reply returned is the same as without it."""
         ...
 
     def conversation_messages(

@@ -7,7 +7,8 @@ shared/reference/foundry-protocol.md): routes under any `/api/projects/{project}
 every success, errors as `{"error": {"code", "message"}}`, list pages with `data`, `first_id`,
 `last_id`, `has_more`, and an empty page with `last_id: null` (the SDK pages until it sees one).
 `/openai/v1/conversations` and `/openai/v1/responses` answer with the local provider's
-deterministic reply and its word-count usage.
+deterministic reply and its word-count usage, or function calls (`local_tools`), as JSON or, for
+`stream: true`, as server-sent events (`emulator_responses`).
 
 The protocol logic is `emulator_routes.Emulator`, the wire shapes and request decoding are in
 `emulator_json`, fault injection and stats in `emulator_faults`; this module is the HTTP face:
@@ -39,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 from runner.providers.base import NotFoundError, ProviderError
 from runner.providers.emulator_faults import FaultConfig, LostResponseMode, injected_error
 from runner.providers.emulator_json import HttpError
+from runner.providers.emulator_responses import EventStream
 from runner.providers.emulator_routes import Emulator
 from runner.providers.local_store import LocalStore
 
@@ -90,6 +92,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("x-ms-request-id", self.headers.get("x-ms-client-request-id", ""))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_events(self, stream: EventStream) -> None:
+        """Server-sent events, as the service streams a response (whole body, one write)."""
+        data = b"".join(
+            f"event: {name}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+            for name, event in stream.events
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
@@ -150,6 +165,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             self._send_error(HttpError(503, "service_unavailable", "the response was lost"))
+            return
+        if isinstance(payload, EventStream):
+            self._send_events(payload)
             return
         self._send(status, payload)
 

@@ -12,6 +12,7 @@ request raises HttpError 400 before any work is done.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -79,6 +80,11 @@ def agent_json(latest: AgentVersion) -> dict[str, Any]:
 
 
 def item_json(item: ConversationItem) -> dict[str, Any]:
+    if item.type in ("function_call", "function_call_output"):
+        # the store keeps the item's fields as JSON in its content (local_calls)
+        prefix = "fc_" if item.type == "function_call" else "fco_"  # the service's id prefixes
+        item_id = item.id.replace("msg_", prefix, 1)
+        return {"type": item.type, "id": item_id, **json.loads(item.content), "status": "completed"}
     part = "input_text" if item.role == "user" else "output_text"
     content: dict[str, Any] = {"type": part, "text": item.content}
     if part == "output_text":
@@ -107,8 +113,29 @@ def response_json(response: StoredResponse) -> dict[str, Any]:
             "name": response.agent_name,
             "version": response.agent_version,
         },
-        "conversation": {"id": response.conversation_id} if response.conversation_id else None,
+        "conversation": (
+            {"id": response.conversation_id}
+            if response.conversation_id and not response.standalone
+            else None
+        ),
         "output": [
+            {
+                "type": "function_call",
+                "id": item_id.replace("msg_", "fc_", 1),
+                "agent_reference": {  # as the service tags each output item (recordings)
+                    "type": "agent_reference",
+                    "name": response.agent_name,
+                    "version": response.agent_version,
+                },
+                "response_id": response.id,
+                "call_id": call.call_id,
+                "name": call.name,
+                "arguments": call.arguments,
+                "status": "completed",
+            }
+            for item_id, call in zip(response.call_item_ids, response.tool_calls, strict=True)
+        ]
+        or [
             {
                 "type": "message",
                 "id": response.output_item_id or f"msg_{response.id.partition('_')[2]}",

@@ -27,7 +27,6 @@ from runner.providers.emulator_faults import FaultConfig, RequestStats
 from runner.providers.emulator_json import (
     HttpError,
     agent_json,
-    input_text,
     item_json,
     message_items,
     metadata_field,
@@ -37,6 +36,7 @@ from runner.providers.emulator_json import (
     response_json,
     version_json,
 )
+from runner.providers.emulator_responses import response_events, response_request
 from runner.providers.local_records import Page
 from runner.providers.local_store import LocalStore
 
@@ -322,32 +322,18 @@ class Emulator:
     def _create_response(
         self, m: re.Match[str], q: Mapping[str, str], body: Any
     ) -> tuple[int, Any]:
-        if not isinstance(body, dict):
-            raise HttpError(400, "invalid_request_error", "the request body must be an object")
-        if body.get("stream"):
-            raise HttpError(400, "invalid_request_error", "streaming is not emulated")
-        reference = body.get("agent_reference") or body.get("agent")
-        if not isinstance(reference, dict) or not isinstance(reference.get("name"), str):
-            raise HttpError(
-                400, "invalid_request_error", "'agent_reference' with a 'name' is required"
-            )
-        conversation = body.get("conversation")
-        if isinstance(conversation, dict):
-            conversation = conversation.get("id")
-        if conversation is not None and not isinstance(conversation, str):
-            raise HttpError(400, "invalid_request_error", "'conversation' must be an id")
-        inputs = body.get("structured_inputs")
-        if inputs is not None and not isinstance(inputs, dict):
-            raise HttpError(400, "invalid_payload", "'structured_inputs' must be an object")
-        version = reference.get("version")
+        request = response_request(body)
         response = self.store.respond(
-            conversation_id=conversation,
-            agent_name=reference["name"],
-            agent_version=None if version is None else str(version),
-            text=input_text(body.get("input", "")),
-            structured_inputs=inputs,
+            conversation_id=request.conversation,
+            agent_name=request.agent_name,
+            agent_version=request.agent_version,
+            text=request.text,
+            structured_inputs=request.structured_inputs,
+            tool_outputs=request.tool_outputs,
+            previous_response_id=request.previous_response_id,
         )
-        return 200, response_json(response)
+        answer = response_json(response)
+        return 200, response_events(answer) if request.stream else answer
 
     def _get_response(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
         response = self.store.get_response(unquote(m.group(1)))

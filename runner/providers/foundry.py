@@ -1,7 +1,8 @@
 """The `foundry` provider: Azure AI Foundry agents through the real azure-ai-projects SDK.
 
 Role in the flow: plan/apply read and write agents through it; the runtime opens conversations
-and asks for responses through the SDK's OpenAI client. It is the only module that imports
+and asks for responses through the SDK's OpenAI client (requests and replies, streamed or not,
+in `foundry_responses`). It is the only module that imports
 `azure.*` (and `openai`), and only inside `FoundryProvider.__init__`, so nothing else pays the
 SDK's import time.
 
@@ -24,7 +25,7 @@ import email.utils
 import ipaddress
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -35,8 +36,11 @@ from runner.providers.base import (
     NotFoundError,
     ProviderError,
     Reply,
+    TextSink,
+    ToolOutput,
     TransientError,
 )
+from runner.providers.foundry_responses import read_stream, reply_of, response_request
 
 T = TypeVar("T")
 LIST_PAGE_SIZE = 100
@@ -384,28 +388,25 @@ class FoundryProvider:
         agent_version: str | None,
         text: str,
         structured_inputs: Mapping[str, Any] | None = None,
+        tool_outputs: Sequence[ToolOutput] = (),
+        previous_response_id: str | None = None,
+        on_text: TextSink | None = None,
     ) -> Reply:
         import openai
 
-        reference: dict[str, str] = {"type": "agent_reference", "name": agent_name}
-        if agent_version is not None:
-            reference["version"] = agent_version
-        extra: dict[str, Any] = {"agent_reference": reference}
-        if structured_inputs:
-            # top-level, next to agent_reference (AzureCreateResponseOptions.structured_inputs)
-            extra["structured_inputs"] = dict(structured_inputs)
+        request = response_request(
+            conversation_id=conversation_id,
+            agent_name=agent_name,
+            agent_version=agent_version,
+            text=text,
+            structured_inputs=structured_inputs,
+            tool_outputs=tool_outputs,
+            previous_response_id=previous_response_id,
+        )
         try:
-            response = self._openai.responses.create(
-                conversation=conversation_id,
-                input=text,
-                extra_body=extra,
-            )
+            if on_text is None:
+                return reply_of(self._openai.responses.create(**request))
+            with self._openai.responses.create(**request, stream=True) as events:
+                return read_stream(events, on_text)
         except openai.OpenAIError as exc:
             raise _openai_error(exc, f"respond as {agent_name!r}") from exc
-        usage = response.usage
-        return Reply(
-            text=response.output_text,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            response_id=response.id,
-        )

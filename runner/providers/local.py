@@ -8,19 +8,36 @@ in `local_conversations`, the deterministic replies and request checks in `local
 Invariants: the provider adds no semantics of its own: each call counts one request (as a
 remote provider would send one) and delegates to the store, which enforces Foundry's rules and
 commits before returning. `list_versions` of an unknown agent is empty, as the Protocol says.
+A streamed response (`on_text`) hands its reply over word by word (`text_pieces`), after the
+store committed it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from runner.providers.base import AgentVersion, ConversationMessage, NotFoundError, Reply
+from runner.providers.base import (
+    AgentVersion,
+    ConversationMessage,
+    NotFoundError,
+    Reply,
+    TextSink,
+    ToolOutput,
+)
 from runner.providers.local_store import LocalStore
 
-__all__ = ["LocalProvider"]
+__all__ = ["LocalProvider", "text_pieces"]
+
+_PIECE = re.compile(r"\s*\S+")
+
+
+def text_pieces(text: str) -> list[str]:
+    """How a local reply streams: word by word, each with the spaces before it."""
+    return _PIECE.findall(text) or ([text] if text else [])
 
 
 class LocalProvider:
@@ -100,15 +117,24 @@ class LocalProvider:
         agent_version: str | None,
         text: str,
         structured_inputs: Mapping[str, Any] | None = None,
+        tool_outputs: Sequence[ToolOutput] = (),
+        previous_response_id: str | None = None,
+        on_text: TextSink | None = None,
     ) -> Reply:
         self._tick()
-        return self.store.respond(
+        reply = self.store.respond(
             conversation_id=conversation_id,
             agent_name=agent_name,
             agent_version=agent_version,
             text=text,
             structured_inputs=structured_inputs,
+            tool_outputs=tool_outputs,
+            previous_response_id=None if conversation_id else previous_response_id,
         ).reply()
+        if on_text is not None:
+            for piece in text_pieces(reply.text):
+                on_text(piece)
+        return reply
 
     def request_count(self) -> int:
         return self._count

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
-from runner.providers.base import Reply
+from runner.providers.base import Reply, ToolCall
 
 __all__ = [
     "MAX_PAGE",
@@ -79,6 +79,10 @@ class StoredResponse:
     input_item_id: str | None = None
     output_item_id: str | None = None
     instructions: str | None = None  # filled with the request's structured inputs
+    # A response asking for function calls: its calls and their item ids (then `text` is '').
+    tool_calls: tuple[ToolCall, ...] = ()
+    call_item_ids: tuple[str, ...] = ()
+    standalone: bool = False  # the request named no conversation (chained, if at all, by id)
 
     def reply(self) -> Reply:
         return Reply(
@@ -86,6 +90,7 @@ class StoredResponse:
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             response_id=self.id,
+            tool_calls=self.tool_calls,
         )
 
 

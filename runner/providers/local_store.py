@@ -5,11 +5,11 @@ Role in the flow: the store behind the `local` provider (the default for develop
 plan/apply and the runtime reach it through `LocalProvider` (in `local`), which implements the
 same `Provider` Protocol as real Foundry; the emulator's routes and the tests call it directly.
 
-A LocalStore is one face over three parts, each in its own module:
+A LocalStore is one face over four parts, each in its own module:
   `local_database.StoreDatabase`            the file: per-thread connections, write transactions;
   `local_agents.AgentVersions`              agents and their immutable, numbered versions;
-  `local_conversations.Conversations`       conversations, their items, and the deterministic
-                                            responses.
+  `local_conversations.Conversations`       conversations and their items;
+  `local_responses.Responses`               the deterministic responses (and function calls).
 Each method here is the part's own method, handed the call unchanged (`_HandedTo`): one
 signature, one docstring, in the module that owns the tables.
 
@@ -30,6 +30,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 from runner.providers.local_agents import AGENTS_SCHEMA, AgentVersions
 from runner.providers.local_conversations import CONVERSATIONS_SCHEMA, Conversations
 from runner.providers.local_database import StoreDatabase, Synchronous
+from runner.providers.local_responses import Responses
 
 __all__ = ["LocalStore"]
 
@@ -71,6 +72,7 @@ class LocalStore:
         )
         self._agents = AgentVersions(self._database)
         self._conversations = Conversations(self._database)
+        self._responses = Responses(self._database)
 
     def close(self) -> None:
         """Close every connection this store opened; using it afterwards raises ProviderError."""
@@ -97,5 +99,6 @@ class LocalStore:
     add_items = _HandedTo("_conversations", Conversations.add_items)
     list_items = _HandedTo("_conversations", Conversations.list_items)
     delete_conversation = _HandedTo("_conversations", Conversations.delete_conversation)
-    respond = _HandedTo("_conversations", Conversations.respond)
-    get_response = _HandedTo("_conversations", Conversations.get_response)
+    # responses (local_responses)
+    respond = _HandedTo("_responses", Responses.respond)
+    get_response = _HandedTo("_responses", Responses.get_response)

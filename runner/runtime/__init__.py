@@ -6,13 +6,15 @@ Its parts, bottom up; each may import only what is above it in this list (and `r
 (`tests/test_layering.py` enforces the order and that there is no import cycle):
 
   clock, config, errors, events, auth, context   neutral modules every part may use
-  tracing      OpenTelemetry spans of turns, provider calls, handoffs, escalations, tools
+  tracing      OpenTelemetry spans of turns, provider calls, handoffs, escalations, tool calls
   routing      pure text matching of handoff triggers, and member selection
   escalation   the pure escalation engine: which level opens, the life of an escalation
   teams        the router seam (what a router is asked and decides), the team router,
                live member availability
   pools        resource pools: session slots, token budgets, warnings, analytics
   monitoring   performance figures, alerts evaluated on them, the alert relay, channels
+  tools        function tools run by the runtime: each agent's functions, running the calls
+               a response asks for, the rounds of a turn until a message
   sessions     applied state, agent catalog, session table, admission, turns, decisions
                applied and queued handoffs served, the session API
   status       system status, analytics and insights

@@ -156,3 +156,23 @@ class TurnFailedError(LifecycleError):
         self.session_id = session_id
         self.agent = agent
         self.cause = cause
+
+
+class ToolRoundLimitError(TurnFailedError):
+    """The model still asked for functions after the agent's `max_tool_rounds` rounds: the turn
+    ends unanswered (its pending calls were answered with an error so the conversation can go
+    on); raise the limit, or look at why the model keeps calling."""
+
+    def __init__(self, session_id: str, agent: str, rounds: int, tools: list[str]) -> None:
+        cause = ValueError(
+            f"the model still asked for {', '.join(tools)} after {rounds} tool round"
+            f"{'s' if rounds != 1 else ''} (max_tool_rounds {rounds})"
+        )
+        super().__init__(session_id, agent, cause)
+        self.rounds = rounds
+        self.tools = tools
+
+
+class ToolImplementationError(LifecycleError):
+    """A function tool's `implementation` does not name an importable callable; the message
+    names the spec position."""

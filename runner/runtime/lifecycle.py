@@ -51,10 +51,12 @@ from runner.runtime.sessions import (
     CleanupResult,
     Declared,
     Session,
+    TurnChunk,
     TurnReply,
 )
 from runner.runtime.status import Reports
 from runner.runtime.teams import RouteDecision, Router, RouterFactory
+from runner.runtime.tools import ToolFunction
 from runner.spec.models import Environment, Team
 from runner.spec.project import Project
 from runner.spec.vocabulary import Priority
@@ -306,6 +308,20 @@ class Lifecycle(Reports):
     ) -> TurnReply:
         """`get_session(...).send(text)` in one call."""
         return await self.parts.sessions.send(session_id, text, auth=auth, wait=wait)
+
+    def stream(
+        self, session_id: str, text: str, *, auth: AuthLike, wait: float | None = None
+    ) -> AsyncIterator[TurnChunk]:
+        """`send`, streamed: `async for chunk in lc.stream(id, text, auth=...)` yields each
+        piece of reply text as it arrives (`chunk.type == "text"`), the turn's tool events
+        (`"tool"`), then the `TurnReply` (`"reply"`, `chunk.reply`)."""
+        return self.parts.sessions.stream(session_id, text, auth=auth, wait=wait)
+
+    def register_tool(self, name: str, function: ToolFunction) -> None:
+        """Run `function` (sync or async, called with the call's arguments as keyword
+        arguments) for every call of a function tool `name`, replacing a spec's
+        `implementation`."""
+        self.parts.tools.register(name, function)
 
     async def apply_decision(
         self, session_id: str, decision: RouteDecision, *, auth: AuthLike

@@ -2,7 +2,8 @@
 
 Role: after each step the scenario runner (`runner.scenarios.run`) calls `check_expect` with
 what it saw: who answered and the text of the last reply, the session's state, reason and
-escalation, and the events emitted during the step (function tools run: `tool:called`). Each
+escalation, and the events emitted during the step (function tools run: `tool:called`, refused:
+`tool:refused`, failed: `tool:failed`). Each
 mismatch becomes one message saying what was expected and what was seen instead; an empty list
 means the step passed."""
 
@@ -32,8 +33,12 @@ def check_expect(
     escalation: Mapping[str, Any] | None,
     events: Sequence[Event],
     reply: str | None = None,
+    error: str | None = None,
 ) -> list[str]:
     problems: list[str] = []
+    if expect.error is not None and (error is None or expect.error not in error):
+        outcome = f"it failed with {error!r}" if error is not None else "it succeeded"
+        problems.append(f"expected the step to fail with {expect.error!r}, {outcome}")
     if expect.reply is not None:
         problems.extend(_reply_problems(expect, reply))
     if expect.tools is not None:
@@ -128,18 +133,33 @@ def _reply_problems(expect: Expect, reply: str | None) -> list[str]:
     return problems
 
 
+def _tools_in(events: Sequence[Event], kind: str) -> list[str]:
+    return [str(e.data.get("tool") or e.data.get("name")) for e in events if e.type == kind]
+
+
 def _tool_problems(expect: Expect, events: Sequence[Event]) -> list[str]:
     assert expect.tools is not None
-    run = [str(e.data.get("tool") or e.data.get("name")) for e in events if e.type == "tool:called"]
+    want = expect.tools
+    run = _tools_in(events, "tool:called")
     shown = ", ".join(run) if run else "none"
     problems = [
         f"expected tool {name} to be called, saw [{shown}]"
-        for name in expect.tools.called
+        for name in want.called
         if name not in run
     ]
     problems.extend(
         f"expected tool {name} not to be called, saw [{shown}]"
-        for name in expect.tools.not_called
+        for name in want.not_called
         if name in run
     )
+    for kind, words, names in (
+        ("tool:refused", "refused", want.refused),
+        ("tool:failed", "to fail", want.failed),
+    ):
+        seen = _tools_in(events, kind)
+        problems.extend(
+            f"expected tool {name} {words}, saw [{', '.join(seen) if seen else 'none'}]"
+            for name in names
+            if name not in seen
+        )
     return problems

@@ -15,7 +15,9 @@ other steps the member that answers next), `handoff {from?, to, trigger?}` (a ha
 during the step, any repetition), `escalation {level?, target?, status?}` (the session's current
 escalation), `state`, `reason`, `events` (emitted during the step, in this order, others may
 come between), `reply {contains?, not_contains?}` (the step's last reply text), `tools {called?,
-not_called?}` (function tools run during the step). The session starts with the scenario's
+not_called?, refused?, failed?}` (function tools run, never run, switched off, failed during
+the step), `error` (the step fails with an error containing this text; any other failing step
+fails the scenario). The session starts with the scenario's
 `session.preferences` and `session.features`, in the workspace of its `auth`. With `repeat`,
 `expect` is checked once, after the last repetition; a session that ends during the repetitions
 stops them.
@@ -198,6 +200,7 @@ async def run_scenario(
             )
             answered: list[str | None] = []
             replies: list[str] = []
+            error: str | None = None
             try:
                 if step.user is not None:
                     for _ in range(step.repeat):
@@ -225,7 +228,9 @@ async def run_scenario(
                     clock.advance(parse_duration(step.advance))
                     await lc.sweep()
             except Exception as exc:
-                return fail(f"{prefix}: failed: {exc}")
+                if step.expect is None or step.expect.error is None:
+                    return fail(f"{prefix}: failed: {exc}")
+                error = str(exc)
             if step.expect is None:
                 continue
             problems = check_expect(
@@ -238,6 +243,7 @@ async def run_scenario(
                 escalation=session.escalation,
                 events=events[mark:],
                 reply=replies[-1] if replies else None,
+                error=error,
             )
             if problems:
                 return fail(f"{prefix}: " + "; ".join(problems))

@@ -66,7 +66,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from runner.providers.base import placeholder_names
-from runner.spec.models import Environment, Tool, address_of
+from runner.spec.models import RUNNER_ONLY_TOOL_KEYS, Environment, Tool, address_of
 from runner.spec.project import Project
 from runner.spec.render_jinja import (
     TOP_LEVEL_VARIABLES,
@@ -381,5 +381,7 @@ _by_priority: Callable[[Mapping[str, Any]], int] = lambda g: int(g["priority"]) 
 
 
 def _tool_body(tool: Tool) -> dict[str, Any]:
-    body: dict[str, Any] = tool.model_dump(mode="json", by_alias=True)
+    body: dict[str, Any] = tool.model_dump(
+        mode="json", by_alias=True, exclude=set(RUNNER_ONLY_TOOL_KEYS)
+    )
     return body

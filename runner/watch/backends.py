@@ -22,12 +22,19 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 from runner.apply.fence import WriteFence
-from runner.providers.base import AgentVersion, ConversationMessage, Provider, Reply
+from runner.providers.base import (
+    AgentVersion,
+    ConversationMessage,
+    Provider,
+    Reply,
+    TextSink,
+    ToolOutput,
+)
 from runner.spec.models import Environment
 from runner.state.base import AppliedResource, JournalAction, JournalEntry, Registry
 from runner.watch.snapshot import Scope
@@ -135,6 +142,9 @@ class ScopedProvider:
         agent_version: str | None,
         text: str,
         structured_inputs: Mapping[str, Any] | None = None,
+        tool_outputs: Sequence[ToolOutput] = (),
+        previous_response_id: str | None = None,
+        on_text: TextSink | None = None,
     ) -> Reply:
         return self._provider.respond(
             conversation_id=conversation_id,
@@ -142,6 +152,9 @@ class ScopedProvider:
             agent_version=agent_version,
             text=text,
             structured_inputs=structured_inputs,
+            tool_outputs=tool_outputs,
+            previous_response_id=previous_response_id,
+            on_text=on_text,
         )
 
     def conversation_messages(

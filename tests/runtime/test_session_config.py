@@ -152,6 +152,31 @@ async def test_the_tool_seam_refuses_a_switched_off_tool_and_says_so(open_lc: An
         ]
 
 
+async def test_a_switched_off_tool_called_in_a_turn_is_refused_and_never_run(
+    open_lc: Any,
+) -> None:
+    async with open_lc(CONFIGURED) as lc:
+        runs: list[dict[str, Any]] = []
+        lc.register_tool("issue_refund", lambda **args: runs.append(args) or "refunded")
+        seen: list[Any] = []
+        lc.on("tool:*", seen.append)
+        off = await lc.create_agent_session(agent="general-agent-1", auth=AUTH, preferences=TICKET)
+        reply = await off.send('please @issue_refund{"order": "A1"}')
+        assert runs == []  # never run
+        assert [e.type for e in seen] == ["tool:refused"]  # and never reported as called
+        assert "issue_refund -> The tool 'issue_refund' is unavailable in this session" in (
+            reply.text
+        )
+        seen.clear()
+        on = await lc.create_agent_session(
+            agent="general-agent-1", auth=AUTH, preferences=TICKET, features={"refunds": True}
+        )
+        reply = await on.send('please @issue_refund{"order": "A1"}')
+        assert runs == [{"order": "A1"}]
+        assert [e.type for e in seen] == ["tool:called", "tool:completed"]
+        assert "issue_refund -> refunded" in reply.text
+
+
 async def test_a_restarted_runtime_keeps_each_sessions_configuration(open_lc: Any) -> None:
     async with open_lc(CONFIGURED) as lc:
         session = await lc.create_agent_session(

@@ -93,6 +93,7 @@ def open_parts(
     env = environment_of(project, env_name)
     path = Path(registry_path) if registry_path is not None else default_registry_path()
     registry = SqliteRegistry(path)
+    built = provider is None
     if provider is None:
         from runner.providers import build_provider
 
@@ -116,7 +117,15 @@ def open_parts(
         notifier=notifier,
         notify_backoff=notify_backoff,
     )
-    parts.reload(project)
+    try:
+        parts.reload(project)  # resolves function tools' implementations: may refuse
+    except BaseException:
+        parts.operators.close()
+        sessions.close()
+        registry.close()
+        if built:
+            provider.close()
+        raise
     return parts
 
 

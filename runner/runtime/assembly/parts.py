@@ -55,6 +55,7 @@ from runner.runtime.sessions import (
 )
 from runner.runtime.status import RuntimeStatus, SessionAnalysis
 from runner.runtime.teams import MemberAvailability, RouterFactory, team_router_factory
+from runner.runtime.tools import ToolCatalog, ToolRounds, ToolRunner
 from runner.runtime.tracing import EventSpans, TracedProvider, tracing_active
 from runner.spec.models import Environment
 from runner.spec.project import Project
@@ -128,6 +129,8 @@ class RuntimeParts:
             ctx, provider=provider, registry=registry, applied=self.applied, changes=self.changes
         )
         self.configs = SessionConfigs(ctx, applied=self.applied)
+        self.tools = ToolCatalog()
+        runner = ToolRunner(clock=clock, emit=ctx.emit, monitor=self.monitor)
         admission = Admission(
             ctx,
             provider=provider,
@@ -162,6 +165,8 @@ class RuntimeParts:
             configs=self.configs,
             costs=self.costs,
             ledger=self.ledger,
+            tools=self.tools,
+            rounds=ToolRounds(runner),
         )
         self.sessions = SessionService(
             table=self.table,
@@ -212,8 +217,11 @@ class RuntimeParts:
     # ------------------------------------------------------------ specs
 
     def load(self, project: Project) -> None:
-        """Swap what the runtime runs with: agents, teams, pools, alerts, channels."""
+        """Swap what the runtime runs with: agents (and their function tools' implementations:
+        `ToolImplementationError` for one that does not resolve), teams, pools, alerts,
+        channels."""
         declared = self.applied.load(project)
+        self.tools.load(declared.agents, declared.templates, project)
         self.pools.configure(declared.pools)
         self.monitor.configure(declared.alerts)
         self.costs.configure(

@@ -33,7 +33,7 @@ __all__ = [
     "alert_subject",
 ]
 
-SubjectKind = Literal["agent", "team", "pool"]
+SubjectKind = Literal["agent", "team", "pool", "tool"]
 Subject = tuple[SubjectKind, str]
 
 

@@ -6,17 +6,19 @@ versions the runtime runs with; `AgentCatalog` pins the version each new session
 the mechanics of their state changes; `SessionChanges` applies routers' decisions, ends
 sessions and serves queued handoffs (indexed by `WaitingSessions`); `Turns` answers a message;
 `TeamRouters` holds a router per team; `SessionConfigs` checks a session's preferences, feature
-toggles and workspace overlay and gives the structured inputs of its turns; `SessionService`
+toggles and workspace overlay and gives the structured inputs of its turns; `stream_turn`
+streams a turn (`TurnChunk`s); `SessionService`
 is the session API the facade, the
 `Session` handles and the operator side call.
 
 May import: `runner.spec`, `runner.plan` and `runner.apply` (on-demand apply), `runner.providers`
 (the base Protocol), `runner.state` (the session store Protocol, the registry), the runtime's
-neutral modules and `runner.runtime.teams`, `.pools`, `.monitoring` (and what they import).
+neutral modules and `runner.runtime.teams`, `.pools`, `.monitoring`, `.tools` (and what they
+import).
 Never the operator side, the composition root or the facade.
 
 Modules, bottom up: `waiting`, `applied`, `handles`, `provider_calls`, `table`, `routers`,
-`changes`, `agents`, `configuration`, `admission`, `turns`, `service`.
+`changes`, `agents`, `configuration`, `admission`, `turns`, `streaming`, `service`.
 """
 
 from runner.runtime.sessions.admission import Admission
@@ -31,7 +33,13 @@ from runner.runtime.sessions.agents import (
 from runner.runtime.sessions.applied import AppliedState, Declared, RegistryChanges
 from runner.runtime.sessions.changes import SessionChanges
 from runner.runtime.sessions.configuration import SessionConfigs, public_configuration
-from runner.runtime.sessions.handles import AgentHandle, Session, SessionOwner, TurnReply
+from runner.runtime.sessions.handles import (
+    AgentHandle,
+    Session,
+    SessionOwner,
+    TurnChunk,
+    TurnReply,
+)
 from runner.runtime.sessions.routers import TeamRouters
 from runner.runtime.sessions.service import SessionService
 from runner.runtime.sessions.table import LiveSessions
@@ -57,6 +65,7 @@ __all__ = [
     "SessionOwner",
     "SessionService",
     "TeamRouters",
+    "TurnChunk",
     "TurnReply",
     "Turns",
     "WaitingSessions",

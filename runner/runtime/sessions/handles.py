@@ -1,9 +1,9 @@
 """What callers of the runtime hold: agent handles, turn replies and `Session` handles.
 
 Role: the value types of the session API. `AgentHandle` names an applied agent version;
-`TurnReply` is what a turn returns; `Session` is a handle on one session, bound to the auth it
-was obtained with, that calls back into what owns the session (`SessionOwner`: the session
-service, `runner.runtime.sessions.service`).
+`TurnReply` is what a turn returns, `TurnChunk` a piece of a streamed one; `Session` is a
+handle on one session, bound to the auth it was obtained with, that calls back into what owns
+the session (`SessionOwner`: the session service, `runner.runtime.sessions.service`).
 
 Invariants:
   - Value types are frozen; `Session` holds no state of its own beyond its id, auth and the
@@ -13,16 +13,17 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from runner.runtime.auth import AuthContext
+from runner.runtime.events import Event
 from runner.runtime.teams import Handoff
 from runner.spec.vocabulary import SessionState
 from runner.state.sessions import SessionRow
 
-__all__ = ["AgentHandle", "Session", "SessionOwner", "TurnReply"]
+__all__ = ["AgentHandle", "Session", "SessionOwner", "TurnChunk", "TurnReply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,17 @@ class TurnReply:
         return self.state == "ended"
 
 
+@dataclass(frozen=True, slots=True)
+class TurnChunk:
+    """One piece of a streamed turn (`Session.stream`): `text` (a piece of reply text), `tool`
+    (`event`: the session's `tool:*` event) or, last, `reply` (the `TurnReply`)."""
+
+    type: Literal["text", "tool", "reply"]
+    text: str = ""
+    event: Event | None = None
+    reply: TurnReply | None = None
+
+
 class SessionOwner(Protocol):
     """What a `Session` handle needs from the runtime that holds the session."""
 
@@ -71,6 +83,10 @@ class SessionOwner(Protocol):
     async def send(
         self, session_id: str, text: str, *, auth: AuthContext, wait: float | None
     ) -> TurnReply: ...
+
+    def stream(
+        self, session_id: str, text: str, *, auth: AuthContext, wait: float | None
+    ) -> AsyncIterator[TurnChunk]: ...
 
     async def pause(self, session_id: str, *, auth: AuthContext) -> None: ...
 
@@ -157,6 +173,11 @@ class Session:
 
     async def send(self, text: str, *, wait: float | None = None) -> TurnReply:
         return await self._owner.send(self._row.id, text, auth=self._auth, wait=wait)
+
+    def stream(self, text: str, *, wait: float | None = None) -> AsyncIterator[TurnChunk]:
+        """`send`, streamed: `async for chunk in session.stream(text)` yields text pieces as
+        they arrive and the turn's tool events, then the `TurnReply` (`chunk.reply`)."""
+        return self._owner.stream(self._row.id, text, auth=self._auth, wait=wait)
 
     async def pause(self) -> None:
         await self._owner.pause(self._row.id, auth=self._auth)

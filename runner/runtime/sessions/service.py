@@ -15,16 +15,18 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from runner.providers.base import TextSink
 from runner.runtime.auth import CHAT_ACCESS, OPERATOR, AuthContext, AuthLike, check_auth, require
 from runner.runtime.clock import Clock
 from runner.runtime.errors import SessionStateError
 from runner.runtime.sessions.admission import Admission
 from runner.runtime.sessions.applied import AppliedState
 from runner.runtime.sessions.changes import SessionChanges
-from runner.runtime.sessions.handles import Session, TurnReply
+from runner.runtime.sessions.handles import Session, TurnChunk, TurnReply
+from runner.runtime.sessions.streaming import stream_turn
 from runner.runtime.sessions.table import LiveSessions
 from runner.runtime.sessions.turns import Turns
 from runner.runtime.teams import RouteDecision, primary_member
@@ -110,6 +112,17 @@ class SessionService:
     ) -> TurnReply:
         checked = auth if isinstance(auth, AuthContext) else check_auth(auth)  # turns checks it
         return await self._turns.send(session_id, text, auth=checked, wait=wait)
+
+    def stream(
+        self, session_id: str, text: str, *, auth: AuthLike, wait: float | None
+    ) -> AsyncIterator[TurnChunk]:
+        """`send`, streamed: text pieces and tool events as they come, then the reply."""
+        checked = auth if isinstance(auth, AuthContext) else check_auth(auth)
+
+        def send(on_text: TextSink) -> Any:
+            return self._turns.send(session_id, text, auth=checked, wait=wait, on_text=on_text)
+
+        return stream_turn(send, self._turns.events, session_id)
 
     async def apply_decision(
         self, session_id: str, decision: RouteDecision, *, auth: AuthLike

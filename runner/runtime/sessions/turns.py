@@ -5,7 +5,10 @@ session's state and `max_turns`, admits the tokens on every pool the session hol
 session's router who answers (`runner.runtime.teams` seam) and applies its decision
 (`runner.runtime.sessions.changes`), calls the provider with the pinned agent version on the
 session's one conversation (with the session's structured inputs for that agent,
-`runner.runtime.sessions.configuration`), and records counters and figures.
+`runner.runtime.sessions.configuration`), runs the function calls the reply asks for until the
+model answers with a message (`runner.runtime.tools`, asking `SessionConfigs.tool_refusal`
+before each), and records counters and figures. With `on_text` the provider streams and each
+piece of text is handed over as it arrives.
 
 Invariants:
   - One turn at a time per session (a per-session asyncio lock); a turn refused by a pool
@@ -23,9 +26,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
-from runner.providers.base import Provider, Reply
+from runner.providers.base import Provider, Reply, TextSink, ToolOutput
 from runner.runtime.auth import CHAT_ACCESS, AuthContext, check_auth
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionStateError, TurnFailedError
@@ -40,6 +45,7 @@ from runner.runtime.sessions.provider_calls import call_provider
 from runner.runtime.sessions.routers import TeamRouters
 from runner.runtime.sessions.table import LiveSession, LiveSessions
 from runner.runtime.teams import Handoff, RouteDecision, TurnContext
+from runner.runtime.tools import Respond, ToolCatalog, ToolRounds
 from runner.runtime.tracing import end_turn, tracing_active, turn_span
 from runner.state.sessions import SessionRow
 
@@ -66,9 +72,13 @@ class Turns:
         configs: SessionConfigs,
         costs: CostMeter,
         ledger: SessionLedger,
+        tools: ToolCatalog,
+        rounds: ToolRounds,
     ) -> None:
         self._costs = costs
         self._ledger = ledger
+        self._tools = tools
+        self._rounds = rounds
         self._applied = applied
         self._configs = configs
         self._table = table
@@ -82,11 +92,18 @@ class Turns:
         self._monitor = monitor
         self._provider = provider
         self._emit = ctx.emit
+        self.events = ctx.events  # a streamed turn listens to its tool events
 
     # ------------------------------------------------------------ the turn
 
     async def send(
-        self, session_id: str, text: str, *, auth: AuthContext, wait: float | None
+        self,
+        session_id: str,
+        text: str,
+        *,
+        auth: AuthContext,
+        wait: float | None,
+        on_text: TextSink | None = None,
     ) -> TurnReply:
         if CHAT_ACCESS not in auth.permissions:
             check_auth(auth)
@@ -101,9 +118,9 @@ class Turns:
             # a spent budget that refuses: refused before anything is sent or admitted
             self._costs.refusal(pools=row.pools, workspace=row.workspace_id)
             if not tracing_active():
-                return self._charge(row, await self.turn(live, text, wait))
+                return self._charge(row, await self.turn(live, text, wait, on_text))
             with turn_span(row) as span:
-                reply = self._charge(row, await self.turn(live, text, wait))
+                reply = self._charge(row, await self.turn(live, text, wait, on_text))
                 end_turn(span, reply)
                 return reply
 
@@ -132,7 +149,9 @@ class Turns:
             )
         return replace(reply, cost=charged.amount)
 
-    async def turn(self, live: LiveSession, text: str, wait: float | None) -> TurnReply:
+    async def turn(
+        self, live: LiveSession, text: str, wait: float | None, on_text: TextSink | None = None
+    ) -> TurnReply:
         row = live.row
         state = row.state
         if state == "ended":
@@ -200,7 +219,9 @@ class Turns:
         started = clock.monotonic()
         try:
             inputs = self._configs.inputs_for(row, answering) if row.config else None
-            extra = {"structured_inputs": inputs} if inputs else {}
+            extra: dict[str, Any] = {"structured_inputs": inputs} if inputs else {}
+            if on_text is not None:
+                extra["on_text"] = on_text
             reply: Reply = await call_provider(
                 provider,
                 provider.respond,
@@ -210,6 +231,8 @@ class Turns:
                 text=text,
                 **extra,
             )
+            if reply.tool_calls:
+                reply = await self._answer_calls(row, answering, pin, reply, extra)
         except Exception as exc:
             ms = (clock.monotonic() - started) * 1000.0
             row.last_activity_at = clock.now()
@@ -221,6 +244,8 @@ class Turns:
                 self._emit(
                     "handoff:failed", {"session_id": row.id, **h.as_dict(), "error": str(exc)}
                 )
+            if isinstance(exc, TurnFailedError):  # e.g. the tool round limit: already says it
+                raise
             raise TurnFailedError(row.id, answering, exc) from exc
         ms = (clock.monotonic() - started) * 1000.0
         tokens = reply.input_tokens + reply.output_tokens
@@ -257,6 +282,50 @@ class Turns:
             output_tokens=reply.output_tokens,
             response_time_ms=ms,
             handoffs=handoffs,
+        )
+
+    async def _answer_calls(
+        self, row: SessionRow, agent: str, pin: tuple[str, str], reply: Reply, extra: Any
+    ) -> Reply:
+        """Run the calls `reply` asks for, round after round, until the model answers with a
+        message (`runner.runtime.tools`); the reply's usage is the whole turn's."""
+        provider = self._provider
+
+        def responder(options: dict[str, Any]) -> Respond:
+            async def respond(outputs: Sequence[ToolOutput], previous: str) -> Reply:
+                answer: Reply = await call_provider(
+                    provider,
+                    provider.respond,
+                    conversation_id=row.conversation_id,
+                    agent_name=pin[0],
+                    agent_version=pin[1],
+                    text="",
+                    tool_outputs=outputs,
+                    previous_response_id=previous,
+                    **options,
+                )
+                return answer
+
+            return respond
+
+        # the calls left at the round limit are answered without streaming: the turn fails
+        quiet = {k: v for k, v in extra.items() if k != "on_text"}
+        configs = self._configs
+
+        def refusal(tool: str) -> str | None:
+            return configs.tool_refusal(row, agent, tool)
+
+        result = await self._rounds.answer(
+            reply,
+            tools=self._tools.for_agent(agent, self._applied.declared.agents.get(agent)),
+            respond=responder(extra),
+            session_id=row.id,
+            agent=agent,
+            refusal=refusal,
+            closing=responder(quiet) if len(quiet) < len(extra) else None,
+        )
+        return replace(
+            result.reply, input_tokens=result.input_tokens, output_tokens=result.output_tokens
         )
 
     def _record(

@@ -176,7 +176,7 @@ class RuntimeStatus:
             "ended_reasons": dict(table.ended_reasons),
             "average_turns_of_ended": (table.ended_turns / ended) if ended else None,
         }
-        performance: dict[str, Any] = {"agents": {}, "teams": {}, "pools": {}}
+        performance: dict[str, Any] = {"agents": {}, "teams": {}, "pools": {}, "tools": {}}
         for (kind, name), series in sorted(self._monitor.series.items()):
             performance[kind + "s"][name] = subject_figures(series, now)
         performance["alerts"] = self._monitor.alert_states()

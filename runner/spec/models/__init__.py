@@ -65,6 +65,8 @@ from runner.spec.models.pools import (
     ScalingTrigger,
 )
 from runner.spec.models.prompts import (
+    IMPLEMENTATION_PATTERN,
+    RUNNER_ONLY_TOOL_KEYS,
     Agent,
     Guideline,
     Personality,
@@ -100,8 +102,10 @@ __all__ = [
     "API_VERSION",
     "CONFIG_NAME_PATTERN",
     "DURATION_PATTERN",
+    "IMPLEMENTATION_PATTERN",
     "KINDS",
     "RESERVED_INPUT_PREFIX",
+    "RUNNER_ONLY_TOOL_KEYS",
     "SUPPORTED_API_VERSIONS",
     "Agent",
     "Alert",

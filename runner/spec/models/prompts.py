@@ -14,10 +14,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from runner.spec.models.base import Envelope, NonNegInt, PositiveInt, Strict
+from runner.spec.models.base import Duration, Envelope, NonNegInt, PositiveInt, Strict
 from runner.spec.models.configuration import ConfigName, Feature, Preference
 
-__all__ = ["Agent", "Guideline", "Personality", "PromptFields", "Template", "Tool", "Traits"]
+__all__ = [
+    "IMPLEMENTATION_PATTERN",
+    "RUNNER_ONLY_TOOL_KEYS",
+    "Agent",
+    "Guideline",
+    "Personality",
+    "PromptFields",
+    "Template",
+    "Tool",
+    "Traits",
+]
 
 
 class Traits(Strict):
@@ -42,6 +52,13 @@ class Guideline(Strict):
     priority: NonNegInt = 1
 
 
+IMPLEMENTATION_PATTERN = (
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"
+    r"(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+)
+"""`package.module:function` (the function may be an attribute path, `module:Class.method`)."""
+
+
 class Tool(Strict):
     """A Foundry tool. `type` picks the tool; the other keys are passed to Foundry as written.
 
@@ -51,6 +68,32 @@ class Tool(Strict):
 
     model_config = ConfigDict(extra="allow", frozen=True)
     type: Annotated[str, Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")]
+    implementation: Annotated[str, Field(pattern=IMPLEMENTATION_PATTERN)] | None = Field(
+        default=None,
+        description="Function tools: the Python function the runtime runs for a call, "
+        "`package.module:function` (runner-only: never sent to Foundry).",
+    )
+    timeout: Duration | None = Field(
+        default=None,
+        description="Function tools: how long one call may run before the model is told it "
+        "timed out (runner-only; default 30s).",
+    )
+
+    @model_validator(mode="after")
+    def _runner_keys_on_functions_only(self) -> "Tool":
+        if self.type != "function":
+            used = [k for k in ("implementation", "timeout") if getattr(self, k) is not None]
+            if used:
+                raise ValueError(
+                    f"{' and '.join(repr(k) for k in used)} "
+                    f"appl{'y' if len(used) > 1 else 'ies'} to function tools only "
+                    f"(this tool runs inside Foundry: type {self.type!r})"
+                )
+        return self
+
+
+RUNNER_ONLY_TOOL_KEYS = frozenset({"implementation", "timeout"})
+"""Tool keys runner keeps for itself: never part of the definition sent to Foundry."""
 
 
 class PromptFields(Strict):
@@ -62,6 +105,11 @@ class PromptFields(Strict):
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     tool_choice: str | None = None
     max_turns: PositiveInt | None = None
+    max_tool_rounds: PositiveInt | None = Field(
+        default=None,
+        description="Most function-call rounds in one turn (runner-only; default 8); a turn "
+        "whose model still asks for functions after that ends with an error.",
+    )
     personality: str | None = None
     tools: list[Tool] | None = None
     capabilities: list[str] | None = None

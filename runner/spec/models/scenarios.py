@@ -66,10 +66,14 @@ class ExpectReply(Strict):
 
 
 class ExpectTools(Strict):
-    """Function tools run during the step (`tool:called` events), by name."""
+    """Function tools in the step, by name: run (`tool:called`), never run, refused because a
+    feature switched them off (`tool:refused`), and run or asked for but failed (`tool:failed`:
+    a bad argument, an exception, a timeout, no implementation)."""
 
     called: list[str] = Field(default_factory=list)
     not_called: list[str] = Field(default_factory=list)
+    refused: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
 
 
 class Expect(Strict):
@@ -81,6 +85,11 @@ class Expect(Strict):
     events: list[str] | None = None
     reply: ExpectReply | None = None
     tools: ExpectTools | None = None
+    error: str | None = Field(
+        default=None,
+        description="The step fails with an error whose message contains this text (e.g. "
+        "'max_tool_rounds'); without it a failing step fails the scenario.",
+    )
 
 
 class Step(Strict):
