@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from runner.errors import EXIT_FAILED, UserError
-from runner.plan.desired import DesiredState, compute_desired
+from runner.paths import ProjectHome
+from runner.plan.desired import DesiredState, compute_desired, project_identity
 from runner.plan.ops import Plan
 from runner.plan.planner import compute_plan
 from runner.providers.base import Provider, ProviderError
 from runner.spec.models import Environment
 from runner.spec.project import Project
+from runner.state.base import ProjectMismatchError
 from runner.state.sqlite import SqliteRegistry
 
 DEFAULT_SPECS = "specs"
@@ -52,13 +54,30 @@ class Workspace:
     project: Project
     env: Environment
 
+    @property
+    def home(self) -> ProjectHome:
+        """Where this spec folder's project lives: its `.runner/`, its default identity."""
+        return ProjectHome.of(self.path)
+
+    @property
+    def owner(self) -> str:
+        """The runner project identity: the environment's `project:`, else the derived one."""
+        return project_identity(self.env, self.home.default_project)
+
     def desired(self) -> DesiredState:
         from runner.spec.render_resolve import RenderError
 
         try:
-            return compute_desired(self.project, self.env)
+            return compute_desired(self.project, self.env, owner=self.owner)
         except RenderError as exc:
             raise UserError(f"cannot render {exc}") from None
+
+    def empty(self) -> DesiredState:
+        """Nothing desired (what `destroy` plans towards), owned by this project."""
+        env = self.env
+        return DesiredState(
+            env=env.name, name_prefix=env.name_prefix, protected=env.protected, project=self.owner
+        )
 
 
 def require_spec_folder(path: str) -> Path:
@@ -109,11 +128,34 @@ def _notice(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def open_registry() -> SqliteRegistry:
-    """The registry; notices (e.g. waiting out a dead apply's writes) go to stderr."""
+def open_registry(
+    workspace: Workspace | None = None,
+    *,
+    spec_path: str | None = None,
+    read_only: bool = False,
+    claim: bool = False,
+) -> SqliteRegistry:
+    """The registry of `workspace`'s project (its `.runner/`, or RUNNER_HOME); notices (e.g.
+    waiting out a dead apply's writes) go to stderr. `read_only` (plan) creates and writes
+    nothing; `claim` (apply, destroy, import) records the project as the environment's owner.
+    Either way a registry that holds the environment for another project is refused."""
     from runner.paths import registry_path
 
-    return SqliteRegistry(registry_path(), on_notice=_notice)
+    home = workspace.home if workspace is not None else None
+    path = home.registry_path if home is not None else registry_path(spec_path)
+    try:
+        if read_only:
+            registry = SqliteRegistry.open_read_only(path)
+        else:
+            registry = SqliteRegistry(path, on_notice=_notice)
+        if workspace is not None:
+            if claim:
+                registry.claim_project(workspace.env.name, workspace.owner)
+            else:
+                registry.check_project(workspace.env.name, workspace.owner)
+    except ProjectMismatchError as exc:
+        raise UserError(str(exc)) from None
+    return registry
 
 
 def compute_current_plan(

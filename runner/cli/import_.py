@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
             f"write its spec first (an Agent named {name.removeprefix(env.name_prefix)!r})"
         )
     address = address_of("Agent", spec_name)
-    registry = open_registry()
+    registry = open_registry(workspace, claim=True)
     provider = open_provider(env)
     try:
         with registry.lock(env.name, holder=default_holder(), timeout=args.lock_timeout):

@@ -48,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
     provider = open_provider(workspace.env)
     try:
         plan = compute_current_plan(
-            desired, provider=provider, registry=open_registry(), refresh_only=args.refresh_only
+            desired,
+            provider=provider,
+            registry=open_registry(workspace, read_only=True),
+            refresh_only=args.refresh_only,
         )
     finally:
         provider.close()

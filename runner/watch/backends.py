@@ -213,6 +213,12 @@ class ScopedRegistry:
     def history(self, env: str, address: str) -> list[JournalEntry]:
         return self._registry.history(env, address)
 
+    def project_of(self, env: str) -> str | None:
+        return self._registry.project_of(env)
+
+    def claim_project(self, env: str, project: str) -> None:
+        self._registry.claim_project(env, project)
+
     def lock(self, env: str, *, holder: str, timeout: float) -> AbstractContextManager[None]:
         return self._registry.lock(env, holder=holder, timeout=timeout)
 
