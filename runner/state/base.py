@@ -59,8 +59,9 @@ class ProjectMismatchError(Exception):
     """The registry holds `env` for another runner project: refused, nothing changed."""
 
     def __init__(self, env: str, *, recorded: str, project: str, where: object) -> None:
+        place = f" {where}" if where else ""
         super().__init__(
-            f"the registry {where} holds environment {env!r} for runner project {recorded!r}, "
+            f"the registry{place} holds environment {env!r} for runner project {recorded!r}, "
             f"not {project!r}; nothing was changed. Give this project its own state folder "
             f"(its own `.runner/`, or RUNNER_HOME), or, if both are the same project, declare "
             f"`project: {recorded}` in its Environment"

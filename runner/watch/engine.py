@@ -44,12 +44,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from runner.apply.executor import DEFAULT_LOCK_TIMEOUT, ApplyError, ApplyResult, apply_plan
+from runner.paths import ProjectHome
 from runner.plan.desired import DesiredState
 from runner.plan.ops import Plan
 from runner.providers.base import Provider, ProviderError
 from runner.spec.models import Environment
 from runner.spec.project import Problem, Project
-from runner.state.base import LockTimeoutError, Registry
+from runner.state.base import LockTimeoutError, ProjectMismatchError, Registry
 from runner.watch.backends import Backends
 from runner.watch.candidate import Rejected, compute_candidate
 from runner.watch.outcome import ReloadEvent, ReloadHook, ReloadOutcome
@@ -105,8 +106,14 @@ class ReloadEngine:
         self.empty_grace = empty_grace
         self._hooks: list[ReloadHook] = list(hooks)
         self._specs = SpecFiles(paths)
+        home = ProjectHome.of(paths[0]) if paths else None
+        self.owner = home.default_project if home is not None else ""
+        """The project's default identity (an Environment's `project:` wins)."""
         self._backends = Backends(
-            provider=provider, registry=registry, provider_factory=provider_factory
+            provider=provider,
+            registry=registry,
+            provider_factory=provider_factory,
+            registry_path=None if home is None else home.registry_path,
         )
         self._good: GoodState | None = None
         self._dirty: set[str] = set()  # files changed since the good state
@@ -176,6 +183,8 @@ class ReloadEngine:
                 return self._evaluate(started, (), full=True)
             try:
                 plan, scope = self._full_plan(self._good)
+            except ProjectMismatchError as exc:
+                return self._failed(started, (), (), str(exc))
             except ProviderError as exc:
                 return self._failed(started, (), (), f"cannot read agents from Foundry: {exc}")
             return self._run_plan(plan, scope, started, files=(), addresses=())
@@ -223,6 +232,7 @@ class ReloadEngine:
             files=files,
             extra_problems=extra_problems,
             full=full,
+            owner=self.owner,
         )
         if isinstance(candidate, Rejected):
             return self._invalid(started, files, candidate.problems)
@@ -236,6 +246,7 @@ class ReloadEngine:
             env=env,
             agents=candidate.agents,
             resources=candidate.resources,
+            owner=self.owner,
         )
         provider_moved = previous is None or _provider_key(previous.env) != _provider_key(env)
         self._good = new_good
@@ -247,7 +258,7 @@ class ReloadEngine:
                 self._backends.release_provider()
             try:
                 plan, scope = self._full_plan(new_good)
-            except ProviderError as exc:
+            except (ProviderError, ProjectMismatchError) as exc:
                 self._state.actual = None
                 return self._failed(started, files, changed, f"{exc}")
             return self._run_plan(plan, scope, started, files=files, addresses=changed)
@@ -309,6 +320,7 @@ class ReloadEngine:
             )
         provider, registry = self._backends.for_scope(good.env, scope)
         try:
+            registry.claim_project(good.env.name, good.desired(()).project)
             result = apply_plan(
                 plan,
                 provider=provider,
@@ -319,6 +331,10 @@ class ReloadEngine:
                 desired=good.desired(None if scope is None else scope.addresses),
                 replan=True,
                 allow_delete=True,
+            )
+        except ProjectMismatchError as exc:
+            return self._outcome(
+                "failed", started, files=files, addresses=addresses, plan=plan, message=str(exc)
             )
         except (ApplyError, LockTimeoutError, ProviderError) as exc:
             self._read_back(plan, None)
