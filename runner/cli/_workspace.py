@@ -112,6 +112,8 @@ def load_workspace(path: str, env_name: str | None, *, check: bool = True) -> Wo
         env = result.project.environment(env_name)
     except UnknownEnvironmentError as exc:
         raise UserError(str(exc)) from None
+    if env.provider == "local" and env.data_dir is None:  # the local store lives with the project
+        env = env.model_copy(update={"data_dir": str(ProjectHome.of(root).state_dir)})
     return Workspace(root, result.project, env)
 
 
@@ -164,9 +166,14 @@ def compute_current_plan(
     provider: Provider,
     registry: SqliteRegistry,
     refresh_only: bool = False,
+    specs: Workspace | None = None,
 ) -> Plan:
-    """Read Foundry (one paged listing) and the registry, then plan."""
+    """Read Foundry (one paged listing) and the registry, then plan. With `specs`, a spec
+    folder holding no documents while the registry records resources is refused."""
     from runner.apply.executor import read_actual
+
+    if specs is not None:
+        refuse_empty_specs(specs, registry)
 
     try:
         actual = read_actual(provider)
@@ -175,6 +182,21 @@ def compute_current_plan(
     return compute_plan(
         desired, actual, registry.applied(desired.env), env=desired.env, refresh_only=refresh_only
     )
+
+
+def refuse_empty_specs(workspace: Workspace, registry: SqliteRegistry) -> None:
+    """UserError when the spec folder holds no documents but the registry records resources
+    applied in its environment: an emptied or unmounted folder is not a request to delete."""
+    if workspace.project.documents:
+        return
+    recorded = registry.applied(workspace.env.name)
+    if recorded:
+        raise UserError(
+            f"spec folder {str(workspace.path)!r} holds no documents, but the registry records "
+            f"{len(recorded)} resource{'s' if len(recorded) != 1 else ''} applied in environment "
+            f"{workspace.env.name!r}; nothing was planned. Restore the specs, or run "
+            f"`runner destroy {workspace.path}` to remove everything it applied"
+        )
 
 
 def use_colour(stream: IO[str]) -> bool:

@@ -233,7 +233,11 @@ def run(args: argparse.Namespace) -> int:
     registry = open_registry(workspace, claim=True)
     try:
         plan = compute_current_plan(
-            desired, provider=provider, registry=registry, refresh_only=refresh_only
+            desired,
+            provider=provider,
+            registry=registry,
+            refresh_only=refresh_only,
+            specs=workspace,
         )
         if saved is not None:
             inputs = saved.get("inputs", {})

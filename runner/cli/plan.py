@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             provider=provider,
             registry=open_registry(workspace, read_only=True),
             refresh_only=args.refresh_only,
+            specs=workspace,
         )
     finally:
         provider.close()

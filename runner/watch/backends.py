@@ -75,6 +75,9 @@ class Backends:
             else:
                 from runner.providers import build_provider
 
+                if env.provider == "local" and env.data_dir is None and self._registry_path:
+                    # the local store lives with the project, beside its registry
+                    env = env.model_copy(update={"data_dir": str(self._registry_path.parent)})
                 self.provider = build_provider(env)
         return self.provider, self.registry
 

@@ -25,19 +25,18 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from runner.spec.loader import FileResult, discover_files, load_file
+from runner.spec.loader import FileResult, discover_files, is_spec_file_name, load_file
 from runner.spec.project import Problem, SpecDocument
 
 __all__ = ["SpecFiles", "SpecRoot", "is_spec_file"]
 
-_YAML_EXTENSIONS = (".yaml", ".yml")
 _SortKey = tuple[int, tuple[str, ...]]
 
 
 def is_spec_file(name: str) -> bool:
-    """The loader's rule: `*.yaml`/`*.yml`, not hidden (editor temp and swap files never are)."""
-    base = os.path.basename(name)
-    return base.endswith(_YAML_EXTENSIONS) and not base.startswith(".")
+    """The loader's rule: `*.yaml`/`*.yml` in any case, not hidden (editor temp and swap files
+    never are)."""
+    return is_spec_file_name(os.path.basename(name))
 
 
 @dataclass(frozen=True)
