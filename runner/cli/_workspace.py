@@ -118,10 +118,15 @@ def load_workspace(path: str, env_name: str | None, *, check: bool = True) -> Wo
 
 
 def open_provider(env: Environment) -> Provider:
+    from runner.paths import local_store_path
     from runner.providers import build_provider
+    from runner.state.errors import state_file_errors
 
     try:
-        return build_provider(env)
+        if env.provider != "local":
+            return build_provider(env)
+        with state_file_errors(local_store_path(env.data_dir)):  # the local store is a state file
+            return build_provider(env)
     except ProviderError as exc:
         raise UserError(f"environment {env.name!r}: {exc}") from None
 

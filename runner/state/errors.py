@@ -49,7 +49,13 @@ def describe_state_error(path: Path, exc: BaseException) -> str | None:
             f"{path}: cannot write the state file ({reason}); make {path.parent} writable by "
             "this user, or set RUNNER_HOME to a writable folder"
         )
-    if "unable to open" in low or "i/o error" in low or isinstance(exc, OSError):
+    if "i/o error" in low:
+        return (
+            f"{path}: cannot use the state file ({reason}: the disk may be full or failing); "
+            "free space on that disk (or set RUNNER_HOME to a folder on another), then run the "
+            "command again"
+        )
+    if "unable to open" in low or isinstance(exc, OSError):
         return (
             f"{path}: cannot open the state file ({reason}); check that {path.parent} exists "
             "and is readable and writable by this user, or set RUNNER_HOME to a folder that is"

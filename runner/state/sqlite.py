@@ -39,7 +39,7 @@ from runner.state.base import (
     JournalEntry,
     ProjectMismatchError,
 )
-from runner.state.errors import state_file_errors
+from runner.state.errors import StateFileError, state_file_errors
 from runner.state.sqlite_database import RegistryDatabase
 from runner.state.sqlite_journal import JOURNAL_SCHEMA, append_entry, read_history
 from runner.state.sqlite_lock import LOCK_SCHEMA, SqliteApplyLock, add_lock_columns
@@ -119,15 +119,28 @@ class SqliteRegistry:
 
     # ------------------------------------------------------------ reads
 
+    def _resource(self, row: tuple[object, ...]) -> AppliedResource:
+        try:
+            return self._decode(row)
+        except (ValueError, TypeError) as exc:  # a bit flipped inside a record
+            raise StateFileError(
+                self.path,
+                f"{self.path}: the state file is corrupt (a record does not decode: {exc}); "
+                "restore it from a backup, or move it aside to start afresh",
+            ) from exc
+
     @staticmethod
-    def _resource(row: tuple[object, ...]) -> AppliedResource:
+    def _decode(row: tuple[object, ...]) -> AppliedResource:
         address, kind, name, hash_, body, fname, fversion, applied_at = row
+        decoded = json.loads(str(body))
+        if not isinstance(decoded, dict):
+            raise TypeError(f"the body of {address} is not a JSON object")
         return AppliedResource(
             address=str(address),
             kind=str(kind),
             name=str(name),
             hash=str(hash_),
-            body=json.loads(str(body)),
+            body=decoded,
             foundry_name=None if fname is None else str(fname),
             foundry_version=None if fversion is None else str(fversion),
             applied_at=float(applied_at),  # type: ignore[arg-type]

@@ -73,7 +73,8 @@ class RegistryDatabase:
             return conn
         except sqlite3.OperationalError as exc:
             # WAL needs its -shm file: in a read-only folder without one, read the file as is
-            if self._immutable or "unable to open" not in str(exc).lower():
+            reason = str(exc).lower()
+            if self._immutable or ("unable to open" not in reason and "readonly" not in reason):
                 raise
             self._immutable = True
             return self._open()
