@@ -24,6 +24,9 @@ Invariants:
     state; in particular a file that stops parsing never reads as "its agents were removed".
     The file contents are still tracked, so the next good save is compared with the last good
     state, not with the broken one.
+  - A spec path that is gone (deleted, unmounted, mid-`mv`) or a folder that no longer holds
+    any document is `invalid` the same way: the last good state is kept, nothing is deleted.
+    Each file's last result is kept too, so the folder coming back is compared with it.
   - A file that held documents and now reads as 0 bytes is read again after `empty_grace`
     (a plain save truncates before it writes), so a save caught half-way does not remove agents.
   - A protected environment is never applied: the engine plans and says so.
@@ -149,6 +152,12 @@ class ReloadEngine:
         """Folders to watch: each folder given, and the folder of each file given."""
         return self._specs.watch_paths
 
+    @property
+    def spec_files(self) -> SpecFiles:
+        """The spec paths and files (the watcher arms on `arm_paths`, re-arms when
+        `root_identities` change)."""
+        return self._specs
+
     def is_relevant(self, path: str) -> bool:
         """Whether a change at `path` can matter: a spec file (or a folder) under a spec path."""
         return self._specs.is_relevant(path)
@@ -167,13 +176,23 @@ class ReloadEngine:
         """Re-read the changed paths and plan (and apply) what changed; see the module docs."""
         with self._lock:
             started = self._clock() if detected_at is None else detected_at
+            gone = self._specs.gone_problems()
+            if gone:  # keep every file's last result: the root coming back is compared to it
+                self.reloads += 1
+                return self._invalid(started, (), gone)
             touched = self._specs.read_changes(
                 [os.fspath(p) for p in changed], sleep=self._sleep, empty_grace=self.empty_grace
             )
             if not touched and self._good is not None and not self._dirty:
                 return self._outcome("unchanged", started, files=())
             self._dirty |= set(touched)
-            return self._evaluate(started, tuple(sorted(touched, key=self._specs.sort_key)))
+            files = tuple(sorted(touched, key=self._specs.sort_key))
+            had = self._good is not None and bool(self._good.project.documents)
+            emptied = self._specs.emptied_problems(had_documents=had)
+            if emptied:
+                self.reloads += 1
+                return self._invalid(started, files, emptied)
+            return self._evaluate(started, files)
 
     def refresh(self) -> ReloadOutcome:
         """Read Foundry and the registry in full again and plan (apply) the whole environment."""

@@ -70,6 +70,79 @@ class SpecFiles:
             seen[root.absolute if root.is_dir else os.path.dirname(root.absolute)] = None
         return list(seen)
 
+    def missing_roots(self) -> list[str]:
+        """The spec paths (as given) that are gone, or no longer the kind they were."""
+        return [
+            r.given
+            for r in self.roots
+            if not (os.path.isdir(r.absolute) if r.is_dir else os.path.isfile(r.absolute))
+        ]
+
+    def gone_problems(self) -> list[Problem]:
+        """A `file.read` problem for each spec path that is gone (see `missing_roots`)."""
+        return [
+            Problem(
+                given,
+                1,
+                1,
+                "file.read",
+                f"the spec folder {given!r} is gone; the last good state is kept and nothing is "
+                "planned or applied until it is back",
+            )
+            for given in self.missing_roots()
+        ]
+
+    def emptied_problems(self, *, had_documents: bool) -> list[Problem]:
+        """Problems when no spec path holds a document (nor a problem) any more, where the good
+        state `had_documents`: an emptied folder is not a request to delete."""
+        if not had_documents or any(
+            r.documents or r.problems or r.invalid for r in self.results.values()
+        ):
+            return []
+        return [
+            Problem(
+                root.given,
+                1,
+                1,
+                "file.read",
+                f"{root.given!r} holds no spec documents any more; an emptied folder is not a "
+                "request to delete: the last good state is kept (`runner destroy` removes all)",
+            )
+            for root in self.roots
+        ]
+
+    @property
+    def root_paths(self) -> list[str]:
+        """The spec paths as given: a reload of them re-reads every file under them."""
+        return [root.given for root in self.roots]
+
+    def root_identities(self) -> tuple[tuple[int, int] | None, ...]:
+        """(device, inode) of each spec path, None when gone: a change means a root was deleted,
+        replaced (`mv new specs`) or came back, and the watch must be armed again."""
+        found: list[tuple[int, int] | None] = []
+        for root in self.roots:
+            try:
+                st = os.stat(root.absolute)
+            except OSError:
+                found.append(None)
+            else:
+                found.append((st.st_dev, st.st_ino))
+        return tuple(found)
+
+    def arm_paths(self) -> tuple[list[str], bool]:
+        """What to watch now, and whether recursively: the spec paths while they all exist;
+        else, flat, the nearest existing folder above each missing one (its parent, to see it
+        come back) and the spec paths that remain."""
+        if not self.missing_roots():
+            return self.watch_paths, True
+        seen: dict[str, None] = {}
+        for root in self.roots:
+            path = root.absolute if root.is_dir else os.path.dirname(root.absolute)
+            while not os.path.isdir(path) and os.path.dirname(path) != path:
+                path = os.path.dirname(path)
+            seen[path] = None
+        return list(seen), False
+
     @property
     def first_root(self) -> str:
         """Where to report a problem that belongs to no file (an unknown environment)."""
