@@ -233,3 +233,16 @@ def test_an_unrecorded_agent_from_before_projects_is_a_conflict_not_an_adoption(
     code, _out, err = cli(tmp_path, "plan", str(a))
     assert code == 1
     assert "no project recorded" in err and "runner import agent-0000" in err
+    code, out, err = cli(tmp_path, "import", "agent-0000", str(a))
+    assert code == 0, out + err
+    code, out, err = cli(tmp_path, "apply", str(a), "--auto-approve")
+    assert code == 0, out + err
+    code, out, err = cli(tmp_path, "plan", str(a), "--detailed-exitcode")
+    assert code == 0 and "No changes." in out, out + err  # adopted as it is
+    # another project's agent cannot be imported
+    b = write_specs(tmp_path / "b" / "specs", endpoint, ["agent-0000", "agent-0001"])
+    write_specs(a, endpoint, ["agent-0000", "agent-0001"])
+    code, out, err = cli(tmp_path, "apply", str(a), "--auto-approve")
+    assert code == 0, out + err
+    code, out, err = cli(tmp_path, "import", "agent-0001", str(b))
+    assert code == 1 and "already managed by runner (project 'a/specs')" in err
