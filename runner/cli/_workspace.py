@@ -23,6 +23,7 @@ from runner.providers.base import Provider, ProviderError
 from runner.spec.models import Environment
 from runner.spec.project import Project
 from runner.state.base import ProjectMismatchError
+from runner.state.errors import state_file_errors
 from runner.state.sqlite import SqliteRegistry
 
 DEFAULT_SPECS = "specs"
@@ -117,16 +118,15 @@ def load_workspace(path: str, env_name: str | None, *, check: bool = True) -> Wo
     return Workspace(root, result.project, env)
 
 
-def open_provider(env: Environment) -> Provider:
+def open_provider(env: Environment, *, read_only: bool = False) -> Provider:
     from runner.paths import local_store_path
     from runner.providers import build_provider
-    from runner.state.errors import state_file_errors
 
     try:
         if env.provider != "local":
             return build_provider(env)
         with state_file_errors(local_store_path(env.data_dir)):  # the local store is a state file
-            return build_provider(env)
+            return build_provider(env, read_only=read_only)
     except ProviderError as exc:
         raise UserError(f"environment {env.name!r}: {exc}") from None
 
@@ -180,8 +180,13 @@ def compute_current_plan(
     if specs is not None:
         refuse_empty_specs(specs, registry)
 
+    store = getattr(getattr(provider, "store", None), "path", None)  # the local provider's file
     try:
-        actual = read_actual(provider)
+        if isinstance(store, Path):
+            with state_file_errors(store):
+                actual = read_actual(provider)
+        else:
+            actual = read_actual(provider)
     except ProviderError as exc:
         raise UserError(f"cannot read agents from Foundry: {exc}") from None
     return compute_plan(

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     workspace = load_workspace(args.path, args.env)
     desired = workspace.desired()
-    provider = open_provider(workspace.env)
+    provider = open_provider(workspace.env, read_only=True)
     try:
         plan = compute_current_plan(
             desired,

@@ -186,3 +186,42 @@ def test_plan_and_validate_write_nothing(tmp_path: Path, emulator: object) -> No
     others = {p.name: p.stat().st_size for p in database.parent.iterdir() if p != database}
     assert set(others) <= {"state.db-wal", "state.db-shm"}
     assert others.get("state.db-wal", 0) == 0
+
+
+@needs_setpriv
+def test_the_local_provider_plan_writes_nothing_and_reads_a_read_only_folder() -> None:
+    """The default provider keeps its store in `.runner/` too: plan creates it not, and a
+    read-only `.runner/` does not break plan; apply then says which file and what to do."""
+    root = Path(tempfile.mkdtemp(prefix="runner-local-"))
+    try:
+        root.chmod(0o777)
+        specs = root / "specs"
+        specs.mkdir()
+        specs.chmod(0o777)
+        (specs / "env.yaml").write_text(
+            "apiVersion: runner/v1\nkind: Environment\nname: local\ndefault: true\n"
+        )
+        (specs / "agents.yaml").write_text(
+            "apiVersion: runner/v1\nkind: Agent\nname: one\nmodel: gpt-4o\ninstructions: hi\n"
+        )
+        for path in specs.iterdir():
+            path.chmod(0o666)
+        for verb in (["validate", "specs"], ["plan", "specs"]):
+            done = runner_process(root, *verb)
+            assert done.returncode == 0, done.stdout + done.stderr
+        assert not (root / ".runner").exists()
+
+        assert runner_process(root, "apply", "specs", "--auto-approve").returncode == 0
+        (root / ".runner").chmod(0o555)
+        plan = runner_process(root, "plan", "specs", "--detailed-exitcode")
+        assert plan.returncode == 0 and "No changes." in plan.stdout, plan.stdout + plan.stderr
+        (specs / "more.yaml").write_text(
+            "apiVersion: runner/v1\nkind: Agent\nname: two\nmodel: gpt-4o\ninstructions: hi\n"
+        )
+        (specs / "more.yaml").chmod(0o666)
+        apply = runner_process(root, "apply", "specs", "--auto-approve")
+        assert apply.returncode == 1 and "writable" in apply.stderr, apply.stderr
+        assert "internal error" not in apply.stderr
+    finally:
+        (root / ".runner").chmod(0o777) if (root / ".runner").exists() else None
+        shutil.rmtree(root, ignore_errors=True)
