@@ -22,6 +22,9 @@ Invariants:
   - `record_applied`/`record_deleted`/`record_failure` change the resource row and append the
     journal entry in the same transaction: the journal never disagrees with the state.
   - Bodies are stored as written (`${VAR}` references), never resolved values.
+  - Each environment is owned by one runner project (`registry_projects`): `claim_project`
+    records it in one transaction (check, then insert), and refuses another project with
+    nothing changed; records from before projects are adopted by the first claim.
 """
 
 from __future__ import annotations

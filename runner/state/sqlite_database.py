@@ -4,7 +4,9 @@ Role in the flow: `SqliteRegistry` opens one `RegistryDatabase` and reads and wr
 the journal (`sqlite_journal`) and the apply lock (`sqlite_lock`) run their statements on the
 connections it hands out.
 
-Invariants: the file (and its folder) is created on first use, in WAL mode with the whole schema
+Invariants: every SQLite or OS error on the file is a `StateFileError` naming it
+(`runner.state.errors`); a read-only database (`read_only=True`) creates and writes nothing.
+Otherwise the file (and its folder) is created on first use, in WAL mode with the whole schema
 (`runner.sqlitefile.prepare_database`, race-safe against other openers). A connection is opened
 per call (so the registry is safe to share across threads and processes) with the busy timeout
 and `synchronous=NORMAL`. A write is one transaction taken up front (`BEGIN IMMEDIATE`, so it

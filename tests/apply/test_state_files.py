@@ -223,5 +223,6 @@ def test_the_local_provider_plan_writes_nothing_and_reads_a_read_only_folder() -
         assert apply.returncode == 1 and "writable" in apply.stderr, apply.stderr
         assert "internal error" not in apply.stderr
     finally:
-        (root / ".runner").chmod(0o777) if (root / ".runner").exists() else None
+        if (root / ".runner").exists():
+            (root / ".runner").chmod(0o777)
         shutil.rmtree(root, ignore_errors=True)
