@@ -113,11 +113,14 @@ class SpecWatcher:
                     self._last_refresh = detected
                     self.on_outcome(self.engine.start())
                     continue
-                if reread:
+                if reread:  # armed again: what changed before the watch saw it is read now
                     reread = False
-                    self.on_outcome(
-                        self.engine.reload(self.engine.spec_files.root_paths, detected_at=detected)
-                    )
+                    if not self.engine.spec_files.missing_roots():
+                        self.on_outcome(
+                            self.engine.reload(
+                                self.engine.spec_files.root_paths, detected_at=detected
+                            )
+                        )
                 self._maybe_refresh(detected)
                 if self.engine.spec_files.root_identities() != identities:
                     # a spec path was deleted, replaced or came back: report what the disk
@@ -126,8 +129,7 @@ class SpecWatcher:
                     self.on_outcome(
                         self.engine.reload(self.engine.spec_files.root_paths, detected_at=detected)
                     )
-                    reread = not self.engine.spec_files.missing_roots()
-                    rearm = True
+                    reread = rearm = True
                     break
                 if not changes:
                     continue
