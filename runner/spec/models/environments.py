@@ -58,9 +58,9 @@ class Environment(Envelope):
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$",
         description=(
-            "The runner project that owns what this environment applies: recorded on every "
-            "agent version and in the registry; agents of other projects are never touched. "
-            "Default: derived from the spec folder (its parent's name and its own, `shop/specs`)."
+            "The runner project that owns this environment's agents: a letter or digit, then "
+            "up to 127 letters, digits and . _ / : - (default: derived from the spec folder, "
+            "its parent's name and its own, e.g. shop/specs)"
         ),
     )
     protected: bool = False
