@@ -12,9 +12,10 @@ reload at a time through the parts, each over only what a change touches:
     computed from it, scoped to the addresses whose desired state changed plus those with ops
     still pending. A full listing happens at start, on `refresh()`, when the environment itself
     changes, and after a failed read; after an apply the scope is read back (plan).
-  - `apply_plan` runs with the real provider and registry (`backends`) behind scoped views
-    whose listings read only the plan's names and addresses, so the executor's stale check
-    under the environment lock still compares fresh reads with the plan's inputs (apply).
+  - `apply_step.run_plan_step` reports the plan or runs `apply_plan` with the real provider
+    and registry (`backends`) behind scoped views whose listings read only the plan's names and
+    addresses, so the executor's stale check under the environment lock still compares fresh
+    reads with the plan's inputs (apply).
   - Every reload ends in one `outcome.ReloadOutcome`; hooks see it when the good state moved.
 
 Invariants:
@@ -46,18 +47,19 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from runner.apply.executor import DEFAULT_LOCK_TIMEOUT, ApplyError, ApplyResult, apply_plan
+from runner.apply.executor import DEFAULT_LOCK_TIMEOUT, ApplyResult
 from runner.paths import ProjectHome
 from runner.plan.desired import DesiredState
 from runner.plan.ops import Plan
 from runner.providers.base import Provider, ProviderError
 from runner.spec.models import Environment
 from runner.spec.project import Problem, Project
-from runner.state.base import LockTimeoutError, ProjectMismatchError, Registry
+from runner.state.base import ProjectMismatchError, Registry
+from runner.watch.apply_step import run_plan_step
 from runner.watch.backends import Backends
 from runner.watch.candidate import Rejected, compute_candidate
 from runner.watch.outcome import ReloadEvent, ReloadHook, ReloadOutcome
-from runner.watch.snapshot import EnvironmentState, GoodState, Pending, Scope
+from runner.watch.snapshot import EnvironmentState, GoodState, Scope
 from runner.watch.spec_files import SpecFiles
 
 __all__ = ["ReloadEngine"]
@@ -310,79 +312,28 @@ class ReloadEngine:
         files: tuple[str, ...],
         addresses: tuple[str, ...],
     ) -> ReloadOutcome:
-        """Report `plan`, or apply it. `scope` is what a scoped plan was made from (None: the
-        whole environment); the executor's views read exactly that, so its stale check and any
-        re-plan under the lock see the same addresses and names as the plan did."""
-        good = self._good
-        assert good is not None
-        self._state.pending = Pending.of_plan(plan)
-        if not plan.ops and not plan.conflicts:
-            event: ReloadEvent = "unchanged" if not addresses else "planned"
-            return self._outcome(event, started, files=files, addresses=addresses, plan=plan)
-        if not self.apply or good.env.protected:
-            note = (
-                f"environment {good.env.name!r} is protected: planned only, nothing applied"
-                if self.apply and good.env.protected
-                else ""
-            )
-            return self._outcome(
-                "planned", started, files=files, addresses=addresses, plan=plan, message=note
-            )
-        if plan.conflicts:
-            return self._outcome(
-                "failed",
-                started,
-                files=files,
-                addresses=addresses,
-                plan=plan,
-                message="; ".join(f"{c.address}: {c.message}" for c in plan.conflicts),
-            )
-        provider, registry = self._backends.for_scope(good.env, scope)
-        try:
-            registry.claim_project(good.env.name, good.desired(()).project)
-            result = apply_plan(
-                plan,
-                provider=provider,
-                registry=registry,
-                env=good.env.name,
-                parallelism=self.parallelism,
-                lock_timeout=self.lock_timeout,
-                desired=good.desired(None if scope is None else scope.addresses),
-                replan=True,
-                allow_delete=True,
-            )
-        except ProjectMismatchError as exc:
-            return self._outcome(
-                "failed", started, files=files, addresses=addresses, plan=plan, message=str(exc)
-            )
-        except (ApplyError, LockTimeoutError, ProviderError) as exc:
-            self._read_back(plan, None)
-            return self._outcome(
-                "failed", started, files=files, addresses=addresses, plan=plan, message=str(exc)
-            )
-        self._read_back(plan, result)
-        self._state.pending = Pending.of_result(result)
-        event = "applied" if result.ok else "failed"
-        message = (
-            ""
-            if result.ok
-            else "; ".join(f"{o.address}: {o.action} failed: {o.detail}" for o in result.failed)
+        """Report `plan`, or apply it (`apply_step.run_plan_step`)."""
+        assert self._good is not None
+        step = run_plan_step(
+            plan,
+            scope,
+            good=self._good,
+            state=self._state,
+            backends=self._backends,
+            apply=self.apply,
+            changed=bool(addresses),
+            parallelism=self.parallelism,
+            lock_timeout=self.lock_timeout,
         )
         return self._outcome(
-            event,
+            step.event,
             started,
             files=files,
             addresses=addresses,
-            plan=result.plan,
-            result=result,
-            message=message,
+            plan=step.plan,
+            result=step.result,
+            message=step.message,
         )
-
-    def _read_back(self, plan: Plan, result: ApplyResult | None) -> None:
-        good, provider, registry = self._good, self._backends.provider, self._backends.registry
-        if good is None or provider is None or registry is None:
-            return
-        self._state.read_back(plan, result, env=good.env.name, provider=provider, registry=registry)
 
     # ------------------------------------------------------------ outcomes
 
