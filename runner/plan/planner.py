@@ -103,9 +103,7 @@ def _owned(live: AgentVersion, project: str, *, recorded: bool) -> bool:
     return owner == project
 
 
-def _ownership_conflict(
-    desired: DesiredAgent, live: AgentVersion, project: str, *, env: str
-) -> Conflict:
+def _ownership_conflict(desired: DesiredAgent, live: AgentVersion, project: str) -> Conflict:
     here = f"this project is {project!r}" if project else "this project records none"
     if live.project is not None:
         message = (
@@ -134,7 +132,7 @@ def _plan_agent(
     if live is not None and live.managed:
         recorded = record is not None and (record.foundry_name or record.name) == live.name
         if not _owned(live, project, recorded=recorded):
-            return _ownership_conflict(desired, live, project, env=env)
+            return _ownership_conflict(desired, live, project)
     if live is not None and record is not None and _is_twin(desired, live, record):
         if refresh_only:  # recording the twin would hide it from the next apply
             return None
