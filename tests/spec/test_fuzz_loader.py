@@ -25,6 +25,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runner.cli.main import main  # imported once, not inside a timed example
 from runner.spec.checks import check_project
 from runner.spec.loader import build_project, load_project, load_text
 from runner.spec.models import KINDS
@@ -57,8 +58,6 @@ def check_text(text: str, name: str = "fuzz.yaml") -> None:
 
 def validate_exit_code(files: dict[str, str]) -> int:
     """`runner validate` on a folder holding `files` (in this process): its exit code."""
-    from runner.cli.main import main
-
     with tempfile.TemporaryDirectory() as folder:
         for rel, text in files.items():
             path = Path(folder) / rel
