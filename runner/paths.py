@@ -76,10 +76,8 @@ class ProjectHome:
     def of(cls, spec_path: str | os.PathLike[str]) -> ProjectHome:
         given = Path(os.path.realpath(os.fspath(spec_path)))
         spec_root = given if not given.is_file() else given.parent
-        if (spec_root / STATE_FOLDER).is_dir() or spec_root.parent == spec_root:
-            root = spec_root
-            default = _identity_part(spec_root.name)
-        else:
-            root = spec_root.parent
-            default = f"{_identity_part(root.name)}/{_identity_part(spec_root.name)}"
+        inside = (spec_root / STATE_FOLDER).is_dir() or spec_root.parent == spec_root
+        root = spec_root if inside else spec_root.parent
+        # the identity does not depend on where the state is: moving it keeps the project
+        default = f"{_identity_part(spec_root.parent.name)}/{_identity_part(spec_root.name)}"
         return cls(root=root, spec_root=spec_root, default_project=default)

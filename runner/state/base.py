@@ -63,8 +63,9 @@ class ProjectMismatchError(Exception):
         super().__init__(
             f"the registry{place} holds environment {env!r} for runner project {recorded!r}, "
             f"not {project!r}; nothing was changed. Give this project its own state folder "
-            f"(its own `.runner/`, or RUNNER_HOME), or, if both are the same project, declare "
-            f"`project: {recorded}` in its Environment"
+            f"(a `.runner/` folder created inside its spec folder is used from then on, or set "
+            f"RUNNER_HOME), or, if both are the same project, declare `project: {recorded}` in "
+            f"its Environment"
         )
         self.env = env
         self.recorded = recorded

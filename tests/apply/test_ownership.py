@@ -156,7 +156,15 @@ def test_one_folder_two_spec_folders_the_registry_refuses_the_other(
         assert code == 1, out + err
         assert "'p/specs-a'" in err and "'p/specs-b'" in err and "nothing was changed" in err
         assert (dump(registry), live(endpoint)) == before
-    assert first.is_dir()
+    # a state folder of its own inside the spec folder: the same identity, its own registry
+    (second / ".runner").mkdir()
+    code, out, err = cli(tmp_path / "p", "apply", str(second), "--auto-approve")
+    assert code == 0, out + err
+    agents = live(endpoint)
+    assert agents["other-agent"]["runner-project"] == "p/specs-b"
+    assert {agents[n]["runner-project"] for n in A_AGENTS} == {"p/specs-a"}
+    assert (second / ".runner" / "state.db").is_file() and dump(registry) == before[0]
+    assert cli(tmp_path / "p", "plan", str(first), "--detailed-exitcode")[0] == 0
 
 
 def test_agents_from_before_projects_are_adopted_by_the_registry_that_recorded_them(
