@@ -58,3 +58,19 @@ def test_two_watched_projects_on_one_store(tmp_path: Path, monkeypatch: pytest.M
         assert set(live(store)) == {"agent-0000", "agent-0001"}  # a's agents untouched
     assert (tmp_path / "a" / ".runner" / "state.db").is_file()
     assert (tmp_path / "b" / ".runner" / "state.db").is_file()
+
+
+def test_a_watch_refuses_a_registry_applied_by_another_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNNER_HOME", str(tmp_path / "shared-state"))
+    store = tmp_path / "shared-store"
+    a = write_project(tmp_path / "a" / "specs", store, ["agent-0000"])
+    b = write_project(tmp_path / "b" / "specs", store, ["other-agent"])
+    with ReloadEngine([a], apply=True) as engine_a:
+        assert engine_a.start().event == "applied"
+    with ReloadEngine([b], apply=True) as engine_b:
+        outcome = engine_b.start()
+        assert outcome.event == "failed"
+        assert "'a/specs'" in outcome.message and "'b/specs'" in outcome.message
+        assert live(store) == {"agent-0000": "a/specs"}
