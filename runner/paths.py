@@ -57,7 +57,7 @@ class ProjectHome:
     """The project a spec path belongs to: its folder, its state folder, its default identity."""
 
     root: Path
-    """The project folder (absolute, symlinks resolved)."""
+    """The project folder (absolute; symlinks are not followed)."""
     spec_root: Path
     """The spec folder (a spec file given alone counts as its folder)."""
     default_project: str
@@ -74,7 +74,9 @@ class ProjectHome:
 
     @classmethod
     def of(cls, spec_path: str | os.PathLike[str]) -> ProjectHome:
-        given = Path(os.path.realpath(os.fspath(spec_path)))
+        # as written (made absolute), not through symlinks: a linked spec folder belongs to
+        # the project it is linked into
+        given = Path(os.path.abspath(os.fspath(spec_path)))
         spec_root = given if not given.is_file() else given.parent
         inside = (spec_root / STATE_FOLDER).is_dir() or spec_root.parent == spec_root
         root = spec_root if inside else spec_root.parent
