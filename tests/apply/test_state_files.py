@@ -226,3 +226,28 @@ def test_the_local_provider_plan_writes_nothing_and_reads_a_read_only_folder() -
         if (root / ".runner").exists():
             (root / ".runner").chmod(0o777)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("limit", [20_000, 45_000, 120_000])
+def test_a_disk_that_fills_at_any_point_of_an_apply_is_exit_1_never_3(
+    tmp_path: Path, limit: int
+) -> None:
+    """Files may not grow past `limit` bytes: the disk fills before, during or after the
+    creates, in the local store or the registry; each ends in one line naming the file."""
+    root = tmp_path / "p"
+    (root / "specs").mkdir(parents=True)
+    (root / "specs" / "env.yaml").write_text(
+        "apiVersion: runner/v1\nkind: Environment\nname: local\ndefault: true\n"
+    )
+    (root / "specs" / "agents.yaml").write_text(
+        "".join(
+            f"---\napiVersion: runner/v1\nkind: Agent\nname: a{i}\nmodel: gpt-4o\n"
+            f"instructions: {'x' * 200} {i}\n"
+            for i in range(20)
+        )
+    )
+    done = runner_process(root, "apply", "specs", "--auto-approve", nobody=False, file_limit=limit)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("runner: error: ") and ".runner/" in last and "disk" in last
