@@ -64,7 +64,7 @@ from runner.plan.planner import (
     compute_applied_fingerprint,
     compute_plan,
 )
-from runner.providers.base import AgentVersion, Provider
+from runner.providers.base import PROJECT_KEY, AgentVersion, Provider
 from runner.state.base import AppliedResource, Registry
 
 __all__ = [
@@ -289,7 +289,9 @@ def ensure_agent(
         live = provider.get_agent(desired_agent.foundry_name)
         if live is not None and live.version == record.foundry_version:
             return record
-    desired = DesiredState(env=env, agents=(desired_agent,))
+    # the project the agent is written for owns it (none recorded: an earlier runner's rules)
+    owner = desired_agent.metadata.get(PROJECT_KEY, "")
+    desired = DesiredState(env=env, agents=(desired_agent,), project=owner)
     with registry.lock(env, holder=holder or default_holder(), timeout=lock_timeout):
         ctx = OpContext.create(
             provider=provider,

@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from runner.errors import EXIT_FAILED, UserError
-from runner.plan.desired import DesiredState, compute_desired
+from runner.paths import ProjectHome
+from runner.plan.desired import DesiredState, compute_desired, project_identity
 from runner.plan.ops import Plan
 from runner.plan.planner import compute_plan
 from runner.providers.base import Provider, ProviderError
 from runner.spec.models import Environment
 from runner.spec.project import Project
+from runner.state.base import ProjectMismatchError
+from runner.state.errors import state_file_errors
 from runner.state.sqlite import SqliteRegistry
 
 DEFAULT_SPECS = "specs"
@@ -52,13 +55,30 @@ class Workspace:
     project: Project
     env: Environment
 
+    @property
+    def home(self) -> ProjectHome:
+        """Where this spec folder's project lives: its `.runner/`, its default identity."""
+        return ProjectHome.of(self.path)
+
+    @property
+    def owner(self) -> str:
+        """The runner project identity: the environment's `project:`, else the derived one."""
+        return project_identity(self.env, self.home.default_project)
+
     def desired(self) -> DesiredState:
         from runner.spec.render_resolve import RenderError
 
         try:
-            return compute_desired(self.project, self.env)
+            return compute_desired(self.project, self.env, owner=self.owner)
         except RenderError as exc:
             raise UserError(f"cannot render {exc}") from None
+
+    def empty(self) -> DesiredState:
+        """Nothing desired (what `destroy` plans towards), owned by this project."""
+        env = self.env
+        return DesiredState(
+            env=env.name, name_prefix=env.name_prefix, protected=env.protected, project=self.owner
+        )
 
 
 def require_spec_folder(path: str) -> Path:
@@ -93,14 +113,20 @@ def load_workspace(path: str, env_name: str | None, *, check: bool = True) -> Wo
         env = result.project.environment(env_name)
     except UnknownEnvironmentError as exc:
         raise UserError(str(exc)) from None
+    if env.provider == "local" and env.data_dir is None:  # the local store lives with the project
+        env = env.model_copy(update={"data_dir": str(ProjectHome.of(root).state_dir)})
     return Workspace(root, result.project, env)
 
 
-def open_provider(env: Environment) -> Provider:
+def open_provider(env: Environment, *, read_only: bool = False) -> Provider:
+    from runner.paths import local_store_path
     from runner.providers import build_provider
 
     try:
-        return build_provider(env)
+        if env.provider != "local":
+            return build_provider(env)
+        with state_file_errors(local_store_path(env.data_dir)):  # the local store is a state file
+            return build_provider(env, read_only=read_only)
     except ProviderError as exc:
         raise UserError(f"environment {env.name!r}: {exc}") from None
 
@@ -109,11 +135,34 @@ def _notice(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def open_registry() -> SqliteRegistry:
-    """The registry; notices (e.g. waiting out a dead apply's writes) go to stderr."""
+def open_registry(
+    workspace: Workspace | None = None,
+    *,
+    spec_path: str | None = None,
+    read_only: bool = False,
+    claim: bool = False,
+) -> SqliteRegistry:
+    """The registry of `workspace`'s project (its `.runner/`, or RUNNER_HOME); notices (e.g.
+    waiting out a dead apply's writes) go to stderr. `read_only` (plan) creates and writes
+    nothing; `claim` (apply, destroy, import) records the project as the environment's owner.
+    Either way a registry that holds the environment for another project is refused."""
     from runner.paths import registry_path
 
-    return SqliteRegistry(registry_path(), on_notice=_notice)
+    home = workspace.home if workspace is not None else None
+    path = home.registry_path if home is not None else registry_path(spec_path)
+    try:
+        if read_only:
+            registry = SqliteRegistry.open_read_only(path)
+        else:
+            registry = SqliteRegistry(path, on_notice=_notice)
+        if workspace is not None:
+            if claim:
+                registry.claim_project(workspace.env.name, workspace.owner)
+            else:
+                registry.check_project(workspace.env.name, workspace.owner)
+    except ProjectMismatchError as exc:
+        raise UserError(str(exc)) from None
+    return registry
 
 
 def compute_current_plan(
@@ -122,17 +171,42 @@ def compute_current_plan(
     provider: Provider,
     registry: SqliteRegistry,
     refresh_only: bool = False,
+    specs: Workspace | None = None,
 ) -> Plan:
-    """Read Foundry (one paged listing) and the registry, then plan."""
+    """Read Foundry (one paged listing) and the registry, then plan. With `specs`, a spec
+    folder holding no documents while the registry records resources is refused."""
     from runner.apply.executor import read_actual
 
+    if specs is not None:
+        refuse_empty_specs(specs, registry)
+
+    store = getattr(getattr(provider, "store", None), "path", None)  # the local provider's file
     try:
-        actual = read_actual(provider)
+        if isinstance(store, Path):
+            with state_file_errors(store):
+                actual = read_actual(provider)
+        else:
+            actual = read_actual(provider)
     except ProviderError as exc:
         raise UserError(f"cannot read agents from Foundry: {exc}") from None
     return compute_plan(
         desired, actual, registry.applied(desired.env), env=desired.env, refresh_only=refresh_only
     )
+
+
+def refuse_empty_specs(workspace: Workspace, registry: SqliteRegistry) -> None:
+    """UserError when the spec folder holds no documents but the registry records resources
+    applied in its environment: an emptied or unmounted folder is not a request to delete."""
+    if workspace.project.documents:
+        return
+    recorded = registry.applied(workspace.env.name)
+    if recorded:
+        raise UserError(
+            f"spec folder {str(workspace.path)!r} holds no documents, but the registry records "
+            f"{len(recorded)} resource{'s' if len(recorded) != 1 else ''} applied in environment "
+            f"{workspace.env.name!r}; nothing was planned. Restore the specs, or run "
+            f"`runner destroy {workspace.path}` to remove everything it applied"
+        )
 
 
 def use_colour(stream: IO[str]) -> bool:

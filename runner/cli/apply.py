@@ -230,10 +230,14 @@ def run(args: argparse.Namespace) -> int:
         refresh_only = args.refresh_only
     desired = workspace.desired()
     provider = open_provider(workspace.env)
-    registry = open_registry()
+    registry = open_registry(workspace, claim=True)
     try:
         plan = compute_current_plan(
-            desired, provider=provider, registry=registry, refresh_only=refresh_only
+            desired,
+            provider=provider,
+            registry=registry,
+            refresh_only=refresh_only,
+            specs=workspace,
         )
         if saved is not None:
             inputs = saved.get("inputs", {})

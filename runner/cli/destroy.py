@@ -19,7 +19,6 @@ from runner.cli._workspace import (
     use_colour,
 )
 from runner.cli.apply import add_run_arguments, execute
-from runner.plan.desired import DesiredState
 from runner.plan.render import render_text
 
 
@@ -31,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     workspace = load_workspace(args.path, args.env, check=False)
     env = workspace.env
-    nothing = DesiredState(env=env.name, name_prefix=env.name_prefix, protected=env.protected)
+    nothing = workspace.empty()
     provider = open_provider(env)
-    registry = open_registry()
+    registry = open_registry(workspace, claim=True)
     try:
         plan = compute_current_plan(nothing, provider=provider, registry=registry)
         sys.stdout.write(render_text(plan, colour=use_colour(sys.stdout)))

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     workspace = load_workspace(args.path, args.env, check=False)
     env = workspace.env
-    registry = open_registry()
+    registry = open_registry(workspace, read_only=True)
     journal = registry.history(env.name, args.address)
     record = registry.get(env.name, args.address)
     foundry_name: str | None = None

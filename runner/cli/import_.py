@@ -40,15 +40,20 @@ def run(args: argparse.Namespace) -> int:
             f"write its spec first (an Agent named {name.removeprefix(env.name_prefix)!r})"
         )
     address = address_of("Agent", spec_name)
-    registry = open_registry()
+    registry = open_registry(workspace, claim=True)
     provider = open_provider(env)
     try:
         with registry.lock(env.name, holder=default_holder(), timeout=args.lock_timeout):
             live = provider.get_agent(name)
             if live is None:
                 raise UserError(f"{address}: Foundry has no agent named {name!r}")
-            if live.managed:
-                raise UserError(f"{address}: Foundry agent {name!r} is already managed by runner")
+            if live.managed and live.project is not None:
+                owner = "this project" if live.project == workspace.owner else live.project
+                raise UserError(
+                    f"{address}: Foundry agent {name!r} is already managed by runner "
+                    f"(project {owner!r})"
+                )
+            # a managed version with no project recorded (an earlier runner) may be adopted
             if registry.get(env.name, address) is not None:
                 raise UserError(f"{address}: already in the registry")
             registry.record_applied(

@@ -45,10 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     workspace = load_workspace(args.path, args.env)
     desired = workspace.desired()
-    provider = open_provider(workspace.env)
+    provider = open_provider(workspace.env, read_only=True)
     try:
         plan = compute_current_plan(
-            desired, provider=provider, registry=open_registry(), refresh_only=args.refresh_only
+            desired,
+            provider=provider,
+            registry=open_registry(workspace, read_only=True),
+            refresh_only=args.refresh_only,
+            specs=workspace,
         )
     finally:
         provider.close()

@@ -34,7 +34,7 @@ def environment_name(path: str, env: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     env = environment_name(args.path, args.env)
-    registry = open_registry()
+    registry = open_registry(spec_path=args.path, read_only=True)
     if args.state_command == "list":
         for address, record in registry.applied(env).items():
             where = (

@@ -29,6 +29,7 @@ from runner.providers.base import (
     HASH_KEY,
     MANAGED_BY_KEY,
     MANAGED_BY_VALUE,
+    PROJECT_KEY,
 )
 from runner.spec.models import Environment, address_of
 from runner.spec.project import Project
@@ -127,15 +128,21 @@ class DesiredState:
     protected: bool = False
     agents: tuple[DesiredAgent, ...] = ()
     resources: tuple[DesiredResource, ...] = ()
+    project: str = ""
+    """The runner project that owns this state ("" = none known: every runner agent of the
+    environment counts as its own, the behaviour before projects existed)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "env": self.env,
             "name_prefix": self.name_prefix,
             "protected": self.protected,
             "agents": [a.to_json() for a in self.agents],
             "resources": [r.to_json() for r in self.resources],
         }
+        if self.project:
+            document["project"] = self.project
+        return document
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DesiredState:
@@ -143,6 +150,7 @@ class DesiredState:
             env=data["env"],
             name_prefix=data.get("name_prefix", ""),
             protected=bool(data.get("protected", False)),
+            project=str(data.get("project") or ""),
             agents=tuple(
                 sorted(
                     (DesiredAgent.from_json(a) for a in data.get("agents", [])),
@@ -169,21 +177,37 @@ def spec_body(spec: Any) -> dict[str, Any]:
 
 
 def managed_metadata(
-    user_metadata: Mapping[str, str], *, address: str, env: str, content_hash: str
+    user_metadata: Mapping[str, str],
+    *,
+    address: str,
+    env: str,
+    content_hash: str,
+    owner: str = "",
 ) -> dict[str, str]:
-    """User metadata plus the keys that mark a Foundry version as runner's."""
+    """User metadata plus the keys that mark a Foundry version as runner's (and, when known,
+    as the `owner` project's)."""
     metadata = dict(user_metadata)
     metadata[MANAGED_BY_KEY] = MANAGED_BY_VALUE
     metadata[ADDRESS_KEY] = address
     metadata[ENVIRONMENT_KEY] = env
     metadata[HASH_KEY] = content_hash
+    if owner:
+        metadata[PROJECT_KEY] = owner
     return metadata
 
 
-def compute_desired(project: Project, env: Environment) -> DesiredState:
-    """The desired state of `env`; RenderError (from `render_agent`) on a faulty text."""
+def project_identity(env: Environment, default: str = "") -> str:
+    """The project that owns `env`'s state: its declared `project:`, else `default` (derived
+    from the spec folder, `runner.paths.ProjectHome`)."""
+    return env.project or default
+
+
+def compute_desired(project: Project, env: Environment, *, owner: str = "") -> DesiredState:
+    """The desired state of `env`, owned by project `owner` (see `project_identity`);
+    RenderError (from `render_agent`) on a faulty text. A declared `project:` wins over `owner`."""
     from runner.spec.render import render_agent
 
+    owner = project_identity(env, owner)
     agents: list[DesiredAgent] = []
     for name in sorted(project.agents):
         rendered = render_agent(project, name, env)
@@ -197,7 +221,11 @@ def compute_desired(project: Project, env: Environment) -> DesiredState:
                 definition=rendered.definition(),
                 description=rendered.description,
                 metadata=managed_metadata(
-                    rendered.metadata, address=address, env=env.name, content_hash=content_hash
+                    rendered.metadata,
+                    address=address,
+                    env=env.name,
+                    content_hash=content_hash,
+                    owner=owner,
                 ),
                 hash=content_hash,
                 body=spec_body(project.agents[name]),
@@ -224,4 +252,5 @@ def compute_desired(project: Project, env: Environment) -> DesiredState:
         protected=env.protected,
         agents=tuple(agents),
         resources=tuple(resources),
+        project=owner,
     )

@@ -8,7 +8,8 @@ those must never look like a change, or every plan would propose a new version.
 Invariants:
   - `compute_essence` is pure and applied to *both* sides of a comparison, so stripping a value
     that equals a default is symmetric: a real change from or to that value still shows.
-  - The `runner-hash` metadata key is bookkeeping, not content: it is left out of the essence.
+  - The `runner-hash` and `runner-project` metadata keys are bookkeeping, not content: they are
+    left out of the essence (a version written before projects existed is not rewritten for it).
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner.providers.base import HASH_KEY
+from runner.providers.base import HASH_KEY, PROJECT_KEY
 
 # Fields a prompt definition may carry that the server sets or echoes, never runner.
 SERVER_MANAGED_FIELDS: frozenset[str] = frozenset(
     {"id", "object", "created_at", "updated_at", "version", "status"}
 )
+
+
+# Metadata keys that are bookkeeping, not content: never a reason for a new version.
+_BOOKKEEPING: frozenset[str] = frozenset({HASH_KEY, PROJECT_KEY})
 
 
 def _is_empty(value: Any) -> bool:
@@ -60,7 +65,7 @@ def compute_essence(
     essence: dict[str, Any] = {"definition": compute_definition_essence(definition)}
     if description:
         essence["description"] = description
-    meta = {k: v for k, v in sorted((metadata or {}).items()) if k != HASH_KEY}
+    meta = {k: v for k, v in sorted((metadata or {}).items()) if k not in _BOOKKEEPING}
     if meta:
         essence["metadata"] = meta
     return essence

@@ -143,11 +143,12 @@ Op = (
 
 @dataclass(frozen=True)
 class Unmanaged:
-    """A Foundry agent in the environment's name space that runner does not manage: reported,
-    never touched."""
+    """A Foundry agent in the environment's name space that this project does not manage (not
+    runner's, or another runner project's: `project` names it): reported, never touched."""
 
     foundry_name: str
     version: str
+    project: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,14 @@ Decisions for one desired agent D with Foundry's latest version L and registry r
     else drift (revert to the spec; refresh-only records L instead).
 Deletes: registry addresses no longer desired, and managed Foundry agents of this environment
 that no desired agent accounts for. Unmanaged agents in the environment's name space are notes.
+
+Ownership (Kubernetes ApplySets' rule): a plan touches only what its own project owns. A runner
+version is this project's when its `runner-project` is the desired state's `project`, or when
+it records no project (written before projects existed) and this project's registry records it
+(adopted). Another project's agents, and unrecorded ones of no project, are listed like
+unmanaged agents and never updated or deleted; a desired name that collides with one is a
+conflict naming both projects. With no project known (`project == ""`), an agent recording none
+is this project's, as before.
 """
 
 from __future__ import annotations
@@ -87,14 +95,44 @@ def _is_twin(desired: DesiredAgent, live: AgentVersion, record: AppliedResource 
     return not compute_diff(_live_essence(live), _desired_essence(desired))
 
 
+def _owned(live: AgentVersion, project: str, *, recorded: bool) -> bool:
+    """Whether the runner version `live` is this project's (see the module docs)."""
+    owner = live.project
+    if owner is None:
+        return not project or recorded
+    return owner == project
+
+
+def _ownership_conflict(desired: DesiredAgent, live: AgentVersion, project: str) -> Conflict:
+    here = f"this project is {project!r}" if project else "this project records none"
+    if live.project is not None:
+        message = (
+            f"Foundry agent {live.name!r} belongs to runner project {live.project!r} "
+            f"(environment {live.metadata.get(ENVIRONMENT_KEY)!r}); {here}. It is left alone: "
+            "rename the agent, or give one of the projects its own name_prefix"
+        )
+    else:
+        message = (
+            f"Foundry agent {live.name!r} was written by runner with no project recorded (an "
+            f"earlier version) and this project's registry does not record it; {here}. If it "
+            f"is this project's, `runner import {live.name}` adopts it; else rename the agent"
+        )
+    return Conflict(desired.address, live.name, message)
+
+
 def _plan_agent(
     desired: DesiredAgent,
     live: AgentVersion | None,
     record: AppliedResource | None,
     *,
     env: str,
+    project: str = "",
     refresh_only: bool,
 ) -> Op | Conflict | None:
+    if live is not None and live.managed:
+        recorded = record is not None and (record.foundry_name or record.name) == live.name
+        if not _owned(live, project, recorded=recorded):
+            return _ownership_conflict(desired, live, project)
     if live is not None and record is not None and _is_twin(desired, live, record):
         if refresh_only:  # recording the twin would hide it from the next apply
             return None
@@ -210,6 +248,7 @@ def compute_plan(
             latest.get(agent.foundry_name),
             applied.get(agent.address),
             env=env,
+            project=desired.project,
             refresh_only=refresh_only,
         )
         if isinstance(decision, Conflict):
@@ -224,7 +263,13 @@ def compute_plan(
         name = record.foundry_name or record.name
         accounted.add(name)
         found = latest.get(name)
-        foreign = found is not None and found.managed and found.metadata.get(ENVIRONMENT_KEY) != env
+        foreign = found is not None and (
+            found.managed
+            and (
+                found.metadata.get(ENVIRONMENT_KEY) != env
+                or not _owned(found, desired.project, recorded=True)
+            )
+        )
         in_foundry = found is not None and not foreign
         if refresh_only and in_foundry:
             continue
@@ -235,7 +280,12 @@ def compute_plan(
         live = latest[name]
         if name in accounted:
             continue
-        if live.managed and live.metadata.get(ENVIRONMENT_KEY) == env:
+        in_env = live.managed and live.metadata.get(ENVIRONMENT_KEY) == env
+        if live.managed and not _owned(live, desired.project, recorded=False):
+            if in_env or name.startswith(desired.name_prefix):
+                unmanaged.append(Unmanaged(name, live.version, live.project))
+            continue
+        if in_env:
             if refresh_only:
                 continue
             address = live.metadata.get(ADDRESS_KEY) or address_of(

@@ -242,7 +242,11 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
         lines.append("")
     if plan.unmanaged:
         lines.append("Not managed by runner (left alone; `runner import NAME` adopts one):")
-        lines.extend(f"  ? {u.foundry_name} (version {u.version})" for u in plan.unmanaged)
+        lines.extend(
+            f"  ? {u.foundry_name} (version {u.version}"
+            + (f", runner project {u.project!r})" if u.project else ")")
+            for u in plan.unmanaged
+        )
         lines.append("")
     if plan.conflicts:
         lines.append("Errors:")
@@ -295,7 +299,9 @@ def render_json_document(plan: Plan) -> dict[str, Any]:
         "protected": plan.protected,
         "changes": [_json_change(op) for op in plan.ops],
         "unmanaged": [
-            {"foundry_name": u.foundry_name, "version": u.version} for u in plan.unmanaged
+            {"foundry_name": u.foundry_name, "version": u.version}
+            | ({"project": u.project} if u.project else {})
+            for u in plan.unmanaged
         ],
         "errors": [
             {"address": c.address, "foundry_name": c.foundry_name, "message": c.message}

@@ -64,8 +64,11 @@ def _resolve(text: str, environ: Mapping[str, str], *, env_name: str, field: str
         ) from None
 
 
-def build_provider(env: Environment, *, environ: Mapping[str, str] | None = None) -> Provider:
-    """The provider for `env`, ready to use; the caller closes it.
+def build_provider(
+    env: Environment, *, environ: Mapping[str, str] | None = None, read_only: bool = False
+) -> Provider:
+    """The provider for `env`, ready to use; the caller closes it. `read_only` (plan): the local
+    provider creates and writes nothing (Foundry is only ever read by a plan anyway).
 
     ProviderError (code `configuration`) when the endpoint names an unset variable or is not
     usable (e.g. plain http to a non-loopback host).
@@ -77,7 +80,7 @@ def build_provider(env: Environment, *, environ: Mapping[str, str] | None = None
         data_dir = env.data_dir
         if data_dir is not None:
             data_dir = _resolve(data_dir, environ, env_name=env.name, field="data_dir")
-        return LocalProvider.open(local_store_path(data_dir))
+        return LocalProvider.open(local_store_path(data_dir), read_only=read_only)
     if not env.endpoint:
         raise ProviderError(
             f"environment {env.name!r}: a foundry environment needs 'endpoint'",

@@ -21,6 +21,10 @@ MANAGED_BY_VALUE = "runner"
 ADDRESS_KEY = "runner-address"
 ENVIRONMENT_KEY = "runner-env"
 HASH_KEY = "runner-hash"
+PROJECT_KEY = "runner-project"
+"""The runner project that wrote a version (its ownership, like an ApplySet's parent): absent on
+versions written before projects existed, which belong to the project whose registry recorded
+them."""
 
 # Foundry's rules for an agent version: the service (and the local store, which emulates it)
 # refuses a version that breaks them; `runner validate` checks names and metadata ahead.
@@ -82,6 +86,11 @@ class AgentVersion:
     @property
     def spec_hash(self) -> str | None:
         return self.metadata.get(HASH_KEY)
+
+    @property
+    def project(self) -> str | None:
+        """The runner project recorded on this version (None: none recorded)."""
+        return self.metadata.get(PROJECT_KEY) or None
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,10 @@ class LocalProvider:
         self._count = 0
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> LocalProvider:
-        """A provider on its own store at `path`, closed with the provider."""
-        return cls(LocalStore(path), owns_store=True)
+    def open(cls, path: str | os.PathLike[str], *, read_only: bool = False) -> LocalProvider:
+        """A provider on its own store at `path`, closed with the provider; `read_only` (plan)
+        creates and writes nothing, and a missing store reads as empty."""
+        return cls(LocalStore(path, read_only=read_only), owns_store=True)
 
     def _tick(self) -> None:
         with self._count_lock:

@@ -15,6 +15,9 @@ Invariants:
   `FULL` also against power loss, at about 20x the cost per write (an fsync each).
 - After `close()` every connection this object opened is closed, and using it raises
   `ProviderError`.
+- `read_only=True` (what `runner plan` uses) creates no file or folder and writes nothing: the
+  file is opened read-only (immutable in a read-only folder without WAL files), and a store that
+  does not exist yet reads as empty.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 from runner.providers.base import ProviderError, TransientError
 from runner.providers.local_records import Page
@@ -45,17 +49,33 @@ class StoreDatabase:
     """The local store's SQLite file, shared by threads and processes (see the module docstring)."""
 
     def __init__(
-        self, path: Path, *, busy_timeout_ms: int, synchronous: Synchronous, schema: str
+        self,
+        path: Path,
+        *,
+        busy_timeout_ms: int,
+        synchronous: Synchronous,
+        schema: str,
+        read_only: bool = False,
     ) -> None:
         self.path = path
         self._synchronous = synchronous
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._busy_timeout_s = busy_timeout_ms / 1000
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._connections_lock = threading.Lock()
         self._closed = False
+        self.read_only = read_only
+        self._uri: str | None = None
+        self._empty: _Connection | None = None
+        if read_only:  # `runner plan`: create nothing, write nothing (see `_open_read_only`)
+            if not self.path.is_file():  # no store yet: it holds no agents
+                self._empty = sqlite3.connect(
+                    ":memory:", isolation_level=None, check_same_thread=False, factory=_Connection
+                )
+                self._empty.executescript(schema)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.connection()
         prepare_database(conn, "")  # WAL, race-safe; the schema below also sets user_version
         with self.write() as tx:
@@ -71,24 +91,50 @@ class StoreDatabase:
             return conn
         if self._closed:
             raise ProviderError(f"the local store {self.path} is closed")
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout_s,
-            isolation_level=None,
-            check_same_thread=False,
-            factory=_Connection,
-            cached_statements=256,
-        )
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        if self._empty is not None:
+            return self._empty
+        conn = self._open_read_only() if self.read_only else self._open(self.path, uri=False)
+        if not self.read_only:
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
         with self._connections_lock:
             self._connections.add(conn)
         self._local.conn = conn
         return conn
 
+    def _open(self, target: str | Path, *, uri: bool) -> _Connection:
+        return sqlite3.connect(
+            target,
+            timeout=self._busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=_Connection,
+            cached_statements=256,
+            uri=uri,
+        )
+
+    def _open_read_only(self) -> _Connection:
+        """The file read-only; immutable when its folder is read-only and WAL files are missing
+        (SQLite cannot create them there)."""
+        if self._uri is None:
+            self._uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        conn = self._open(self._uri, uri=True)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            reason = str(exc).lower()
+            if "immutable" in self._uri or not ("readonly" in reason or "unable to open" in reason):
+                raise
+            self._uri += "&immutable=1"
+            conn = self._open(self._uri, uri=True)
+        return conn
+
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, holding the write lock from the start; committed on exit."""
+        if self.read_only:
+            raise ProviderError(f"the local store {self.path} was opened read-only (plan)")
         conn = self.connection()
         with self._write_lock, write_transaction(conn, refused=self._busy) as tx:
             yield tx
@@ -104,6 +150,8 @@ class StoreDatabase:
             self._connections.clear()
         for conn in connections:
             conn.close()
+        if self._empty is not None:
+            self._empty.close()
         self._local = threading.local()
 
 

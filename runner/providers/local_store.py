@@ -62,6 +62,7 @@ class LocalStore:
         *,
         busy_timeout_ms: int = 30_000,
         synchronous: Synchronous = "NORMAL",
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
         self._database = StoreDatabase(
@@ -69,6 +70,7 @@ class LocalStore:
             busy_timeout_ms=busy_timeout_ms,
             synchronous=synchronous,
             schema=AGENTS_SCHEMA + CONVERSATIONS_SCHEMA,
+            read_only=read_only,
         )
         self._agents = AgentVersions(self._database)
         self._conversations = Conversations(self._database)

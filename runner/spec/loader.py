@@ -1,9 +1,10 @@
 """YAML files -> typed spec documents with a source map: the first step of the flow.
 
-`load_project(paths)` reads every `*.yaml`/`*.yml` under the given files or folders (recursive,
-sorted, multi-document files included), validates each document against its kind's model and
-indexes the valid ones into a `Project`. Nothing is raised for bad input: every finding becomes a
-`Problem` at a 1-based `file:line:col`, and all problems from all files are returned together.
+`load_project(paths)` reads every `*.yaml`/`*.yml` (any case) under the given files or folders
+(recursive, sorted, multi-document files included), validates each document against its kind's
+model and indexes the valid ones into a `Project`. Nothing is raised for bad input: every finding
+becomes a `Problem` at a 1-based `file:line:col`, and all problems from all files are returned
+together.
 
 The steps, one module each:
 
@@ -15,7 +16,10 @@ The steps, one module each:
   This module is the entry point for files and folders; each step's own names (`parse_yaml`,
   `RawDocument`, `ALIAS_BUDGET`, `validate_document`, ...) are imported from its module.
 
-Invariants: file names are reported as the user gave them; no environment variable is read and
+Invariants: input that cannot be read is a `file.read` error, never an absence: a folder that
+cannot be listed, a file that cannot be opened or that vanished between listing and reading
+(nothing is planned, so nothing it declared is deleted); file names are reported as the user
+gave them; no environment variable is read and
 no `${VAR}` is resolved; a document with a YAML-level problem is not validated further, but its
 kind and name (when readable) are kept in `LoadResult.invalid`.
 """
@@ -35,6 +39,7 @@ __all__ = [
     "LoadResult",
     "build_project",
     "discover_files",
+    "is_spec_file_name",
     "load_file",
     "load_project",
     "load_text",
@@ -78,6 +83,26 @@ def load_text(text: str, *, file: str) -> FileResult:
     return result
 
 
+def _unreadable(exc: OSError, *, folder: bool = False) -> str:
+    """Why a spec file or folder cannot be read, and that nothing is planned without it."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, FileNotFoundError) and not folder:
+        return (
+            f"the file vanished while the specs were read ({reason}); "
+            "nothing is planned from a partial read: run again when it is back (or gone)"
+        )
+    what = "folder" if folder else "file"
+    return (
+        f"cannot read this {what} ({reason}); its documents would be missing from the specs, "
+        f"so nothing is planned: make it readable (or remove it)"
+    )
+
+
+def is_spec_file_name(filename: str) -> bool:
+    """The loader's rule: `*.yaml`/`*.yml` in any case (`.YAML`), not hidden."""
+    return filename.lower().endswith(_YAML_EXTENSIONS) and not filename.startswith(".")
+
+
 def load_file(path: str | os.PathLike[str]) -> FileResult:
     """Read one file (reported under the name as given) and load its documents."""
     file = os.fspath(path)
@@ -85,8 +110,7 @@ def load_file(path: str | os.PathLike[str]) -> FileResult:
         with open(file, "rb", buffering=0) as handle:  # one read of the whole file: no buffer
             data = handle.readall()
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return FileResult(file=file, problems=[Problem(file, 1, 1, "file.read", reason)])
+        return FileResult(file=file, problems=[Problem(file, 1, 1, "file.read", _unreadable(exc))])
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -137,17 +161,22 @@ def discover_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], 
         name = os.fspath(given)
         if os.path.isdir(name):
             found: list[tuple[tuple[str, ...], str]] = []
-            for root, dirs, filenames in os.walk(name):
+
+            def unreadable(exc: OSError, top: str = name) -> None:
+                where = exc.filename if isinstance(exc.filename, str) else top
+                problems.append(Problem(where, 1, 1, "file.read", _unreadable(exc, folder=True)))
+
+            for root, dirs, filenames in os.walk(name, onerror=unreadable):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 rel = os.path.relpath(root, name)
                 parts = () if rel == "." else tuple(rel.split(os.sep))
                 for filename in filenames:
-                    if filename.endswith(_YAML_EXTENSIONS) and not filename.startswith("."):
+                    if is_spec_file_name(filename):
                         found.append(((*parts, filename), os.path.join(root, filename)))
             for _key, full in sorted(found):
                 add(full)
-        elif os.path.exists(name):
-            add(name)
+        elif os.path.exists(name) or os.path.islink(name):
+            add(name)  # reading it reports what is wrong (a dangling link, no permission)
         else:
             problems.append(Problem(name, 1, 1, "file.read", "no such file or directory"))
     return files, problems

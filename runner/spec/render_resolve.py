@@ -38,6 +38,7 @@ from runner.providers.base import (
     MAX_METADATA_KEY,
     MAX_METADATA_PAIRS,
     MAX_METADATA_VALUE,
+    PROJECT_KEY,
 )
 from runner.spec.models import (
     Agent,
@@ -65,7 +66,7 @@ __all__ = [
 
 # Keys runner writes into every managed agent's Foundry metadata; user metadata may not use them.
 RESERVED_METADATA_KEYS: frozenset[str] = frozenset(
-    {MANAGED_BY_KEY, ADDRESS_KEY, ENVIRONMENT_KEY, HASH_KEY}
+    {MANAGED_BY_KEY, ADDRESS_KEY, ENVIRONMENT_KEY, HASH_KEY, PROJECT_KEY}
 )
 # Foundry allows MAX_METADATA_PAIRS per version; runner keeps the reserved ones for itself.
 MAX_USER_METADATA = MAX_METADATA_PAIRS - len(RESERVED_METADATA_KEYS)

@@ -2,8 +2,10 @@
 
 The planner reads `applied(env)`; the executor records each outcome the moment it happens; the
 runtime reads applied revisions of teams, pools, alerts and channels. One apply per environment
-at a time is enforced by `lock`. SQLite first (`runner.state.sqlite`), PostgreSQL can follow by
-implementing this Protocol. Secrets never reach it: bodies hold `${VAR}` references, not values.
+at a time is enforced by `lock`. Each environment is owned by one runner project
+(`project_of`/`claim_project`): a registry applied from one project refuses another. SQLite
+first (`runner.state.sqlite`), PostgreSQL can follow by implementing this Protocol. Secrets
+never reach it: bodies hold `${VAR}` references, not values.
 """
 
 from __future__ import annotations
@@ -53,6 +55,23 @@ class LockTimeoutError(Exception):
         self.holder = holder
 
 
+class ProjectMismatchError(Exception):
+    """The registry holds `env` for another runner project: refused, nothing changed."""
+
+    def __init__(self, env: str, *, recorded: str, project: str, where: object) -> None:
+        place = f" {where}" if where else ""
+        super().__init__(
+            f"the registry{place} holds environment {env!r} for runner project {recorded!r}, "
+            f"not {project!r}; nothing was changed. Give this project its own state folder "
+            f"(a `.runner/` folder created inside its spec folder is used from then on, or set "
+            f"RUNNER_HOME), or, if both are the same project, declare `project: {recorded}` in "
+            f"its Environment"
+        )
+        self.env = env
+        self.recorded = recorded
+        self.project = project
+
+
 class Registry(Protocol):
     def applied(self, env: str) -> dict[str, AppliedResource]: ...
 
@@ -81,6 +100,15 @@ class Registry(Protocol):
 
     def lock(self, env: str, *, holder: str, timeout: float) -> AbstractContextManager[None]:
         """Hold the environment's apply lock; LockTimeoutError naming the holder after timeout."""
+        ...
+
+    def project_of(self, env: str) -> str | None:
+        """The runner project that applied `env` through this registry (None: none recorded)."""
+        ...
+
+    def claim_project(self, env: str, project: str) -> None:
+        """Record `project` as `env`'s owner here unless one is recorded (adopting what was
+        applied before projects existed); ProjectMismatchError, nothing changed, if another."""
         ...
 
     def close(self) -> None: ...

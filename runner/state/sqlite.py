@@ -22,6 +22,9 @@ Invariants:
   - `record_applied`/`record_deleted`/`record_failure` change the resource row and append the
     journal entry in the same transaction: the journal never disagrees with the state.
   - Bodies are stored as written (`${VAR}` references), never resolved values.
+  - Each environment is owned by one runner project (`registry_projects`): `claim_project`
+    records it in one transaction (check, then insert), and refuses another project with
+    nothing changed; records from before projects are adopted by the first claim.
 """
 
 from __future__ import annotations
@@ -33,7 +36,13 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from runner.state.base import AppliedResource, JournalAction, JournalEntry
+from runner.state.base import (
+    AppliedResource,
+    JournalAction,
+    JournalEntry,
+    ProjectMismatchError,
+)
+from runner.state.errors import StateFileError, state_file_errors
 from runner.state.sqlite_database import RegistryDatabase
 from runner.state.sqlite_journal import JOURNAL_SCHEMA, append_entry, read_history
 from runner.state.sqlite_lock import LOCK_SCHEMA, SqliteApplyLock, add_lock_columns
@@ -53,6 +62,11 @@ CREATE TABLE IF NOT EXISTS registry_resources (
     applied_at REAL NOT NULL,
     PRIMARY KEY (env, address)
 );
+CREATE TABLE IF NOT EXISTS registry_projects (
+    env TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    claimed_at REAL NOT NULL
+);
 """
 
 
@@ -69,15 +83,17 @@ class SqliteRegistry:
         poll_interval: float = 0.05,
         busy_timeout_ms: int = 30_000,
         on_notice: Callable[[str], None] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         self._wall_clock = wall_clock
         self._db = RegistryDatabase(
             self.path,
             busy_timeout_ms=busy_timeout_ms,
             schema=_RESOURCES_SCHEMA + JOURNAL_SCHEMA + LOCK_SCHEMA,
+            read_only=read_only,
         )
-        add_lock_columns(self._db)
         self._locks = SqliteApplyLock(
             self._db,
             clock=clock,
@@ -86,22 +102,48 @@ class SqliteRegistry:
             poll_interval=poll_interval,
             on_notice=on_notice,
         )
-        self._keeper: sqlite3.Connection | None = sqlite3.connect(
-            self.path, check_same_thread=False
-        )
-        self._keeper.execute("SELECT 1 FROM registry_locks LIMIT 1").fetchall()
+        self._keeper: sqlite3.Connection | None = None
+        if read_only:
+            return
+        add_lock_columns(self._db)
+        with state_file_errors(self.path):
+            self._keeper = sqlite3.connect(self.path, check_same_thread=False)
+            self._keeper.execute("SELECT 1 FROM registry_locks LIMIT 1").fetchall()
+
+    @classmethod
+    def open_read_only(cls, path: str | Path) -> SqliteRegistry:
+        """The registry at `path` for reading only (`runner plan`): creates no file or folder and
+        writes nothing; a missing file reads as an empty registry."""
+        return cls(path, read_only=True)
+
+    def _readable(self) -> bool:
+        """False for a read-only registry whose file does not exist (it reads as empty)."""
+        return not self.read_only or self._db.exists
 
     # ------------------------------------------------------------ reads
 
+    def _resource(self, row: tuple[object, ...]) -> AppliedResource:
+        try:
+            return self._decode(row)
+        except (ValueError, TypeError) as exc:  # a bit flipped inside a record
+            raise StateFileError(
+                self.path,
+                f"{self.path}: the state file is corrupt (a record does not decode: {exc}); "
+                "restore it from a backup, or move it aside to start afresh",
+            ) from exc
+
     @staticmethod
-    def _resource(row: tuple[object, ...]) -> AppliedResource:
+    def _decode(row: tuple[object, ...]) -> AppliedResource:
         address, kind, name, hash_, body, fname, fversion, applied_at = row
+        decoded = json.loads(str(body))
+        if not isinstance(decoded, dict):
+            raise TypeError(f"the body of {address} is not a JSON object")
         return AppliedResource(
             address=str(address),
             kind=str(kind),
             name=str(name),
             hash=str(hash_),
-            body=json.loads(str(body)),
+            body=decoded,
             foundry_name=None if fname is None else str(fname),
             foundry_version=None if fversion is None else str(fversion),
             applied_at=float(applied_at),  # type: ignore[arg-type]
@@ -110,6 +152,8 @@ class SqliteRegistry:
     _COLUMNS = "address, kind, name, hash, body, foundry_name, foundry_version, applied_at"
 
     def applied(self, env: str) -> dict[str, AppliedResource]:
+        if not self._readable():
+            return {}
         with self._db.connect() as conn:
             rows = conn.execute(
                 f"SELECT {self._COLUMNS} FROM registry_resources WHERE env = ? ORDER BY address",
@@ -118,6 +162,8 @@ class SqliteRegistry:
         return {str(row[0]): self._resource(row) for row in rows}
 
     def get(self, env: str, address: str) -> AppliedResource | None:
+        if not self._readable():
+            return None
         with self._db.connect() as conn:
             row = conn.execute(
                 f"SELECT {self._COLUMNS} FROM registry_resources WHERE env = ? AND address = ?",
@@ -127,6 +173,8 @@ class SqliteRegistry:
 
     def environments(self) -> list[str]:
         """Every environment the registry holds resources or journal entries for."""
+        if not self._readable():
+            return []
         with self._db.connect() as conn:
             rows = conn.execute(
                 "SELECT env FROM registry_resources UNION SELECT env FROM registry_journal "
@@ -135,8 +183,52 @@ class SqliteRegistry:
         return [str(r[0]) for r in rows]
 
     def history(self, env: str, address: str) -> list[JournalEntry]:
+        if not self._readable():
+            return []
         with self._db.connect() as conn:
             return read_history(conn, env, address)
+
+    # ------------------------------------------------------------ ownership by project
+
+    def project_of(self, env: str) -> str | None:
+        """The runner project that applied `env` through this registry (None: none recorded)."""
+        if not self._readable():
+            return None
+        with self._db.connect() as conn:
+            try:
+                row = conn.execute(
+                    "SELECT project FROM registry_projects WHERE env = ?", (env,)
+                ).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):  # a file from before projects, read-only
+                    return None
+                raise
+        return None if row is None else str(row[0])
+
+    def check_project(self, env: str, project: str) -> None:
+        """ProjectMismatchError when `env` here was applied by another project than `project`."""
+        recorded = self.project_of(env)
+        if project and recorded is not None and recorded != project:
+            raise ProjectMismatchError(env, recorded=recorded, project=project, where=self.path)
+
+    def claim_project(self, env: str, project: str) -> None:
+        """Record `project` as the owner of `env` here (adopting records made before projects
+        existed); ProjectMismatchError, with nothing changed, when another project owns it."""
+        if not project:
+            return
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT project FROM registry_projects WHERE env = ?", (env,)
+            ).fetchone()
+            if row is not None and str(row[0]) != project:
+                raise ProjectMismatchError(
+                    env, recorded=str(row[0]), project=project, where=self.path
+                )
+            if row is None:
+                conn.execute(
+                    "INSERT INTO registry_projects (env, project, claimed_at) VALUES (?, ?, ?)",
+                    (env, project, self._wall_clock()),
+                )
 
     # ------------------------------------------------------------ writes
 

@@ -4,7 +4,9 @@ Role in the flow: `SqliteRegistry` opens one `RegistryDatabase` and reads and wr
 the journal (`sqlite_journal`) and the apply lock (`sqlite_lock`) run their statements on the
 connections it hands out.
 
-Invariants: the file (and its folder) is created on first use, in WAL mode with the whole schema
+Invariants: every SQLite or OS error on the file is a `StateFileError` naming it
+(`runner.state.errors`); a read-only database (`read_only=True`) creates and writes nothing.
+Otherwise the file (and its folder) is created on first use, in WAL mode with the whole schema
 (`runner.sqlitefile.prepare_database`, race-safe against other openers). A connection is opened
 per call (so the registry is safe to share across threads and processes) with the busy timeout
 and `synchronous=NORMAL`. A write is one transaction taken up front (`BEGIN IMMEDIATE`, so it
@@ -20,38 +22,82 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from runner.sqlitefile import prepare_database, write_transaction
+from runner.state.errors import state_file_errors
 
 __all__ = ["RegistryDatabase"]
 
 
 class RegistryDatabase:
-    """The registry's file: `connect()` to read, `write()` for one write transaction."""
+    """The registry's file: `connect()` to read, `write()` for one write transaction.
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int, schema: str) -> None:
+    `read_only=True` (what `runner plan` uses) creates nothing and opens the file read-only
+    (immutable when its folder is read-only and the WAL files are missing); `exists` tells
+    whether there is a file at all. Every SQLite or OS error on the file is a
+    `StateFileError` naming it (`runner.state.errors`)."""
+
+    def __init__(
+        self, path: Path, *, busy_timeout_ms: int, schema: str, read_only: bool = False
+    ) -> None:
         self.path = path
+        self.read_only = read_only
         self._busy_timeout_ms = busy_timeout_ms
         self._write_lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._immutable = False
+        if read_only:
+            return
+        with state_file_errors(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as conn:
             prepare_database(conn, schema)
+
+    @property
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def _open(self) -> sqlite3.Connection:
+        timeout = self._busy_timeout_ms / 1000
+        if not self.read_only:
+            return sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        if not self.path.is_file():
+            raise sqlite3.OperationalError("unable to open database file (no such file)")
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        try:
+            conn = sqlite3.connect(
+                uri + ("&immutable=1" if self._immutable else ""),
+                uri=True,
+                timeout=timeout,
+                isolation_level=None,
+            )
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            return conn
+        except sqlite3.OperationalError as exc:
+            # WAL needs its -shm file: in a read-only folder without one, read the file as is
+            reason = str(exc).lower()
+            if self._immutable or ("unable to open" not in reason and "readonly" not in reason):
+                raise
+            self._immutable = True
+            return self._open()
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """A connection of its own for one call (autocommit), closed after it."""
-        conn = sqlite3.connect(
-            self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None
-        )
-        try:
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            yield conn
-        finally:
-            conn.close()
+        with state_file_errors(self.path):
+            conn = self._open()
+            try:
+                conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+                if not self.read_only:
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                yield conn
+            finally:
+                conn.close()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken up front (`BEGIN IMMEDIATE`); committed on exit."""
+        if self.read_only:
+            raise RuntimeError(f"{self.path} was opened read-only")
         with self._write_lock, self.connect() as conn, write_transaction(conn) as tx:
             yield tx

@@ -2,7 +2,8 @@
 
 Role in the flow: the plan and apply steps' access to Foundry and the registry. `Backends`
 builds them from the environment on first use (as the CLI does: `build_provider`, the SQLite
-registry at `registry_path()`) unless the caller gave them, and owns only what it built.
+registry of the spec folder's project, `runner.paths.ProjectHome`) unless the caller gave them,
+and owns only what it built.
 
 The engine plans only the addresses a change touched (plus those with ops pending), from the
 state it keeps in memory. `apply_plan` then re-reads Foundry and the registry under the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from runner.apply.fence import WriteFence
@@ -51,8 +53,10 @@ class Backends:
         provider: Provider | None = None,
         registry: Registry | None = None,
         provider_factory: Callable[[Environment], Provider] | None = None,
+        registry_path: Path | None = None,
     ) -> None:
         self.provider = provider
+        self._registry_path = registry_path
         self.registry = registry
         self._owns_provider = provider is None
         self._owns_registry = registry is None
@@ -64,13 +68,16 @@ class Backends:
             from runner.paths import registry_path
             from runner.state.sqlite import SqliteRegistry
 
-            self.registry = SqliteRegistry(registry_path())
+            self.registry = SqliteRegistry(self._registry_path or registry_path())
         if self.provider is None:
             if self._provider_factory is not None:
                 self.provider = self._provider_factory(env)
             else:
                 from runner.providers import build_provider
 
+                if env.provider == "local" and env.data_dir is None and self._registry_path:
+                    # the local store lives with the project, beside its registry
+                    env = env.model_copy(update={"data_dir": str(self._registry_path.parent)})
                 self.provider = build_provider(env)
         return self.provider, self.registry
 
@@ -212,6 +219,12 @@ class ScopedRegistry:
 
     def history(self, env: str, address: str) -> list[JournalEntry]:
         return self._registry.history(env, address)
+
+    def project_of(self, env: str) -> str | None:
+        return self._registry.project_of(env)
+
+    def claim_project(self, env: str, project: str) -> None:
+        self._registry.claim_project(env, project)
 
     def lock(self, env: str, *, holder: str, timeout: float) -> AbstractContextManager[None]:
         return self._registry.lock(env, holder=holder, timeout=timeout)

@@ -96,11 +96,13 @@ def compute_candidate(
     files: tuple[str, ...],
     extra_problems: Sequence[Problem] = (),
     full: bool = False,
+    owner: str = "",
 ) -> Candidate | Rejected:
     """Build, check and render the current specs; incrementally from `good` unless `full`.
 
     `dirty` names the files changed since `good`; `files` those this reload read (a render
-    problem with no better place is reported at the first).
+    problem with no better place is reported at the first); `owner` is the project's default
+    identity (`runner.plan.desired.project_identity`).
     """
     file_problems, documents, skip = specs.collect()
     problems = [*extra_problems, *file_problems]
@@ -129,11 +131,11 @@ def compute_candidate(
 
     try:
         if full or good is None:
-            agents, resources = _desired_maps(compute_desired(project, env))
+            agents, resources = _desired_maps(compute_desired(project, env, owner=owner))
             changed = _changed_addresses(good, agents, resources)
         else:
             agents, resources, changed = _desired_delta(
-                good, project, env, focus or set(), touched=touched, removed=removed
+                good, project, env, focus or set(), touched=touched, removed=removed, owner=owner
             )
     except RenderError as exc:  # checks render the same texts; kept as a safety net
         source = project.document(exc.address)
@@ -236,6 +238,7 @@ def _desired_delta(
     *,
     touched: Mapping[str, str],
     removed: set[str],
+    owner: str = "",
 ) -> tuple[dict[str, DesiredAgent], dict[str, DesiredResource], tuple[str, ...]]:
     """The good state's desired maps with the touched agents and resources recomputed, and
     the addresses whose desired value changed."""
@@ -247,7 +250,7 @@ def _desired_delta(
     view = dataclasses.replace(
         project, documents=documents, agents=_FocusAgents(project.agents, focus)
     )
-    delta_agents, delta_resources = _desired_maps(compute_desired(view, env))
+    delta_agents, delta_resources = _desired_maps(compute_desired(view, env, owner=owner))
     changed = {a for a in removed if a in good.agents or a in good.resources}
     changed |= {a for a, d in delta_agents.items() if good.agents.get(a) != d}
     changed |= {a for a, r in delta_resources.items() if good.resources.get(a) != r}

@@ -12,9 +12,10 @@ reload at a time through the parts, each over only what a change touches:
     computed from it, scoped to the addresses whose desired state changed plus those with ops
     still pending. A full listing happens at start, on `refresh()`, when the environment itself
     changes, and after a failed read; after an apply the scope is read back (plan).
-  - `apply_plan` runs with the real provider and registry (`backends`) behind scoped views
-    whose listings read only the plan's names and addresses, so the executor's stale check
-    under the environment lock still compares fresh reads with the plan's inputs (apply).
+  - `apply_step.run_plan_step` reports the plan or runs `apply_plan` with the real provider
+    and registry (`backends`) behind scoped views whose listings read only the plan's names and
+    addresses, so the executor's stale check under the environment lock still compares fresh
+    reads with the plan's inputs (apply).
   - Every reload ends in one `outcome.ReloadOutcome`; hooks see it when the good state moved.
 
 Invariants:
@@ -24,6 +25,9 @@ Invariants:
     state; in particular a file that stops parsing never reads as "its agents were removed".
     The file contents are still tracked, so the next good save is compared with the last good
     state, not with the broken one.
+  - A spec path that is gone (deleted, unmounted, mid-`mv`) or a folder that no longer holds
+    any document is `invalid` the same way: the last good state is kept, nothing is deleted.
+    Each file's last result is kept too, so the folder coming back is compared with it.
   - A file that held documents and now reads as 0 bytes is read again after `empty_grace`
     (a plain save truncates before it writes), so a save caught half-way does not remove agents.
   - A protected environment is never applied: the engine plans and says so.
@@ -43,17 +47,19 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from runner.apply.executor import DEFAULT_LOCK_TIMEOUT, ApplyError, ApplyResult, apply_plan
+from runner.apply.executor import DEFAULT_LOCK_TIMEOUT, ApplyResult
+from runner.paths import ProjectHome
 from runner.plan.desired import DesiredState
 from runner.plan.ops import Plan
 from runner.providers.base import Provider, ProviderError
 from runner.spec.models import Environment
 from runner.spec.project import Problem, Project
-from runner.state.base import LockTimeoutError, Registry
+from runner.state.base import ProjectMismatchError, Registry
+from runner.watch.apply_step import run_plan_step
 from runner.watch.backends import Backends
 from runner.watch.candidate import Rejected, compute_candidate
 from runner.watch.outcome import ReloadEvent, ReloadHook, ReloadOutcome
-from runner.watch.snapshot import EnvironmentState, GoodState, Pending, Scope
+from runner.watch.snapshot import EnvironmentState, GoodState, Scope
 from runner.watch.spec_files import SpecFiles
 
 __all__ = ["ReloadEngine"]
@@ -105,8 +111,14 @@ class ReloadEngine:
         self.empty_grace = empty_grace
         self._hooks: list[ReloadHook] = list(hooks)
         self._specs = SpecFiles(paths)
+        home = ProjectHome.of(paths[0]) if paths else None
+        self.owner = home.default_project if home is not None else ""
+        """The project's default identity (an Environment's `project:` wins)."""
         self._backends = Backends(
-            provider=provider, registry=registry, provider_factory=provider_factory
+            provider=provider,
+            registry=registry,
+            provider_factory=provider_factory,
+            registry_path=None if home is None else home.registry_path,
         )
         self._good: GoodState | None = None
         self._dirty: set[str] = set()  # files changed since the good state
@@ -142,6 +154,12 @@ class ReloadEngine:
         """Folders to watch: each folder given, and the folder of each file given."""
         return self._specs.watch_paths
 
+    @property
+    def spec_files(self) -> SpecFiles:
+        """The spec paths and files (the watcher arms on `arm_paths`, re-arms when
+        `root_identities` change)."""
+        return self._specs
+
     def is_relevant(self, path: str) -> bool:
         """Whether a change at `path` can matter: a spec file (or a folder) under a spec path."""
         return self._specs.is_relevant(path)
@@ -160,13 +178,23 @@ class ReloadEngine:
         """Re-read the changed paths and plan (and apply) what changed; see the module docs."""
         with self._lock:
             started = self._clock() if detected_at is None else detected_at
+            gone = self._specs.gone_problems()
+            if gone:  # keep every file's last result: the root coming back is compared to it
+                self.reloads += 1
+                return self._invalid(started, (), gone)
             touched = self._specs.read_changes(
                 [os.fspath(p) for p in changed], sleep=self._sleep, empty_grace=self.empty_grace
             )
             if not touched and self._good is not None and not self._dirty:
                 return self._outcome("unchanged", started, files=())
             self._dirty |= set(touched)
-            return self._evaluate(started, tuple(sorted(touched, key=self._specs.sort_key)))
+            files = tuple(sorted(touched, key=self._specs.sort_key))
+            had = self._good is not None and bool(self._good.project.documents)
+            emptied = self._specs.emptied_problems(had_documents=had)
+            if emptied:
+                self.reloads += 1
+                return self._invalid(started, files, emptied)
+            return self._evaluate(started, files)
 
     def refresh(self) -> ReloadOutcome:
         """Read Foundry and the registry in full again and plan (apply) the whole environment."""
@@ -176,6 +204,8 @@ class ReloadEngine:
                 return self._evaluate(started, (), full=True)
             try:
                 plan, scope = self._full_plan(self._good)
+            except ProjectMismatchError as exc:
+                return self._failed(started, (), (), str(exc))
             except ProviderError as exc:
                 return self._failed(started, (), (), f"cannot read agents from Foundry: {exc}")
             return self._run_plan(plan, scope, started, files=(), addresses=())
@@ -223,6 +253,7 @@ class ReloadEngine:
             files=files,
             extra_problems=extra_problems,
             full=full,
+            owner=self.owner,
         )
         if isinstance(candidate, Rejected):
             return self._invalid(started, files, candidate.problems)
@@ -236,6 +267,7 @@ class ReloadEngine:
             env=env,
             agents=candidate.agents,
             resources=candidate.resources,
+            owner=self.owner,
         )
         provider_moved = previous is None or _provider_key(previous.env) != _provider_key(env)
         self._good = new_good
@@ -247,7 +279,7 @@ class ReloadEngine:
                 self._backends.release_provider()
             try:
                 plan, scope = self._full_plan(new_good)
-            except ProviderError as exc:
+            except (ProviderError, ProjectMismatchError) as exc:
                 self._state.actual = None
                 return self._failed(started, files, changed, f"{exc}")
             return self._run_plan(plan, scope, started, files=files, addresses=changed)
@@ -280,74 +312,28 @@ class ReloadEngine:
         files: tuple[str, ...],
         addresses: tuple[str, ...],
     ) -> ReloadOutcome:
-        """Report `plan`, or apply it. `scope` is what a scoped plan was made from (None: the
-        whole environment); the executor's views read exactly that, so its stale check and any
-        re-plan under the lock see the same addresses and names as the plan did."""
-        good = self._good
-        assert good is not None
-        self._state.pending = Pending.of_plan(plan)
-        if not plan.ops and not plan.conflicts:
-            event: ReloadEvent = "unchanged" if not addresses else "planned"
-            return self._outcome(event, started, files=files, addresses=addresses, plan=plan)
-        if not self.apply or good.env.protected:
-            note = (
-                f"environment {good.env.name!r} is protected: planned only, nothing applied"
-                if self.apply and good.env.protected
-                else ""
-            )
-            return self._outcome(
-                "planned", started, files=files, addresses=addresses, plan=plan, message=note
-            )
-        if plan.conflicts:
-            return self._outcome(
-                "failed",
-                started,
-                files=files,
-                addresses=addresses,
-                plan=plan,
-                message="; ".join(f"{c.address}: {c.message}" for c in plan.conflicts),
-            )
-        provider, registry = self._backends.for_scope(good.env, scope)
-        try:
-            result = apply_plan(
-                plan,
-                provider=provider,
-                registry=registry,
-                env=good.env.name,
-                parallelism=self.parallelism,
-                lock_timeout=self.lock_timeout,
-                desired=good.desired(None if scope is None else scope.addresses),
-                replan=True,
-                allow_delete=True,
-            )
-        except (ApplyError, LockTimeoutError, ProviderError) as exc:
-            self._read_back(plan, None)
-            return self._outcome(
-                "failed", started, files=files, addresses=addresses, plan=plan, message=str(exc)
-            )
-        self._read_back(plan, result)
-        self._state.pending = Pending.of_result(result)
-        event = "applied" if result.ok else "failed"
-        message = (
-            ""
-            if result.ok
-            else "; ".join(f"{o.address}: {o.action} failed: {o.detail}" for o in result.failed)
+        """Report `plan`, or apply it (`apply_step.run_plan_step`)."""
+        assert self._good is not None
+        step = run_plan_step(
+            plan,
+            scope,
+            good=self._good,
+            state=self._state,
+            backends=self._backends,
+            apply=self.apply,
+            changed=bool(addresses),
+            parallelism=self.parallelism,
+            lock_timeout=self.lock_timeout,
         )
         return self._outcome(
-            event,
+            step.event,
             started,
             files=files,
             addresses=addresses,
-            plan=result.plan,
-            result=result,
-            message=message,
+            plan=step.plan,
+            result=step.result,
+            message=step.message,
         )
-
-    def _read_back(self, plan: Plan, result: ApplyResult | None) -> None:
-        good, provider, registry = self._good, self._backends.provider, self._backends.registry
-        if good is None or provider is None or registry is None:
-            return
-        self._state.read_back(plan, result, env=good.env.name, provider=provider, registry=registry)
 
     # ------------------------------------------------------------ outcomes
 

@@ -23,14 +23,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from runner.apply.executor import ApplyResult, read_actual
-from runner.plan.desired import DesiredAgent, DesiredResource, DesiredState
+from runner.plan.desired import DesiredAgent, DesiredResource, DesiredState, project_identity
 from runner.plan.ops import Conflict, Plan, op_address, op_foundry_name
 from runner.plan.planner import compute_plan
 from runner.providers.base import AgentVersion, Provider, ProviderError
 from runner.spec.loader import FileResult
 from runner.spec.models import Environment
 from runner.spec.project import Project
-from runner.state.base import AppliedResource, Registry
+from runner.state.base import AppliedResource, ProjectMismatchError, Registry
 
 __all__ = ["EnvironmentState", "GoodState", "Pending", "Scope"]
 
@@ -44,6 +44,8 @@ class GoodState:
     env: Environment
     agents: dict[str, DesiredAgent]  # by address
     resources: dict[str, DesiredResource]  # by address
+    owner: str = ""
+    """The project's default identity (the environment's `project:` wins)."""
 
     def desired(self, scope: Iterable[str] | None = None) -> DesiredState:
         if scope is None:
@@ -57,6 +59,7 @@ class GoodState:
             env=self.env.name,
             name_prefix=self.env.name_prefix,
             protected=self.env.protected,
+            project=project_identity(self.env, self.owner),
             agents=tuple(agents),
             resources=tuple(resources),
         )
@@ -113,6 +116,12 @@ class EnvironmentState:
         self, good: GoodState, *, provider: Provider, registry: Registry
     ) -> tuple[Plan, Scope | None]:
         """List Foundry and the registry in full, remember them, and plan the environment."""
+        owner = project_identity(good.env, good.owner)
+        recorded = registry.project_of(good.env.name)
+        if owner and recorded is not None and recorded != owner:
+            raise ProjectMismatchError(
+                good.env.name, recorded=recorded, project=owner, where=getattr(registry, "path", "")
+            )
         actual = read_actual(provider)
         self.actual = {v.name: v for v in actual}
         self.applied = registry.applied(good.env.name)

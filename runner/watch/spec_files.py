@@ -15,6 +15,9 @@ Invariants:
   - A file that held documents and now reads as 0 bytes is read again after `empty_grace`
     (a plain save truncates before it writes), so a save caught half-way does not read as
     "its agents were removed".
+  - Input that cannot be read is an error, never a deletion: a tracked file whose folder can no
+    longer be searched, or that can no longer be opened, is re-read into its `file.read`
+    problem (the reload is `invalid`); a folder that cannot be listed is one too.
   - A re-read reports a file as changed only when its documents (specs and where they start)
     or its problems differ: a re-save or a comment edit changes nothing downstream.
 """
@@ -25,19 +28,18 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from runner.spec.loader import FileResult, discover_files, load_file
+from runner.spec.loader import FileResult, discover_files, is_spec_file_name, load_file
 from runner.spec.project import Problem, SpecDocument
 
 __all__ = ["SpecFiles", "SpecRoot", "is_spec_file"]
 
-_YAML_EXTENSIONS = (".yaml", ".yml")
 _SortKey = tuple[int, tuple[str, ...]]
 
 
 def is_spec_file(name: str) -> bool:
-    """The loader's rule: `*.yaml`/`*.yml`, not hidden (editor temp and swap files never are)."""
-    base = os.path.basename(name)
-    return base.endswith(_YAML_EXTENSIONS) and not base.startswith(".")
+    """The loader's rule: `*.yaml`/`*.yml` in any case, not hidden (editor temp and swap files
+    never are)."""
+    return is_spec_file_name(os.path.basename(name))
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class SpecFiles:
         self.results: dict[str, FileResult] = {}
         """Parse result by file name (as the loader names it)."""
         self._order: dict[str, _SortKey] = {}
+        self._folder_problems: list[Problem] = []
+        """Folders found unreadable by the last look at them (a `file.read` error each)."""
 
     @property
     def watch_paths(self) -> list[str]:
@@ -70,6 +74,79 @@ class SpecFiles:
         for root in self.roots:
             seen[root.absolute if root.is_dir else os.path.dirname(root.absolute)] = None
         return list(seen)
+
+    def missing_roots(self) -> list[str]:
+        """The spec paths (as given) that are gone, or no longer the kind they were."""
+        return [
+            r.given
+            for r in self.roots
+            if not (os.path.isdir(r.absolute) if r.is_dir else os.path.isfile(r.absolute))
+        ]
+
+    def gone_problems(self) -> list[Problem]:
+        """A `file.read` problem for each spec path that is gone (see `missing_roots`)."""
+        return [
+            Problem(
+                given,
+                1,
+                1,
+                "file.read",
+                f"the spec folder {given!r} is gone; the last good state is kept and nothing is "
+                "planned or applied until it is back",
+            )
+            for given in self.missing_roots()
+        ]
+
+    def emptied_problems(self, *, had_documents: bool) -> list[Problem]:
+        """Problems when no spec path holds a document (nor a problem) any more, where the good
+        state `had_documents`: an emptied folder is not a request to delete."""
+        if not had_documents or any(
+            r.documents or r.problems or r.invalid for r in self.results.values()
+        ):
+            return []
+        return [
+            Problem(
+                root.given,
+                1,
+                1,
+                "file.read",
+                f"{root.given!r} holds no spec documents any more; an emptied folder is not a "
+                "request to delete: the last good state is kept (`runner destroy` removes all)",
+            )
+            for root in self.roots
+        ]
+
+    @property
+    def root_paths(self) -> list[str]:
+        """The spec paths as given: a reload of them re-reads every file under them."""
+        return [root.given for root in self.roots]
+
+    def root_identities(self) -> tuple[tuple[int, int] | None, ...]:
+        """(device, inode) of each spec path, None when gone: a change means a root was deleted,
+        replaced (`mv new specs`) or came back, and the watch must be armed again."""
+        found: list[tuple[int, int] | None] = []
+        for root in self.roots:
+            try:
+                st = os.stat(root.absolute)
+            except OSError:
+                found.append(None)
+            else:
+                found.append((st.st_dev, st.st_ino))
+        return tuple(found)
+
+    def arm_paths(self) -> tuple[list[str], bool]:
+        """What to watch now, and whether recursively: the spec paths while they all exist;
+        else, flat, the nearest existing folder above each missing one (its parent, to see it
+        come back) and the spec paths that remain."""
+        if not self.missing_roots():
+            return self.watch_paths, True
+        seen: dict[str, None] = {}
+        for root in self.roots:
+            path = root.absolute if root.is_dir else os.path.dirname(root.absolute)
+            while not os.path.isdir(path) and os.path.dirname(path) != path:
+                path = os.path.dirname(path)
+            seen[path] = None
+        return list(seen), False
 
     @property
     def first_root(self) -> str:
@@ -113,6 +190,7 @@ class SpecFiles:
         files, problems = discover_files([r.given for r in self.roots])
         self.results = {}
         self._order = {}
+        self._folder_problems = []  # `start` reports these itself
         for name in files:
             self._track(name)
             self.results[name] = load_file(name)
@@ -123,15 +201,20 @@ class SpecFiles:
     ) -> set[str]:
         """Re-read every spec file a changed path stands for; the names whose result changed."""
         names: set[str] = set()
+        folders_changed: set[str] = set()  # folders that became unreadable or readable again
         for path in changed:
             name = self.display_name(path)
             if name is None:
                 continue
             if os.path.isdir(name):
-                found, _ = discover_files([name])
+                found, problems = discover_files([name])
                 names.update(found)
                 prefix = name.rstrip(os.sep) + os.sep
                 names.update(f for f in self.results if f.startswith(prefix))
+                kept = [p for p in self._folder_problems if not _under(p.file, name)]
+                if kept + problems != self._folder_problems:
+                    folders_changed.add(name)
+                self._folder_problems = kept + problems
             elif is_spec_file(name):
                 names.add(name)
             else:  # a folder that went away
@@ -139,7 +222,14 @@ class SpecFiles:
                 names.update(f for f in self.results if f.startswith(prefix))
         touched: set[str] = set()
         for name in names:
-            if os.path.isfile(name):
+            if _unreadable(name):  # not gone: reading it says why (a `file.read` problem)
+                result = load_file(name)
+                if name not in self.results:
+                    self._track(name)
+                if name not in self.results or not _same_file_result(self.results[name], result):
+                    touched.add(name)
+                self.results[name] = result
+            elif os.path.isfile(name):
                 previous = self.results.get(name)
                 if previous is not None and previous.documents and _is_empty(name):
                     # a plain save truncates before it writes: give the writer a moment before
@@ -154,11 +244,11 @@ class SpecFiles:
             elif name in self.results:
                 del self.results[name]
                 touched.add(name)
-        return touched
+        return touched | folders_changed
 
     def collect(self) -> tuple[list[Problem], list[SpecDocument], set[str]]:
         """Every file's (problems, documents, invalid addresses), in the loader's order."""
-        problems: list[Problem] = []
+        problems: list[Problem] = list(self._folder_problems)
         documents: list[SpecDocument] = []
         skip: set[str] = set()
         for name in sorted(self.results, key=self.sort_key):
@@ -178,6 +268,22 @@ class SpecFiles:
                 self._order[name] = (index, tuple(rel.split(os.sep)))
                 return
         self._order[name] = (len(self.roots), (name,))
+
+
+def _under(file: str, folder: str) -> bool:
+    return file == folder or file.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _unreadable(name: str) -> bool:
+    """Whether `name` exists (or may: a folder above it cannot be searched) but cannot be
+    looked at: an error to report, never a file that went away."""
+    try:
+        os.stat(name)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return not os.access(name, os.R_OK) if os.path.isfile(name) else False
 
 
 def _is_empty(name: str) -> bool:

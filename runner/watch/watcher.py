@@ -18,6 +18,9 @@ Invariants:
   - A batch that deletes or empties a tracked file waits `settle_ms` before the engine reads the
     disk, so delete-and-recreate saves are seen as the edit they are.
   - The engine's initial load runs after the watcher is armed: nothing saved in between is lost.
+  - A spec path that disappears is `invalid` (the engine keeps the last good state) and the
+    watch moves to its parent, flat, until it is back; a path replaced (`mv new specs`) or back
+    is re-read in full once the new watch is armed, so the first good state after it applies.
   - `stop()` (or the stop event) ends `run()` within about `rust_timeout_ms`; Ctrl-C raises
     KeyboardInterrupt out of `run()` for the caller to turn into an exit code.
 """
@@ -28,7 +31,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from runner.spec.project import Project
@@ -76,6 +79,7 @@ class SpecWatcher:
         self._sleep = sleep
         self._force_polling = force_polling
         self._refresh_requested = threading.Event()
+        self._last_refresh = clock()
         self.batches = 0
         """Batches of relevant changes handed to the engine (tests bound this)."""
 
@@ -90,13 +94,58 @@ class SpecWatcher:
         return self.engine.is_relevant(path)
 
     def run(self) -> None:
-        """Arm the watcher, load the specs (`engine.start()`), then reload on every batch."""
+        """Arm the watcher, load the specs (`engine.start()`), then reload on every batch.
+
+        A spec path that is deleted or replaced re-arms the watch: on its parent (flat) while it
+        is gone, so its return is seen, then on the path again, which is re-read in full."""
+        started = False
+        reread = False  # re-read every spec path once the new watch is armed
+        while not self.stop_event.is_set():
+            identities = self.engine.spec_files.root_identities()
+            paths, recursive = self.engine.spec_files.arm_paths()
+            rearm = False
+            for changes in self._watch(paths, recursive=recursive):
+                detected = self._clock()
+                if self.stop_event.is_set():
+                    return
+                if not started:  # the watcher is armed now; start() reads every file anyway
+                    started = True
+                    self._last_refresh = detected
+                    self.on_outcome(self.engine.start())
+                    continue
+                if reread:  # armed again: what changed before the watch saw it is read now
+                    reread = False
+                    if not self.engine.spec_files.missing_roots():
+                        self.on_outcome(
+                            self.engine.reload(
+                                self.engine.spec_files.root_paths, detected_at=detected
+                            )
+                        )
+                self._maybe_refresh(detected)
+                if self.engine.spec_files.root_identities() != identities:
+                    # a spec path was deleted, replaced or came back: report what the disk
+                    # holds now (gone: `invalid`, the last good state kept), then watch anew
+                    self.batches += 1
+                    self.on_outcome(
+                        self.engine.reload(self.engine.spec_files.root_paths, detected_at=detected)
+                    )
+                    reread = rearm = True
+                    break
+                if not changes:
+                    continue
+                self.batches += 1
+                changed = sorted({path for _change, path in changes})
+                if self._needs_settling(changed):
+                    self._sleep(self.settle_ms / 1000.0)
+                self.on_outcome(self.engine.reload(changed, detected_at=detected))
+            if not rearm:
+                return
+
+    def _watch(self, paths: list[str], *, recursive: bool) -> Iterator[set[tuple[Any, str]]]:
         import watchfiles  # imported here: `runner validate` and friends never pay for it
 
-        started = False
-        last_refresh = self._clock()
-        for changes in watchfiles.watch(
-            *self.engine.watch_paths,
+        return watchfiles.watch(
+            *paths,
             watch_filter=self._filter,
             debounce=self.debounce_ms,
             step=self.step_ms,
@@ -105,30 +154,18 @@ class SpecWatcher:
             yield_on_timeout=True,
             raise_interrupt=True,
             force_polling=self._force_polling,
-        ):
-            detected = self._clock()
-            if self.stop_event.is_set():
-                return
-            if not started:  # the watcher is armed now; start() reads every file anyway
-                started = True
-                last_refresh = detected
-                self.on_outcome(self.engine.start())
-                continue
-            due = (
-                self.refresh_interval is not None
-                and detected - last_refresh >= self.refresh_interval
-            )
-            if self._refresh_requested.is_set() or due:
-                self._refresh_requested.clear()
-                last_refresh = detected
-                self.on_outcome(self.engine.refresh())
-            if not changes:
-                continue
-            self.batches += 1
-            paths = sorted({path for _change, path in changes})
-            if self._needs_settling(paths):
-                self._sleep(self.settle_ms / 1000.0)
-            self.on_outcome(self.engine.reload(paths, detected_at=detected))
+            recursive=recursive,
+        )
+
+    def _maybe_refresh(self, detected: float) -> None:
+        due = (
+            self.refresh_interval is not None
+            and detected - self._last_refresh >= self.refresh_interval
+        )
+        if self._refresh_requested.is_set() or due:
+            self._refresh_requested.clear()
+            self._last_refresh = detected
+            self.on_outcome(self.engine.refresh())
 
     def _needs_settling(self, paths: list[str]) -> bool:
         """A tracked file that is gone or empty may be half-way through a delete-and-recreate."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from watch_support import AUTH, TIMEOUT, Workspace, agent_yaml
 
 from runner.apply.executor import read_actual
+from runner.paths import ProjectHome
 from runner.plan.desired import compute_desired
 from runner.plan.planner import compute_plan
 from runner.runtime.lifecycle import Lifecycle
@@ -31,7 +32,7 @@ def full_plan_ops(ws: Workspace) -> list[tuple[str, str]]:
     provider = ws.provider()
     try:
         plan = compute_plan(
-            compute_desired(result.project, env),
+            compute_desired(result.project, env, owner=ProjectHome.of(ws.specs).default_project),
             read_actual(provider),
             ws.registry().applied("local"),
             env="local",
@@ -59,7 +60,7 @@ def test_incremental_state_equals_a_full_load(workspace: Workspace) -> None:
             assert outcome.event == "planned", outcome
             full = load_project([workspace.specs])
             assert check_project(full.project) == []
-            expected = compute_desired(full.project, full.project.environment())
+            expected = compute_desired(full.project, full.project.environment(), owner=engine.owner)
             assert engine.desired() == expected
             # the scoped plan holds exactly the full plan's ops (nothing was applied)
             assert outcome.plan is not None
@@ -219,7 +220,8 @@ def test_a_workspace_that_overrides_a_var_re_renders_every_agent(workspace: Work
         assert outcome.event == "planned", outcome
         assert {"agent.billing", "agent.triage", "workspace.ws-1"} <= set(outcome.addresses)
         full = load_project([workspace.specs])
-        assert engine.desired() == compute_desired(full.project, full.project.environment())
+        expected = compute_desired(full.project, full.project.environment(), owner=engine.owner)
+        assert engine.desired() == expected
         triage = next(a for a in engine.desired().agents if a.name == "triage")
         # `company` is now read per session: a placeholder, its value an input
         assert "{{runner_" in triage.definition["instructions"]

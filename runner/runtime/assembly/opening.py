@@ -87,11 +87,19 @@ def open_parts(
 ) -> RuntimeParts:
     """The runtime parts of environment `env_name`, loaded (runs in a worker thread: I/O)."""
     from runner.paths import registry_path as default_registry_path
+    from runner.state.errors import state_file_errors
     from runner.state.sqlite import SqliteRegistry
 
     project = load_specs(specs)
     env = environment_of(project, env_name)
-    path = Path(registry_path) if registry_path is not None else default_registry_path()
+    if registry_path is not None:
+        path = Path(registry_path)
+    elif isinstance(specs, str | os.PathLike):  # the state of the project the specs belong to
+        path = default_registry_path(specs)
+    elif isinstance(specs, Sequence) and specs and not isinstance(specs, Project):
+        path = default_registry_path(specs[0])
+    else:
+        path = default_registry_path()
     registry = SqliteRegistry(path)
     built = provider is None
     if provider is None:
@@ -101,7 +109,8 @@ def open_parts(
             provider = build_provider(env, environ=environ)
         except ProviderError as exc:
             raise LifecycleError(f"environment.{env.name}: {exc}") from exc
-    sessions = SqliteSessionStore(path)
+    with state_file_errors(path):  # a corrupt or unwritable file: one line naming it
+        sessions = SqliteSessionStore(path)
     parts = RuntimeParts(
         project=project,
         env=env,

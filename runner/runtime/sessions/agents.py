@@ -142,7 +142,9 @@ class AgentCatalog:
             if doc.kind != "Agent" or doc.spec.name == name:
                 solo.add(doc)
         try:
-            desired = compute_desired(solo, ctx.env)
+            # the project that applied this environment here owns what the runtime writes too
+            owner = self._registry.project_of(ctx.env.name) or ""
+            desired = compute_desired(solo, ctx.env, owner=owner)
         except Exception as exc:  # RenderError and friends name the document
             raise LifecycleError(f"agent.{name}: cannot render: {exc}") from exc
         desired_agent = next(a for a in desired.agents if a.name == name)
@@ -285,6 +287,9 @@ class AgentCatalog:
             managed = current.metadata.get(MANAGED_BY_KEY) == MANAGED_BY_VALUE
             if not managed or current.metadata.get(ENVIRONMENT_KEY, env.name) != env.name:
                 return False, "not managed by runner in this environment; left alone"
+            owner = registry.project_of(env.name)
+            if current.project is not None and owner is not None and current.project != owner:
+                return False, f"belongs to runner project {current.project!r}; left alone"
             apply_id = f"runtime-{uuid.uuid4().hex[:12]}"
             with registry.lock(
                 env.name, holder=f"runtime cleanup_agent({name})", timeout=LOCK_TIMEOUT_S

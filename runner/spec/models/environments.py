@@ -54,6 +54,15 @@ class Environment(Envelope):
     endpoint: str | None = None
     default: bool = False
     name_prefix: str = ""
+    project: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$",
+        description=(
+            "The runner project that owns this environment's agents: a letter or digit, then "
+            "up to 127 letters, digits and . _ / : - (default: derived from the spec folder, "
+            "its parent's name and its own, e.g. shop/specs)"
+        ),
+    )
     protected: bool = False
     vars: dict[str, Any] = Field(default_factory=dict)
     preferences: dict[ConfigName, Any] = Field(
