@@ -10,6 +10,9 @@ Role: `build_app(context)` assembles the parts around one `ServeContext`:
     /openapi.json              the OpenAPI document (FastAPI); no /docs page: it would load
                                its scripts from a CDN
 
+The REST routes are FastAPI routes (validation, the OpenAPI document); requests to them are
+served by `runner.serve.fastlane` when it can, by FastAPI otherwise, with the same answers.
+
 Errors of every kind leave as `{"error": {"code", "message"}}` (`runner.serve.errors`,
 `runner.serve.edge`); FastAPI's own 404/405/422 answers are reshaped to match.
 """
@@ -29,6 +32,7 @@ from runner.serve import operator_console, routes_operators, routes_sessions, ro
 from runner.serve.context import ServeContext
 from runner.serve.edge import EdgeMiddleware
 from runner.serve.errors import error_body
+from runner.serve.fastlane import FastLane
 from runner.serve.realtime import RealtimeLayer
 from runner.serve.tracing import TraceMiddleware
 
@@ -50,6 +54,7 @@ class ServeApp:
     api: FastAPI
     context: ServeContext
     realtime: RealtimeLayer
+    lane: FastLane
 
 
 def build_app(context: ServeContext) -> ServeApp:
@@ -61,10 +66,14 @@ def build_app(context: ServeContext) -> ServeApp:
         redoc_url=None,
     )
     api.state.serve = context
-    api.include_router(routes_sessions.router)
-    api.include_router(routes_operators.router)
-    api.include_router(routes_status.router)
-    api.include_router(operator_console.router)
+    routers = [
+        routes_sessions.router,
+        routes_operators.router,
+        routes_status.router,
+        operator_console.router,
+    ]
+    for router in routers:
+        api.include_router(router)
 
     @api.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
@@ -75,12 +84,14 @@ def build_app(context: ServeContext) -> ServeApp:
 
     api.add_exception_handler(RequestValidationError, _invalid_body)
     api.add_exception_handler(StarletteHTTPException, _http_error)
-    api.add_middleware(EdgeMiddleware, context=context)
+    # after every route and handler is in place: the fast lane compiles them now
+    lane = FastLane(context, routers, api.exception_handlers)
+    api.add_middleware(EdgeMiddleware, context=context, lane=lane)
     api.add_middleware(TraceMiddleware)  # outermost: the request's span covers the edge too
     realtime = RealtimeLayer(context)
     context.metrics.follow(context.lc)
     realtime.follow()
-    return ServeApp(asgi=realtime.asgi(api), api=api, context=context, realtime=realtime)
+    return ServeApp(asgi=realtime.asgi(api), api=api, context=context, realtime=realtime, lane=lane)
 
 
 async def _invalid_body(request: Request, exc: Exception) -> JSONResponse:

@@ -10,7 +10,9 @@ exception a handler did not turn into a response:
     `{"error": {"code", "message"}}`; anything else becomes a 500 naming an incident id while
     the traceback goes to the server's log: no traceback ever reaches a client;
   - counts requests and their duration by route template (`runner_http_*`);
-  - keeps `ServeContext.api_in_flight`, which draining waits on.
+  - keeps `ServeContext.api_in_flight`, which draining waits on;
+  - offers each API request to the fast lane (`runner.serve.fastlane`) first; what it does
+    not serve goes on to FastAPI.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from runner.serve.errors import ApiError, from_exception
 
 if TYPE_CHECKING:
     from runner.serve.context import ServeContext
+    from runner.serve.fastlane import FastLane
 
 __all__ = ["EdgeMiddleware", "json_error"]
 
@@ -54,9 +57,10 @@ async def json_error(send: Send, error: ApiError) -> None:
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, context: ServeContext) -> None:
+    def __init__(self, app: ASGIApp, context: ServeContext, lane: FastLane | None = None) -> None:
         self.app = app
         self.context = context
+        self.lane = lane
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,7 +89,12 @@ class EdgeMiddleware:
             if counted:
                 ctx.api_in_flight += 1
             try:
-                await self.app(scope, _bounded(receive, limits.max_body_bytes), sending)
+                bounded = _bounded(receive, limits.max_body_bytes)
+                reading: Receive | None = bounded
+                if counted and self.lane is not None:
+                    reading = await self.lane.dispatch(scope, bounded, sending)
+                if reading is not None:  # not served by the fast lane
+                    await self.app(scope, reading, sending)
             finally:
                 if counted:
                     ctx.api_in_flight -= 1

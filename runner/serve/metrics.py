@@ -41,6 +41,7 @@ KNOWN_END_REASONS = frozenset(
         "agent_cleanup",
     }
 )
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _TURN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -220,6 +221,10 @@ class ServeMetrics:
             registry=registry,
         )
         registry.register(RuntimeCollector(lc, draining))
+        # labelled children by label values: `labels()` validates and locks on every call,
+        # which showed in profiles at a few calls per request; the label sets are bounded
+        self._http_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._turn_children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
 
     def follow(self, lc: Lifecycle) -> list[Callable[[], None]]:
         """Subscribe to the runtime's events this module counts; returns the `off`s."""
@@ -249,16 +254,34 @@ class ServeMetrics:
         input_tokens: int,
         output_tokens: int,
     ) -> None:
-        a, t = _label(agent), _label(team)
-        self.turns.labels(a, t).inc()
+        key = (_label(agent), _label(team))
+        children = self._turn_children.get(key)
+        if children is None:
+            a, t = key
+            children = self._turn_children[key] = (
+                self.turns.labels(a, t),
+                self.response_seconds.labels(a, t),
+                self.tokens.labels(a, t, "input"),
+                self.tokens.labels(a, t, "output"),
+            )
+        turns, response_seconds, tokens_in, tokens_out = children
+        turns.inc()
         if agent is not None:
-            self.response_seconds.labels(a, t).observe(seconds)
-        self.tokens.labels(a, t, "input").inc(input_tokens)
-        self.tokens.labels(a, t, "output").inc(output_tokens)
+            response_seconds.observe(seconds)
+        tokens_in.inc(input_tokens)
+        tokens_out.inc(output_tokens)
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_seconds.labels(method, route).observe(seconds)
+        """One request; a method outside HTTP's usual ones is `other` (clients choose it)."""
+        key = (method if method in _METHODS else "other", route, str(status))
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children[key] = (
+                self.http_requests.labels(*key),
+                self.http_seconds.labels(key[0], route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
