@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from runner import __version__
 from runner.serve import operator_console, routes_operators, routes_sessions, routes_status
 from runner.serve.context import ServeContext
-from runner.serve.edge import EdgeMiddleware
+from runner.serve.edge import EdgeMiddleware, ErrorsMiddleware
 from runner.serve.errors import error_body
 from runner.serve.fastlane import FastLane
 from runner.serve.realtime import RealtimeLayer
@@ -84,14 +84,18 @@ def build_app(context: ServeContext) -> ServeApp:
 
     api.add_exception_handler(RequestValidationError, _invalid_body)
     api.add_exception_handler(StarletteHTTPException, _http_error)
-    # after every route and handler is in place: the fast lane compiles them now
-    lane = FastLane(context, routers, api.exception_handlers)
-    api.add_middleware(EdgeMiddleware, context=context, lane=lane)
-    api.add_middleware(TraceMiddleware)  # outermost: the request's span covers the edge too
+    api.add_middleware(ErrorsMiddleware, context=context)
+    # after every route and handler is in place: the fast lane compiles them now. The edge
+    # is in front of FastAPI, so what the lane serves skips FastAPI's own layers too; the
+    # request's trace span is outermost, covering the edge.
+    lane = FastLane(api, routers, api.exception_handlers, context)
+    edge = TraceMiddleware(EdgeMiddleware(api, context=context, lane=lane))
     realtime = RealtimeLayer(context)
     context.metrics.follow(context.lc)
     realtime.follow()
-    return ServeApp(asgi=realtime.asgi(api), api=api, context=context, realtime=realtime, lane=lane)
+    return ServeApp(
+        asgi=realtime.asgi(edge), api=api, context=context, realtime=realtime, lane=lane
+    )
 
 
 async def _invalid_body(request: Request, exc: Exception) -> JSONResponse:

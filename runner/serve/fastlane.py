@@ -8,7 +8,7 @@ of the local provider is ~0.1 ms; FastAPI's path around it ~0.25-0.4 ms). The ro
 FastAPI routes: FastAPI builds the OpenAPI document from them and serves every request the
 fast lane does not take.
 
-At start, `FastLane(context, routers, handlers)` compiles each `APIRoute` under `/api/` whose
+At start, `FastLane(api, routers, handlers, context)` compiles each `APIRoute` under `/api/` whose
 parameters are all of kinds it knows: the serve context and the caller (`runner.serve.deps`),
 path parameters, one JSON body model (or an optional one), `Request`, `Response`; a route
 with anything else (query, header or cookie parameters, other dependencies, streaming
@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi import params as fastapi_params
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.responses import JSONResponse
@@ -142,10 +142,12 @@ class FastLane:
 
     def __init__(
         self,
-        context: ServeContext,
+        api: FastAPI,
         routers: Sequence[APIRouter],
         handlers: Mapping[Any, Any],
+        context: ServeContext,
     ) -> None:
+        self.api = api
         self.context = context
         self.routes: list[tuple[APIRoute, _Plan | None]] = []
         for router in routers:
@@ -201,6 +203,7 @@ class FastLane:
         if values is None:
             return receive
         self.served += 1  # taken: from here on the lane answers, or raises to the edge
+        scope["app"] = self.api  # as Starlette sets it for a request it serves
         scope["route"] = plan.route
         scope["endpoint"] = plan.route.endpoint
         scope["path_params"] = raw_params

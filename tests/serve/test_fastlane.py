@@ -8,6 +8,7 @@ as one write, a close flushes first."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -178,3 +179,21 @@ def test_one_write_transport_joins_a_pass_of_the_loop() -> None:
         assert transport.get_extra_info("peername") == "info:peername"
 
     asyncio.run(run())
+
+
+def test_an_unexpected_error_is_a_500_naming_an_incident_either_way(
+    live: LiveServer, both: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = new_session(live)["id"]
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("a secret detail of the failure")
+
+    monkeypatch.setattr(live.lc, "transcript", broken)
+    (fast, took), plain = both("GET", f"/sessions/{sid}/transcript", headers=headers("APP_KEY"))
+    assert took == 1
+    for status, sent, body in (fast, plain):
+        assert status == 500 and sent["content-type"] == "application/json"
+        error = json.loads(body)["error"]
+        assert error["code"] == "internal" and "incident" in error["message"]
+        assert b"secret detail" not in body and b"Traceback" not in body
