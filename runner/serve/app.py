@@ -115,7 +115,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         status = 413
     code = _HTTP_CODES.get(status, "http_error")
     message = (
-        "the request body is too large"
+        f"the request body is larger than {request.app.state.serve.limits.max_body_bytes} bytes"
         if status == 413
         else "no such route"
         if status == 404

@@ -48,7 +48,10 @@ class _BodyTooLarge(Exception):
 
 
 async def json_error(send: Send, error: ApiError) -> None:
-    body = json.dumps(error.body()).encode()
+    # rendered as every other JSON answer is (Starlette's JSONResponse)
+    body = json.dumps(
+        error.body(), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    ).encode("utf-8")
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

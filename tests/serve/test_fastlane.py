@@ -197,3 +197,24 @@ def test_an_unexpected_error_is_a_500_naming_an_incident_either_way(
         error = json.loads(body)["error"]
         assert error["code"] == "internal" and "incident" in error["message"]
         assert b"secret detail" not in body and b"Traceback" not in body
+
+
+def test_a_streamed_body_over_the_limit_is_the_same_413(live: LiveServer, both: Any) -> None:
+    sid = new_session(live)["id"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the edge counts while reading
+        yield b'{"text": "'
+        for _ in range(40):
+            yield b"x" * 8192
+        yield b'"}'
+
+    sent = {**headers("APP_KEY"), "Content-Type": "application/json"}
+    with httpx.Client(base_url=live.url + API, timeout=30) as client:
+        fast = client.post(f"/sessions/{sid}/messages", content=chunks(), headers=sent)
+        live.app.lane.enabled = False
+        try:
+            plain = client.post(f"/sessions/{sid}/messages", content=chunks(), headers=sent)
+        finally:
+            live.app.lane.enabled = True
+    assert answer(fast) == answer(plain)
+    assert fast.status_code == 413 and fast.json()["error"]["code"] == "body_too_large"
