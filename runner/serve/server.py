@@ -29,7 +29,13 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from runner.serve.app import ServeApp
 
-__all__ = ["DrainingServer", "make_server", "serve_forever"]
+__all__ = [
+    "DrainingServer",
+    "OneWriteHTTPProtocol",
+    "OneWriteTransport",
+    "make_server",
+    "serve_forever",
+]
 
 
 class DrainingServer(uvicorn.Server):
@@ -76,7 +82,7 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-class _OneWriteTransport:
+class OneWriteTransport:
     """A connection's transport that sends what is written in one pass of the event loop as
     one write: uvicorn writes a response's status line and headers, then its body, as two
     `send()`s, so every response cost two syscalls, two segments and two wake-ups of the
@@ -119,17 +125,17 @@ class _OneWriteTransport:
 
 
 class OneWriteHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
-    """uvicorn's HTTP/1.1 protocol (httptools, else h11) over `_OneWriteTransport`; a
+    """uvicorn's HTTP/1.1 protocol (httptools, else h11) over `OneWriteTransport`; a
     WebSocket upgrade gets the connection's own transport back."""
 
     def connection_made(self, transport: Any) -> None:
-        super().connection_made(_OneWriteTransport(transport))
+        super().connection_made(OneWriteTransport(transport))
 
     transport: Any
 
     def handle_websocket_upgrade(self, *args: Any) -> None:
         wrapped = self.transport
-        if isinstance(wrapped, _OneWriteTransport):
+        if isinstance(wrapped, OneWriteTransport):
             wrapped.flush()
             self.transport = wrapped.transport
         super().handle_websocket_upgrade(*args)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from serve_support import API, LiveServer, headers, new_session
 
-from runner.serve.server import _OneWriteTransport
+from runner.serve.server import OneWriteTransport
 
 VOLATILE = {"date", "content-length"}
 
@@ -164,7 +164,7 @@ class _Recording:
 def test_one_write_transport_joins_a_pass_of_the_loop() -> None:
     async def run() -> None:
         inner = _Recording()
-        transport = _OneWriteTransport(inner)  # type: ignore[arg-type]
+        transport = OneWriteTransport(inner)  # type: ignore[arg-type]
         transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
         transport.write(b"body")
         assert inner.writes == []
