@@ -5,11 +5,14 @@
     subprocess (uvicorn, the real CLI) with aiohttp as the client (one pool of 50 kept-alive
     connections); as a ratio of the same lifecycles through the Lifecycle API in this process
     (50 in flight), on the default asyncio loop (uvloop, which serve uses, measured no faster
-    for it here). Target >= 0.4. The two are measured in interleaved rounds and each side's
-    best round is taken: the machine is shared, and a round that another process slowed
-    tells nothing about either side; each round's own ratio is printed too. The CPU time
-    per lifecycle of the server process and of this process (in process) is shown too: it
-    does not depend on what else runs.
+    for it here). Target >= 0.4. The machine is shared, so the two sides are measured in
+    interleaved rounds (in process, then over HTTP, ~4 s together) and the figure is the
+    median of the rounds' own ratios: each compares the two sides under the same load, and
+    the median drops a round that a burst of other work slowed on one side only. (The ratio
+    of each side's best round is printed too; it leans against HTTP on a busy machine, its
+    rounds being longer and so less often quiet.) The CPU time per lifecycle of the server
+    process and of this process (in process) is shown as well: what else runs moves it
+    least.
 (b) Event delivery latency: 500 python-socketio clients in 100 session rooms (5 each); each
     session's state is changed by an HTTP call (pause / resume) and the time from sending
     that call to each of its 5 clients receiving `session:state-changed` is measured.
@@ -30,6 +33,7 @@ import asyncio
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -264,16 +268,19 @@ async def run(args: argparse.Namespace) -> int:
             process.terminate()
             process.wait(30)
     inproc, served = max(rates.inproc), max(rates.served)
-    ratio = served / inproc
+    ratios = [s / i for s, i in zip(rates.served, rates.inproc, strict=True)]
+    ratio = statistics.median(ratios)
     p50, p99 = pct(delays, 0.5) * 1000, pct(delays, 0.99) * 1000
     b50, b99 = pct(baseline, 0.5) * 1000, pct(baseline, 0.99) * 1000
     rounds = ", ".join(
-        f"{s:,.0f}/{i:,.0f} ({s / i:.2f})" for s, i in zip(rates.served, rates.inproc, strict=True)
+        f"{s:,.0f}/{i:,.0f} ({r:.2f})"
+        for s, i, r in zip(rates.served, rates.inproc, ratios, strict=True)
     )
     print(
-        f"(a) lifecycles over HTTP, 50 in flight: {served:,.0f}/s vs in process {inproc:,.0f}/s "
-        f"(baseline), best of {args.rounds_a} interleaved rounds -> ratio {ratio:.2f} "
-        f"(target >= 0.40); rounds http/in-process (ratio): {rounds}; CPU per lifecycle: server "
+        f"(a) lifecycles over HTTP, 50 in flight, {args.rounds_a} interleaved rounds vs the same "
+        f"in process (baseline): ratio {ratio:.2f}, the median of the rounds' ratios (target "
+        f">= 0.40); rounds http/in-process per s (ratio): {rounds}; best rounds {served:,.0f}/s "
+        f"vs {inproc:,.0f}/s -> {served / inproc:.2f}; CPU per lifecycle: server "
         f"{rates.server_cpu_ms:.2f} ms vs in process {rates.inproc_cpu_ms:.2f} ms "
         f"-> {rates.inproc_cpu_ms / rates.server_cpu_ms:.2f}"
     )
