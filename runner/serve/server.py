@@ -116,6 +116,10 @@ class OneWriteTransport:
         self.flush()
         self.transport.close()
 
+    def write_eof(self) -> None:
+        self.flush()
+        self.transport.write_eof()
+
     def abort(self) -> None:
         self._pending.clear()
         self.transport.abort()
