@@ -6,7 +6,7 @@
     connections); as a ratio of the same lifecycles through the Lifecycle API in this process
     (50 in flight), on the default asyncio loop (uvloop, which serve uses, measured no faster
     for it here). Target >= 0.4. The machine is shared, so the two sides are measured in
-    interleaved rounds (in process, then over HTTP, ~4 s together) and the figure is the
+    many short interleaved rounds (in process, then over HTTP, ~1-2 s a pair) and the figure is the
     median of the rounds' own ratios: each compares the two sides under the same load, and
     the median drops a round that a burst of other work slowed on one side only. (The ratio
     of each side's best round is printed too; it leans against HTTP on a busy machine, its
@@ -19,7 +19,7 @@
     Target p99 < 50 ms; shown against the round trip of the HTTP call alone (the baseline,
     the same calls with nobody listening).
 
-    python bench/serve.py [--lifecycles 1000] [--rounds-a 5] [--clients 500] [--rooms 100]
+    python bench/serve.py [--lifecycles 300] [--rounds-a 15] [--clients 500] [--rooms 100]
                           [--rounds 3]
 
 Both run on the example project (specs/) with a local provider and registry in a temp folder;
@@ -295,8 +295,8 @@ async def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lifecycles", type=int, default=1000, help="per round")
-    parser.add_argument("--rounds-a", type=int, default=5, help="interleaved rounds of (a)")
+    parser.add_argument("--lifecycles", type=int, default=300, help="per round")
+    parser.add_argument("--rounds-a", type=int, default=15, help="interleaved rounds of (a)")
     parser.add_argument("--clients", type=int, default=500)
     parser.add_argument("--rooms", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
