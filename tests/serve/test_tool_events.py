@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from serve_support import LiveServer, new_session
+from serve_support import LiveServer, new_session, send
 from test_metrics import scrape, value
 from test_socketio import Peer
 
@@ -101,3 +101,29 @@ def test_tool_labels_are_bounded(live: LiveServer) -> None:
         {"x": samples}, "x", agent="triage-agent", tool="other", outcome="failed"
     )  # an unknown failure reason is `failed`; names past the bound are `other`
     assert others >= 20
+
+
+async def test_a_real_tool_call_over_http_reaches_the_room_and_the_counter(
+    live: LiveServer,
+) -> None:
+    """The runtime's own tool runner (the local provider calls `@name` mentions): a message
+    sent over HTTP makes access-agent call lookup_account; the session's room hears it."""
+    sid = new_session(live)["id"]
+    before = await asyncio.to_thread(scrape, live)
+    async with Peer(live, "APP_KEY") as app:
+        assert (await app.join(sid))["ok"] is True
+        await asyncio.to_thread(
+            send, live, sid, "I typed my password wrong and now I am locked out"
+        )
+        reply = await asyncio.to_thread(
+            send, live, sid, 'please check @lookup_account{"employee_id": "E12345"}'
+        )
+        assert reply["agent"] == "access-agent" and "lookup_account" in reply["text"]
+        called = await app.wait_for("tool:called", sid)
+        completed = await app.wait_for("tool:completed", sid)
+    assert called["tool"] == completed["tool"] == "lookup_account"
+    assert completed["agent"] == "access-agent"
+    after = await asyncio.to_thread(scrape, live)
+    labels = {"agent": "access-agent", "tool": "lookup_account", "outcome": "completed"}
+    name = "runner_tool_calls_total"
+    assert value(after, name, **labels) - value(before, name, **labels) == 1
