@@ -4,7 +4,8 @@
 
 The events are emitted through the runtime's own event bus (`lc.events.emit`, on the server's
 loop) with the data the tool runner gives them (session_id, agent, tool, call_id, reason, ms):
-what serve does with them does not depend on what emitted them."""
+what serve does with them does not depend on what emitted them. The last test drives the
+runtime's own tool runner over HTTP (offline, the local provider calls `@name` mentions)."""
 
 from __future__ import annotations
 
