@@ -74,6 +74,7 @@ CONFINED: dict[str, tuple[str, ...]] = {
     "fastapi": (
         "runner.serve.app",
         "runner.serve.deps",
+        "runner.serve.fastlane",
         "runner.serve.operator_console",
         "runner.serve.routes_operators",
         "runner.serve.routes_sessions",

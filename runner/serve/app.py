@@ -10,6 +10,9 @@ Role: `build_app(context)` assembles the parts around one `ServeContext`:
     /openapi.json              the OpenAPI document (FastAPI); no /docs page: it would load
                                its scripts from a CDN
 
+The REST routes are FastAPI routes (validation, the OpenAPI document); requests to them are
+served by `runner.serve.fastlane` when it can, by FastAPI otherwise, with the same answers.
+
 Errors of every kind leave as `{"error": {"code", "message"}}` (`runner.serve.errors`,
 `runner.serve.edge`); FastAPI's own 404/405/422 answers are reshaped to match.
 """
@@ -27,8 +30,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from runner import __version__
 from runner.serve import operator_console, routes_operators, routes_sessions, routes_status
 from runner.serve.context import ServeContext
-from runner.serve.edge import EdgeMiddleware
+from runner.serve.edge import EdgeMiddleware, ErrorsMiddleware
 from runner.serve.errors import error_body
+from runner.serve.fastlane import FastLane
 from runner.serve.realtime import RealtimeLayer
 from runner.serve.tracing import TraceMiddleware
 
@@ -50,6 +54,7 @@ class ServeApp:
     api: FastAPI
     context: ServeContext
     realtime: RealtimeLayer
+    lane: FastLane
 
 
 def build_app(context: ServeContext) -> ServeApp:
@@ -61,10 +66,14 @@ def build_app(context: ServeContext) -> ServeApp:
         redoc_url=None,
     )
     api.state.serve = context
-    api.include_router(routes_sessions.router)
-    api.include_router(routes_operators.router)
-    api.include_router(routes_status.router)
-    api.include_router(operator_console.router)
+    routers = [
+        routes_sessions.router,
+        routes_operators.router,
+        routes_status.router,
+        operator_console.router,
+    ]
+    for router in routers:
+        api.include_router(router)
 
     @api.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
@@ -75,12 +84,18 @@ def build_app(context: ServeContext) -> ServeApp:
 
     api.add_exception_handler(RequestValidationError, _invalid_body)
     api.add_exception_handler(StarletteHTTPException, _http_error)
-    api.add_middleware(EdgeMiddleware, context=context)
-    api.add_middleware(TraceMiddleware)  # outermost: the request's span covers the edge too
+    api.add_middleware(ErrorsMiddleware, context=context)
+    # after every route and handler is in place: the fast lane compiles them now. The edge
+    # is in front of FastAPI, so what the lane serves skips FastAPI's own layers too; the
+    # request's trace span is outermost, covering the edge.
+    lane = FastLane(api, routers, api.exception_handlers, context)
+    edge = TraceMiddleware(EdgeMiddleware(api, context=context, lane=lane))
     realtime = RealtimeLayer(context)
     context.metrics.follow(context.lc)
     realtime.follow()
-    return ServeApp(asgi=realtime.asgi(api), api=api, context=context, realtime=realtime)
+    return ServeApp(
+        asgi=realtime.asgi(edge), api=api, context=context, realtime=realtime, lane=lane
+    )
 
 
 async def _invalid_body(request: Request, exc: Exception) -> JSONResponse:
@@ -100,7 +115,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         status = 413
     code = _HTTP_CODES.get(status, "http_error")
     message = (
-        "the request body is too large"
+        f"the request body is larger than {request.app.state.serve.limits.max_body_bytes} bytes"
         if status == 413
         else "no such route"
         if status == 404

@@ -11,12 +11,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from runner.runtime.auth import AuthContext
 from runner.serve.context import ServeContext
 from runner.serve.identity import NotVisible
 
-__all__ = ["Caller", "Context", "in_workspace"]
+__all__ = ["Caller", "Context", "bearer_token", "caller", "in_workspace", "serve_context"]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -24,7 +25,9 @@ _bearer = HTTPBearer(
 )
 
 
-def serve_context(request: Request) -> ServeContext:
+async def serve_context(request: Request) -> ServeContext:
+    # async, like every dependency here: FastAPI runs a plain `def` dependency in a worker
+    # thread, a thread hop per request for an attribute read
     context: ServeContext = request.app.state.serve
     return context
 
@@ -33,9 +36,18 @@ async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> AuthContext:
-    context = serve_context(request)
+    context: ServeContext = request.app.state.serve
     token = None if credentials is None else credentials.credentials
     return await context.authenticator.authenticate(token)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, read as `HTTPBearer` reads it
+    (for the fast lane, `runner.serve.fastlane`, which does not run FastAPI's dependencies)."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
 
 
 Context = Annotated[ServeContext, Depends(serve_context)]

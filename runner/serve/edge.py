@@ -1,8 +1,10 @@
 """The HTTP edge of the API: bounds, error shapes, request metrics, draining.
 
-Role: one pure ASGI middleware inside the FastAPI app (between Starlette's outermost error
-middleware and the router), so it sees every request with its route template and every
-exception a handler did not turn into a response:
+Role: one pure ASGI middleware in front of the FastAPI app (under Socket.io's ASGI app), so it
+sees every HTTP request with its route template (FastAPI's router sets it on the shared scope)
+and every exception nobody turned into a response; `ErrorsMiddleware`, inside FastAPI, answers
+the exceptions of the routes FastAPI serves the same way, before Starlette's own error
+middleware would answer them in plain text:
 
   - refuses a body larger than `max_body_bytes` (413; by Content-Length at once, else while
     reading) and more than `max_requests_in_flight` API requests at a time (503, Retry-After);
@@ -10,7 +12,9 @@ exception a handler did not turn into a response:
     `{"error": {"code", "message"}}`; anything else becomes a 500 naming an incident id while
     the traceback goes to the server's log: no traceback ever reaches a client;
   - counts requests and their duration by route template (`runner_http_*`);
-  - keeps `ServeContext.api_in_flight`, which draining waits on.
+  - keeps `ServeContext.api_in_flight`, which draining waits on;
+  - offers each API request to the fast lane (`runner.serve.fastlane`) first; what it does
+    not serve goes on to FastAPI.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from runner.serve.errors import ApiError, from_exception
 
 if TYPE_CHECKING:
     from runner.serve.context import ServeContext
+    from runner.serve.fastlane import FastLane
 
-__all__ = ["EdgeMiddleware", "json_error"]
+__all__ = ["EdgeMiddleware", "ErrorsMiddleware", "answer_error", "json_error"]
 
 log = logging.getLogger("runner.serve")
 
@@ -43,7 +48,10 @@ class _BodyTooLarge(Exception):
 
 
 async def json_error(send: Send, error: ApiError) -> None:
-    body = json.dumps(error.body()).encode()
+    # rendered as every other JSON answer is (Starlette's JSONResponse)
+    body = json.dumps(
+        error.body(), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    ).encode("utf-8")
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -54,9 +62,10 @@ async def json_error(send: Send, error: ApiError) -> None:
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, context: ServeContext) -> None:
+    def __init__(self, app: ASGIApp, context: ServeContext, lane: FastLane | None = None) -> None:
         self.app = app
         self.context = context
+        self.lane = lane
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,7 +94,12 @@ class EdgeMiddleware:
             if counted:
                 ctx.api_in_flight += 1
             try:
-                await self.app(scope, _bounded(receive, limits.max_body_bytes), sending)
+                bounded = _bounded(receive, limits.max_body_bytes)
+                reading: Receive | None = bounded
+                if counted and self.lane is not None:
+                    reading = await self.lane.dispatch(scope, bounded, sending)
+                if reading is not None:  # not served by the fast lane
+                    await self.app(scope, reading, sending)
             finally:
                 if counted:
                     ctx.api_in_flight -= 1
@@ -99,25 +113,59 @@ class EdgeMiddleware:
             )
 
     async def _fail(self, scope: Scope, exc: Exception, status: dict[str, Any], send: Send) -> None:
-        if isinstance(exc, _BodyTooLarge):
-            limit = self.context.limits.max_body_bytes
-            error: ApiError | None = ApiError(
-                413, "body_too_large", f"the request body is larger than {limit} bytes"
-            )
-        else:
-            error = from_exception(exc)
-        if error is None:
-            incident = secrets.token_hex(6)
-            log.error(
-                "internal error %s on %s %s", incident, scope["method"], scope["path"], exc_info=exc
-            )
-            error = ApiError(
-                500, "internal", f"internal error (incident {incident}); see the server's log"
-            )
-        if status["sent"]:  # a streamed response already started: nothing more can be said
-            log.warning("error after the response started: %s", error)
+        await answer_error(scope, exc, self.context.limits.max_body_bytes, status["sent"], send)
+
+
+class ErrorsMiddleware:
+    """Inside FastAPI (within Starlette's ServerErrorMiddleware, which would answer plain
+    text): an exception a FastAPI-served route raised becomes its JSON answer here."""
+
+    def __init__(self, app: ASGIApp, context: ServeContext) -> None:
+        self.app = app
+        self.context = context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        await json_error(send, error)
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            limit = self.context.limits.max_body_bytes
+            await answer_error(scope, exc, limit, started, sending)
+
+
+async def answer_error(
+    scope: Scope, exc: Exception, max_body_bytes: int, started: bool, send: Send
+) -> None:
+    """The answer to an exception: its API error, or a 500 naming an incident whose traceback
+    goes to the log; nothing when the response already started (it is logged)."""
+    if isinstance(exc, _BodyTooLarge):
+        error: ApiError | None = ApiError(
+            413, "body_too_large", f"the request body is larger than {max_body_bytes} bytes"
+        )
+    else:
+        error = from_exception(exc)
+    if error is None:
+        incident = secrets.token_hex(6)
+        log.error(
+            "internal error %s on %s %s", incident, scope["method"], scope["path"], exc_info=exc
+        )
+        error = ApiError(
+            500, "internal", f"internal error (incident {incident}); see the server's log"
+        )
+    if started:  # a streamed response already started: nothing more can be said
+        log.warning("error after the response started: %s", error)
+        return
+    await json_error(send, error)
 
 
 def _content_length(scope: Scope) -> int | None:

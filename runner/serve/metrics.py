@@ -10,7 +10,8 @@ subscriptions (`ServeMetrics.follow`).
 Conventions: names `runner_<what>_<unit>`, counters end in `_total`, durations in
 `_seconds`. Labels are bounded: agents, teams, pools and alerts come from the specs, routes
 are path templates, event names are the runtime's; session ids, user ids and workspace ids
-are never labels; an end reason outside the runtime's own becomes `other`.
+are never labels; an end reason outside the runtime's own becomes `other`, and so do tool
+names past `MAX_TOOL_LABELS` distinct ones (the model names the function it calls).
 
 Each app has its own `CollectorRegistry` (several servers in one test process do not mix).
 """
@@ -27,7 +28,7 @@ from prometheus_client.registry import Collector
 from runner import Lifecycle
 from runner.runtime.events import Event
 
-__all__ = ["KNOWN_END_REASONS", "RuntimeCollector", "ServeMetrics"]
+__all__ = ["KNOWN_END_REASONS", "MAX_TOOL_LABELS", "RuntimeCollector", "ServeMetrics"]
 
 KNOWN_END_REASONS = frozenset(
     {
@@ -41,6 +42,9 @@ KNOWN_END_REASONS = frozenset(
         "agent_cleanup",
     }
 )
+MAX_TOOL_LABELS = 200
+_TOOL_FAILURES = frozenset({"error", "timeout", "bad_arguments", "no_implementation"})
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _TURN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -208,8 +212,13 @@ class ServeMetrics:
             registry=registry,
         )
         self.tool_calls = Counter(
-            "runner_tool_calls", "Tool events by event name.", ["event"], registry=registry
+            "runner_tool_calls",
+            "Function tool calls ended, by agent, tool and outcome (completed, refused, or why "
+            "it failed: error, timeout, bad_arguments, no_implementation).",
+            ["agent", "tool", "outcome"],
+            registry=registry,
         )
+        self._tool_names: set[str] = set()
         self.socket_connections = Gauge(
             "runner_socketio_connections", "Connected Socket.io clients.", registry=registry
         )
@@ -220,6 +229,10 @@ class ServeMetrics:
             registry=registry,
         )
         registry.register(RuntimeCollector(lc, draining))
+        # labelled children by label values: `labels()` validates and locks on every call,
+        # which showed in profiles at a few calls per request; the label sets are bounded
+        self._http_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._turn_children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
 
     def follow(self, lc: Lifecycle) -> list[Callable[[], None]]:
         """Subscribe to the runtime's events this module counts; returns the `off`s."""
@@ -238,7 +251,33 @@ class ServeMetrics:
         self.escalations.labels(_label(event.data.get("team")), suffix).inc()
 
     def _on_tool(self, event: Event) -> None:
-        self.tool_calls.labels(event.type[:60]).inc()
+        """A call is counted once, when it ends (`tool:called` only says one started; a call
+        refused or failed before running has no `tool:called`)."""
+        kind = event.type
+        data = event.data
+        if kind == "tool:completed":
+            outcome = "completed"
+        elif kind == "tool:refused":
+            outcome = "refused"
+        elif kind == "tool:failed":
+            reason = data.get("reason")
+            outcome = reason if reason in _TOOL_FAILURES else "failed"
+        else:
+            return
+        self.tool_calls.labels(
+            _label(data.get("agent")), self._tool_label(data.get("tool")), outcome
+        ).inc()
+
+    def _tool_label(self, value: Any) -> str:
+        """The tool's name: the model chooses it (a call to a function the agent does not
+        have still names it), so past `MAX_TOOL_LABELS` distinct names the rest are `other`."""
+        name = _label(value)[:100]
+        if name in self._tool_names:
+            return name
+        if len(self._tool_names) >= MAX_TOOL_LABELS:
+            return "other"
+        self._tool_names.add(name)
+        return name
 
     def observe_turn(
         self,
@@ -249,16 +288,34 @@ class ServeMetrics:
         input_tokens: int,
         output_tokens: int,
     ) -> None:
-        a, t = _label(agent), _label(team)
-        self.turns.labels(a, t).inc()
+        key = (_label(agent), _label(team))
+        children = self._turn_children.get(key)
+        if children is None:
+            a, t = key
+            children = self._turn_children[key] = (
+                self.turns.labels(a, t),
+                self.response_seconds.labels(a, t),
+                self.tokens.labels(a, t, "input"),
+                self.tokens.labels(a, t, "output"),
+            )
+        turns, response_seconds, tokens_in, tokens_out = children
+        turns.inc()
         if agent is not None:
-            self.response_seconds.labels(a, t).observe(seconds)
-        self.tokens.labels(a, t, "input").inc(input_tokens)
-        self.tokens.labels(a, t, "output").inc(output_tokens)
+            response_seconds.observe(seconds)
+        tokens_in.inc(input_tokens)
+        tokens_out.inc(output_tokens)
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_seconds.labels(method, route).observe(seconds)
+        """One request; a method outside HTTP's usual ones is `other` (clients choose it)."""
+        key = (method if method in _METHODS else "other", route, str(status))
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children[key] = (
+                self.http_requests.labels(*key),
+                self.http_seconds.labels(key[0], route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

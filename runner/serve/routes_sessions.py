@@ -181,10 +181,12 @@ async def resume(session_id: str, context: Context, caller: Caller) -> SessionOu
 async def end(
     session_id: str, context: Context, caller: Caller, body: EndIn | None = None
 ) -> SessionOut:
-    auth = caller
     reason = "ended" if body is None else body.reason
-    await context.lc.end_agent_session(session_id, reason=reason, auth=auth)
-    return session_out(context.lc.get_session(session_id, auth=auth))
+    # the handle, taken while the session is live, follows it to its end: reading it again
+    # after the end would load the ended session back from the store
+    session = context.lc.get_session(session_id, auth=caller)
+    await context.lc.end_agent_session(session_id, reason=reason, auth=caller)
+    return session_out(session)
 
 
 @router.post("/sessions/{session_id}/handoff")

@@ -22,12 +22,20 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from runner.serve.app import ServeApp
 
-__all__ = ["DrainingServer", "make_server", "serve_forever"]
+__all__ = [
+    "DrainingServer",
+    "OneWriteHTTPProtocol",
+    "OneWriteTransport",
+    "make_server",
+    "serve_forever",
+]
 
 
 class DrainingServer(uvicorn.Server):
@@ -74,10 +82,74 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
+class OneWriteTransport:
+    """A connection's transport that sends what is written in one pass of the event loop as
+    one write: uvicorn writes a response's status line and headers, then its body, as two
+    `send()`s, so every response cost two syscalls, two segments and two wake-ups of the
+    client (and, on a busy machine, two chances for the woken client to preempt the server).
+    Streamed bodies still leave chunk by chunk: each pass of the loop flushes."""
+
+    __slots__ = ("_loop", "_pending", "transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(bytes(data))
+
+    def writelines(self, chunks: Any) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self.transport.is_closing():
+                self.transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self.transport.write_eof()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self.transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+class OneWriteHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+    """uvicorn's HTTP/1.1 protocol (httptools, else h11) over `OneWriteTransport`; a
+    WebSocket upgrade gets the connection's own transport back."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(OneWriteTransport(transport))
+
+    transport: Any
+
+    def handle_websocket_upgrade(self, *args: Any) -> None:
+        wrapped = self.transport
+        if isinstance(wrapped, OneWriteTransport):
+            wrapped.flush()
+            self.transport = wrapped.transport
+        super().handle_websocket_upgrade(*args)
+
+
 def make_server(app: ServeApp, *, host: str, port: int) -> DrainingServer:
     limits = app.context.limits
     config = uvicorn.Config(
         app.asgi,
+        http=OneWriteHTTPProtocol,
         host=host,
         port=port,
         lifespan="off",
