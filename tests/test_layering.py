@@ -70,6 +70,7 @@ CONFINED: dict[str, tuple[str, ...]] = {
     "openai": ("runner.providers.foundry",),
     "watchfiles": ("runner.watch.watcher",),
     "jinja2": ("runner.spec.render_jinja",),
+    "re2": ("runner.spec.patterns",),
     # runner serve's service stack: only the serve package (never validate, plan or the runtime)
     "fastapi": (
         "runner.serve.app",
