@@ -155,11 +155,11 @@ def run(args: argparse.Namespace) -> int:
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; "
             "choose another --port (0 picks a free one)"
         ) from None
-    print(f"runner emulator: serving {Path(args.data) / 'local-store.db'}", flush=True)
-    print(f"endpoint: {handle.endpoint}", flush=True)
-    print(f"stats:    {handle.base_url}/_emulator/stats", flush=True)
-    print("press Ctrl-C to stop", flush=True)
-    try:
+    try:  # Ctrl-C from here on, even while the banner prints, is a clean stop
+        print(f"runner emulator: serving {Path(args.data) / 'local-store.db'}", flush=True)
+        print(f"endpoint: {handle.endpoint}", flush=True)
+        print(f"stats:    {handle.base_url}/_emulator/stats", flush=True)
+        print("press Ctrl-C to stop", flush=True)
         handle.wait()
     except KeyboardInterrupt:
         print("runner emulator: stopping", file=sys.stderr, flush=True)
