@@ -215,6 +215,11 @@ def explain(exc: Exception, where: TextLocation) -> str:
     text = str(exc)
     if isinstance(exc, RenderLimitError):
         return text
+    if isinstance(exc, RecursionError):
+        return (
+            "the template exceeds its budget: it recurses too deeply (a macro or a recursive "
+            "loop calling itself without end)"
+        )
     if isinstance(exc, TemplateSyntaxError):
         return f"template syntax error: {exc.message}"
     if isinstance(exc, SecurityError):
@@ -240,7 +245,8 @@ def explain(exc: Exception, where: TextLocation) -> str:
 
 def error_code(exc: Exception) -> str:
     """The problem code of a render failure: `render.limit` for an overrun of the budget."""
-    return "render.limit" if isinstance(exc, RenderLimitError) else "render.template"
+    limit = isinstance(exc, RenderLimitError | RecursionError)
+    return "render.limit" if limit else "render.template"
 
 
 def error_line(exc: Exception) -> int | None:

@@ -41,6 +41,7 @@ __all__ = [
     "check_format_spec",
     "check_printf",
     "check_size",
+    "check_text",
     "current",
     "join_bounded",
     "rendering",
@@ -176,10 +177,53 @@ def check_size(size: int) -> None:
 
 
 def join_bounded(parts: Iterable[Any], sep: str = "") -> str:
-    """`sep.join(map(str, parts))`, checked before it is built."""
-    texts = [p if type(p) is str else str(p) for p in parts]
-    check_size(sum(map(len, texts)) + len(sep) * max(0, len(texts) - 1))
+    """`sep.join(map(str, parts))`, checked piece by piece before it is built."""
+    limit = LIMITS.value
+    texts: list[str] = []
+    size = 0
+    for part in parts:
+        if type(part) is not str:
+            check_text(part)
+            part = str(part)
+        size += len(part) + (len(sep) if texts else 0)
+        if size > limit:
+            check_size(size)  # raises
+        texts.append(part)
+    check_size(size)
     return sep.join(texts)
+
+
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def check_text(value: Any) -> None:
+    """`str(value)` is about to be built: for a container (lists of lists of the same big list
+    are cheap to make, their text is not) its size is estimated first, stopping as soon as it
+    is over the value limit. Anything else converts in proportion to what already exists."""
+    if not isinstance(value, _CONTAINERS):
+        return
+    limit = LIMITS.value
+    total = 0
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item)
+            if total <= limit:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        elif isinstance(item, _CONTAINERS):
+            total += 2 + 2 * len(item)
+            if total <= limit:
+                stack.extend(item)
+        else:
+            total += 8
+        if total > limit:
+            raise _over(
+                f"the text of a value of more than {limit:,} characters", limit, "per value"
+            )
 
 
 _DIGITS = re.compile(r"\d+")

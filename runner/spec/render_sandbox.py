@@ -32,6 +32,7 @@ from runner.spec.render_limits import (
     check_format_spec,
     check_printf,
     check_size,
+    check_text,
     current,
     join_bounded,
     tick,
@@ -80,11 +81,29 @@ def _check_result(value: Any) -> Any:
     return value
 
 
+# Filters that turn their value into text (their result is checked too, but only after it is
+# built: a container's text is estimated first).
+_TEXT_FILTERS = frozenset(
+    {
+        "capitalize", "center", "e", "escape", "forceescape", "format", "indent", "lower",
+        "pprint", "replace", "safe", "string", "striptags", "title", "tojson", "trim",
+        "truncate", "upper", "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr",
+    }
+)  # fmt: skip
+
+
 def _filter_checks(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Before filter `name` runs on (value, *params) = args."""
     if not args:
         return
     value, params = args[0], args[1:]
+    if name in _TEXT_FILTERS:  # makes text of its value (and `format` of its arguments)
+        check_text(value)
+        if name == "format":
+            for param in (*params, *kwargs.values()):
+                check_text(param)
+    if name == "sum" and isinstance(value, list | tuple):  # adding lists or strings copies
+        check_size(sum(len(v) for v in value if isinstance(v, str | list | tuple)))
     if name == "center":
         width = _width(params, kwargs, 0, "width", 80)
         if isinstance(width, int):
@@ -169,6 +188,7 @@ def make_environment() -> Any:
     class _Formatter(SandboxedFormatter):
         def format_field(self, value: Any, format_spec: str) -> Any:
             check_format_spec(format_spec)
+            check_text(value)
             return _check_result(super().format_field(value, format_spec))
 
     class _CodeGenerator(CodeGenerator):
@@ -254,9 +274,16 @@ def make_environment() -> Any:
                     check_size(len(left) + len(right))
             elif operator == "%" and isinstance(left, str):
                 check_printf(left, right)
+                for item in right if isinstance(right, tuple) else (right,):
+                    check_text(item)
             return _check_result(super().call_binop(context, operator, left, right))
 
+    def finalize(value: Any) -> Any:  # every `{{ value }}` before it becomes text
+        check_text(value)
+        return value
+
     env = _Sandbox(
+        finalize=finalize,
         undefined=_Undefined,
         autoescape=False,
         trim_blocks=True,

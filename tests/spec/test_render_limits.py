@@ -76,6 +76,14 @@ BOMBS = {
     "macro": "{% macro m() %}{% for i in range(100000) %}{{ 'z' * 1000 }}{% endfor %}"
     "{% endmacro %}{{ m()|length }}",
     "lipsum": "{{ lipsum(1000000) }}",
+    "recursion": "{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}",
+    "nested list output": "{% set l = range(100000)|list %}{{ [l] * 1000 }}",
+    "nested list string": "{% set l = range(100000)|list %}{{ ([l] * 1000)|string }}",
+    "nested list join": "{% set l = range(100000)|list %}{{ ([l] * 1000)|join }}",
+    "nested list ~": "{% set l = range(100000)|list %}{{ ([l] * 1000) ~ 'x' }}",
+    "nested list str.format": "{% set l = range(100000)|list %}{{ '{}'.format([l] * 1000) }}",
+    "nested list %": "{% set l = range(100000)|list %}{{ '%s' % ([l] * 1000,) }}",
+    "sum of lists": "{{ ([[1] * 100000] * 1000)|sum(start=[])|length }}",
     "tojson indent": f"{{{{ [[1]]|tojson({BIG}) }}}}",
 }
 
@@ -144,3 +152,5 @@ def test_ordinary_templates_render_as_before() -> None:
         " {{ '{a}'.format_map({'a': 1}) }}"
     )
     assert render(source) == "012     a    b   c   a,b ab xxx [1, 2] 5% a\n  b 123 AB zb 1"
+    big = "{% set l = range(100000)|list %}{{ ([l] * 1000)|length }} {{ {'a': [1]} }}"
+    assert render(big) == "1000 {'a': [1]}"  # a big value is fine until it becomes text
