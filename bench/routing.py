@@ -1,11 +1,18 @@
-"""Benchmark: time to decide a handoff with 200 triggers on a 2 KB message.
+"""Benchmark: time to decide a handoff with 200 triggers (and a catastrophic one) on a 2 KB message.
 
 Compiled: `routing.decide_handoff` with the member's `TriggerMatcher` (the message tokenized
 once by bytes.translate + split, keyword/phrase words looked up as a set intersection, regexes
 only to confirm candidates; patterns gated by required words or literals, evaluated lazily in
 priority order). Baseline: a naive loop over the triggers in priority order, each trigger's
 regexes compiled beforehand but evaluated one by one, stopping at the first trigger that holds.
-Target: compiled p99 under 100 us.
+Target: compiled p99 under 100 us. Patterns run on RE2 (`runner.spec.patterns`), linear in the
+message; the naive baseline runs them on Python's backtracking `re`.
+
+Every row's member also has a 201st trigger, `pattern: '(a+)+$'` (issue 9: with `re`, a
+24-character run of a's took 1.1 s, doubling per character). Row `a-run` is the no-trigger
+message holding a run of a's followed by '!': the naive baseline pays the backtracking on a
+run of `--a-run` (default 16) characters, the compiled matcher is timed on that message and on
+one whose run is 1,000 characters (`a-run 1000`, no baseline: `re` would not finish).
 
 Messages (2 KB each): `hit` (a keyword of a priority-8 trigger in capitals and a ticket id a
 priority-1 pattern matches), `no trigger` (the common case: nothing fires, every trigger is
@@ -101,6 +108,9 @@ def build_triggers(rng: random.Random, words: Sequence[str]) -> list[dict[str, A
     ]
 
 
+CATASTROPHIC = "(a+)+$"
+
+
 def build_message(rng: random.Random, filler: list[str], hits: Sequence[str]) -> str:
     parts: list[str] = []
     while sum(len(p) + 1 for p in parts) < 2048:
@@ -179,12 +189,21 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--a-run", type=int, default=16, help="a's before '!' in row a-run")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     words = vocabulary(rng, 3000)
     rng.shuffle(words)
     specs = build_triggers(rng, words[:1500])
     filler = words[1500:]
+    specs.append(
+        {
+            "name": "catastrophic",
+            "when": {"pattern": CATASTROPHIC},
+            "target": "spec-0",
+            "priority": 9,
+        }
+    )
     triggers = [HandoffTrigger.model_validate(s) for s in specs]
     kw_hit = next(t for t in triggers if t.when.keywords).when.keywords
     assert kw_hit is not None
@@ -195,6 +214,11 @@ def main() -> None:
     accented = build_message(rng, filler, ["caf\u00e9", "\u201cna\u00efve\u201d", "\U0001f642"])
     while matcher_of(triggers).best(accented, turn=3) is not None:
         accented = build_message(rng, filler, ["caf\u00e9", "\u201cna\u00efve\u201d", "\U0001f642"])
+    mid = len(quiet) // 2
+    a_run = quiet[:mid] + " " + "a" * args.a_run + "!" + quiet[mid + args.a_run + 2 :]
+    long_run = (quiet[:500] + " " + "a" * 1000 + "! " + quiet[1502:])[:2048]
+    for text in (a_run, long_run):
+        assert matcher_of(triggers).best(text, turn=3) is None
     team = Team.model_validate(
         {
             "apiVersion": "runner/v1",
@@ -211,7 +235,7 @@ def main() -> None:
     compile_ms = (time.perf_counter_ns() - t0) / 1e6
     matchers = {"front": matcher}
     naive = naive_best(triggers)
-    for text in (message, quiet, accented):
+    for text in (message, quiet, accented, a_run):
         fast = matcher.best(text, turn=3)
         assert (fast.trigger if fast else None) == naive(text, 3), (fast, naive(text, 3))
     kinds = {
@@ -230,12 +254,18 @@ def main() -> None:
         )
 
     n, slow_n = args.iterations, max(200, args.iterations // 10)
-    scenarios = [("hit", message), ("no trigger", quiet), ("non-ASCII", accented)]
+    scenarios = [
+        ("hit", message),
+        ("no trigger", quiet),
+        ("non-ASCII", accented),
+        ("a-run", a_run),
+    ]
     verdicts = []
     for name, text in scenarios:
         compiled = rounds(decide(text), n, args.rounds)
         every = rounds(lambda text=text: matcher.match(text, turn=3), n, args.rounds)  # type: ignore[misc]
-        base = rounds(lambda text=text: naive(text, 3), slow_n, args.rounds)  # type: ignore[misc]
+        base_n = slow_n if name != "a-run" else max(20, slow_n // 20)
+        base = rounds(lambda text=text: naive(text, 3), base_n, args.rounds)  # type: ignore[misc]
         for label, (p50, p99, worst, _ok) in (
             ("compiled decide_handoff", compiled),
             ("compiled match (all)", every),
@@ -250,6 +280,12 @@ def main() -> None:
             f"p99 x{base[1] / compiled[1]:.1f}"
         )
         verdicts.append((name, compiled))
+    compiled = rounds(decide(long_run), n, args.rounds)
+    print(
+        f"{'a-run 1000':10s} {'compiled decide_handoff':24s} p50 {compiled[0]:8.1f} us   "
+        f"p99 {compiled[1]:8.1f} us   (worst round p99 {compiled[2]:8.1f} us)"
+    )
+    verdicts.append(("a-run 1000", compiled))
     met = all(c[1] < 100 for _name, c in verdicts)
     print(
         f"target p99 < 100 us: {'met' if met else 'MISSED'} ("

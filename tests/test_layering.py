@@ -69,7 +69,8 @@ CONFINED: dict[str, tuple[str, ...]] = {
     "azure": ("runner.providers.foundry",),
     "openai": ("runner.providers.foundry",),
     "watchfiles": ("runner.watch.watcher",),
-    "jinja2": ("runner.spec.render_jinja",),
+    "jinja2": ("runner.spec.render_jinja", "runner.spec.render_sandbox"),
+    "re2": ("runner.spec.patterns",),
     # runner serve's service stack: only the serve package (never validate, plan or the runtime)
     "fastapi": (
         "runner.serve.app",

@@ -2,7 +2,9 @@
 
 Role: the CLI face of `runner.providers.emulator.serve_emulator`. It prints the endpoint to put
 in a foundry Environment (`endpoint: http://127.0.0.1:PORT/api/projects/p1`); plain http is
-accepted by the foundry provider only on loopback hosts.
+accepted by the foundry provider only on loopback hosts. The emulator has no authentication:
+it listens on loopback only unless `--allow-remote` says otherwise (else exit 2), serves at
+most `--max-connections` connections at once and bodies of at most `--max-body-mb`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ import sys
 from pathlib import Path
 
 from runner.errors import EXIT_OK, EXIT_USAGE, UserError
+from runner.providers.emulator_http import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_CONNECTIONS,
+    check_bind_host,
+)
 
 
 def _rate(text: str) -> float:
@@ -34,6 +41,16 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _statuses(text: str) -> tuple[int, ...]:
     try:
         statuses = tuple(int(s) for s in text.split(",") if s.strip())
@@ -45,7 +62,27 @@ def _statuses(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (loopback unless --allow-remote)"
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host that is not loopback (the emulator has no authentication)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="connections served at once; more are answered 503 "
+        f"(default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    parser.add_argument(
+        "--max-body-mb",
+        type=_non_negative,
+        default=DEFAULT_MAX_BODY / (1024 * 1024),
+        help="largest request body in MiB; larger ones are answered 413 (default 16)",
+    )
     parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
     parser.add_argument(
         "--data", default=".runner/emulator", help="folder of the store (local-store.db)"
@@ -93,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
     if args.retry_after_ms < 0:
         raise UserError("--retry-after-ms must not be negative", exit_code=EXIT_USAGE)
     try:
+        check_bind_host(args.host, allow_remote=args.allow_remote)
+    except ValueError as exc:
+        raise UserError(str(exc), exit_code=EXIT_USAGE) from None
+    try:
         handle = serve_emulator(
             data_dir=Path(args.data),
             host=args.host,
@@ -105,17 +146,20 @@ def run(args: argparse.Namespace) -> int:
             retry_after_ms=args.retry_after_ms,
             lost_response_mode=args.lost_response_mode,
             project=args.project,
+            max_connections=args.max_connections,
+            max_body=int(args.max_body_mb * 1024 * 1024),
+            allow_remote=args.allow_remote,
         )
     except OSError as exc:
         raise UserError(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; "
             "choose another --port (0 picks a free one)"
         ) from None
-    print(f"runner emulator: serving {Path(args.data) / 'local-store.db'}", flush=True)
-    print(f"endpoint: {handle.endpoint}", flush=True)
-    print(f"stats:    {handle.base_url}/_emulator/stats", flush=True)
-    print("press Ctrl-C to stop", flush=True)
-    try:
+    try:  # Ctrl-C from here on, even while the banner prints, is a clean stop
+        print(f"runner emulator: serving {Path(args.data) / 'local-store.db'}", flush=True)
+        print(f"endpoint: {handle.endpoint}", flush=True)
+        print(f"stats:    {handle.base_url}/_emulator/stats", flush=True)
+        print("press Ctrl-C to stop", flush=True)
         handle.wait()
     except KeyboardInterrupt:
         print("runner emulator: stopping", file=sys.stderr, flush=True)

@@ -4,8 +4,9 @@ Each save is validated first; an invalid one prints its problems at file:line:co
 last good state (nothing planned, applied or deleted from it). A good one prints the plan, or
 with `--apply` applies it, except in a protected environment, which is only ever planned (said
 at start and on every reload). `--format json` prints one JSON object per reload
-(`ReloadOutcome.to_json`). Ctrl-C stops (exit 130), SIGTERM too (exit 0); SIGUSR1 re-reads
-Foundry and the registry in full, as does every `--refresh-interval` seconds.
+(`ReloadOutcome.to_json`). Ctrl-C stops (exit 130), SIGTERM too (exit 0), within a second
+whatever is rendering (the handler cancels rendering: `runner.spec.render_limits`); SIGUSR1
+re-reads Foundry and the registry in full, as does every `--refresh-interval` seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from runner.cli._workspace import (
     use_colour,
 )
 from runner.errors import EXIT_OK
+from runner.spec.render_limits import RenderCancelled, cancel_rendering
 from runner.watch.engine import ReloadEngine
 from runner.watch.outcome import ReloadOutcome
 
@@ -177,6 +179,10 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "text":
             print("Stopped watching.", flush=True)
         return EXIT_INTERRUPTED
+    except RenderCancelled:  # SIGTERM while a template rendered: nothing was planned from it
+        if args.format == "text":
+            print("Stopped watching.", flush=True)
+        return EXIT_OK
     finally:
         _restore_signals(previous)
         engine.close()
@@ -188,6 +194,7 @@ def _install_signals(watcher: Any) -> dict[int, Any]:
 
     def stop(_signum: int, _frame: object) -> None:
         watcher.stop()
+        cancel_rendering()  # a template rendering now stops at its next step
 
     def refresh(_signum: int, _frame: object) -> None:
         watcher.request_refresh()

@@ -11,8 +11,9 @@ deterministic reply and its word-count usage, or function calls (`local_tools`),
 `stream: true`, as server-sent events (`emulator_responses`).
 
 The protocol logic is `emulator_routes.Emulator`, the wire shapes and request decoding are in
-`emulator_json`, fault injection and stats in `emulator_faults`; this module is the HTTP face:
-the server, `serve_emulator` and the `EmulatorHandle` it returns.
+`emulator_json`, fault injection and stats in `emulator_faults`, the bounded HTTP server
+(connection cap, read timeouts, body limit, loopback-only binding) in `emulator_http`; this
+module is the HTTP face: the request handler, `serve_emulator` and its `EmulatorHandle`.
 
 Invariants:
 - Every write is committed to the store before any byte of the response is sent.
@@ -32,13 +33,19 @@ import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from runner.providers.base import NotFoundError, ProviderError
 from runner.providers.emulator_faults import FaultConfig, LostResponseMode, injected_error
+from runner.providers.emulator_http import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_CONNECTIONS,
+    BoundedRequestHandler,
+    BoundedServer,
+    check_bind_host,
+)
 from runner.providers.emulator_json import HttpError
 from runner.providers.emulator_responses import EventStream
 from runner.providers.emulator_routes import Emulator
@@ -49,9 +56,7 @@ __all__ = ["EmulatorHandle", "serve_emulator"]
 # ---------------------------------------------------------------- HTTP server
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(BoundedServer):
     emulator: Emulator
 
 
@@ -59,10 +64,8 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _RequestHandler(BoundedRequestHandler):
     server_version = "runner-emulator/1"
-    timeout = 120  # idle keep-alive connections end eventually
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     server: _Server
 
@@ -117,8 +120,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = split.path
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        try:
+            raw = self.read_body()  # bounded: 400/408/411/413 before anything is routed
+        except HttpError as exc:
+            self._send_error(exc)
+            return
+        self.request_read()
         if path.endswith("/_emulator/stats") and method == "GET":
             self._send(200, emulator.stats())
             return
@@ -247,15 +254,25 @@ def serve_emulator(
     lost_response_mode: LostResponseMode = "503",
     project: str = "p1",
     record_requests: int = 0,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_body: int = DEFAULT_MAX_BODY,
+    allow_remote: bool = False,
+    idle_timeout: float = 60.0,
+    read_timeout: float = 10.0,
+    request_timeout: float = 10.0,
 ) -> EmulatorHandle:
     """Start the emulator on a background thread over the store in `data_dir`.
 
     `port=0` picks a free port. `record_requests=N` keeps the last N requests for
     `EmulatorHandle.requests()` and `GET /_emulator/requests`. Use as a context manager; the
     store file is `data_dir/local-store.db` (the same file a `local` environment with that
-    data_dir uses).
+    data_dir uses). The HTTP limits (`max_connections`, `max_body` bytes, the timeouts in
+    seconds) are `runner.providers.emulator_http`'s; a `host` that is not loopback is refused
+    (ValueError) unless `allow_remote`.
     """
     from runner.paths import local_store_path
+
+    check_bind_host(host, allow_remote=allow_remote)
 
     faults = FaultConfig(
         latency_ms=latency_ms,
@@ -269,8 +286,16 @@ def serve_emulator(
     store = LocalStore(local_store_path(str(data_dir)))
     try:
         server_class = _Server6 if ":" in host else _Server
-        server = server_class((host, port), _RequestHandler)
-    except OSError:
+        server = server_class(
+            (host, port),
+            _RequestHandler,
+            max_connections=max_connections,
+            max_body=max_body,
+            idle_timeout=idle_timeout,
+            read_timeout=read_timeout,
+            request_timeout=request_timeout,
+        )
+    except (OSError, ValueError):
         store.close()
         raise
     server.emulator = Emulator(store, faults=faults, seed=seed, record_requests=record_requests)

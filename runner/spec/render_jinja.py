@@ -10,9 +10,10 @@ whose message `explain` words and whose line `error_line` finds.
 Invariants:
   - jinja2 is imported only when a text needs it (`jinja_environment`, on first use, or to
     explain an exception Jinja raised): a project of plain and simple texts never imports it.
-    This is the only module that imports jinja2.
-  - Jinja runs in an immutable sandbox with StrictUndefined and no autoescape, built once; `*`
-    and `**` are bounded so a template cannot build a memory bomb.
+    With `runner.spec.render_sandbox`, the only module that imports jinja2.
+  - Jinja runs in the sandbox of `runner.spec.render_sandbox` (immutable, StrictUndefined, no
+    autoescape, built once), each render within its budget (`runner.spec.render_limits`):
+    steps, time, output and sizes; an overrun is a RenderError with code `render.limit`.
   - Jinja sees the `named_view`s of the variables, so an undefined key reads `'vars.db'`;
     the views are built only when Jinja runs.
   - `render_text_at` and `fixed_text` call `compile_text` through this module's namespace: a test
@@ -31,6 +32,7 @@ from typing import Any
 from runner.spec.project import PathItem
 from runner.spec.render_fast import Part, render_parts, simple_parts, tidy, tidy_quick
 from runner.spec.render_layout import DEFAULT_LAYOUT, render_default_layout
+from runner.spec.render_limits import RenderLimitError, rendering
 from runner.spec.render_resolve import RenderError
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "as_is",
     "clear_cache",
     "compile_text",
+    "error_code",
     "error_line",
     "explain",
     "fixed_text",
@@ -51,9 +54,6 @@ __all__ = [
     "render_text_at",
     "template_line",
 ]
-
-# Largest string/list a template may build with `*` (guards the sandbox against memory bombs).
-_MAX_PRODUCT_LEN = 1_000_000
 
 
 class _Named(dict[str, Any]):
@@ -85,54 +85,15 @@ _MARKS = ("{{", "{%", "{#")
 
 
 def jinja_environment() -> Any:
-    """The sandboxed Jinja Environment, built (and jinja2 imported) on first use only: texts
-    without template syntax, simple `{{ a.b }}` substitutions and the default layout never need
-    it, so a project made only of those does not pay for importing jinja2."""
+    """The sandboxed Jinja Environment (`runner.spec.render_sandbox`), built (and jinja2
+    imported) on first use only: texts without template syntax, simple `{{ a.b }}`
+    substitutions and the default layout never need it, so a project made only of those does
+    not pay for importing jinja2."""
     global _ENV
-    if _ENV is not None:
-        return _ENV
-    import jinja2
-    from jinja2.exceptions import SecurityError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    if _ENV is None:
+        from runner.spec.render_sandbox import make_environment
 
-    class _Undefined(jinja2.StrictUndefined):
-        __slots__ = ()
-
-        @property
-        def _undefined_message(self) -> str:
-            if self._undefined_hint:
-                return self._undefined_hint
-            owner = getattr(self._undefined_obj, "_runner_name", None)
-            if isinstance(owner, str):
-                return f"{owner!r} has no attribute {self._undefined_name!r}"
-            return str(super()._undefined_message)
-
-    class _Sandbox(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**"})
-
-        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            if operator == "*":
-                for seq, times in ((left, right), (right, left)):
-                    if (
-                        isinstance(seq, str | list | tuple)
-                        and isinstance(times, int)
-                        and len(seq) * times > _MAX_PRODUCT_LEN
-                    ):
-                        raise SecurityError(
-                            f"a {type(seq).__name__} of more than {_MAX_PRODUCT_LEN} items "
-                            "is too big"
-                        )
-            if operator == "**" and isinstance(right, int) and abs(right) > 1000:
-                raise SecurityError("exponent too large (at most 1000)")
-            return super().call_binop(context, operator, left, right)
-
-    _ENV = _Sandbox(
-        undefined=_Undefined,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-    )
+        _ENV = make_environment()
     return _ENV
 
 
@@ -197,10 +158,12 @@ class CompiledText:
             return render_default_layout(context.values)
         template = self.template()
         env = template.environment
-        # Template.render without its copy of the variables: the same Context, same errors.
+        # Template.render without its copy of the variables: the same Context, same errors;
+        # within the text's budget (steps, time, sizes, output: `runner.spec.render_limits`).
         ctx = template.new_context(context.for_jinja(template), shared=True)
         try:
-            return str(env.concat(template.root_render_func(ctx)))
+            with rendering() as budget:
+                return budget.collect(template.root_render_func(ctx))
         except Exception:
             env.handle_exception()
             raise  # pragma: no cover - handle_exception always raises
@@ -250,6 +213,13 @@ def explain(exc: Exception, where: TextLocation) -> str:
     from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 
     text = str(exc)
+    if isinstance(exc, RenderLimitError):
+        return text
+    if isinstance(exc, RecursionError):
+        return (
+            "the template exceeds its budget: it recurses too deeply (a macro or a recursive "
+            "loop calling itself without end)"
+        )
     if isinstance(exc, TemplateSyntaxError):
         return f"template syntax error: {exc.message}"
     if isinstance(exc, SecurityError):
@@ -271,6 +241,12 @@ def explain(exc: Exception, where: TextLocation) -> str:
             )
         return f"{text} (undefined value in template)"
     return f"template failed: {type(exc).__name__}: {text}"
+
+
+def error_code(exc: Exception) -> str:
+    """The problem code of a render failure: `render.limit` for an overrun of the budget."""
+    limit = isinstance(exc, RenderLimitError | RecursionError)
+    return "render.limit" if limit else "render.template"
 
 
 def error_line(exc: Exception) -> int | None:
@@ -328,5 +304,6 @@ def render_text_at(
             path=path,
             line=line,
             agent=agent,
+            code=error_code(exc),
         ) from None
     return tidy_quick(rendered)

@@ -79,7 +79,9 @@ class RenderError(Exception):
 
     `address` is the document (`agent.x`, `template.t`, `personality.p`); `path` is the value
     inside it (`("instructions",)`, `("prompt_modifiers", 2)`); `line` is the 1-based line inside
-    that text when Jinja knows it; `agent` is the agent being rendered when the error came up.
+    that text when Jinja knows it; `agent` is the agent being rendered when the error came up;
+    `code` is the problem code: `render.limit` when the text overran its budget
+    (`runner.spec.render_limits`), else `render.template`.
     """
 
     def __init__(
@@ -90,8 +92,10 @@ class RenderError(Exception):
         path: tuple[PathItem, ...] = (),
         line: int | None = None,
         agent: str | None = None,
+        code: str = "render.template",
     ) -> None:
         super().__init__(message)
+        self.code = code
         self.message = message
         self.address = address
         self.path = path

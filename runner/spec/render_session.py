@@ -32,6 +32,7 @@ from runner.spec.render_jinja import (
     RenderContext,
     TextLocation,
     compile_text,
+    error_code,
     error_line,
     explain,
     named_view,
@@ -260,6 +261,7 @@ class SessionPlan:
                 path=item.path,
                 line=None if line is None else cut.line + max(0, line - 1 - cut.prelude_lines),
                 agent=self.agent,
+                code=error_code(exc),
             ) from None
         return tidy(out) if cut.whole else out
 

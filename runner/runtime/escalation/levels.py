@@ -5,8 +5,9 @@ team router asks `next_level` whether a level of the team's path should open. Le
 (`EscalationLevel.when`), the same word/regex semantics as routing:
   - `trigger: NAME` holds when the handoff trigger that fired on this message is NAME;
   - `turns_above: N` holds when the session's turn count (this message included) is > N;
-  - `keywords` are whole words, case-insensitive; `pattern` is a Python regex searched in the
-    text (case-sensitive unless it says `(?i)`) -- routing's compiled matcher, memoised;
+  - `keywords` are whole words, case-insensitive; `pattern` is an RE2 regex searched in the
+    text in linear time (case-sensitive unless it says `(?i)`) -- routing's compiled matcher,
+    memoised;
   - `no_free_member: true` holds when the handoff found no free member (`no_free_member: false`
     is not a condition);
   - several keys hold when ANY of them holds (as for handoff triggers).

@@ -23,8 +23,9 @@ Trigger semantics (`HandoffTrigger.when`):
     be separated by any run of non-word characters (whitespace and punctuation), and
     punctuation at its ends is ignored: `talk to a human` matches "I want to TALK TO A  human!"
     and "talk to... a human".
-  - `pattern`: a Python regular expression searched anywhere in the original text, with the
-    flags it carries: case-sensitive unless it says so itself (`(?i)...`).
+  - `pattern`: a regular expression in RE2 syntax (`runner.spec.patterns`), searched anywhere
+    in the original text in time linear in its length, with the flags it carries:
+    case-sensitive unless it says so itself (`(?i)...`); `\\w`, `\\b`, `\\d` are ASCII.
   - `turns_above: N`: holds when `turn` (user messages so far, this one included) is > N.
   - Several keys in one `when` are alternative detectors: the trigger holds when ANY holds (a
     list of detectors, like the lists inside each key).

@@ -16,7 +16,8 @@ Role: the compile half of trigger matching, run once per team revision (`Matcher
   - triggers are ranked once by (priority, declaration order) (`by_rank`); `lazy` lists, in
     rank order, the triggers that hold without a keyword/phrase (a pattern or `turns_above`),
     split for ASCII texts into `lazy_open` (always visited) and `gate` (visited only when one
-    of the pattern's required words is present).
+    of the pattern's required words is present). Patterns are compiled by RE2
+    (`runner.spec.patterns.compile_pattern`): a search is linear in the message.
 
 Invariant: an index is immutable after construction; nothing here runs per message.
 """
@@ -36,6 +37,7 @@ from runner.runtime.routing.text import (
     unit_words,
 )
 from runner.spec.models import HandoffTrigger
+from runner.spec.patterns import compile_pattern
 
 __all__ = ["DetectorKind", "LazyEntry", "TriggerIndex"]
 
@@ -123,11 +125,11 @@ class TriggerIndex:
         pattern_tokens: list[frozenset[str] | None] = []
         pattern_index: dict[str, int] = {}
         for source, users in patterns.items():
-            regex = re.compile(source)
-            literals, folded, max_offset = required_literals(source, regex.flags)
+            regex = compile_pattern(source)  # RE2: linear in the message, whatever it says
+            literals, folded, max_offset = required_literals(source, 0)
             pattern_index[source] = len(compiled)
             compiled.append(PatternDetector(tuple(users), regex, literals, folded, max_offset))
-            pattern_tokens.append(token_requirement(source, regex.flags))
+            pattern_tokens.append(token_requirement(source, 0))
         self.patterns: tuple[PatternDetector, ...] = tuple(compiled)
         self.pattern_tokens: tuple[frozenset[str] | None, ...] = tuple(pattern_tokens)
         key_index: dict[str, list[int]] = {w: [] for ws in pattern_tokens for w in ws or ()}

@@ -16,8 +16,9 @@ then confirmed by its own regex, written literal-first so the engine's prefix sc
 Triggers are ranked by (priority, order) once; candidates are confirmed best rank first, then
 patterns and turn counts are evaluated lazily in rank order only above the best keyword rank,
 stopping at the first that holds. A pattern is skipped when a word every match needs as a whole
-token (found by parsing the regex: `\\b(refund|invoice)\\b`) is absent, else when no required
-literal occurs (substring test); otherwise it is searched. Spans are computed for the winner
+ASCII word run (found by parsing the regex: `\\b(refund|invoice)\\b`; RE2's `\\b` is ASCII) is
+absent, else when no required literal occurs (substring test); otherwise it is searched, by
+RE2, in time linear in the message. Spans are computed for the winner
 only; `match` (every trigger) uses the same candidates and reports first occurrences (ties at
 one start: the detector first in trie order: longest, then `\\W+` before `\\s+` before literal).
 
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.runtime.routing.compiled import DetectorKind, TriggerIndex
-from runner.runtime.routing.prefilter import has_exotic_case, pattern_fold
+from runner.runtime.routing.prefilter import pattern_fold
 from runner.runtime.routing.text import NO_WORDS, fold_case
 from runner.spec.models import HandoffTrigger, Team
 
@@ -122,19 +123,20 @@ class TriggerMatcher:
                     found[t] = self._result(t, kind, text[start:end], (start, end))
         if ix.patterns:
             folded: str | None = None
-            gating = not has_exotic_case(text)
+            # RE2's \b and \w are ASCII: gate on the text's ASCII word runs
+            runs = present if text.isascii() else ix.vocabulary.ascii_runs(text)
             for p, required in zip(ix.patterns, ix.pattern_tokens, strict=True):
                 if all(t in found for t in p.triggers):
                     continue
-                if gating and required is not None and required.isdisjoint(present):
+                if runs is not None and required is not None and required.isdisjoint(runs):
                     continue
                 if p.folded and folded is None:
                     folded = pattern_fold(text)
-                m = p.search(text, folded)
-                if m is not None:
+                pm = p.search(text, folded)
+                if pm is not None:
                     for t in p.triggers:
                         if t not in found:
-                            found[t] = self._result(t, "pattern", m.group(0), m.span())
+                            found[t] = self._result(t, "pattern", pm.group(0), pm.span())
         for t_index, above in enumerate(ix.turns):
             if above is not None and turn > above and t_index not in found:
                 found[t_index] = self._result(t_index, "turns_above", f"turn {turn}", None)
@@ -181,11 +183,13 @@ class TriggerMatcher:
                     best = r
                     break
         walk = ix.lazy
-        if walk and not has_exotic_case(text):
+        # RE2's \b and \w are ASCII: gate on the text's ASCII word runs (None: no gate)
+        runs = present if not walk or text.isascii() else vocabulary.ascii_runs(text)
+        if walk and runs is not None:
             walk = ix.lazy_open
-            if ix.gate and present:
+            if ix.gate and runs:
                 gate = ix.gate
-                gated = [e for w in present if w in gate for e in gate[w]]
+                gated = [e for w in runs if w in gate for e in gate[w]]
                 if gated:
                     walk = tuple(sorted({*walk, *gated}))
         if walk:
@@ -212,7 +216,7 @@ class TriggerMatcher:
                             break
                     else:
                         continue
-                m = pd.search(text, pfold)
+                m = pd.regex.search(text)  # the literal gate above is `pd.search`'s own
                 if m is not None:
                     return self._result(t, "pattern", m.group(0), m.span())
         if best == none:
@@ -249,9 +253,9 @@ class TriggerMatcher:
         p = ix.trig_pattern[t]
         if p >= 0:
             pd = ix.patterns[p]
-            m = pd.search(text, pattern_fold(text) if pd.folded else None)
-            if m is not None:
-                return self._result(t, "pattern", m.group(0), m.span())
+            pm = pd.search(text, pattern_fold(text) if pd.folded else None)
+            if pm is not None:
+                return self._result(t, "pattern", pm.group(0), pm.span())
         return self._result(t, "turns_above", f"turn {turn}", None)
 
     def _result(

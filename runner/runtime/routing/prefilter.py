@@ -1,14 +1,15 @@
 """Pattern prefilters: when a trigger's `pattern` regex need not be searched at all.
 
 Role: compile-time analysis of a pattern (`runner.runtime.routing.compiled` calls it once per
-distinct pattern) and the run-time gate around its search. Two prefilters come from parsing the
-regex with the stdlib's `re._parser`:
+distinct pattern) and the run-time gate around its search. The pattern itself runs on RE2
+(`runner.spec.patterns`), linear in the text; the prefilters save even that search. Two
+prefilters come from parsing the regex with the stdlib's `re._parser` (RE2's syntax, where
+both engines read a pattern alike; a pattern only RE2 reads gets no prefilter):
   - `required_literals`: strings one of which every match contains (with how far after the
-    match start it begins at most); `PatternDetector.search` then skips the search when none
-    occurs, or tries `regex.match` only at the starts they allow.
+    match start it begins at most); `PatternDetector.search` skips the search when none occurs.
   - `token_requirement`: lowercased words one of which every match needs as a whole \\w+ run;
-    the matcher skips the pattern when none of them is among the message's tokens (not for
-    `has_exotic_case` texts).
+    the matcher skips the pattern when none of them is among the message's ASCII word runs
+    (RE2's `\\b` and `\\w` are ASCII; for an ASCII text, its tokens).
 
 Invariants: sound by construction (a prefilter may let a non-matching text through, never
 stop a matching one): `PatternDetector.search(text, ...)` returns exactly
@@ -19,8 +20,11 @@ from __future__ import annotations
 
 import importlib
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
+
+from runner.spec.patterns import MatchLike, PatternLike
 
 __all__ = [
     "PatternDetector",
@@ -40,8 +44,19 @@ def pattern_fold(text: str) -> str:
 
 
 _MAX_ALTERNATIVES = 16
-_MAX_STARTS = 48  # more candidate starts than this: one plain search is cheaper
 _UNBOUNDED = 1 << 16
+
+
+def _parse(pattern: str, flags: int) -> tuple[Any, Any]:
+    """The stdlib parser module and `pattern` parsed by it, quietly. A POSIX class (`[[:alpha:]]`)
+    is RE2 syntax Python reads as something else: such a pattern is not parsed (ValueError)."""
+    if "[:" in pattern:
+        raise ValueError("RE2-only syntax")
+    parser: Any = importlib.import_module("re._parser")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return parser, parser.parse(pattern, flags)
+
 
 _Found = tuple[frozenset[str], int | None]  # literals, max offset from the match start
 
@@ -56,35 +71,21 @@ class PatternDetector:
     """
 
     triggers: tuple[int, ...]
-    regex: re.Pattern[str]
+    regex: PatternLike
     literals: tuple[str, ...] | None
     folded: bool
     max_offset: int | None
 
-    def search(self, text: str, folded_text: str | None) -> re.Match[str] | None:
-        """`regex.search(text)`, exactly, but only where the prefilter says a match can start."""
+    def search(self, text: str, folded_text: str | None) -> MatchLike | None:
+        """`regex.search(text)`, exactly, skipped when no required literal occurs. One RE2
+        search is linear in the text, so the literals only gate it (`max_offset` is what the
+        analysis found; no per-start matching is needed)."""
         if self.literals is None:
             return self.regex.search(text)
         hay = text if not self.folded else folded_text or pattern_fold(text)
-        if self.max_offset is None:
-            found = any(lit in hay for lit in self.literals)
-            return self.regex.search(text) if found else None
-        present = [lit for lit in self.literals if lit in hay]
-        if not present:
-            return None
-        starts: set[int] = set()
-        off = self.max_offset
-        for lit in present:
-            i = hay.find(lit)
-            while i != -1:
-                starts.update(range(max(0, i - off), i + 1))
-                if len(starts) > _MAX_STARTS:
-                    return self.regex.search(text)
-                i = hay.find(lit, i + 1)
-        for start in sorted(starts):
-            m = self.regex.match(text, start)
-            if m is not None:
-                return m
+        for lit in self.literals:
+            if lit in hay:
+                return self.regex.search(text)
         return None
 
 
@@ -105,8 +106,7 @@ def required_literals(pattern: str, flags: int) -> tuple[tuple[str, ...] | None,
     precedes. (None, False, None) when nothing is required.
     """
     try:
-        parser: Any = importlib.import_module("re._parser")
-        parsed: Any = parser.parse(pattern, flags)
+        parser, parsed = _parse(pattern, flags)
     except Exception:  # private API moved or pattern unparsable: no prefilter, always search
         return None, False, None
     icase_seen = [bool(parsed.state.flags & re.IGNORECASE)]
@@ -194,12 +194,12 @@ def token_requirement(pattern: str, flags: int) -> frozenset[str] | None:
     classes, short repeats, alternations) with a guard on both sides: `\\b`, `^`/`$`/`\\A`/`\\Z`,
     or a character (class) that cannot be an ASCII word character. Such a string is then a
     maximal word run of the text, so, lowercased, one of the text's tokens (`fold_case`).
-    Sound for texts without U+017F, U+0131, U+0130 (IGNORECASE-equal to s/i but not folded to
-    them; see `has_exotic_case`); never derived under re.ASCII. None when not found.
+    Sound for the ASCII word runs of any text without U+212A or U+017F (what the matcher gates
+    on: `Vocabulary.ascii_runs`; for ASCII texts, the tokens themselves): RE2's `\\b` and `\\w`
+    are ASCII. Never derived under re.ASCII. None when not found.
     """
     try:
-        parser: Any = importlib.import_module("re._parser")
-        parsed: Any = parser.parse(pattern, flags)
+        _parser, parsed = _parse(pattern, flags)
     except Exception:  # private API moved or pattern unparsable: no token prefilter
         return None
     if (parsed.state.flags | flags) & re.ASCII or "(?a" in pattern:

@@ -91,6 +91,8 @@ _ASCII_WORDS = bytes(
     for b in range(256)
 )
 _MARK_HIGH = bytes(range(128)) + b"\x80" * 128
+# ASCII word bytes kept (letters folded), every other byte -- non-ASCII ones too -- blanked.
+_ASCII_RUNS = bytes(b if b < 128 else 32 for b in _ASCII_WORDS)
 _MAX_ODD = 24  # more pieces with non-ASCII characters: tokenize the whole text with findall
 
 
@@ -167,3 +169,14 @@ class Vocabulary:
             found.update(self.words.intersection(_WORDS.findall(fold_case(piece))))  # context
             at = marked.find(b"\x80", end)
         return self.words.intersection(_WORDS.findall(fold_case(text)))  # many such pieces
+
+    def ascii_runs(self, text: str) -> frozenset[str] | None:
+        """The vocabulary words that are whole ASCII word runs (`[A-Za-z0-9_]+`, lowercased) of
+        a non-ASCII `text`: what RE2's ASCII `\\b` and `\\w` delimit, so the runs every
+        pattern match needs (`token_requirement`) are among them. None when the text holds
+        U+212A or U+017F, which RE2's `(?i)` equates with k and s: a match may then hold a
+        non-ASCII character where the requirement says an ASCII letter. One C-level pass."""
+        if "\u212a" in text or "\u017f" in text:
+            return None
+        hits = self._encoded.intersection(text.encode().translate(_ASCII_RUNS).split())
+        return frozenset([h.decode() for h in hits]) if hits else NO_WORDS

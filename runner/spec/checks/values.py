@@ -8,17 +8,18 @@ default (`env.default`), and every duration and regular expression can be read
 use (`cost.unpriced`, once per environment and model, at the table).
 
 Invariant: durations and regexes are checked by the models already; checking them again here
-guards what the runtime relies on: `parse_duration` and `re.compile` cannot fail later.
+guards what the runtime relies on: `parse_duration` and `compile_pattern` (RE2) cannot fail
+later.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from runner.spec.checks.context import CheckContext
 from runner.spec.models import Agent, Environment, ResourcePool, Template, parse_duration
+from runner.spec.patterns import PatternSyntaxError, compile_pattern
 from runner.spec.project import Path, SpecDocument
 
 __all__ = ["check_values"]
@@ -134,9 +135,9 @@ def _check_durations_and_regexes(ctx: CheckContext) -> None:
                 ctx.report(doc, path, "value.duration", str(exc))
         for path, value in _strings_at(doc, _REGEX_PATHS.get(doc.kind, ())):
             try:
-                re.compile(value)
-            except re.error as exc:
-                ctx.report(doc, path, "value.regex", f"invalid regular expression: {exc}")
+                compile_pattern(value)
+            except PatternSyntaxError as exc:
+                ctx.report(doc, path, "value.regex", exc.message)
 
 
 _DURATION_PATHS: dict[str, tuple[Path, ...]] = {
