@@ -16,8 +16,10 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 
 
-# `scheme://user:password@host` (or `scheme://token@host`): the user-info part of a URL.
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")
+# `scheme://user:password@host` (or `scheme://token@host`): the user-info part of a URL. Both
+# runs are bounded (a scheme of up to 32 characters, credentials of up to 4,096), so scrubbing
+# any text is linear in its length: unbounded, text like `a.a.a...://xxx...` made it quadratic.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)[^/\s@'\"<>]{1,4096}@")
 
 
 def scrub_userinfo(text: str) -> str:

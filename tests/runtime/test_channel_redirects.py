@@ -105,3 +105,14 @@ def test_url_credentials_are_scrubbed_from_messages() -> None:
     assert scrub_userinfo("mail ops@example.com, see https://h/p?x=@y") == (
         "mail ops@example.com, see https://h/p?x=@y"
     )
+
+
+def test_scrubbing_is_linear_and_still_scrubs_long_credentials() -> None:
+    # a run of scheme-like starts before one `://`: quadratic with unbounded runs (seconds at
+    # this size), linear now; a password of thousands of characters is still scrubbed
+    hostile = "a." * 20_000 + "://" + "b" * 40_000 + " @x"
+    assert scrub_userinfo(hostile) == hostile  # no credentials in it: unchanged
+    token = "p" * 3_000
+    assert scrub_userinfo(f"POST https://user:{token}@hooks.example/x failed") == (
+        "POST https://***@hooks.example/x failed"
+    )
