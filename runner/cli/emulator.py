@@ -85,6 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how a response is lost: a 503 answer or a dropped connection",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for injected faults")
+    parser.add_argument(
+        "--float32",
+        action="store_true",
+        help="keep temperature/top_p as float32 and echo them so (0.3 -> 0.30000001192092896), "
+        "as the service does",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             retry_after_ms=args.retry_after_ms,
             lost_response_mode=args.lost_response_mode,
             project=args.project,
+            float32=args.float32,
         )
     except OSError as exc:
         raise UserError(
