@@ -69,6 +69,7 @@ from runner.state.base import AppliedResource, Registry
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_PARALLELISM",
     "ApplyError",
     "ApplyResult",
     "DeleteNotAllowedError",
@@ -81,6 +82,10 @@ __all__ = [
 ]
 
 DEFAULT_LOCK_TIMEOUT = 120.0
+DEFAULT_PARALLELISM = 16
+"""Operations in flight at once. Foundry does not rate-limit agent calls (limits are per model
+deployment) and each op is one or two small requests, so a wide window is what makes a big apply
+latency-bound instead of round-trip-bound; 429s are still retried with their Retry-After."""
 
 
 class ApplyError(Exception):
@@ -167,7 +172,7 @@ def apply_plan(
     provider: Provider,
     registry: Registry,
     env: str,
-    parallelism: int = 8,
+    parallelism: int = DEFAULT_PARALLELISM,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,

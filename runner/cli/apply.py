@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from runner.apply.executor import (
+    DEFAULT_PARALLELISM,
     ApplyError,
     ApplyResult,
     Progress,
@@ -69,9 +70,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--parallelism",
         type=int,
-        default=8,
+        default=DEFAULT_PARALLELISM,
         metavar="N",
-        help="operations in flight at once (default 8)",
+        help=f"operations in flight at once (default {DEFAULT_PARALLELISM})",
     )
     parser.add_argument(
         "--request-timeout",

@@ -122,6 +122,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how a response is lost: a 503 answer or a dropped connection",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for injected faults")
+    parser.add_argument(
+        "--float32",
+        action="store_true",
+        help="keep temperature/top_p as float32 and echo them so (0.3 -> 0.30000001192092896), "
+        "as the service does",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
             max_connections=args.max_connections,
             max_body=int(args.max_body_mb * 1024 * 1024),
             allow_remote=args.allow_remote,
+            float32=args.float32,
         )
     except OSError as exc:
         raise UserError(

@@ -19,6 +19,7 @@ import sys
 import time
 from typing import IO, Any
 
+from runner.apply.executor import DEFAULT_PARALLELISM
 from runner.cli._workspace import (
     add_lock_argument,
     add_spec_arguments,
@@ -60,7 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"default {DEFAULT_REFRESH_INTERVAL:g}); SIGUSR1 asks for one at once",
     )
     parser.add_argument(
-        "--parallelism", type=int, default=8, metavar="N", help="operations in flight at once"
+        "--parallelism",
+        type=int,
+        default=DEFAULT_PARALLELISM,
+        metavar="N",
+        help=f"operations in flight at once (default {DEFAULT_PARALLELISM})",
     )
     add_lock_argument(parser)
 

@@ -10,10 +10,14 @@ Invariants:
     that equals a default is symmetric: a real change from or to that value still shows.
   - The `runner-hash` and `runner-project` metadata keys are bookkeeping, not content: they are
     left out of the essence (a version written before projects existed is not rewritten for it).
+  - `temperature` and `top_p` are float32 on the service: both sides are compared at float32
+    precision (`float32_value`), so an echo of 0.3 as 0.30000001192092896 is no change, while
+    0.3 -> 0.31 still is.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +31,28 @@ SERVER_MANAGED_FIELDS: frozenset[str] = frozenset(
 
 # Metadata keys that are bookkeeping, not content: never a reason for a new version.
 _BOOKKEEPING: frozenset[str] = frozenset({HASH_KEY, PROJECT_KEY})
+
+# Definition fields the service stores as float32 (spec PromptAgentDefinition).
+FLOAT32_FIELDS: frozenset[str] = frozenset({"temperature", "top_p"})
+
+
+def float32_value(value: Any) -> Any:
+    """A number as the service keeps it: rounded to float32, then written with the fewest
+    digits that give the same float32 (0.30000001192092896 and 0.3 both -> 0.3).
+
+    Anything that is not a finite int/float (a bool, a string, None) is returned unchanged.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    try:
+        single = struct.unpack("<f", struct.pack("<f", float(value)))[0]
+    except OverflowError:  # beyond float32's range: not a value the service keeps
+        return value
+    for digits in range(1, 10):  # 9 significant digits always round-trip a float32
+        shortest = float(f"{single:.{digits}g}")
+        if struct.unpack("<f", struct.pack("<f", shortest))[0] == single:
+            return shortest
+    return single
 
 
 def _is_empty(value: Any) -> bool:
@@ -49,7 +75,11 @@ def strip_echoes(value: Any) -> Any:
 
 def compute_definition_essence(definition: Mapping[str, Any]) -> dict[str, Any]:
     """The definition without server-managed fields and echoed empty defaults."""
-    kept = {k: v for k, v in definition.items() if k not in SERVER_MANAGED_FIELDS}
+    kept = {
+        k: float32_value(v) if k in FLOAT32_FIELDS else v
+        for k, v in definition.items()
+        if k not in SERVER_MANAGED_FIELDS
+    }
     essence = strip_echoes(kept)
     assert isinstance(essence, dict)
     return essence

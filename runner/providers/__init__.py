@@ -89,4 +89,4 @@ def build_provider(
     endpoint = _resolve(env.endpoint, environ, env_name=env.name, field="endpoint").strip()
     from runner.providers.foundry import FoundryProvider
 
-    return FoundryProvider(endpoint)
+    return FoundryProvider(endpoint, preview_features=env.preview_features)

@@ -4,8 +4,8 @@ Role in the flow: the foundry provider, the real azure-ai-projects SDK and the o
 tested against this HTTP server instead of Azure; benchmarks count the requests runner sends
 (`GET /_emulator/stats`). It speaks the protocol as SDK 2.10.0 does (see
 shared/reference/foundry-protocol.md): routes under any `/api/projects/{project}` prefix, 200 on
-every success, errors as `{"error": {"code", "message"}}`, list pages with `data`, `first_id`,
-`last_id`, `has_more`, and an empty page with `last_id: null` (the SDK pages until it sees one).
+every success, errors and list pages in the recorded service's shapes (`emulator_json`), and an
+empty page with no `last_id` (the SDK pages until it sees none).
 `/openai/v1/conversations` and `/openai/v1/responses` answer with the local provider's
 deterministic reply and its word-count usage, or function calls (`local_tools`), as JSON or, for
 `stream: true`, as server-sent events (`emulator_responses`).
@@ -32,6 +32,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from runner.providers.emulator_http import (
     BoundedServer,
     check_bind_host,
 )
-from runner.providers.emulator_json import HttpError
+from runner.providers.emulator_json import HttpError, error_json
 from runner.providers.emulator_responses import EventStream
 from runner.providers.emulator_routes import Emulator
 from runner.providers.local_store import LocalStore
@@ -112,8 +113,8 @@ class _RequestHandler(BoundedRequestHandler):
         self.wfile.write(data)
 
     def _send_error(self, error: HttpError) -> None:
-        body = {"error": {"code": error.code, "message": error.message, "type": error.code}}
-        self._send(error.status, body, error.headers)
+        request_id = self.headers.get("x-ms-client-request-id") or uuid.uuid4().hex
+        self._send(error.status, error_json(error, request_id), error.headers)
 
     def _handle(self, method: str) -> None:
         emulator = self.server.emulator
@@ -154,7 +155,9 @@ class _RequestHandler(BoundedRequestHandler):
                 body = json.loads(raw) if raw else None
             except ValueError:
                 raise HttpError(400, "invalid_request_error", "the body is not JSON") from None
-            emulator.record(method, path, body)
+            features = self.headers.get("Foundry-Features")
+            emulator.check_preview_features(method, family, body, features)
+            emulator.record(method, path, body, features)
             status, payload = handler(emulator, match, query, body)
         except HttpError as exc:
             self._send_error(exc)
@@ -210,7 +213,8 @@ class EmulatorHandle:
 
     def requests(self) -> list[dict[str, Any]]:
         """The requests recorded so far (`record_requests=N` keeps the last N): each
-        `{"method", "path", "body"}` with the body as decoded JSON."""
+        `{"method", "path", "body", "features"}` with the body as decoded JSON and `features`
+        the `Foundry-Features` header (None when absent)."""
         return self.emulator.recorded()
 
     def configure(self, **changes: Any) -> None:
@@ -260,11 +264,14 @@ def serve_emulator(
     idle_timeout: float = 60.0,
     read_timeout: float = 10.0,
     request_timeout: float = 10.0,
+    float32: bool = False,
 ) -> EmulatorHandle:
     """Start the emulator on a background thread over the store in `data_dir`.
 
     `port=0` picks a free port. `record_requests=N` keeps the last N requests for
-    `EmulatorHandle.requests()` and `GET /_emulator/requests`. Use as a context manager; the
+    `EmulatorHandle.requests()` and `GET /_emulator/requests`. `float32=True` keeps
+    `temperature`/`top_p` as float32 and echoes them so (0.3 -> 0.30000001192092896), as the
+    service does. Use as a context manager; the
     store file is `data_dir/local-store.db` (the same file a `local` environment with that
     data_dir uses). The HTTP limits (`max_connections`, `max_body` bytes, the timeouts in
     seconds) are `runner.providers.emulator_http`'s; a `host` that is not loopback is refused
@@ -298,7 +305,9 @@ def serve_emulator(
     except (OSError, ValueError):
         store.close()
         raise
-    server.emulator = Emulator(store, faults=faults, seed=seed, record_requests=record_requests)
+    server.emulator = Emulator(
+        store, faults=faults, seed=seed, record_requests=record_requests, float32=float32
+    )
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )

@@ -7,7 +7,13 @@ query and body and sends the JSON it returns.
 Invariants:
 - Routes match under any `/api/projects/{project}` prefix, with or without a trailing slash; a
   path that matches with another method is 405, no match is 404.
-- `/agents` routes require `api-version` in API_VERSIONS; `/openai/v1` routes carry none.
+- `/agents` routes require `api-version` in API_VERSIONS (the versions the service advertises
+  and the SDKs send); `/openai/v1` routes carry none.
+- A definition that needs a preview feature (workflow, external, a draft) is refused 403
+  `preview_feature_required` unless the request's `Foundry-Features` header opts in, as the
+  service does (`check_preview_features`, before any work).
+- With `float32=True` the definition's `temperature`/`top_p` are stored and echoed as float32
+  (0.3 -> 0.30000001192092896), as the service keeps them.
 - Every handler commits its write to the store before returning; success is always 200.
 - Faults are drawn from one seeded random stream under a lock, in request order, so a run with
   `seed` is repeatable; stats and faults are counted together under the same lock.
@@ -23,13 +29,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
+from runner.providers.base import NotFoundError
 from runner.providers.emulator_faults import FaultConfig, RequestStats
 from runner.providers.emulator_json import (
     HttpError,
+    added_items_json,
     agent_json,
+    conversation_json,
+    float32_echo,
     item_json,
     message_items,
     metadata_field,
+    missing_preview,
     page_json,
     page_limit,
     page_order,
@@ -37,13 +48,16 @@ from runner.providers.emulator_json import (
     version_json,
 )
 from runner.providers.emulator_responses import response_events, response_request
-from runner.providers.local_records import Page
+from runner.providers.local_records import StoredResponse
 from runner.providers.local_store import LocalStore
 
 __all__ = ["API_VERSIONS", "WRITE_METHODS", "Emulator", "Handler"]
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-API_VERSIONS = frozenset({"v1"})
+API_VERSIONS = frozenset({"v1", "1.0", "2025-05-15-preview", "2025-11-15-preview"})
+"""`api-supported-versions` of the recorded service; GA SDKs send `v1`."""
+
+FLOAT32_FIELDS = ("temperature", "top_p")
 
 _PREFIX = r"(?:/api/projects/[^/]+)?"
 _SEGMENT = r"([^/]+)"
@@ -62,9 +76,11 @@ class Emulator:
         faults: FaultConfig,
         seed: int | None = None,
         record_requests: int = 0,
+        float32: bool = False,
     ) -> None:
         faults.check()
         self.store = store
+        self.float32 = float32
         self.faults = faults
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -87,11 +103,12 @@ class Emulator:
             self._stats = RequestStats()
             self._journal.clear()
 
-    def record(self, method: str, path: str, body: Any) -> None:
-        """Keep a routed request in the journal (when recording)."""
+    def record(self, method: str, path: str, body: Any, features: str | None = None) -> None:
+        """Keep a routed request in the journal (when recording), with its `Foundry-Features`."""
         if self._recording:
+            entry = {"method": method, "path": path, "body": body, "features": features}
             with self._lock:
-                self._journal.append({"method": method, "path": path, "body": body})
+                self._journal.append(entry)
 
     def recorded(self) -> list[dict[str, Any]]:
         """The recorded requests, oldest first (`record_requests` of the newest)."""
@@ -190,6 +207,15 @@ class Emulator:
                 f"api-version must be one of {sorted(API_VERSIONS)}, not {version!r}",
             )
 
+    @staticmethod
+    def check_preview_features(
+        method: str, family: str, body: Any, features_header: str | None
+    ) -> None:
+        """403 `preview_feature_required` for an agents POST whose definition needs a preview
+        opt-in the `Foundry-Features` header does not carry (`emulator_json.missing_preview`)."""
+        if method == "POST" and family == "agents":
+            missing_preview(body, features_header)
+
     # ---- agents
 
     def _list_agents(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
@@ -206,12 +232,15 @@ class Emulator:
         name = unquote(m.group(1))
         latest = self.store.latest_version(name)
         if latest is None:
-            raise HttpError(404, "not_found", f"Agent '{name}' not found")
+            raise HttpError(404, "not_found", f"Agent {name} doesn't exist")  # as recorded
         return 200, agent_json(latest)
 
     def _delete_agent(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
         name = unquote(m.group(1))
-        self.store.delete_agent(name)
+        try:
+            self.store.delete_agent(name)
+        except NotFoundError:
+            raise HttpError(404, "not_found", "Agent not found") from None  # as recorded
         return 200, {"object": "agent.deleted", "name": name, "deleted": True}
 
     def _list_versions(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
@@ -233,13 +262,17 @@ class Emulator:
         description = body.get("description")
         if description is not None and not isinstance(description, str):
             raise HttpError(400, "invalid_parameters", "'description' must be a string")
+        if self.float32:
+            definition = {
+                k: float32_echo(v) if k in FLOAT32_FIELDS else v for k, v in definition.items()
+            }
         version = self.store.create_version(
             name,
             definition=definition,
             metadata=metadata_field(body.get("metadata")),
             description=description,
         )
-        return 200, version_json(version)
+        return 200, version_json(version, created=True)
 
     def _create_version(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
         return self._create_from_body(unquote(m.group(1)), body)
@@ -258,7 +291,7 @@ class Emulator:
         name, number = unquote(m.group(1)), unquote(m.group(2))
         version = self.store.get_version(name, number)
         if version is None:
-            raise HttpError(404, "not_found", f"Version '{number}' of agent '{name}' not found")
+            raise HttpError(404, "not_found", f"Agent {name} with version {number} not found")
         return 200, version_json(version)
 
     def _delete_version(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
@@ -280,23 +313,13 @@ class Emulator:
         conversation = self.store.create_conversation(
             metadata=metadata_field(body.get("metadata")), items=message_items(body.get("items"))
         )
-        return 200, {
-            "id": conversation.id,
-            "object": "conversation",
-            "created_at": conversation.created_at,
-            "metadata": dict(conversation.metadata),
-        }
+        return 200, conversation_json(conversation)
 
     def _get_conv(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
         conversation = self.store.get_conversation(unquote(m.group(1)))
         if conversation is None:
             raise HttpError(404, "not_found", f"Conversation '{m.group(1)}' not found")
-        return 200, {
-            "id": conversation.id,
-            "object": "conversation",
-            "created_at": conversation.created_at,
-            "metadata": dict(conversation.metadata),
-        }
+        return 200, conversation_json(conversation)
 
     def _delete_conv(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
         conversation_id = unquote(m.group(1))
@@ -308,7 +331,7 @@ class Emulator:
             unquote(m.group(1)),
             message_items(body.get("items") if isinstance(body, dict) else None),
         )
-        return 200, page_json(Page(items, False), item_json)
+        return 200, added_items_json(items)
 
     def _list_items(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
         page = self.store.list_items(
@@ -332,11 +355,16 @@ class Emulator:
             tool_outputs=request.tool_outputs,
             previous_response_id=request.previous_response_id,
         )
-        answer = response_json(response)
+        answer = self._response_body(response)
         return 200, response_events(answer) if request.stream else answer
+
+    def _response_body(self, response: StoredResponse) -> dict[str, Any]:
+        """The response's JSON, with its agent version's model, tools and sampling."""
+        agent = self.store.get_version(response.agent_name, response.agent_version)
+        return response_json(response, agent)
 
     def _get_response(self, m: re.Match[str], q: Mapping[str, str], body: Any) -> tuple[int, Any]:
         response = self.store.get_response(unquote(m.group(1)))
         if response is None:
             raise HttpError(404, "not_found", f"Response '{m.group(1)}' not found")
-        return 200, response_json(response)
+        return 200, self._response_body(response)

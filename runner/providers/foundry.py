@@ -4,7 +4,8 @@ Role in the flow: plan/apply read and write agents through it; the runtime opens
 and asks for responses through the SDK's OpenAI client (requests and replies, streamed or not,
 in `foundry_responses`). It is the only module that imports
 `azure.*` (and `openai`), and only inside `FoundryProvider.__init__`, so nothing else pays the
-SDK's import time.
+SDK's import time; the OpenAI client (conversations, responses) is made on first use, so plan
+and apply never build it.
 
 Invariants:
 - https endpoints authenticate with `DefaultAzureCredential` (unless a credential is given).
@@ -15,20 +16,21 @@ Invariants:
   of blindly creating a duplicate.
 - Exceptions are mapped once, here: 408/429/5xx and connection errors -> `TransientError` (with
   `retry_after` from `retry-after-ms` / `Retry-After`), 404 -> `NotFoundError`, anything else
-  -> `ProviderError` carrying the service's code and message.
+  -> `ProviderError` carrying the service's code and message (read from the error body when the
+  SDK re-raised without it, as it does for 403 `preview_feature_required`, whose message then
+  names the Environment's `preview_features:`).
+- `preview_features` (the Environment's) go out as the `Foundry-Features` header on every
+  agents call, and as a default header of the OpenAI client.
 - `request_count()` counts HTTP requests actually sent (both clients), thread-safely.
 """
 
 from __future__ import annotations
 
-import email.utils
-import ipaddress
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
 
 from runner.providers.base import (
     AgentVersion,
@@ -41,70 +43,20 @@ from runner.providers.base import (
     TransientError,
 )
 from runner.providers.foundry_responses import read_stream, reply_of, response_request
+from runner.providers.foundry_wire import (
+    FEATURES_HEADER,
+    PREVIEW_FEATURE_REQUIRED,
+    check_endpoint,
+    is_transient,
+    preview_hint,
+    retry_after_seconds,
+    service_error,
+)
 
 T = TypeVar("T")
 LIST_PAGE_SIZE = 100
-TRANSIENT_STATUSES = frozenset({408, 429})
 DEV_TOKEN = "runner-local-development-token"
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_endpoint(endpoint: str) -> bool:
-    """Validate `endpoint`; True when it is plain http on loopback (the emulator)."""
-    parts = urlsplit(endpoint)
-    if parts.scheme == "https" and parts.hostname:
-        return False
-    if parts.scheme == "http" and parts.hostname:
-        if is_loopback_host(parts.hostname):
-            return True
-        raise ProviderError(
-            f"endpoint {endpoint!r} uses plain http to {parts.hostname}; use https "
-            "(http is only accepted on loopback, for `runner emulator`)",
-            code="configuration",
-        )
-    raise ProviderError(
-        f"endpoint {endpoint!r} is not a URL; expected "
-        "https://<account>.services.ai.azure.com/api/projects/<project>",
-        code="configuration",
-    )
-
-
-def _is_transient(status: int | None) -> bool:
-    return status is not None and (status in TRANSIENT_STATUSES or status >= 500)
-
-
-def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """The delay a response asks for: `retry-after-ms`, `x-ms-retry-after-ms`, `Retry-After`."""
-    if not headers:
-        return None
-    lowered = {k.lower(): v for k, v in headers.items()}
-    for key in ("retry-after-ms", "x-ms-retry-after-ms"):
-        try:
-            return max(0.0, float(lowered[key]) / 1000)
-        except (KeyError, ValueError):
-            pass
-    value = lowered.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+MAX_CONNECTIONS = 64  # keep-alive connections kept per provider (>= any sensible parallelism)
 
 
 def _azure_error(exc: Exception, what: str) -> ProviderError:
@@ -121,13 +73,15 @@ def _azure_error(exc: Exception, what: str) -> ProviderError:
         return TransientError(f"{what}: connection failed: {exc}", code="connection")
     if isinstance(exc, HttpResponseError):
         status = exc.status_code
-        error = getattr(exc, "error", None)
-        code = getattr(error, "code", None) or (exc.reason if status else None)
-        message = getattr(error, "message", None) or exc.message or str(exc)
+        service_code, service_message = service_error(exc)
+        code = service_code or (exc.reason if status else None)
+        message = service_message or exc.message or str(exc)
+        if code == PREVIEW_FEATURE_REQUIRED:
+            message += preview_hint(message)
         text = f"{what}: {status} {code}: {message}" if status else f"{what}: {message}"
         if isinstance(exc, ResourceNotFoundError) or status == 404:
             return NotFoundError(text, code=code, status=404)
-        if _is_transient(status):
+        if is_transient(status):
             response: Any = exc.response
             headers = response.headers if response is not None else None
             return TransientError(
@@ -154,10 +108,12 @@ def _openai_error(exc: Exception, what: str) -> ProviderError:
         body = exc.body if isinstance(exc.body, dict) else {}
         code = body.get("code") or getattr(exc, "code", None) or None
         message = body.get("message") or exc.message
+        if code == PREVIEW_FEATURE_REQUIRED:
+            message += preview_hint(message)
         text = f"{what}: {status} {code}: {message}"
         if status == 404:
             return NotFoundError(text, code=code, status=status)
-        if _is_transient(status):
+        if is_transient(status):
             return TransientError(
                 text,
                 retry_after=retry_after_seconds(dict(exc.response.headers)),
@@ -179,7 +135,7 @@ def _version_from_sdk(model: Any) -> AgentVersion:
         version=str(data["version"]),
         definition=dict(data.get("definition") or {}),
         metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
-        description=data.get("description"),
+        description=data.get("description") or None,  # the service sends "" for none
         created_at=int(created or 0),
     )
 
@@ -203,18 +159,26 @@ class FoundryProvider:
     remote = True
 
     def __init__(
-        self, endpoint: str, *, credential: Any | None = None, timeout: float = 60.0
+        self,
+        endpoint: str,
+        *,
+        credential: Any | None = None,
+        timeout: float = 60.0,
+        preview_features: Sequence[str] = (),
     ) -> None:
         plain_http = check_endpoint(endpoint)
+        features = ",".join(dict.fromkeys(f.strip() for f in preview_features if f.strip()))
         self.endpoint = endpoint.rstrip("/")
         # How long after it was sent a request may still land: the executor's stale-lock grace.
         self.request_timeout = timeout
         self._count = 0
         self._count_lock = threading.Lock()
 
-        import openai
+        import requests
         from azure.ai.projects import AIProjectClient
         from azure.core.pipeline.policies import SansIOHTTPPolicy
+        from azure.core.pipeline.transport import RequestsTransport
+        from urllib3.util.retry import Retry
 
         provider = self
 
@@ -230,10 +194,18 @@ class FoundryProvider:
             def on_request(self, request: Any) -> None:
                 request.context["enforce_https"] = False
 
+        class FoundryFeatures(SansIOHTTPPolicy):  # type: ignore[type-arg]
+            """Opts in to the environment's preview features on every agents call."""
+
+            def on_request(self, request: Any) -> None:
+                request.http_request.headers[FEATURES_HEADER] = features
+
         self._owned_credential: Any = None
         policies: list[Any] = [CountRequests()]
         if plain_http:
             policies.append(AllowHttp())
+        if features:
+            policies.append(FoundryFeatures())
         if credential is None:
             if plain_http:
                 credential = _StaticCredential()
@@ -243,23 +215,57 @@ class FoundryProvider:
                 credential = DefaultAzureCredential()
                 self._owned_credential = credential
         self._credential = credential
+        # One keep-alive connection per operation in flight: azure-core's default pool keeps 10,
+        # so a wider apply would open (and throw away) a new connection per extra request.
+        self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4,
+            pool_maxsize=MAX_CONNECTIONS,
+            max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+        )
+        for scheme in ("http://", "https://"):
+            self._session.mount(scheme, adapter)
         self._client = AIProjectClient(
             endpoint=self.endpoint,
             credential=credential,
             per_call_policies=policies,
             retry_total=0,
-            connection_timeout=min(10.0, timeout),
-            read_timeout=timeout,
+            transport=RequestsTransport(
+                session=self._session,
+                session_owner=False,
+                connection_timeout=min(10.0, timeout),
+                read_timeout=timeout,
+            ),
         )
+        self._timeout = timeout
+        self._features = features
+        self._openai_client: Any = None
+        self._openai_lock = threading.Lock()
+
+    @property
+    def _openai(self) -> Any:
+        """The SDK's OpenAI client, made on first use: plan and apply never need it."""
+        with self._openai_lock:
+            if self._openai_client is None:
+                self._openai_client = self._make_openai_client()
+            return self._openai_client
+
+    def _make_openai_client(self) -> Any:
+        import openai
 
         def count_openai_request(request: Any) -> None:
-            provider._tick()
+            self._tick()
 
-        self._openai = self._client.get_openai_client(
+        features = self._features
+        headers: dict[str, Any] = (
+            {"default_headers": {FEATURES_HEADER: features}} if features else {}
+        )
+        return self._client.get_openai_client(
+            **headers,
             max_retries=0,
-            timeout=timeout,
+            timeout=self._timeout,
             http_client=openai.DefaultHttpxClient(
-                event_hooks={"request": [count_openai_request]}, timeout=timeout
+                event_hooks={"request": [count_openai_request]}, timeout=self._timeout
             ),
         )
 
@@ -287,8 +293,11 @@ class FoundryProvider:
             return fn()
 
     def close(self) -> None:
-        self._openai.close()
+        with self._openai_lock:
+            if self._openai_client is not None:
+                self._openai_client.close()
         self._client.close()
+        self._session.close()
         if self._owned_credential is not None:
             self._owned_credential.close()
 

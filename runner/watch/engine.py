@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from runner.apply.executor import DEFAULT_LOCK_TIMEOUT, ApplyResult
+from runner.apply.executor import DEFAULT_LOCK_TIMEOUT, DEFAULT_PARALLELISM, ApplyResult
 from runner.paths import ProjectHome
 from runner.plan.desired import DesiredState
 from runner.plan.ops import Plan
@@ -95,7 +95,7 @@ class ReloadEngine:
         provider: Provider | None = None,
         registry: Registry | None = None,
         provider_factory: Callable[[Environment], Provider] | None = None,
-        parallelism: int = 8,
+        parallelism: int = DEFAULT_PARALLELISM,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         clock: Callable[[], float] = _now,
         sleep: Callable[[float], None] = time.sleep,

@@ -5,6 +5,7 @@ field diff and one new version, and a workspace overlay never makes a version.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from runner.providers.foundry import FoundryProvider
 from tests.apply.conftest import Project
@@ -63,3 +64,33 @@ def test_a_changed_default_is_a_plan_diff_and_a_workspace_is_no_version(project:
         assert settled.returncode == 0, settled.stdout
     finally:
         provider.close()
+
+
+def test_apply_then_plan_against_a_float32_emulator_is_empty(tmp_path: Path) -> None:
+    """The emulator echoes temperature/top_p as float32 like the service: plan exits 0, and
+    with the registry lost the plan only adopts (the echo is no change to Foundry)."""
+    from runner.providers.emulator import serve_emulator
+    from tests.apply.conftest import make_project
+
+    with serve_emulator(data_dir=tmp_path / "foundry", float32=True) as handle:
+        project = make_project(tmp_path, handle.endpoint)
+        project.edit("agents.yaml", "temperature: 0.2 ", "temperature: 0.3\ntop_p: 0.9 ")
+        done = project.cli("apply", "specs", "--env", "emu", "--auto-approve")
+        assert done.returncode == 0, done.stderr + done.stdout
+        provider = FoundryProvider(handle.endpoint)
+        try:
+            echoed = [a.definition for a in provider.list_agents() if "top_p" in a.definition]
+        finally:
+            provider.close()
+        assert echoed and echoed[0]["top_p"] == 0.8999999761581421  # float32, as the service
+        assert echoed[0]["temperature"] == 0.30000001192092896
+        again = project.cli("plan", "specs", "--env", "emu", "--detailed-exitcode")
+        assert again.returncode == 0, again.stdout + again.stderr
+
+        lost = Project(tmp_path / "lost", project.specs, handle.endpoint)
+        (lost.root / ".runner").mkdir(parents=True)
+        plan = lost.cli("plan", str(project.specs), "--env", "emu", "--format", "json")
+        assert plan.stdout, plan.stderr
+        document = json.loads(plan.stdout)
+        agents = [c for c in document["changes"] if c["kind"] == "Agent"]
+        assert agents and {c["action"] for c in agents} == {"adopt"}, plan.stdout

@@ -27,6 +27,7 @@ tools:
   - type: function
     name: forecast
     implementation: "weather_tools:forecast"
+    strict: true
     parameters:
       type: object
       properties: {city: {type: string}}
@@ -35,6 +36,7 @@ tools:
   - type: function
     name: redirect
     implementation: "weather_tools:redirect"
+    strict: false
     parameters: {type: object}
 ---
 apiVersion: runner/v1

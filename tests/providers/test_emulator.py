@@ -47,16 +47,11 @@ def test_list_pages_with_limit_and_the_sdk_stops_on_an_empty_page(
     assert pages == [["b5", "b4", "b3", "b2"], ["b1", "b0"], []]
 
 
-def test_an_empty_page_has_null_cursors(emulator: EmulatorHandle) -> None:
+def test_an_empty_page_has_no_cursors_like_the_service(emulator: EmulatorHandle) -> None:
+    # recordings/agents_crud.json entry 7: the final page carries no first_id/last_id
     status, body = _get(f"{emulator.endpoint}/agents?api-version=v1")
     assert status == 200
-    assert body == {
-        "object": "list",
-        "data": [],
-        "first_id": None,
-        "last_id": None,
-        "has_more": False,
-    }
+    assert body == {"data": [], "has_more": False, "object": "list"}
 
 
 def test_create_get_and_list_versions_through_the_sdk(emulator: EmulatorHandle, sdk: Any) -> None:
@@ -321,3 +316,35 @@ def test_the_cli_prints_the_endpoint_and_stops_cleanly_on_ctrl_c(tmp_path: Path)
             process.kill()
             process.wait()
     assert (tmp_path / "local-store.db").exists()
+
+
+def test_the_cli_float32_flag_echoes_like_the_service(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "runner", "emulator", "--port", "0", "--float32"]
+    process = subprocess.Popen(
+        [*command, "--data", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(2)]
+        endpoint = lines[1].removeprefix("endpoint:").strip()
+        body = {"definition": {"kind": "prompt", "model": "m", "temperature": 0.3, "top_p": 1}}
+        request = urllib.request.Request(
+            f"{endpoint}/agents/a1/versions?api-version=v1",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            definition = json.loads(response.read())["definition"]
+        assert definition["temperature"] == 0.30000001192092896
+        assert definition["top_p"] == 1.0
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -12,7 +12,8 @@ import pytest
 from runner.providers import build_provider
 from runner.providers.base import NotFoundError, Provider, ProviderError, TransientError
 from runner.providers.emulator import EmulatorHandle
-from runner.providers.foundry import FoundryProvider, retry_after_seconds
+from runner.providers.foundry import FoundryProvider
+from runner.providers.foundry_wire import retry_after_seconds
 from runner.providers.local import LocalProvider
 from runner.spec.models import Environment
 

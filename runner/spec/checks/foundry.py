@@ -2,9 +2,10 @@
 
 Role in the flow: the second concern `check_project` runs. Every agent's Foundry name (the
 environment's `name_prefix` plus the spec name) must be a valid Foundry agent name in every
-environment (`name.foundry`), and a tool of a type runner knows must carry the keys Foundry needs
-(`tool.required`). Foundry's naming rule itself is `runner.providers.base.AGENT_NAME_RE`, the one
-the local store enforces too.
+environment (`name.foundry`), and a tool of a type runner knows must have Foundry's wire shape
+(`tool.required` for a missing key, `tool.shape` for a bad value; the shapes are in `tools`).
+Foundry's naming rule itself is `runner.providers.base.AGENT_NAME_RE`, the one the local store
+enforces too.
 
 Invariant: a `name_prefix` holding `${` is skipped (its value is only known when the environment
 is used, and validate never resolves secrets).
@@ -14,17 +15,11 @@ from __future__ import annotations
 
 from runner.providers.base import AGENT_NAME_RE
 from runner.spec.checks.context import CheckContext
+from runner.spec.checks.tools import tool_problems
 from runner.spec.models import Agent, Template, Tool
 from runner.spec.project import SpecDocument
 
-__all__ = ["TOOL_REQUIRED_KEYS", "check_foundry_rules", "foundry_name_problem"]
-
-TOOL_REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
-    "function": ("name", "parameters"),
-    "file_search": ("vector_store_ids",),
-    "bing_grounding": ("bing_grounding",),
-}
-"""Keys Foundry needs for the tool types runner knows; other types pass through unchecked."""
+__all__ = ["check_foundry_rules", "foundry_name_problem"]
 
 
 def foundry_name_problem(name: str) -> str | None:
@@ -78,15 +73,6 @@ def _name_prefixes(ctx: CheckContext) -> list[tuple[str, str]]:
 
 def _check_tools(ctx: CheckContext, doc: SpecDocument, tools: list[Tool] | None) -> None:
     for index, tool in enumerate(tools or ()):
-        required = TOOL_REQUIRED_KEYS.get(tool.type)
-        if required is None:
-            continue
-        extra = tool.model_extra or {}
-        missing = [k for k in required if k not in extra]
-        if missing:
-            ctx.report(
-                doc,
-                ("tools", index),
-                "tool.required",
-                f"a {tool.type} tool needs " + " and ".join(repr(m) for m in missing),
-            )
+        keys = tool.model_extra or {}
+        for where, code, message in tool_problems(tool.type, keys):
+            ctx.report(doc, ("tools", index, *where), code, message)

@@ -67,6 +67,7 @@ from runner.spec.models.pools import (
 from runner.spec.models.prompts import (
     IMPLEMENTATION_PATTERN,
     RUNNER_ONLY_TOOL_KEYS,
+    TOOL_REQUIRED_KEYS,
     Agent,
     Guideline,
     Personality,
@@ -107,6 +108,7 @@ __all__ = [
     "RESERVED_INPUT_PREFIX",
     "RUNNER_ONLY_TOOL_KEYS",
     "SUPPORTED_API_VERSIONS",
+    "TOOL_REQUIRED_KEYS",
     "Agent",
     "Alert",
     "AlertMetric",

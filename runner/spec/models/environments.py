@@ -9,7 +9,7 @@ No `from __future__ import annotations` here: pydantic would evaluate every anno
 import, paid on every `runner validate` (see `base`).
 """
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -72,6 +72,14 @@ class Environment(Envelope):
     features: dict[ConfigName, bool] = Field(
         default_factory=dict,
         description="Feature toggles for every agent here (over the declared defaults).",
+    )
+    preview_features: list[
+        Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*=[A-Za-z0-9]+$", max_length=100)]
+    ] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Foundry preview features to opt in to, e.g. `WorkflowAgents=V1Preview`: "
+        "sent as the `Foundry-Features` header on agent calls (foundry provider).",
     )
     data_dir: str | None = Field(
         default=None, description="Local provider: where its SQLite store lives (default .runner)."

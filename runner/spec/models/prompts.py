@@ -20,6 +20,7 @@ from runner.spec.models.configuration import ConfigName, Feature, Preference
 __all__ = [
     "IMPLEMENTATION_PATTERN",
     "RUNNER_ONLY_TOOL_KEYS",
+    "TOOL_REQUIRED_KEYS",
     "Agent",
     "Guideline",
     "Personality",
@@ -28,6 +29,28 @@ __all__ = [
     "Tool",
     "Traits",
 ]
+
+TOOL_REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "function": ("name", "parameters", "strict"),
+    "file_search": ("vector_store_ids",),
+    "bing_grounding": ("bing_grounding",),
+    "azure_ai_search": ("azure_ai_search",),
+    "mcp": ("server_label",),
+    "openapi": ("openapi",),
+}
+"""Top-level keys Foundry needs per tool type (its wire shapes); published in the JSON Schema
+of `tools` as if/then rules, checked with the nested rules by `runner.spec.checks.tools`."""
+
+
+def _tool_schema(schema: dict[str, Any]) -> None:
+    """The JSON Schema of a tool: per known type, the keys it needs."""
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+            "then": {"required": list(keys)},
+        }
+        for kind, keys in TOOL_REQUIRED_KEYS.items()
+    ]
 
 
 class Traits(Strict):
@@ -62,11 +85,12 @@ IMPLEMENTATION_PATTERN = (
 class Tool(Strict):
     """A Foundry tool. `type` picks the tool; the other keys are passed to Foundry as written.
 
-    Known types are checked for their required keys in `runner.spec.checks`; the model stays
-    open to the keys of each tool type (Foundry has dozens) but closed to a missing `type`.
+    Known types are checked against Foundry's wire shapes in `runner.spec.checks.tools` (their
+    required keys are in the JSON Schema too); the model stays open to the keys of each tool
+    type (Foundry has dozens) but closed to a missing `type`.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, json_schema_extra=_tool_schema)
     type: Annotated[str, Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")]
     implementation: Annotated[str, Field(pattern=IMPLEMENTATION_PATTERN)] | None = Field(
         default=None,
