@@ -179,14 +179,19 @@ class Turns:
                 row.pools, wait=wait, estimate=estimate_tokens(text)
             )
         try:
-            return await self._answer(live, text, turn, ticket)
+            return await self._answer(live, text, turn, ticket, on_text)
         except BaseException:
             if ticket is not None:
                 pools_manager.record_tokens((), 0, ticket=ticket)  # nothing spent: drop it
             raise
 
     async def _answer(
-        self, live: LiveSession, text: str, turn: int, ticket: TokenTicket | None
+        self,
+        live: LiveSession,
+        text: str,
+        turn: int,
+        ticket: TokenTicket | None,
+        on_text: TextSink | None,
     ) -> TurnReply:
         row = live.row
         pools_manager = self._pools
