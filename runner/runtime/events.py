@@ -115,6 +115,17 @@ class EventBus:
             relay(event)
         return event
 
+    def wants_remote(self, event_type: str) -> bool:
+        """Whether a subscriber that takes other instances' events would receive this type."""
+        local_only = self._local_only
+        for callback in self._exact.get(event_type, ()):
+            if id(callback) not in local_only:
+                return True
+        return any(
+            event_type.startswith(prefix) and id(cb) not in local_only
+            for prefix, cb in self._patterns
+        )
+
     def deliver(self, event: Event) -> None:
         """An event another instance produced: to the local subscribers, not relayed."""
         exact = self._exact.get(event.type)

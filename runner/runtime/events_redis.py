@@ -44,6 +44,7 @@ class RedisEventRelay:
     def __init__(self, url: str, *, bus: EventBus, namespace: str, instance: str | None = None):
         self.where = scrub_userinfo(url.split("?", 1)[0])
         self.instance = instance or uuid.uuid4().hex
+        self._instance_bytes = self.instance.encode()
         self.channel = f"runner:{namespace}:events"
         self._bus = bus
         self._redis: Any = aioredis.Redis.from_url(
@@ -67,11 +68,13 @@ class RedisEventRelay:
             await asyncio.wait_for(self._subscribed.wait(), timeout)
 
     def _relay(self, event: Event) -> None:
-        message = json.dumps(
+        # "<instance> <type>\n<json>": a receiver skips its own and unwanted events unparsed
+        body = json.dumps(
             {"i": self.instance, "t": event.type, "d": dict(event.data), "a": event.at},
             default=str,
             separators=(",", ":"),
-        ).encode()
+        )
+        message = f"{self.instance} {event.type}\n{body}".encode()
         try:
             self._queue.put_nowait(message)
         except asyncio.QueueFull:
@@ -132,8 +135,14 @@ class RedisEventRelay:
                     await _close(pubsub)
 
     def _receive(self, raw: Any) -> None:
+        head, _, payload = bytes(raw).partition(b"\n")
+        instance_id, _, kind_bytes = head.partition(b" ")
+        if instance_id == self._instance_bytes:
+            return
+        if not self._bus.wants_remote(kind_bytes.decode("utf-8", "replace")):
+            return
         try:
-            body = json.loads(raw)
+            body = json.loads(payload)
             instance, kind, data, at = body["i"], body["t"], body["d"], float(body["a"])
         except (ValueError, KeyError, TypeError):
             log.warning("events: a message on %s is not a runner event; ignored", self.channel)
