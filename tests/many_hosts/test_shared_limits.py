@@ -217,3 +217,17 @@ def make_host_project(tmp_path: Path) -> Any:
         )
 
     return make
+
+
+def test_serve_answers_503_naming_redis_without_its_credentials() -> None:
+    from runner.serve.errors import from_exception
+
+    cause = ConnectionError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
+    error = from_exception(SharedLimitsUnavailableError("redis://:s3cret@127.0.0.1:6390/0", cause))
+    assert error is not None
+    assert (error.status, error.code, error.headers) == (
+        503,
+        "limits_unavailable",
+        {"Retry-After": "5"},
+    )
+    assert "127.0.0.1:6390" in error.message and "s3cret" not in error.message
