@@ -30,6 +30,7 @@ _BEFORE_RUNTIME = (
     "runner.errors",
     "runner.paths",
     "runner.telemetry",
+    "runner.sqlitefile",
     "runner.spec",
     "runner.plan",
     "runner.apply",
@@ -87,6 +88,8 @@ CONFINED: dict[str, tuple[str, ...]] = {
     "prometheus_client": ("runner.serve.metrics",),
     "jwt": ("runner.serve.authn", "runner.serve.jwks"),
     "opentelemetry": ("runner.telemetry",),
+    # many hosts: the optional redis extra
+    "redis": ("runner.runtime.pools.redis_limits", "runner.runtime.events_redis"),
 }
 
 # The runtime's parts, bottom up: a module of one part may import the parts before it (and
@@ -96,6 +99,7 @@ RUNTIME_ORDER: tuple[str, ...] = (
     "config",
     "errors",
     "events",
+    "events_redis",
     "auth",
     "context",
     "tracing",

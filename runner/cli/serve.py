@@ -5,6 +5,14 @@ Authentication comes from the environment's `auth:` block. With none declared, s
 loopback only and prints a random key with every permission (Jupyter's pattern); a
 non-loopback `--host` without `auth:` is refused (exit 2). `--watch` reloads every good save
 of the specs into the running runtime; live sessions are kept. Exit 0 after a drain.
+
+`--workers N` (N > 1) runs N runtime processes on one port: this process binds the port, starts
+N workers that accept on the same socket (the kernel spreads the connections), forwards
+SIGTERM/SIGINT to them (each drains) and exits when they have; a worker that dies stops the
+others (exit 1). The workers share what they must through the environment's `redis:` (pool
+limits, events, Socket.io rooms), so N > 1 without it is a usage error (exit 2). With no
+`auth:`, the printed key is valid on every worker. Socket.io clients connect with the
+`websocket` transport (long-polling needs sticky routing, which one port cannot give).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -39,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--watch", action="store_true", help="reload every good save of the specs, live"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="runtime processes on the one port (default 1; > 1 needs the environment's redis:)",
+    )
+    parser.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def is_loopback(host: str) -> bool:
@@ -66,7 +82,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"spec folder {args.path!r} does not exist (give the folder as an argument)"
         )
+    if args.workers < 1:
+        print("runner: error: --workers must be 1 or more", file=sys.stderr)
+        return EXIT_USAGE
     project = load_specs([root])
+    if args.workers > 1 and _declared_redis(project, args.env) is None:
+        print(
+            f"runner: error: --workers {args.workers} runs several processes that must share "
+            "pool limits, events and Socket.io rooms: declare redis: (a Redis URL, ${VAR} "
+            "allowed) on the Environment, or run one worker",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     auth = _declared_auth(project, args.env)
     if auth is None and not is_loopback(args.host):
         print(
@@ -77,7 +104,20 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     _configure_logging()
+    if args.workers > 1:
+        from runner.cli.serve_workers import run_workers
+
+        return run_workers(args, generate_key=auth is None)
     return _run_async(project, args, auth, root)
+
+
+def _declared_redis(project: Project, env_name: str | None) -> str | None:
+    from runner.spec.project import UnknownEnvironmentError
+
+    try:
+        return project.environment(env_name).redis
+    except UnknownEnvironmentError:
+        return None
 
 
 def _declared_auth(project: Project, env_name: str | None) -> AuthConfig | None:
@@ -110,15 +150,17 @@ async def _serve(project: Any, args: argparse.Namespace, auth: Any, root: Path) 
     from runner.serve.server import bind, make_server, serve_forever
 
     key: str | None = None
+    worker = args.worker_fd is not None
     try:
         if auth is None:
-            authenticator, key = Authenticator.generated()
+            shared_key = os.environ.get("RUNNER_SERVE_KEY") if worker else None
+            authenticator, key = Authenticator.generated(key=shared_key)
         else:
             authenticator = Authenticator.from_config(auth, os.environ)
     except AuthSetupError as exc:
         raise UserError(str(exc)) from None
     try:
-        sock = bind(args.host, args.port)
+        sock = socket.socket(fileno=args.worker_fd) if worker else bind(args.host, args.port)
     except OSError as exc:
         raise UserError(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
@@ -137,7 +179,10 @@ async def _serve(project: Any, args: argparse.Namespace, auth: Any, root: Path) 
             lines.append(
                 f"  e.g. curl -H 'Authorization: Bearer {key}' {base}/api/agent-lifecycle/sessions"
             )
-        print("\n".join(lines), flush=True)
+        if worker:  # the parent printed the address and key
+            print(f"runner serve: worker {os.getpid()} ready", file=sys.stderr, flush=True)
+        else:
+            print("\n".join(lines), flush=True)
         watching = _start_watch(lc, root, args.env) if args.watch else None
         try:
             await serve_forever(server, sockets=[sock])

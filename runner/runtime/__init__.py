@@ -1,17 +1,20 @@
 """The runtime: sessions, teams and handoffs, escalation, pools, monitoring and events over what
 was applied. `from runner import Lifecycle` (the facade, `runner.runtime.lifecycle`).
 
-Its parts, bottom up; each may import only what is above it in this list (and `runner.spec`,
-`runner.plan`, `runner.apply`, `runner.providers`, `runner.state`), never what is below
+Its parts, bottom up; each may import only what is above it in this list (and
+`runner.sqlitefile`, `runner.spec`, `runner.plan`, `runner.apply`, `runner.providers`,
+`runner.state`), never what is below
 (`tests/test_layering.py` enforces the order and that there is no import cycle):
 
-  clock, config, errors, events, auth, context   neutral modules every part may use
+  clock, config, errors, events, events_redis, auth, context   neutral modules every part may
+               use (events_redis: the event bus across instances, through Redis pub/sub)
   tracing      OpenTelemetry spans of turns, provider calls, handoffs, escalations, tool calls
   routing      pure text matching of handoff triggers, and member selection
   escalation   the pure escalation engine: which level opens, the life of an escalation
   teams        the router seam (what a router is asked and decides), the team router,
                live member availability
-  pools        resource pools: session slots, token budgets, warnings, analytics
+  pools        resource pools: session slots, token budgets, warnings, analytics; limits
+               shared by many processes (Redis, or the registry file of one host)
   monitoring   performance figures, alerts evaluated on them, the alert relay, channels
   tools        function tools run by the runtime: each agent's functions, running the calls
                a response asks for, the rounds of a turn until a message

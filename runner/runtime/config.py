@@ -15,6 +15,10 @@
 - AGENT_PERFORMANCE_MONITORING_INTERVAL_MS (30000): period of the background sweeper (idle
   expiry, alert windows, token windows).
 - AGENT_LIFECYCLE_PERSIST_INTERVAL_MS (1000): turn counters are written behind at most this late.
+- RUNNER_POOL_LIMITS (process): where pool limits are held when the Environment declares no
+  `redis:`: `process` (this process's own counts) or `host` (the registry file, shared by every
+  process of the host that opens it).
+- RUNNER_POOL_LEASE_TTL_MS (30000): shared limits: how long a dead process's slots stay taken.
 
 Invariant: parsing never raises; a malformed value falls back to the default and is listed in
 `RuntimeConfig.problems` (reported by `get_system_status`).
@@ -42,6 +46,8 @@ class RuntimeConfig:
     alert_threshold_ms: float = 5000.0
     monitoring_interval_s: float = 30.0
     persist_interval_s: float = 1.0
+    pool_limits: str = "process"
+    pool_lease_ttl_s: float = 30.0
     problems: tuple[str, ...] = field(default=())
 
     @classmethod
@@ -78,6 +84,10 @@ class RuntimeConfig:
         if limit_raw is not None and limit_raw.strip():
             limit = number("AGENT_DEFAULT_SESSION_LIMIT", 0, minimum=1)
             session_limit = int(limit) if limit >= 1 else None
+        scope = (environ.get("RUNNER_POOL_LIMITS") or "process").strip().lower()
+        if scope not in ("process", "host"):
+            problems.append(f"RUNNER_POOL_LIMITS={scope!r} is not process or host; using process")
+            scope = "process"
         return cls(
             monitoring_enabled=flag("AGENT_LIFECYCLE_MONITORING_ENABLED", True),
             auto_scaling_enabled=flag("AGENT_LIFECYCLE_AUTO_SCALING_ENABLED", True),
@@ -95,5 +105,7 @@ class RuntimeConfig:
             / 1000,
             persist_interval_s=number("AGENT_LIFECYCLE_PERSIST_INTERVAL_MS", 1000.0, minimum=1)
             / 1000,
+            pool_limits=scope,
+            pool_lease_ttl_s=number("RUNNER_POOL_LEASE_TTL_MS", 30_000.0, minimum=300) / 1000,
             problems=tuple(problems),
         )

@@ -176,3 +176,17 @@ class ToolRoundLimitError(TurnFailedError):
 class ToolImplementationError(LifecycleError):
     """A function tool's `implementation` does not name an importable callable; the message
     names the spec position."""
+
+
+class SharedLimitsUnavailableError(LifecycleError):
+    """The store that holds pool limits for every process (Redis, or the registry) cannot be
+    reached: admission fails closed (`runner serve` answers 503); live sessions go on."""
+
+    def __init__(self, where: str, cause: Exception) -> None:
+        detail = str(cause) or type(cause).__name__
+        super().__init__(
+            f"pool limits are shared through {where}, which cannot be reached ({detail}); new "
+            "sessions in a limited pool are refused until it is back (live sessions go on); "
+            "check that it runs and that the Environment's redis: URL is right"
+        )
+        self.where = where

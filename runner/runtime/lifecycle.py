@@ -118,6 +118,7 @@ class Lifecycle(Reports):
                 notify_backoff=notify_backoff,
             )
             parts.start(background=background)
+            await parts.connect()
             return cls(parts)
 
         return Opener(build)
@@ -211,7 +212,7 @@ class Lifecycle(Reports):
 
     def on(self, event_type: str, callback: Callback) -> Callable[[], None]:
         """Subscribe to `event_type` (`"*"` for all, `"handoff:*"` for a family); returns `off`."""
-        return self.parts.events.on(event_type, callback)
+        return self.parts.events.on(event_type, callback, remote=True)
 
     @contextlib.asynccontextmanager
     async def collect(self, pattern: str = "*") -> AsyncIterator[list[Any]]:

@@ -99,9 +99,12 @@ class Authenticator:
         return cls(keys, config.jwt)
 
     @classmethod
-    def generated(cls, user_id: str = "local-admin") -> tuple[Authenticator, str]:
-        """One random key with every permission in every workspace, and the key."""
-        key = secrets.token_urlsafe(32)
+    def generated(
+        cls, user_id: str = "local-admin", *, key: str | None = None
+    ) -> tuple[Authenticator, str]:
+        """One random key (or `key`: the one the workers of `--workers` share) with every
+        permission in every workspace, and the key."""
+        key = key or secrets.token_urlsafe(32)
         return cls([_Key(_digest(key), caller_of(user_id, [ALL_WORKSPACES], PERMISSIONS))]), key
 
     async def authenticate(self, token: str | None) -> AuthContext:

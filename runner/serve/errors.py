@@ -8,8 +8,8 @@ acknowledgements use `error_body` for the same shapes.
 Statuses: 401 no or bad credentials, 403 missing permission, 404 missing or another
 workspace's, 409 a state that forbids it, 413 a body too large, 422 a bad body, 429 a pool or
 token limit (`Retry-After` when a place is expected at a known time), 502 the agent's provider
-failed, 503 draining or the issuer's keys unreachable. Never a traceback: anything else is a
-500 naming an incident id, with the traceback in the server's log.
+failed, 503 draining, or the issuer's keys or the shared pool limits (Redis) unreachable. Never
+a traceback: anything else is a 500 naming an incident id, with the traceback in the server's log.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from runner.runtime.errors import (
     SessionConfigError,
     SessionNotFoundError,
     SessionStateError,
+    SharedLimitsUnavailableError,
     SpecProblemsError,
     SpendingBudgetError,
     TokenBudgetError,
@@ -93,6 +94,8 @@ def from_exception(exc: BaseException) -> ApiError | None:
             "the token issuer's keys cannot be fetched now; retry shortly",
             {"Retry-After": "5"},
         )
+    if isinstance(exc, SharedLimitsUnavailableError):  # Redis (or the registry) is down
+        return ApiError(503, "limits_unavailable", text, {"Retry-After": "5"})
     if isinstance(exc, SessionConfigError):  # preferences or features that do not fit
         return ApiError(422, exc.code, text)
     if isinstance(exc, SpendingBudgetError):  # refused until the budget's period ends

@@ -243,16 +243,22 @@ class ServeMetrics:
         ]
 
     def _on_handoff(self, event: Event) -> None:
+        if event.origin is not None:  # another instance's: it counts it (no double count)
+            return
         data = event.data
         self.handoffs.labels(_label(data.get("from")), _label(data.get("to"))).inc()
 
     def _on_escalation(self, event: Event) -> None:
+        if event.origin is not None:
+            return
         suffix = event.type.split(":", 1)[1][:40]
         self.escalations.labels(_label(event.data.get("team")), suffix).inc()
 
     def _on_tool(self, event: Event) -> None:
         """A call is counted once, when it ends (`tool:called` only says one started; a call
         refused or failed before running has no `tool:called`)."""
+        if event.origin is not None:  # another instance's: it counts it
+            return
         kind = event.type
         data = event.data
         if kind == "tool:completed":

@@ -18,6 +18,11 @@ Who receives what (event names and data are the runtime's own):
     alerts and pools are per agent, team or pool, never per workspace.
 A socket in several of these rooms receives an event once.
 
+Many instances (`redis:` on the Environment, `runner serve --workers N`): rooms live in
+python-socketio's `AsyncRedisManager` on the same Redis, so an emit reaches the sockets of
+every instance. Each event is emitted by the instance that produced it only (events relayed
+from other instances, `Event.origin`, are theirs to emit): every socket receives it once.
+
 Invariants:
   - Joining checks the permission (`chat:access` or `operator`) and the session's workspace;
     another workspace's session is refused exactly like a missing one.
@@ -59,8 +64,16 @@ class RealtimeLayer:
     def __init__(self, context: ServeContext) -> None:
         self.context = context
         limits = context.limits
+        url = context.lc.parts.redis_url
+        self.shared = url is not None
+        manager = (
+            socketio.AsyncRedisManager(url, channel=f"runner:{context.lc.env.name}:socketio")
+            if url is not None
+            else None
+        )
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
+            client_manager=manager,
             max_http_buffer_size=limits.max_socket_message_bytes,
             logger=False,
             engineio_logger=False,
@@ -200,7 +213,10 @@ class RealtimeLayer:
     def _deliver(self, event: Event) -> Awaitable[None] | None:
         """The runtime's callback for every event: a delivery to schedule, or None (no socket
         connected, or nobody may see it) so that quiet servers pay one check per event."""
-        if not self.identities:
+        if self.shared:
+            if event.origin is not None:  # another instance emits it to every socket
+                return None
+        elif not self.identities:
             return None
         rooms = self.recipients(event)
         if not rooms:

@@ -16,6 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from runner.runtime.clock import Clock
 from runner.runtime.config import RuntimeConfig
 from runner.runtime.errors import LifecycleError, SpecProblemsError
 from runner.runtime.monitoring import Notifier
+from runner.runtime.pools import SharedLimits, SharedPools
 from runner.runtime.teams import RouterFactory
 from runner.spec.models import API_VERSION, Environment
 from runner.spec.project import Project
@@ -100,6 +102,8 @@ def open_parts(
         path = default_registry_path(specs[0])
     else:
         path = default_registry_path()
+    config = RuntimeConfig.from_environ(environ)
+    redis_url = _redis_url(env, environ)  # before anything is opened: it may refuse
     registry = SqliteRegistry(path)
     built = provider is None
     if provider is None:
@@ -121,10 +125,12 @@ def open_parts(
         operator_store=SqliteOperatorStore(path, connection=sessions.connection),
         clock=clock,
         environ=environ,
-        config=RuntimeConfig.from_environ(environ),
+        config=config,
         router_factory=router_factory,
         notifier=notifier,
         notify_backoff=notify_backoff,
+        shared_limits=_shared_limits(env, redis_url, config, clock, path),
+        redis_url=redis_url,
     )
     try:
         parts.reload(project)  # resolves function tools' implementations: may refuse
@@ -136,6 +142,50 @@ def open_parts(
             provider.close()
         raise
     return parts
+
+
+def _redis_url(env: Environment, environ: Mapping[str, str]) -> str | None:
+    """The Environment's `redis:` URL with its `${VAR}` resolved (now, when it is used)."""
+    if env.redis is None:
+        return None
+    from runner.spec.secrets import MissingSecretError, SecretSyntaxError, resolve
+
+    try:
+        url = resolve(env.redis, environ, address=f"environment.{env.name}")
+    except (MissingSecretError, SecretSyntaxError) as exc:
+        raise LifecycleError(f"environment.{env.name}: redis: {exc}") from None
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise LifecycleError(
+            f"environment.{env.name}: redis: the value is not a redis://, rediss:// or unix:// URL"
+        )
+    if importlib.util.find_spec("redis") is None:
+        raise LifecycleError(
+            f"environment.{env.name} declares redis: but redis-py is not installed: "
+            "pip install 'runner[redis]'"
+        )
+    return url
+
+
+def _shared_limits(
+    env: Environment, redis_url: str | None, config: RuntimeConfig, clock: Clock, path: Path
+) -> SharedPools | None:
+    """Where pool limits are held: Redis (every host), the registry file (this host:
+    RUNNER_POOL_LIMITS=host), or None (this process's own counts)."""
+    if redis_url is not None:
+        from runner.runtime.pools.redis_limits import RedisLimits
+
+        limits: SharedLimits = RedisLimits(
+            redis_url, namespace=env.name, lease_ttl=config.pool_lease_ttl_s
+        )
+    elif config.pool_limits == "host":
+        from runner.runtime.pools.sqlite_limits import SqliteLimits
+
+        limits = SqliteLimits(
+            path, clock=clock, namespace=env.name, lease_ttl=config.pool_lease_ttl_s
+        )
+    else:
+        return None
+    return SharedPools(limits, clock=clock, ttl=config.pool_lease_ttl_s)
 
 
 def load_specs(specs: SpecsArg) -> Project:

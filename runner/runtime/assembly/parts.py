@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from runner.providers.base import Provider
 from runner.runtime.clock import Clock
@@ -39,7 +40,7 @@ from runner.runtime.monitoring import (
     channel_failures,
 )
 from runner.runtime.operators import Operators
-from runner.runtime.pools import PoolManager
+from runner.runtime.pools import PoolManager, SharedPools
 from runner.runtime.sessions import (
     Admission,
     AgentCatalog,
@@ -63,6 +64,9 @@ from runner.state.base import Registry
 from runner.state.operators import OperatorStore
 from runner.state.sessions import SessionStore
 from runner.telemetry import content_recording
+
+if TYPE_CHECKING:
+    from runner.runtime.events_redis import RedisEventRelay
 
 __all__ = ["RuntimeParts"]
 
@@ -88,8 +92,12 @@ class RuntimeParts:
         router_factory: RouterFactory | None,
         notifier: Notifier | None,
         notify_backoff: float,
+        shared_limits: SharedPools | None = None,
+        redis_url: str | None = None,
     ) -> None:
         self.provider, self.registry, self.environ = provider, registry, environ
+        self.redis_url = redis_url  # resolved (may hold a secret): never logged
+        self.relay: RedisEventRelay | None = None
         self.session_store, self.operator_store = session_store, operator_store
         self.events = events = EventBus(clock)
         self.notifier = notifier or Notifier(
@@ -100,7 +108,10 @@ class RuntimeParts:
         )
         self.ctx = ctx = RuntimeContext(env=env, clock=clock, config=config, events=events)
         self.pools = PoolManager(
-            clock=clock, emit=ctx.emit, default_session_limit=config.default_session_limit
+            clock=clock,
+            emit=ctx.emit,
+            default_session_limit=config.default_session_limit,
+            shared=shared_limits,
         )
         relay = AlertRelay(env=env.name, events=events, notifier=self.notifier)
         self.monitor = PerformanceMonitor(
@@ -251,6 +262,16 @@ class RuntimeParts:
         if background:
             self._background = asyncio.get_running_loop().create_task(self._run_background())
 
+    async def connect(self) -> None:
+        """With `redis:` on the Environment: relay events to and from the other instances."""
+        if self.redis_url is not None and self.relay is None:
+            from runner.runtime.events_redis import RedisEventRelay
+
+            self.relay = RedisEventRelay(
+                self.redis_url, bus=self.events, namespace=self.ctx.env.name
+            )
+            await self.relay.start()
+
     async def _run_background(self) -> None:
         config, clock = self.ctx.config, self.ctx.clock
         interval = min(config.persist_interval_s, config.monitoring_interval_s)
@@ -297,6 +318,9 @@ class RuntimeParts:
         await self.events.drain()
         if self.event_spans is not None:
             self.event_spans.end_all()
+        if self.relay is not None:
+            await self.relay.close()
+        await self.pools.close()
         await self.notifier.close()
         self.operators.close()
         self.session_store.close()

@@ -20,14 +20,29 @@
              the enforced figures (`figures`).
 
 Modules: `usage` (one pool's counts and token window), `figures` (analytics), `manager`
-(`PoolManager`: slots, tokens, warnings). Limits are per runtime process today; a shared
-backend (Redis) would sit behind `PoolManager`'s methods.
+(`PoolManager`: slots, tokens, warnings), `shared` (the `SharedLimits` Protocol and
+`SharedPools`, this process's side of limits shared by several processes: leases renewed by a
+heartbeat, waiting lines by priority, token reservations), and its backends `redis_limits`
+(`RedisLimits`, Lua scripts; imported only when an Environment declares `redis:`, redis-py
+being the optional `redis` extra) and `sqlite_limits` (`SqliteLimits`, the processes of one
+host on the registry file). Without a shared backend the limits are this process's own (the
+in-memory default).
 
-May import: `runner.spec` and the runtime's neutral modules (clock, errors).
+May import: `runner.spec`, `runner.sqlitefile` and the runtime's neutral modules (clock,
+errors).
 """
 
 from runner.runtime.pools.figures import PoolFigures
 from runner.runtime.pools.manager import PoolManager, PoolWarning
+from runner.runtime.pools.shared import SharedLimits, SharedPools, TokenTicket
 from runner.runtime.pools.usage import estimate_tokens
 
-__all__ = ["PoolFigures", "PoolManager", "PoolWarning", "estimate_tokens"]
+__all__ = [
+    "PoolFigures",
+    "PoolManager",
+    "PoolWarning",
+    "SharedLimits",
+    "SharedPools",
+    "TokenTicket",
+    "estimate_tokens",
+]

@@ -5,8 +5,12 @@ it ends; the turn path calls `admit_tokens` / `record_tokens` around each turn (
 docstring for what each limit means). Waiters for a slot are served by session priority
 (`runner.spec.vocabulary.priority_rank`: urgent > high > medium/none > low), then arrival order.
 
+With a `SharedPools` (`runner.runtime.pools.shared`: Redis or the registry), slots and token
+windows are decided by the shared backend for every process; this process's counts still move
+the same way (its figures, warnings and the fallback window while the backend is down).
+
 Invariants: counts only move under the event loop (no locks needed); a refused acquire takes
-nothing; release never goes below zero; limits are per runtime process.
+nothing; release never goes below zero; without a shared backend, limits are per process.
 """
 
 from __future__ import annotations
@@ -14,13 +18,21 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import math
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from runner.runtime.clock import Clock
-from runner.runtime.errors import AgentLimitError, PoolLimitError, TokenBudgetError
+from runner.runtime.errors import (
+    AgentLimitError,
+    PoolLimitError,
+    SharedLimitsUnavailableError,
+    TokenBudgetError,
+)
 from runner.runtime.pools.figures import PoolFigures, pool_figures
+from runner.runtime.pools.shared import SharedPools, TokenTicket
 from runner.runtime.pools.usage import TOKEN_WINDOW_S, PoolUsage
 from runner.spec.models import ResourcePool
 from runner.spec.vocabulary import priority_rank
@@ -28,6 +40,7 @@ from runner.spec.vocabulary import priority_rank
 __all__ = ["Emit", "PoolManager", "PoolWarning"]
 
 Emit = Callable[[str, Mapping[str, Any]], None]
+log = logging.getLogger("runner.runtime.pools")
 
 
 class PoolWarning(TypedDict):
@@ -40,8 +53,16 @@ class PoolWarning(TypedDict):
 
 
 class PoolManager:
-    def __init__(self, *, clock: Clock, emit: Emit, default_session_limit: int | None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        emit: Emit,
+        default_session_limit: int | None,
+        shared: SharedPools | None = None,
+    ) -> None:
         self._clock = clock
+        self.shared = shared
         self._emit = emit
         self._pools: dict[str, PoolUsage] = {}
         self._by_agent: dict[str, tuple[str, ...]] = {}
@@ -114,9 +135,14 @@ class PoolManager:
         pools: list[str],
         wait: float | None = None,
         priority: str | None = None,
+        holder: str | None = None,
     ) -> None:
-        """Take one slot in each of `pools` (and per agent), all or nothing."""
+        """Take one slot in each of `pools` (and per agent), all or nothing. `holder` (the
+        session id) keys the lease when the limits are shared."""
         agents = list(agents)
+        if self.shared is not None:
+            await self._acquire_shared(agents, pools, wait, priority, holder)
+            return
         deadline = None if not wait else self._clock.monotonic() + wait
         started = self._clock.monotonic()
         queued = False
@@ -138,12 +164,52 @@ class PoolManager:
                 full.waited += 1
                 queued = True
             await self._wait_for_slot(full, remaining, priority)
+        self._count(agents, pools, check=True)
+
+    def _limited(self, pools: Iterable[str], what: str) -> list[tuple[str, int]]:
+        found = []
+        for name in pools:
+            state = self._pools.get(name)
+            limit = None if state is None else getattr(state.spec.limits, what)
+            if limit is not None:
+                found.append((name, int(limit)))
+        return found
+
+    async def _acquire_shared(
+        self,
+        agents: list[str],
+        pools: list[str],
+        wait: float | None,
+        priority: str | None,
+        holder: str | None,
+    ) -> None:
+        assert self.shared is not None
+        agent_full = self._agent_full(agents, pools)
+        if agent_full is not None:
+            raise AgentLimitError(agent_full, self._default_limit or 0)
+        slots = self._limited(pools, "max_concurrent_sessions")
+        if slots:
+            refused = await self.shared.acquire(
+                holder or uuid.uuid4().hex, slots, rank=priority_rank(priority), wait=wait
+            )
+            if refused is not None:
+                name, waited = refused
+                state = self._pools[name]
+                state.refused += 1
+                if wait:
+                    state.waited += 1
+                limit = state.spec.limits.max_concurrent_sessions or 0
+                raise PoolLimitError(name, limit, waited=waited)
+        self._count(agents, pools, check=True)
+
+    def _count(self, agents: Iterable[str], pools: Iterable[str], *, check: bool) -> None:
         for name in pools:
             state = self._pools.get(name)
             if state is not None:
                 state.active += 1
                 state.peak = max(state.peak, state.active)
-                self._check_sessions(state)
+                if check:
+                    self._check_sessions(state)
         for agent in agents:
             self._agent_active[agent] = self._agent_active.get(agent, 0) + 1
 
@@ -170,17 +236,25 @@ class PoolManager:
                 fut.set_result(None)
                 return
 
-    def occupy(self, *, agents: Iterable[str], pools: Iterable[str]) -> None:
+    def occupy(
+        self, *, agents: Iterable[str], pools: Iterable[str], holder: str | None = None
+    ) -> None:
         """Count a session found at start-up (restart) without checking limits."""
-        for name in pools:
-            state = self._pools.get(name)
-            if state is not None:
-                state.active += 1
-                state.peak = max(state.peak, state.active)
-        for agent in agents:
-            self._agent_active[agent] = self._agent_active.get(agent, 0) + 1
+        pools = list(pools)
+        self._count(agents, pools, check=False)
+        if self.shared is not None and holder is not None:
+            self.shared.hold(
+                holder, [n for n, _ in self._limited(pools, "max_concurrent_sessions")]
+            )
 
-    def release(self, *, agents: Iterable[str], pools: Iterable[str]) -> None:
+    def release(
+        self, *, agents: Iterable[str], pools: Iterable[str], holder: str | None = None
+    ) -> None:
+        pools = list(pools)
+        if self.shared is not None and holder is not None:
+            self.shared.release(
+                holder, [n for n, _ in self._limited(pools, "max_concurrent_sessions")]
+            )
         for name in pools:
             state = self._pools.get(name)
             if state is None:
@@ -234,17 +308,29 @@ class PoolManager:
 
     async def admit_tokens(
         self, pools: Sequence[str], *, wait: float | None, estimate: int = 0
-    ) -> None:
+    ) -> TokenTicket | None:
         """Return when every pool has room for a turn of about `estimate` input tokens (waiting
         up to `wait` seconds); TokenBudgetError naming the pool, its limit and the estimate
-        otherwise — before anything is sent."""
+        otherwise — before anything is sent. With shared limits, the room is reserved: pass
+        the ticket to `record_tokens`."""
         if not pools:
-            return
+            return None
         deadline = None if not wait else self._clock.monotonic() + wait
+        limited = self._limited(pools, "max_tokens_per_minute") if self.shared else []
         while True:
-            blocked = self.token_wait(pools, estimate=estimate)
+            ticket = None
+            if limited and self.shared is not None:
+                try:
+                    blocked, ticket = await self.shared.reserve(limited, estimate=estimate)
+                except SharedLimitsUnavailableError as exc:
+                    # A live session goes on: this process's own window decides meanwhile.
+                    log.warning("%s; this turn is checked against this process's window", exc)
+                    limited = []
+                    continue
+            else:
+                blocked = self.token_wait(pools, estimate=estimate)
             if blocked is None:
-                return
+                return ticket
             name, limit, used, retry_after = blocked
             remaining = None if deadline is None else deadline - self._clock.monotonic()
             if remaining is None or remaining < retry_after:
@@ -252,7 +338,13 @@ class PoolManager:
                 raise TokenBudgetError(name, limit, used, retry_after, estimate=estimate)
             await self._clock.sleep(max(retry_after, 0.001))
 
-    def record_tokens(self, pools: Iterable[str], tokens: int) -> None:
+    def record_tokens(
+        self, pools: Iterable[str], tokens: int, *, ticket: TokenTicket | None = None
+    ) -> None:
+        pools = list(pools)
+        if self.shared is not None and (ticket is not None or tokens > 0):
+            limited = [n for n, _ in self._limited(pools, "max_tokens_per_minute")]
+            self.shared.settle(ticket, limited, max(tokens, 0))
         if tokens <= 0:
             return
         now = self._clock.now()
@@ -300,6 +392,11 @@ class PoolManager:
         limit = state.spec.limits.max_tokens_per_minute
         if limit is not None:
             self._cross(state, "tokens", state.window_sum, limit)
+
+    async def close(self) -> None:
+        """Close the shared backend (when there is one)."""
+        if self.shared is not None:
+            await self.shared.close()
 
     def sweep(self) -> None:
         """Slide token windows on the clock (re-arms warnings as old usage leaves)."""

@@ -143,8 +143,10 @@ class Admission:
             pins[name] = (pin.foundry_name, pin.version)
         pools_manager = self._pools
         pools = pools_manager.pools_of(members)
-        await pools_manager.acquire(agents=members, pools=pools, wait=wait, priority=priority)
         session_id = _new_session_id()
+        await pools_manager.acquire(
+            agents=members, pools=pools, wait=wait, priority=priority, holder=session_id
+        )
         provider = self._provider
         try:
             conversation_id = await call_provider(
@@ -153,7 +155,7 @@ class Admission:
                 metadata={"runner-session": session_id, "runner-env": rt.env.name},
             )
         except Exception as exc:
-            pools_manager.release(agents=members, pools=pools)
+            pools_manager.release(agents=members, pools=pools, holder=session_id)
             raise LifecycleError(f"session could not start: the provider said: {exc}") from exc
         now = rt.clock.now()
         row = SessionRow(
@@ -180,7 +182,7 @@ class Admission:
         try:
             self._store.save(row)
         except Exception:
-            pools_manager.release(agents=members, pools=pools)
+            pools_manager.release(agents=members, pools=pools, holder=session_id)
             raise
         self._table.add(row, members)
         agents = self._agents

@@ -100,7 +100,7 @@ class LiveSessions:
         """Hold a session opened before (at restore, or by another runtime): its pool slots
         are counted without checking limits."""
         live = self.live[row.id] = LiveSession(row=row, agents=agents)
-        self._pools.occupy(agents=agents, pools=row.pools)
+        self._pools.occupy(agents=agents, pools=row.pools, holder=row.id)
         self._monitor.sessions_opened(open_subjects(row, agents))
         if waiting_target(row) is not None:
             self.waiting.track(live)
@@ -205,7 +205,7 @@ class LiveSessions:
         self.live.pop(row.id, None)
         self.dirty.discard(row.id)
         self.set_current(live, None)  # the stored row keeps the last member
-        self._pools.release(agents=live.agents, pools=row.pools)
+        self._pools.release(agents=live.agents, pools=row.pools, holder=row.id)
         monitor = self._monitor
         monitor.sessions_closed(open_subjects(row, live.agents))
         self.ended_reasons[reason] = self.ended_reasons.get(reason, 0) + 1

@@ -35,7 +35,7 @@ from runner.runtime.auth import CHAT_ACCESS, AuthContext, check_auth
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionStateError, TurnFailedError
 from runner.runtime.monitoring import CostMeter, PerformanceMonitor, SessionLedger, Subject
-from runner.runtime.pools import PoolManager, estimate_tokens
+from runner.runtime.pools import PoolManager, TokenTicket, estimate_tokens
 from runner.runtime.sessions.agents import AgentCatalog
 from runner.runtime.sessions.applied import AppliedState
 from runner.runtime.sessions.changes import SessionChanges
@@ -169,14 +169,34 @@ class Turns:
                 reason="max_turns",
             )
         turn = row.turns + 1
-        handoffs: tuple[Handoff, ...] = ()
-        escalations = 0
         pools_manager = self._pools
+        ticket = None  # shared limits: the room reserved for this turn, settled below
         if row.pools and state != "awaiting_human":
             # Admission before routing, on every pool the session holds: a refused turn changes
             # nothing (no handoff half done). Tokens are charged to the answering agent's pools.
             # The message's own size is known now: one that cannot fit is refused unsent.
-            await pools_manager.admit_tokens(row.pools, wait=wait, estimate=estimate_tokens(text))
+            ticket = await pools_manager.admit_tokens(
+                row.pools, wait=wait, estimate=estimate_tokens(text)
+            )
+        try:
+            return await self._answer(live, text, turn, ticket, on_text)
+        except BaseException:
+            if ticket is not None:
+                pools_manager.record_tokens((), 0, ticket=ticket)  # nothing spent: drop it
+            raise
+
+    async def _answer(
+        self,
+        live: LiveSession,
+        text: str,
+        turn: int,
+        ticket: TokenTicket | None,
+        on_text: TextSink | None,
+    ) -> TurnReply:
+        row = live.row
+        pools_manager = self._pools
+        handoffs: tuple[Handoff, ...] = ()
+        escalations = 0
         if row.kind == "team":
             decision = await self._route(live, text, turn)
             handoffs = decision.handoffs
@@ -255,8 +275,8 @@ class Turns:
         now = clock.now()
         row.last_activity_at = now
         self._dirty.add(row.id)
-        if pools:
-            pools_manager.record_tokens(pools, tokens)
+        if pools or ticket is not None:
+            pools_manager.record_tokens(pools, tokens, ticket=ticket)
         self._record(
             row,
             answering,

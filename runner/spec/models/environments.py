@@ -100,9 +100,20 @@ class Environment(Envelope):
         default=None,
         description="Who may call `runner serve` for this environment: API keys and/or JWTs.",
     )
+    redis: str | None = Field(
+        default=None,
+        description=(
+            "Redis URL (redis:// or rediss://, `${VAR}` allowed) shared by every runtime process "
+            "of this environment: pool limits and events across processes and hosts."
+        ),
+    )
 
     @model_validator(mode="after")
     def _foundry_needs_endpoint(self) -> "Environment":
         if self.provider == "foundry" and not self.endpoint:
             raise ValueError("a foundry environment needs 'endpoint'")
+        if self.redis is not None and not self.redis.startswith(
+            ("redis://", "rediss://", "unix://", "${")
+        ):
+            raise ValueError("'redis' must be a redis://, rediss:// or unix:// URL (or ${VAR})")
         return self

@@ -1,0 +1,177 @@
+"""Events across instances: the runtime's event bus relayed through Redis pub/sub.
+
+Role: with `redis:` on the Environment, every runtime process (an instance) publishes each
+event it emits on the environment's channel (`runner:<env>:events`), stamped with its instance
+id, and re-emits to its own subscribers (`lc.on(...)`, `runner serve`'s Socket.io layer) the
+events the other instances published. An `lc.on` subscriber therefore receives every event of
+the environment, whichever instance produced it, once: an instance skips its own messages, and
+a re-emitted event is never published again (`EventBus.deliver`).
+
+Delivery is at most once, like Redis pub/sub itself: while Redis is unreachable, events are
+still delivered locally, publishing drops what it cannot send (counted in `dropped`, logged
+once per outage), and the subscriber reconnects with a backoff. Publishing keeps the order of
+one instance's events (one publisher task, one queue bounded at `MAX_QUEUE`, what piles up
+sent in one pipeline).
+
+The URL may carry credentials: it is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from runner.errors import scrub_userinfo
+from runner.runtime.events import Event, EventBus
+
+__all__ = ["BATCH_WAIT_S", "MAX_QUEUE", "RedisEventRelay"]
+
+log = logging.getLogger("runner.runtime.events")
+
+MAX_QUEUE = 10_000
+BATCH_WAIT_S = 0.002  # publishing waits this long for more events: one round trip for many
+
+
+class RedisEventRelay:
+    """Publishes this instance's events and delivers the others' (see the module docstring)."""
+
+    def __init__(self, url: str, *, bus: EventBus, namespace: str, instance: str | None = None):
+        self.where = scrub_userinfo(url.split("?", 1)[0])
+        self.instance = instance or uuid.uuid4().hex
+        self._instance_bytes = self.instance.encode()
+        self.channel = f"runner:{namespace}:events"
+        self._bus = bus
+        self._redis: Any = aioredis.Redis.from_url(
+            url, socket_connect_timeout=1.0, health_check_interval=10
+        )
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(MAX_QUEUE)
+        self._closing = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Event()
+        self.published = 0
+        self.received = 0
+        self.dropped = 0
+
+    async def start(self, *, timeout: float = 5.0) -> None:
+        """Subscribe, then relay every event of the bus (waits until subscribed, or `timeout`:
+        an instance that starts while Redis is down keeps retrying in the background)."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._listen()), loop.create_task(self._publish())]
+        self._bus.relay = self._relay
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), timeout)
+
+    def _relay(self, event: Event) -> None:
+        # "<instance> <type>\n<json>": a receiver skips its own and unwanted events unparsed
+        body = json.dumps(
+            {"i": self.instance, "t": event.type, "d": dict(event.data), "a": event.at},
+            default=str,
+            separators=(",", ":"),
+        )
+        message = f"{self.instance} {event.type}\n{body}".encode()
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _publish(self) -> None:
+        failing = False
+        queue = self._queue
+        while not self._closing or not queue.empty():
+            first = await queue.get()
+            if not self._closing:
+                await asyncio.sleep(BATCH_WAIT_S)  # let the events of this moment pile up
+            batch = [] if first is None else [first]
+            while not queue.empty() and len(batch) < 500:
+                message = queue.get_nowait()
+                if message is not None:
+                    batch.append(message)
+            if not batch:
+                continue
+            try:
+                if len(batch) == 1:
+                    await self._redis.publish(self.channel, batch[0])
+                else:  # one round trip for what piled up meanwhile, in order
+                    pipe = self._redis.pipeline(transaction=False)
+                    for message in batch:
+                        pipe.publish(self.channel, message)
+                    await pipe.execute()
+                self.published += len(batch)
+                if failing:
+                    log.warning("events: publishing to %s again", self.where)
+                failing = False
+            except Exception as exc:
+                self.dropped += len(batch)
+                if not failing:
+                    log.warning("events: %s unreachable, events not relayed: %s", self.where, exc)
+                failing = True
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while not self._closing:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._subscribed.set()
+                delay = 0.1
+                while not self._closing:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._receive(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("events: subscription to %s lost (%s); reconnecting", self.where, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await _close(pubsub)
+
+    def _receive(self, raw: Any) -> None:
+        head, _, payload = bytes(raw).partition(b"\n")
+        instance_id, _, kind_bytes = head.partition(b" ")
+        if instance_id == self._instance_bytes:
+            return
+        if not self._bus.wants_remote(kind_bytes.decode("utf-8", "replace")):
+            return
+        try:
+            body = json.loads(payload)
+            instance, kind, data, at = body["i"], body["t"], body["d"], float(body["a"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("events: a message on %s is not a runner event; ignored", self.channel)
+            return
+        if instance == self.instance or not isinstance(kind, str) or not isinstance(data, dict):
+            return
+        self.received += 1
+        self._bus.deliver(Event(kind, data, at, origin=instance))
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Stop relaying: publish what is queued (up to `timeout`), unsubscribe, disconnect.
+
+        The tasks are told to stop rather than cancelled first: a cancellation that lands
+        inside a Redis call can be swallowed by the client, leaving a task that never ends."""
+        if self._bus.relay == self._relay:
+            self._bus.relay = None
+        self._closing = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)  # wakes the publisher
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(_close(self._redis), 1.0)
+
+
+async def _close(client: Any) -> None:
+    close = getattr(client, "aclose", None) or client.close
+    await close()

@@ -1,0 +1,307 @@
+"""Pool limits shared by several runtime processes: the backend Protocol and the process side.
+
+Role: `PoolManager` enforces `max_concurrent_sessions` and `max_tokens_per_minute` on its own
+counts by default (the in-memory backend: one process, no shared state). Given a `SharedLimits`
+backend (`RedisLimits` for many hosts, `SqliteLimits` for the processes of one host), it asks
+the backend instead, through `SharedPools`, which keeps this process's side of the bargain:
+
+  slots    a session holds a *lease* in each of its pools, keyed by its session id, that a
+           heartbeat renews every `ttl / 3`; a process that dies stops renewing and its places
+           come back after `ttl`. A caller that may wait enters the pools' waiting lines,
+           ranked by session priority then arrival (the in-memory semantics, across
+           processes); it retries when this process releases a slot, or every `poll` seconds.
+  tokens   a turn *reserves* tokens in each pool's sliding 60 s window when it is admitted (the
+           larger of its estimate and the largest turn this process charged to the pool in the
+           last window), atomically with the check, so processes admitting at the same moment
+           cannot all spend the same room; the reply's real count replaces the reservation.
+
+When the backend cannot be reached, admission fails closed (`SharedLimitsUnavailableError`
+naming it: `runner serve` answers 503); sessions already admitted go on: their turns are
+checked against this process's own window, their ends and renewals are retried by the
+heartbeat, and a holder lost while the backend was down is held again when it is back.
+
+Invariants: a session id is held at most once per pool whatever the retries (leases are keyed
+by it); a refused take leaves nothing held; a holder released here is never renewed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from runner.runtime.clock import Clock
+from runner.runtime.errors import SharedLimitsUnavailableError
+
+__all__ = ["Blocked", "SharedLimits", "SharedPools", "TokenTicket"]
+
+log = logging.getLogger("runner.runtime.pools")
+T = TypeVar("T")
+
+# (pool, limit, used, seconds until there is room: infinite when the turn alone is over it)
+Blocked = tuple[str, int, int, float]
+
+
+class SharedLimits(Protocol):
+    """Slots with leases and token windows that several processes share (atomic operations)."""
+
+    @property
+    def where(self) -> str:
+        """What the backend is, for messages (`redis://host:6379/0`, never credentials)."""
+        ...
+
+    async def take(
+        self, holder: str, pools: Sequence[tuple[str, int]], *, rank: int, queue: bool
+    ) -> str | None:
+        """A slot in each (pool, limit) for `holder`, all or nothing: None when taken, else the
+        first full pool. `queue`: stay in the pools' waiting lines (ranked by `rank`, then
+        arrival) when refused; a holder ahead in a line is served before this one."""
+        ...
+
+    async def leave(self, holder: str, pools: Sequence[str]) -> None:
+        """Leave the waiting lines (gave up, or timed out)."""
+        ...
+
+    async def release(self, holder: str, pools: Sequence[str]) -> None: ...
+
+    async def renew(self, holders: Mapping[str, Sequence[str]]) -> None:
+        """Extend (or take again, without checking the limit) the leases of live holders."""
+        ...
+
+    async def reserve(
+        self, pools: Sequence[tuple[str, int]], tokens: int, *, estimate: int
+    ) -> tuple[Blocked | None, str]:
+        """Check every pool's window has room for `estimate` and, if so, reserve `tokens` in
+        each: (None, reservation id) or (why not, "")."""
+        ...
+
+    async def settle(self, reservation: str, pools: Sequence[str], tokens: int) -> None:
+        """Replace the reservation by the real count (0: drop it)."""
+        ...
+
+    async def charge(self, pools: Sequence[str], tokens: int) -> None:
+        """Add tokens to the windows without a reservation."""
+        ...
+
+    async def held(self, pool: str) -> int:
+        """How many leases the pool has now, across every process."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class TokenTicket:
+    """What an admitted turn reserved: settled by `SharedPools.settle` when the reply came."""
+
+    reservation: str
+    pools: tuple[str, ...]
+    reserved: int
+
+
+@dataclass
+class _Largest:
+    """The largest turn charged to a pool recently (a window of one minute)."""
+
+    value: int = 0
+    at: float = field(default=0.0)
+
+
+class SharedPools:
+    """This process's side of a `SharedLimits` backend (see the module docstring)."""
+
+    def __init__(
+        self,
+        backend: SharedLimits,
+        *,
+        clock: Clock,
+        ttl: float = 30.0,
+        poll: float = 0.05,
+    ) -> None:
+        self.backend = backend
+        self._clock = clock
+        self.ttl = ttl
+        self.poll = poll
+        self._holders: dict[str, tuple[str, ...]] = {}
+        self._released: dict[str, tuple[str, ...]] = {}  # to retry while the backend is down
+        self._largest: dict[str, _Largest] = {}
+        self._freed = asyncio.Event()
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ slots
+
+    async def acquire(
+        self,
+        holder: str,
+        pools: Sequence[tuple[str, int]],
+        *,
+        rank: int,
+        wait: float | None,
+    ) -> tuple[str, float] | None:
+        """Hold `holder` in every pool: None, or (the full pool, seconds waited) when refused."""
+        self._start()
+        names = [name for name, _ in pools]
+        started = self._clock.monotonic()
+        deadline = None if not wait else started + wait
+        queued = False
+        try:
+            while True:
+                full = await self._call(
+                    self.backend.take(holder, pools, rank=rank, queue=bool(wait))
+                )
+                if full is None:
+                    queued = False
+                    self._holders[holder] = tuple(names)
+                    return None
+                queued = bool(wait)
+                remaining = None if deadline is None else deadline - self._clock.monotonic()
+                if remaining is None or remaining <= 0:
+                    return full, self._clock.monotonic() - started
+                self._freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), min(self.poll, remaining))
+        finally:
+            if queued:
+                with contextlib.suppress(Exception):
+                    await self.backend.leave(holder, names)
+
+    def hold(self, holder: str, pools: Sequence[str]) -> None:
+        """Count a session found at start-up: its lease is taken again by the heartbeat."""
+        if not pools:
+            return
+        self._holders[holder] = tuple(pools)
+        self._start()
+        self._spawn(self._renew_now({holder: tuple(pools)}))
+
+    def release(self, holder: str, pools: Sequence[str]) -> None:
+        """Give the slots back (in the background; retried by the heartbeat when it fails)."""
+        held = self._holders.pop(holder, None)
+        names = tuple(pools) if held is None else held
+        if not names:
+            return
+        self._spawn(self._release(holder, names))
+
+    async def _release(self, holder: str, pools: tuple[str, ...]) -> None:
+        try:
+            await self.backend.release(holder, pools)
+        except Exception as exc:
+            log.warning(
+                "could not release %s in %s (%s); retrying", holder, self.backend.where, exc
+            )
+            self._released[holder] = pools
+        self._freed.set()
+
+    async def _renew_now(self, holders: Mapping[str, Sequence[str]]) -> None:
+        with contextlib.suppress(Exception):
+            await self.backend.renew(holders)
+
+    # ------------------------------------------------------------ tokens
+
+    def expected(self, pool: str, estimate: int) -> int:
+        largest = self._largest.get(pool)
+        if largest is None or self._clock.now() - largest.at > 60.0:
+            return estimate
+        return max(estimate, largest.value)
+
+    async def reserve(
+        self, pools: Sequence[tuple[str, int]], *, estimate: int
+    ) -> tuple[Blocked | None, TokenTicket | None]:
+        tokens = max((self.expected(name, estimate) for name, _ in pools), default=estimate)
+        blocked, reservation = await self._call(
+            self.backend.reserve(pools, tokens, estimate=estimate)
+        )
+        if blocked is not None:
+            return blocked, None
+        return None, TokenTicket(reservation, tuple(name for name, _ in pools), tokens)
+
+    def settle(self, ticket: TokenTicket | None, pools: Sequence[str], tokens: int) -> None:
+        """Replace a turn's reservation by its real count; pools it did not reserve in are
+        charged the count (the answering agent's pools)."""
+        now = self._clock.now()
+        for name in pools:
+            largest = self._largest.setdefault(name, _Largest())
+            if tokens >= largest.value or now - largest.at > 60.0:
+                largest.value, largest.at = tokens, now
+        reserved = () if ticket is None else ticket.pools
+        charged = [name for name in pools if name not in reserved]
+        if ticket is not None:
+            kept = [name for name in ticket.pools if name in pools]
+            dropped = [name for name in ticket.pools if name not in pools]
+            if kept:
+                self._spawn(self._quiet(self.backend.settle(ticket.reservation, kept, tokens)))
+            if dropped:
+                self._spawn(self._quiet(self.backend.settle(ticket.reservation, dropped, 0)))
+        if charged and tokens > 0:
+            self._spawn(self._quiet(self.backend.charge(charged, tokens)))
+
+    # ------------------------------------------------------------ life
+
+    def _start(self) -> None:
+        if self._heartbeat is None or self._heartbeat.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on the loop yet: the first acquire starts it
+                return
+            self._heartbeat = loop.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                if self._released:
+                    for holder, pools in list(self._released.items()):
+                        await self.backend.release(holder, pools)
+                        self._released.pop(holder, None)
+                if self._holders:
+                    await self.backend.renew(dict(self._holders))
+            except Exception as exc:
+                log.warning("pool leases not renewed in %s: %s", self.backend.where, exc)
+
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        """An admission call: any failure of the backend refuses, naming it."""
+        try:
+            return await awaitable
+        except SharedLimitsUnavailableError:
+            raise
+        except Exception as exc:
+            log.warning("pool limits unavailable in %s: %s", self.backend.where, exc)
+            raise SharedLimitsUnavailableError(self.backend.where, exc) from exc
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coro.close()
+            return
+        task = loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _quiet(self, awaitable: Awaitable[None]) -> None:
+        try:
+            await awaitable
+        except Exception as exc:
+            log.warning("pool tokens not recorded in %s: %s", self.backend.where, exc)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop renewing, finish the releases in flight, close the backend. Sessions still
+        open keep their leases until they expire (or a process holding them renews them)."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            # bounded: a cancellation landing inside a client call may be swallowed
+            await asyncio.wait({self._heartbeat}, timeout=2.0)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5.0)
+        for holder, pools in list(self._released.items()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.backend.release(holder, pools), 2.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.backend.close(), 2.0)
