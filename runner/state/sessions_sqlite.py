@@ -6,8 +6,8 @@ operator store (`runner.state.operators_sqlite`) on the same connection.
 
 Invariants:
   - Only tables prefixed `rt_` are touched; the registry's tables are not read or written here.
-  - A file made by an older runner gains what is newer on open (the `features` column, added
-    with a default; the `rt_session_config` table), so its sessions keep working.
+  - A file made by an older runner gains what is newer on open (`runner.state.sqlite_schema`'s
+    migrations), so its sessions keep working.
   - A session's effective configuration (`SessionRow.config`, fixed at creation, up to a few
     KiB with its structured inputs) is stored once per distinct configuration in
     `rt_session_config`, keyed by the sha256 of its JSON; the session row holds that key, so it
@@ -31,8 +31,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from runner.sqlitefile import prepare_database, write_transaction
+from runner.sqlitefile import write_transaction
 from runner.state.sessions import SessionRow
+from runner.state.sqlite_schema import migrate
 
 __all__ = ["SqliteSessionStore", "open_connection"]
 
@@ -50,42 +51,6 @@ def open_connection(path: Path) -> sqlite3.Connection:
     return connection
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rt_sessions (
-    id TEXT PRIMARY KEY,
-    env TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    target TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    workspace_id TEXT,
-    state TEXT NOT NULL,
-    reason TEXT,
-    conversation_id TEXT NOT NULL,
-    current_agent TEXT,
-    pins TEXT NOT NULL,
-    pools TEXT NOT NULL,
-    max_turns INTEGER,
-    idle_timeout REAL,
-    preferences TEXT NOT NULL,
-    priority TEXT,
-    turns INTEGER NOT NULL DEFAULT 0,
-    input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    last_activity_at REAL NOT NULL,
-    ended_at REAL,
-    escalation TEXT,
-    router_state TEXT NOT NULL DEFAULT '{}',
-    features TEXT NOT NULL DEFAULT '{}',
-    config_hash TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rt_session_config (
-    hash TEXT PRIMARY KEY,
-    config TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rt_sessions_open ON rt_sessions(env, state);
-"""
-
 _COLUMNS = (
     "id, env, kind, target, user_id, workspace_id, state, reason, conversation_id, "
     "current_agent, pins, pools, max_turns, idle_timeout, preferences, priority, turns, "
@@ -98,22 +63,6 @@ _SELECT = (
     + ", c.config FROM rt_sessions s LEFT JOIN rt_session_config c ON c.hash = s.config_hash"
 )
 _CONFIG_CACHE = 1024
-
-# Columns added after the first release: (name, declaration) for `ALTER TABLE ADD COLUMN`.
-_ADDED_COLUMNS = (("features", "TEXT NOT NULL DEFAULT '{}'"), ("config_hash", "TEXT"))
-
-
-def _add_columns(conn: sqlite3.Connection) -> None:
-    """Bring an `rt_sessions` table made by an older runner up to date (race-safe: the check
-    is repeated under the write lock)."""
-    have = {str(r[1]) for r in conn.execute("PRAGMA table_info(rt_sessions)")}
-    if all(name in have for name, _ in _ADDED_COLUMNS):
-        return
-    with write_transaction(conn):
-        have = {str(r[1]) for r in conn.execute("PRAGMA table_info(rt_sessions)")}
-        for name, declaration in _ADDED_COLUMNS:
-            if name not in have:
-                conn.execute(f"ALTER TABLE rt_sessions ADD COLUMN {name} {declaration}")
 
 
 def _row_values(row: SessionRow, config_hash: str | None) -> tuple[Any, ...]:
@@ -208,8 +157,7 @@ class SqliteSessionStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._conn = open_connection(self.path)
-        prepare_database(self._conn, _SCHEMA)
-        _add_columns(self._conn)
+        migrate(self._conn, where=str(self.path))
         placeholders = ", ".join("?" * len(_COLUMNS.split(",")))
         self._insert = f"INSERT INTO rt_sessions ({_COLUMNS}) VALUES ({placeholders})"
         self._stored: set[str] = set()  # configuration hashes this store knows are in the file
