@@ -8,6 +8,15 @@ store finds every open session with its state, conversation, pinned agent versio
 state, and can continue it. SQLite first (`runner.state.sessions_sqlite`, in the registry's
 file); PostgreSQL can follow by implementing `SessionStore`.
 
+Leases (many instances on one store). A store is opened for one `owner` (a runtime instance).
+Between turns nobody holds a session, so any instance can serve it; a turn (or an end, a pause,
+an expiry) takes the session's lease first (`take_lease`: atomic, across processes and hosts),
+and writes the row and gives the lease up in one statement when it is done (`release`). A lease
+expires at `until` (wall clock): an instance that died mid-turn holds its sessions only until
+then, and its last completed writes are all there is (nothing it wrote is lost). A store never
+writes a row another instance holds under an unexpired lease, nor a row another instance wrote
+since this one did (its copy is stale: `take_lease` says so and the runtime re-reads it).
+
 Invariant: a `SessionRow` is plain data (JSON-ready fields): a store persists it as it is.
 """
 
@@ -19,7 +28,15 @@ from typing import Any, Literal, Protocol
 
 from runner.spec.vocabulary import SessionState
 
-__all__ = ["SessionRow", "SessionStore"]
+__all__ = ["Lease", "SessionRow", "SessionStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A session's lease, taken. `stale`: another instance wrote the session since this owner
+    last did: re-read it before acting on it."""
+
+    stale: bool
 
 
 @dataclass(slots=True)
@@ -61,6 +78,29 @@ class SessionRow:
 class SessionStore(Protocol):
     """Where the runtime's sessions live (one store per runtime, used from its event loop)."""
 
+    @property
+    def owner(self) -> str:
+        """The instance this store writes for (lease owner, last writer)."""
+        ...
+
+    def take_lease(self, session_id: str, *, until: float) -> Lease | None:
+        """Hold the session until `until` (wall clock) unless another owner holds an unexpired
+        lease on it; None then, or when the session is unknown. Atomic across processes."""
+        ...
+
+    def renew_leases(self, session_ids: Iterable[str], *, until: float) -> None:
+        """Move the leases this owner holds on `session_ids` to `until` (a long turn)."""
+        ...
+
+    def release(self, row: SessionRow) -> bool:
+        """Write what `save_state` writes and give the lease up, in one statement; False (and
+        nothing written) when this owner no longer held it."""
+        ...
+
+    def written_elsewhere(self, session_ids: Iterable[str]) -> dict[str, str]:
+        """Of `session_ids`, those another owner wrote since this one did: id -> stored state."""
+        ...
+
     def save(self, row: SessionRow) -> None:
         """Write a new session's row."""
         ...
@@ -68,7 +108,7 @@ class SessionStore(Protocol):
     def save_state(self, row: SessionRow) -> None:
         """Write what changes after creation (state, reason, counters, current member, router
         state, escalation); the fields fixed at creation (pins, pools, preferences, features,
-        config) stay."""
+        config) stay. Not written when another owner holds the session or wrote it since."""
         ...
 
     def save_counters(self, rows: Iterable[SessionRow]) -> None:

@@ -24,18 +24,38 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
-import json
+import os
+import socket
 import sqlite3
-from collections.abc import Iterable, Mapping
+import time
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from runner.sqlitefile import write_transaction
-from runner.state.sessions import SessionRow
+from runner.state.sessions import Lease, SessionRow
+from runner.state.sessions_codec import (
+    COLUMNS,
+    FREE_FOR,
+    RELEASE,
+    SELECT,
+    UPDATE_STATE,
+    config_digest,
+    release_values,
+    row_from,
+    row_values,
+    state_values,
+)
 from runner.state.sqlite_schema import migrate
 
-__all__ = ["SqliteSessionStore", "open_connection"]
+__all__ = ["SqliteSessionStore", "new_owner", "open_connection"]
+
+
+def new_owner() -> str:
+    """A fresh instance id: host, pid and a random part (`RUNNER_HOSTNAME` overrides the host)."""
+    host = os.environ.get("RUNNER_HOSTNAME") or socket.gethostname()
+    return f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def open_connection(path: Path) -> sqlite3.Connection:
@@ -51,117 +71,32 @@ def open_connection(path: Path) -> sqlite3.Connection:
     return connection
 
 
-_COLUMNS = (
-    "id, env, kind, target, user_id, workspace_id, state, reason, conversation_id, "
-    "current_agent, pins, pools, max_turns, idle_timeout, preferences, priority, turns, "
-    "input_tokens, output_tokens, created_at, last_activity_at, ended_at, escalation, "
-    "router_state, features, config_hash"
-)
-_SELECT = (
-    "SELECT "
-    + ", ".join(f"s.{c.strip()}" for c in _COLUMNS.split(","))
-    + ", c.config FROM rt_sessions s LEFT JOIN rt_session_config c ON c.hash = s.config_hash"
-)
 _CONFIG_CACHE = 1024
-
-
-def _row_values(row: SessionRow, config_hash: str | None) -> tuple[Any, ...]:
-    return (
-        row.id,
-        row.env,
-        row.kind,
-        row.target,
-        row.user_id,
-        row.workspace_id,
-        row.state,
-        row.reason,
-        row.conversation_id,
-        row.current_agent,
-        json.dumps({k: list(v) for k, v in row.pins.items()}, separators=(",", ":")),
-        json.dumps(row.pools, separators=(",", ":")),
-        row.max_turns,
-        row.idle_timeout,
-        json.dumps(row.preferences, separators=(",", ":")),
-        row.priority,
-        row.turns,
-        row.input_tokens,
-        row.output_tokens,
-        row.created_at,
-        row.last_activity_at,
-        row.ended_at,
-        None if row.escalation is None else json.dumps(row.escalation),
-        json.dumps(row.router_state, separators=(",", ":")),
-        json.dumps(row.features, separators=(",", ":")),
-        config_hash,
-    )
-
-
-def _row_from(v: tuple[Any, ...]) -> SessionRow:
-    pins: Mapping[str, list[str]] = json.loads(v[10])
-    return SessionRow(
-        id=v[0],
-        env=v[1],
-        kind=v[2],
-        target=v[3],
-        user_id=v[4],
-        workspace_id=v[5],
-        state=v[6],
-        reason=v[7],
-        conversation_id=v[8],
-        current_agent=v[9],
-        pins={k: (p[0], p[1]) for k, p in pins.items()},
-        pools=json.loads(v[11]),
-        max_turns=v[12],
-        idle_timeout=v[13],
-        preferences=json.loads(v[14]),
-        priority=v[15],
-        turns=v[16],
-        input_tokens=v[17],
-        output_tokens=v[18],
-        created_at=v[19],
-        last_activity_at=v[20],
-        ended_at=v[21],
-        escalation=None if v[22] is None else json.loads(v[22]),
-        router_state=json.loads(v[23]),
-        features=json.loads(v[24]),
-        config={} if v[26] is None else json.loads(v[26]),
-    )
-
-
-_UPDATE_STATE = (
-    "UPDATE rt_sessions SET state=?, reason=?, ended_at=?, turns=?, input_tokens=?, "
-    "output_tokens=?, last_activity_at=?, current_agent=?, router_state=?, escalation=? "
-    "WHERE id=?"
-)
-
-
-def _state_values(r: SessionRow) -> tuple[Any, ...]:
-    return (
-        r.state,
-        r.reason,
-        r.ended_at,
-        r.turns,
-        r.input_tokens,
-        r.output_tokens,
-        r.last_activity_at,
-        r.current_agent,
-        json.dumps(r.router_state, separators=(",", ":")) if r.router_state else "{}",
-        None if r.escalation is None else json.dumps(r.escalation),
-        r.id,
-    )
 
 
 class SqliteSessionStore:
     """The `rt_sessions` table of the registry file (a `SessionStore`)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        owner: str | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = Path(path)
+        self._owner = owner or new_owner()
+        self._now = wall_clock
         self._conn = open_connection(self.path)
         migrate(self._conn, where=str(self.path))
-        placeholders = ", ".join("?" * len(_COLUMNS.split(",")))
-        self._insert = f"INSERT INTO rt_sessions ({_COLUMNS}) VALUES ({placeholders})"
+        placeholders = ", ".join("?" * len(COLUMNS.split(",")))
+        self._insert = f"INSERT INTO rt_sessions ({COLUMNS}) VALUES ({placeholders})"
         self._stored: set[str] = set()  # configuration hashes this store knows are in the file
         self._configs: dict[int, tuple[dict[str, Any], str, str]] = {}
+
+    @property
+    def owner(self) -> str:
+        return self._owner
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -174,18 +109,18 @@ class SqliteSessionStore:
         """Write a new session's row (and its configuration when the file lacks it, in the same
         transaction)."""
         if not row.config:
-            self._conn.execute(self._insert, _row_values(row, None))
+            self._conn.execute(self._insert, row_values(row, None, self._owner))
             return
         digest, text = self._config_text(row.config)
         if digest in self._stored:
-            self._conn.execute(self._insert, _row_values(row, digest))
+            self._conn.execute(self._insert, row_values(row, digest, self._owner))
             return
         with write_transaction(self._conn) as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO rt_session_config (hash, config) VALUES (?, ?)",
                 (digest, text),
             )
-            conn.execute(self._insert, _row_values(row, digest))
+            conn.execute(self._insert, row_values(row, digest, self._owner))
         if len(self._stored) >= _CONFIG_CACHE * 16:
             self._stored.clear()  # bounded: INSERT OR IGNORE keeps it correct without it
         self._stored.add(digest)
@@ -196,8 +131,7 @@ class SqliteSessionStore:
         cached = self._configs.get(id(config))
         if cached is not None and cached[0] is config:
             return cached[1], cached[2]
-        text = json.dumps(config, separators=(",", ":"), sort_keys=True)
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        digest, text = config_digest(config)
         if len(self._configs) >= _CONFIG_CACHE:
             self._configs.clear()
         self._configs[id(config)] = (config, digest, text)
@@ -206,31 +140,72 @@ class SqliteSessionStore:
     def save_state(self, row: SessionRow) -> None:
         """Write what changes after creation (state change, end): one UPDATE, no JSON for the
         fields fixed at creation (pins, pools, preferences, features, configuration)."""
-        self._conn.execute(_UPDATE_STATE, _state_values(row))
+        self._conn.execute(UPDATE_STATE, state_values(row, self._owner, self._now()))
 
     def save_counters(self, rows: Iterable[SessionRow]) -> None:
         """Write turn counters, tokens, activity, answering agent and router state in one batch."""
-        values = [_state_values(r) for r in rows]
+        now = self._now()
+        values = [state_values(r, self._owner, now) for r in rows]
         if not values:
             return
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executemany(_UPDATE_STATE, values)
+            self._conn.executemany(UPDATE_STATE, values)
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
 
+    # ------------------------------------------------------------ leases
+
+    def take_lease(self, session_id: str, *, until: float) -> Lease | None:
+        found = self._conn.execute(
+            "UPDATE rt_sessions SET lease_owner = ?, lease_until = ? WHERE id = ? AND "
+            + FREE_FOR
+            + " RETURNING written_by",
+            (self._owner, until, session_id, self._owner, self._now()),
+        ).fetchone()
+        if found is None:
+            return None
+        return Lease(stale=found[0] is not None and found[0] != self._owner)
+
+    def renew_leases(self, session_ids: Iterable[str], *, until: float) -> None:
+        values = [(until, sid, self._owner) for sid in session_ids]
+        if values:
+            self._conn.executemany(
+                "UPDATE rt_sessions SET lease_until = ? WHERE id = ? AND lease_owner = ?", values
+            )
+
+    def release(self, row: SessionRow) -> bool:
+        cur = self._conn.execute(RELEASE, release_values(row, self._owner))
+        return cur.rowcount > 0
+
+    def written_elsewhere(self, session_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(session_ids)
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for sid, state in self._conn.execute(
+                f"SELECT id, state FROM rt_sessions WHERE id IN ({marks}) "
+                "AND written_by IS NOT NULL AND written_by != ?",
+                (*chunk, self._owner),
+            ):
+                out[str(sid)] = str(state)
+        return out
+
+    # ------------------------------------------------------------ reads
+
     def load(self, session_id: str) -> SessionRow | None:
-        found = self._conn.execute(f"{_SELECT} WHERE s.id = ?", (session_id,)).fetchone()
-        return None if found is None else _row_from(found)
+        found = self._conn.execute(f"{SELECT} WHERE s.id = ?", (session_id,)).fetchone()
+        return None if found is None else row_from(found)
 
     def load_open(self, env: str) -> list[SessionRow]:
         """Every session of `env` that has not ended."""
         rows = self._conn.execute(
-            f"{_SELECT} WHERE s.env = ? AND s.state != 'ended' ORDER BY s.created_at", (env,)
+            f"{SELECT} WHERE s.env = ? AND s.state != 'ended' ORDER BY s.created_at", (env,)
         ).fetchall()
-        return [_row_from(r) for r in rows]
+        return [row_from(r) for r in rows]
 
     def data_version(self) -> int:
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])

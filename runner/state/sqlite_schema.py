@@ -11,8 +11,9 @@ Migrations:
      escalation history). Written idempotently (`IF NOT EXISTS`, missing columns added), so a
      file made by a runner from before migrations existed comes up to date with its data.
   2  session leases: which instance holds a session (`lease_owner`) and until when
-     (`lease_until`, wall-clock seconds), so several processes on one file never run a turn of
-     one session at once nor end a session another holds (`runner.state.sessions`).
+     (`lease_until`, wall-clock seconds), and which instance wrote it last (`written_by`), so
+     several processes on one file never run a turn of one session at once, nor end or rewrite
+     a session another holds, nor act on a stale copy (`runner.state.sessions`).
 
 Invariants: applied versions are rows of `runner_migrations` (version, name, applied_at); all
 pending migrations run in one `BEGIN IMMEDIATE` transaction (SQLite's DDL is transactional: a
@@ -198,7 +199,11 @@ def _session_leases(conn: sqlite3.Connection) -> None:
     _add_missing(
         conn,
         "rt_sessions",
-        (("lease_owner", "TEXT"), ("lease_until", "REAL NOT NULL DEFAULT 0")),
+        (
+            ("lease_owner", "TEXT"),
+            ("lease_until", "REAL NOT NULL DEFAULT 0"),
+            ("written_by", "TEXT"),
+        ),
     )
 
 

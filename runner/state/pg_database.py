@@ -1,0 +1,104 @@
+"""The PostgreSQL state database: a psycopg 3 connection pool, and write transactions on it.
+
+Role in the flow: an Environment's `state: postgresql://...` (`runner.state.backends`) opens one
+`PgDatabase`; the registry (`pg_registry`), the runtime's sessions (`pg_sessions`) and operator
+records (`pg_operators`) run their statements on the connections it lends. The schema comes up
+to its newest version on open (`pg_schema.migrate`, under an advisory lock).
+
+Invariants:
+  - psycopg (and psycopg_pool) are imported here and in the other `pg_*` modules only, lazily:
+    the `postgres` extra is needed only by someone who names a PostgreSQL state.
+  - Connections are autocommit; `write()` is one transaction (committed on exit, rolled back on
+    an exception). A connection that broke is discarded by the pool, not reused.
+  - The URL (which may carry a password) is never in a message: `StateUnavailableError` names
+    the server with its user information scrubbed (`runner.errors.scrub_userinfo`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import scrub_userinfo
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+__all__ = ["PgDatabase", "StateUnavailableError", "describe_url"]
+
+
+class StateUnavailableError(Exception):
+    """The state database cannot be reached or used; the message says which and what to do."""
+
+
+def describe_url(url: str) -> str:
+    """The URL as messages may show it: no password, no user."""
+    return scrub_userinfo(url.split("?", 1)[0])
+
+
+class PgDatabase:
+    """A pool of connections to one PostgreSQL database (module docstring)."""
+
+    def __init__(
+        self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 10.0
+    ) -> None:
+        try:
+            import psycopg  # noqa: F401
+            from psycopg_pool import ConnectionPool
+        except ImportError:
+            raise StateUnavailableError(
+                "a postgresql:// state needs the 'postgres' extra: pip install 'runner[postgres]'"
+            ) from None
+        self.url = url
+        self.where = describe_url(url)
+        self._timeout = timeout
+        self.pool: ConnectionPool[Any] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            open=False,
+            timeout=timeout,
+            name="runner-state",
+        )
+        try:
+            self.pool.open(wait=True, timeout=timeout)
+        except Exception as exc:
+            self.pool.close()
+            raise StateUnavailableError(
+                f"cannot reach the state database {self.where}: "
+                f"{scrub_userinfo(str(exc)) or type(exc).__name__}; check that the server runs "
+                "and the URL (state: in the Environment) is right"
+            ) from None
+        from runner.state.pg_schema import migrate
+
+        with self.connect() as conn:
+            migrate(conn, where=self.where)
+
+    def dedicated(self) -> psycopg.Connection[Any]:
+        """A connection of its own, outside the pool (an advisory lock lives and dies with it)."""
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=int(self._timeout))
+        except psycopg.Error as exc:
+            raise StateUnavailableError(
+                f"cannot reach the state database {self.where}: {scrub_userinfo(str(exc))}"
+            ) from None
+
+    @contextmanager
+    def connect(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection (autocommit) for one call."""
+        with self.pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[psycopg.Connection[Any]]:
+        """One write transaction on a pooled connection."""
+        with self.pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def close(self) -> None:
+        self.pool.close()
