@@ -15,6 +15,9 @@
 - AGENT_PERFORMANCE_MONITORING_INTERVAL_MS (30000): period of the background sweeper (idle
   expiry, alert windows, token windows).
 - AGENT_LIFECYCLE_PERSIST_INTERVAL_MS (1000): turn counters are written behind at most this late.
+- AGENT_LIFECYCLE_SESSION_LEASE_MS (30000): how long a session's lease outlives an instance
+  that died holding it (mid-turn); renewed while the turn runs. Another instance takes the
+  session over after it.
 
 Invariant: parsing never raises; a malformed value falls back to the default and is listed in
 `RuntimeConfig.problems` (reported by `get_system_status`).
@@ -42,6 +45,7 @@ class RuntimeConfig:
     alert_threshold_ms: float = 5000.0
     monitoring_interval_s: float = 30.0
     persist_interval_s: float = 1.0
+    session_lease_s: float = 30.0
     problems: tuple[str, ...] = field(default=())
 
     @classmethod
@@ -94,6 +98,8 @@ class RuntimeConfig:
             )
             / 1000,
             persist_interval_s=number("AGENT_LIFECYCLE_PERSIST_INTERVAL_MS", 1000.0, minimum=1)
+            / 1000,
+            session_lease_s=number("AGENT_LIFECYCLE_SESSION_LEASE_MS", 30_000.0, minimum=100)
             / 1000,
             problems=tuple(problems),
         )

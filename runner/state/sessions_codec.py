@@ -47,10 +47,12 @@ holds it, it holds it, or the holder's lease ran out."""
 UPDATE_STATE = (
     "UPDATE rt_sessions SET state=?, reason=?, ended_at=?, turns=?, input_tokens=?, "
     "output_tokens=?, last_activity_at=?, current_agent=?, router_state=?, escalation=?, "
-    "written_by=? WHERE id=? AND (written_by IS NULL OR written_by = ?) AND " + FREE_FOR
+    "written_by=? WHERE id=? AND (lease_owner = ? OR ((written_by IS NULL OR written_by = ?) "
+    "AND (lease_owner IS NULL OR lease_until < ?)))"
 )
-"""A state write that never overwrites a session another instance holds, nor one another
-instance wrote since (this copy would be stale: it is re-read when its lease is taken)."""
+"""A state write: by the lease's holder; else only when nobody holds the session and this
+instance wrote it last (another instance's write since would make this copy stale: it is
+re-read when its lease is taken). Never over a session another instance holds."""
 
 RELEASE = (
     "UPDATE rt_sessions SET state=?, reason=?, ended_at=?, turns=?, input_tokens=?, "

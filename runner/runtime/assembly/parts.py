@@ -48,6 +48,7 @@ from runner.runtime.sessions import (
     RegistryChanges,
     SessionChanges,
     SessionConfigs,
+    SessionLeases,
     SessionService,
     TeamRouters,
     Turns,
@@ -122,8 +123,9 @@ class RuntimeParts:
             monitor=self.monitor,
             waiting=WaitingSessions(),
         )
+        self.leases = SessionLeases(ctx, store=session_store, table=self.table)
         self.changes = SessionChanges(
-            ctx, table=self.table, routers=self.routers, store=session_store
+            ctx, table=self.table, routers=self.routers, store=session_store, leases=self.leases
         )
         self.agents = AgentCatalog(
             ctx, provider=provider, registry=registry, applied=self.applied, changes=self.changes
@@ -167,6 +169,7 @@ class RuntimeParts:
             ledger=self.ledger,
             tools=self.tools,
             rounds=ToolRounds(runner),
+            leases=self.leases,
         )
         self.sessions = SessionService(
             table=self.table,
@@ -175,6 +178,7 @@ class RuntimeParts:
             turns=turns,
             applied=self.applied,
             clock=clock,
+            leases=self.leases,
         )
         self.status = RuntimeStatus(
             ctx,
@@ -258,6 +262,7 @@ class RuntimeParts:
         while True:
             await clock.sleep(interval)
             try:
+                self.leases.renew()
                 self.flush()
                 if clock.monotonic() - last_sweep >= config.monitoring_interval_s:
                     last_sweep = clock.monotonic()
@@ -272,6 +277,7 @@ class RuntimeParts:
     async def sweep(self) -> list[str]:
         """End idle (and too old) sessions, slide windows, re-evaluate alerts; ids ended."""
         now = self.ctx.clock.now()
+        self.leases.sync()  # sessions another instance ended are dropped here
         ended = self.changes.expire(now)
         self.pools.sweep()
         self.monitor.evaluate_all(now)

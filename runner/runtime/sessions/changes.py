@@ -30,6 +30,7 @@ from collections.abc import Iterable
 
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionStateError
+from runner.runtime.sessions.leases import SessionLeases
 from runner.runtime.sessions.routers import TeamRouters
 from runner.runtime.sessions.table import LiveSession, LiveSessions
 from runner.runtime.sessions.waiting import WaitKey
@@ -52,8 +53,10 @@ class SessionChanges:
         table: LiveSessions,
         routers: TeamRouters,
         store: SessionStore,
+        leases: SessionLeases | None = None,
     ) -> None:
         self._emit = ctx.emit
+        self._leases = leases
         self._table = table
         self._waiting = table.waiting
         self._routers = routers
@@ -128,12 +131,27 @@ class SessionChanges:
     def expire(self, now: float) -> list[str]:
         """End idle (and too old) sessions at `now`; the ids ended."""
         table = self._table
+        leases = self._leases
         ended: list[str] = []
         for live in list(table.live.values()):
-            reason = table.expiry(live.row, now)
-            if reason is not None:
-                self.end(live, reason)
+            if table.expiry(live.row, now) is None:
+                continue
+            if leases is None:
+                self.end(live, str(table.expiry(live.row, now)))
                 ended.append(live.row.id)
+                continue
+            # Only a session whose lease this instance takes (nobody acts on it, or its holder
+            # died and the lease ran out), decided again on the stored row: another instance
+            # may have used it since this copy was made.
+            if not leases.try_take(live):
+                continue
+            try:
+                reason = table.expiry(live.row, now)
+                if reason is not None:
+                    self.end(live, reason)
+                    ended.append(live.row.id)
+            finally:
+                leases.release(live)
         return ended
 
     def end_using(self, agent: str, reason: str) -> int:
