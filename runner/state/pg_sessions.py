@@ -135,6 +135,12 @@ class PostgresSessionStore:
             cur = conn.execute(self._release, release_values(row, self._owner))
             return cur.rowcount > 0
 
+    def release_many(self, rows: Iterable[SessionRow]) -> None:
+        values = [release_values(r, self._owner) for r in rows]
+        if values:
+            with self._db.write() as conn, conn.cursor() as cur:
+                cur.executemany(self._release, values)
+
     def written_elsewhere(self, session_ids: Iterable[str]) -> dict[str, str]:
         ids = list(session_ids)
         if not ids:

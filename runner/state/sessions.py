@@ -97,6 +97,10 @@ class SessionStore(Protocol):
         nothing written) when this owner no longer held it."""
         ...
 
+    def release_many(self, rows: Iterable[SessionRow]) -> None:
+        """`release` for many rows in one transaction (rows whose lease is lost are skipped)."""
+        ...
+
     def written_elsewhere(self, session_ids: Iterable[str]) -> dict[str, str]:
         """Of `session_ids`, those another owner wrote since this one did: id -> stored state."""
         ...

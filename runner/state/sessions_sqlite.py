@@ -180,6 +180,13 @@ class SqliteSessionStore:
         cur = self._conn.execute(RELEASE, release_values(row, self._owner))
         return cur.rowcount > 0
 
+    def release_many(self, rows: Iterable[SessionRow]) -> None:
+        values = [release_values(r, self._owner) for r in rows]
+        if not values:
+            return
+        with write_transaction(self._conn) as conn:
+            conn.executemany(RELEASE, values)
+
     def written_elsewhere(self, session_ids: Iterable[str]) -> dict[str, str]:
         ids = list(session_ids)
         out: dict[str, str] = {}

@@ -1,8 +1,10 @@
 """Sessions owned by leases, across real processes, on SQLite (one host) and PostgreSQL.
 
-Chaos: instance A (another process, another reported hostname) runs two turns and a pause and a
-resume, then is killed with SIGKILL in the middle of its third turn. Instance B (this process)
-cannot act on the session while A's lease lasts (its sweeper does not end it, a message
+Chaos: instance A (another process, another reported hostname) runs two turns, then changes the
+session's state (pause, resume, a person, resume: written at once), then is killed with SIGKILL
+in the middle of its third turn. (Turn counters are written behind, at most
+`AGENT_LIFECYCLE_PERSIST_INTERVAL_MS` late: A runs that long after its turns.) Instance B (this
+process) cannot act on the session while A's lease lasts (its sweeper does not end it, a message
 waits); once the lease ran out, B serves the next turn with every earlier turn, token and
 message kept. A short lease (`AGENT_LIFECYCLE_SESSION_LEASE_MS`) keeps the test quick.
 """
@@ -68,9 +70,12 @@ async def main():
                               provider=provider, background=True) as lc:
         session = await lc.create_agent_session(agent="helper", auth=AUTH, idle_timeout=3600)
         await session.send("one")
-        await lc.pause_session(session.id, auth=AUTH)
-        await lc.resume_session(session.id, auth=AUTH)
         await session.send("two")
+        await asyncio.sleep(1.5)  # turn counters are written behind (persist interval, 1 s)
+        await lc.pause_session(session.id, auth=AUTH)  # state changes are written at once
+        await lc.resume_session(session.id, auth=AUTH)
+        await lc.await_human(session.id, auth=AUTH, reason="check")
+        await lc.resume_session(session.id, auth=AUTH)
         (out / "session").write_text(session.id)
         await session.send("hang")
 
@@ -179,8 +184,8 @@ async def test_two_live_instances_take_turns_on_one_session_without_interleaving
             str(tmp_path / "specs"),
             env="dev",
             registry_path=registry,
-            environ={**state, "RUNNER_HOSTNAME": host},
-            background=False,
+            environ={**state, "RUNNER_HOSTNAME": host, "AGENT_LIFECYCLE_PERSIST_INTERVAL_MS": "50"},
+            background=True,  # gives back leases kept between turns (write-behind pass)
         )
         for host in ("host-a", "host-b")
     ]

@@ -262,7 +262,6 @@ class RuntimeParts:
         while True:
             await clock.sleep(interval)
             try:
-                self.leases.renew()
                 self.flush()
                 if clock.monotonic() - last_sweep >= config.monitoring_interval_s:
                     last_sweep = clock.monotonic()
@@ -271,7 +270,9 @@ class RuntimeParts:
                 log.exception("runtime background pass failed; retrying next interval")
 
     def flush(self) -> None:
-        """Write turn counters of sessions changed since the last flush (write-behind)."""
+        """Write turn counters of sessions changed since the last flush (write-behind), giving
+        back the session leases kept since."""
+        self.leases.flush()
         self.table.flush()
 
     async def sweep(self) -> list[str]:

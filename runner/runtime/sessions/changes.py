@@ -151,7 +151,7 @@ class SessionChanges:
                     self.end(live, reason)
                     ended.append(live.row.id)
             finally:
-                leases.release(live)
+                leases.done(live)
         return ended
 
     def end_using(self, agent: str, reason: str) -> int:
