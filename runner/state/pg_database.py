@@ -16,6 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
 __all__ = ["PgDatabase", "StateUnavailableError", "describe_url"]
+
+# The pool reports reconnection attempts by logging; an application that configured logging
+# sees them, a CLI run does not print them (its error says what failed, once).
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 
 class StateUnavailableError(Exception):
@@ -54,6 +59,15 @@ class PgDatabase:
         self.url = url
         self.where = describe_url(url)
         self._timeout = timeout
+        # Reach the server once first: a wrong URL or a stopped server is one clear error at
+        # once, not a pool retrying in the background; the schema is brought up to date on it.
+        from runner.state.pg_schema import migrate
+
+        probe = self.dedicated()
+        try:
+            migrate(probe, where=self.where)
+        finally:
+            probe.close()
         self.pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=min_size,
@@ -69,23 +83,23 @@ class PgDatabase:
             self.pool.close()
             raise StateUnavailableError(
                 f"cannot reach the state database {self.where}: "
-                f"{scrub_userinfo(str(exc)) or type(exc).__name__}; check that the server runs "
-                "and the URL (state: in the Environment) is right"
+                f"{scrub_userinfo(str(exc)) or type(exc).__name__}"
             ) from None
-        from runner.state.pg_schema import migrate
-
-        with self.connect() as conn:
-            migrate(conn, where=self.where)
 
     def dedicated(self) -> psycopg.Connection[Any]:
         """A connection of its own, outside the pool (an advisory lock lives and dies with it)."""
         import psycopg
 
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=int(self._timeout))
+            return psycopg.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self._timeout))
+            )
         except psycopg.Error as exc:
+            first = scrub_userinfo(str(exc)).strip().splitlines()[:1]
             raise StateUnavailableError(
-                f"cannot reach the state database {self.where}: {scrub_userinfo(str(exc))}"
+                f"cannot reach the state database {self.where}: "
+                f"{first[0] if first else type(exc).__name__}; check that the server runs and "
+                "the URL (state: in the Environment) is right"
             ) from None
 
     @contextmanager
