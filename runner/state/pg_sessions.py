@@ -21,6 +21,7 @@ from runner.state.pg_database import PgDatabase
 from runner.state.sessions import Lease, SessionRow
 from runner.state.sessions_codec import (
     COLUMNS,
+    EXPIRED,
     FREE_FOR,
     RELEASE,
     SELECT,
@@ -166,6 +167,12 @@ class PostgresSessionStore:
                 f"{self._select} WHERE s.env = %s AND s.state != 'ended' ORDER BY s.created_at",
                 (env,),
             ).fetchall()
+        return [row_from(r) for r in rows]
+
+    def load_expired(self, env: str, *, now: float, max_age: float | None) -> list[SessionRow]:
+        born_before = now - max_age if max_age else float("-inf")
+        with self._db.connect() as conn:
+            rows = conn.execute(pg_sql(SELECT + EXPIRED), (env, now, born_before)).fetchall()
         return [row_from(r) for r in rows]
 
     def close(self) -> None:

@@ -125,4 +125,9 @@ class SessionStore(Protocol):
         """Every session of `env` that has not ended, oldest first."""
         ...
 
+    def load_expired(self, env: str, *, now: float, max_age: float | None) -> list[SessionRow]:
+        """Open sessions of `env` idle past their idle timeout at `now`, or (with `max_age`)
+        created more than `max_age` seconds before it."""
+        ...
+
     def close(self) -> None: ...

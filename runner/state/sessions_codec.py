@@ -17,6 +17,7 @@ from runner.state.sessions import SessionRow
 
 __all__ = [
     "COLUMNS",
+    "EXPIRED",
     "FREE_FOR",
     "RELEASE",
     "SELECT",
@@ -39,6 +40,13 @@ SELECT = (
     + ", ".join(f"s.{c.strip()}" for c in COLUMNS.split(","))
     + ", c.config FROM rt_sessions s LEFT JOIN rt_session_config c ON c.hash = s.config_hash"
 )
+
+EXPIRED = (
+    " WHERE s.env = ? AND s.state != 'ended' AND ((s.idle_timeout > 0 AND "
+    "s.last_activity_at + s.idle_timeout <= ?) OR s.created_at <= ?) ORDER BY s.created_at"
+)
+"""Open sessions of an environment (1st ?) idle at a time (2nd ?) or created before a time
+(3rd ?), appended to `SELECT`."""
 
 FREE_FOR = "(lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)"
 """The condition under which owner (1st ?) may touch a session at wall time (2nd ?): nobody

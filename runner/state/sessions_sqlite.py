@@ -37,6 +37,7 @@ from runner.sqlitefile import write_transaction
 from runner.state.sessions import Lease, SessionRow
 from runner.state.sessions_codec import (
     COLUMNS,
+    EXPIRED,
     FREE_FOR,
     RELEASE,
     SELECT,
@@ -212,6 +213,11 @@ class SqliteSessionStore:
         rows = self._conn.execute(
             f"{SELECT} WHERE s.env = ? AND s.state != 'ended' ORDER BY s.created_at", (env,)
         ).fetchall()
+        return [row_from(r) for r in rows]
+
+    def load_expired(self, env: str, *, now: float, max_age: float | None) -> list[SessionRow]:
+        born_before = now - max_age if max_age else float("-inf")
+        rows = self._conn.execute(SELECT + EXPIRED, (env, now, born_before)).fetchall()
         return [row_from(r) for r in rows]
 
     def data_version(self) -> int:

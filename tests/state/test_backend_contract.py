@@ -266,3 +266,22 @@ def test_escalation_history_and_availability(backend: Any) -> None:
     store.set_availability("dev", "support", "triage", "away", at=1.0)
     store.set_availability("dev", "support", "triage", "busy", at=2.0)
     assert other.availability("dev") == {"support": {"triage": "busy"}}
+
+
+def test_expired_sessions_are_found_by_idle_time_or_age(backend: Any) -> None:
+    store = backend.runtime(owner="i1").sessions
+    idle = _session("idle")
+    idle.idle_timeout = 10.0
+    idle.last_activity_at = 100.0
+    busy = _session("busy")
+    busy.idle_timeout = 10.0
+    busy.last_activity_at = 150.0
+    old = _session("old")
+    old.created_at = 10.0
+    old.last_activity_at = 155.0
+    for row in (idle, busy, old):
+        store.save(row)
+    assert [r.id for r in store.load_expired("dev", now=155.0, max_age=None)] == ["idle"]
+    found = store.load_expired("dev", now=155.0, max_age=100.0)
+    assert sorted(r.id for r in found) == ["idle", "old"]
+    assert store.load_expired("prod", now=155.0, max_age=100.0) == []

@@ -207,3 +207,36 @@ async def test_two_live_instances_take_turns_on_one_session_without_interleaving
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_session_left_by_another_instance_is_swept_once_idle(
+    tmp_path: Path, state: dict[str, str]
+) -> None:
+    """B never held the session (A opened it after B started); A goes away; B's sweeper ends
+    it once idle, under its lease, and not before."""
+    registry = tmp_path / "state.db"
+    clock = FakeClock(start=time.time())
+
+    def open_one(host: str) -> Any:
+        return Lifecycle.open(
+            str(tmp_path / "specs"),
+            env="dev",
+            registry_path=registry,
+            environ={**state, "RUNNER_HOSTNAME": host},
+            clock=clock,
+            background=False,
+        )
+
+    async with open_one("host-b") as b:
+        async with open_one("host-a") as a:
+            session = await a.create_agent_session(agent="helper", auth=AUTH, idle_timeout=60)
+            await session.send("hello")
+        assert session.id not in await b.sweep()  # not idle yet
+        clock.advance(61)
+        assert await b.sweep() == [session.id]
+        row = b.store.load(session.id)
+        assert row is not None and (row.state, row.reason, row.turns) == (
+            "ended",
+            "idle_timeout",
+            1,
+        )

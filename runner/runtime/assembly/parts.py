@@ -279,6 +279,7 @@ class RuntimeParts:
         """End idle (and too old) sessions, slide windows, re-evaluate alerts; ids ended."""
         now = self.ctx.clock.now()
         self.leases.sync()  # sessions another instance ended are dropped here
+        self.table.adopt_expired(now)  # and those it left to expire are ended here
         ended = self.changes.expire(now)
         self.pools.sweep()
         self.monitor.evaluate_all(now)

@@ -222,6 +222,17 @@ class LiveSessions:
 
     # ------------------------------------------------------------ other instances' changes
 
+    def adopt_expired(self, now: float) -> int:
+        """Hold the sessions due to expire that this instance does not hold (another instance
+        opened them, and may have died), so the sweeper ends them under their lease; how many."""
+        max_age = self._ctx.config.max_session_duration_s or None
+        adopted = 0
+        for row in self._store.load_expired(self._env, now=now, max_age=max_age):
+            if row.id not in self.live:
+                self._hold(row, tuple(row.pins))
+                adopted += 1
+        return adopted
+
     def refresh(self, live: LiveSession, fresh: SessionRow | None) -> None:
         """Another instance changed the session since this one wrote it: take the stored row
         (`fresh`) as it is, in place (others hold `live.row`). Ended elsewhere (or gone): drop
