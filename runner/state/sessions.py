@@ -5,8 +5,8 @@ session's row when it is created, when its state changes and when it ends, synch
 counters and token totals are written behind in batches (`save_counters`), at most
 `AGENT_LIFECYCLE_PERSIST_INTERVAL_MS` late and always on close. A new process on the same
 store finds every open session with its state, conversation, pinned agent versions and router
-state, and can continue it. SQLite first (`runner.state.sessions_sqlite`, in the registry's
-file); PostgreSQL can follow by implementing `SessionStore`.
+state, and can continue it. On SQLite (`runner.state.sessions_sqlite`, in the registry's file)
+or PostgreSQL (`runner.state.pg_sessions`).
 
 Leases (many instances on one store). A store is opened for one `owner` (a runtime instance).
 Between turns nobody holds a session, so any instance can serve it; a turn (or an end, a pause,
