@@ -240,3 +240,42 @@ async def test_a_session_left_by_another_instance_is_swept_once_idle(
             "idle_timeout",
             1,
         )
+
+
+async def test_another_instance_never_sweeps_a_session_in_use(
+    tmp_path: Path, state: dict[str, str]
+) -> None:
+    """The reported bug: B's idle sweeper ended a session A used every 100 ms. B acts only on
+    the stored row, under the lease: the session stays active while A uses it, and B ends it
+    once it really is idle."""
+    registry = tmp_path / "state.db"
+    environ = {**state, "AGENT_LIFECYCLE_PERSIST_INTERVAL_MS": "50"}
+    a = await Lifecycle.open(
+        str(tmp_path / "specs"), env="dev", registry_path=registry, environ=environ
+    )
+    session = await a.create_agent_session(agent="helper", auth=AUTH, idle_timeout=0.6)
+    a.flush()
+    b = await Lifecycle.open(  # holds the open session from the store, as it was then
+        str(tmp_path / "specs"),
+        env="dev",
+        registry_path=registry,
+        environ={**environ, "RUNNER_HOSTNAME": "host-b"},
+        background=False,
+    )
+    try:
+        assert b.session_row(session.id) is not None
+        swept: list[str] = []
+        for i in range(20):
+            await session.send(f"m{i}")
+            swept.extend(await b.sweep())
+            await asyncio.sleep(0.1)
+        assert swept == []
+        row = b.store.load(session.id)
+        assert row is not None and row.state == "active" and row.turns >= 15
+        await asyncio.sleep(0.8)
+        assert await b.sweep() == [session.id]
+        with pytest.raises(Exception, match="ended"):
+            await session.send("too late")
+    finally:
+        await a.close()
+        await b.close()
