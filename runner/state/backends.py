@@ -126,7 +126,7 @@ def open_runtime_state(location: StateLocation, *, owner: str | None = None) -> 
         from runner.state.pg_registry import PostgresRegistry
         from runner.state.pg_sessions import PostgresSessionStore
 
-        db = PgDatabase(location.url)
+        db = PgDatabase(location.url, durable=False)  # as SQLite's synchronous=NORMAL
         registry = PostgresRegistry(db, owns_database=True)  # closed last by the runtime
         return RuntimeState(
             registry=registry,

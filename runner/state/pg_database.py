@@ -10,6 +10,10 @@ Invariants:
     the `postgres` extra is needed only by someone who names a PostgreSQL state.
   - Connections are autocommit; `write()` is one transaction (committed on exit, rolled back on
     an exception). A connection that broke is discarded by the pool, not reused.
+  - `durable=False` (the runtime's stores) commits with `synchronous_commit = off`: a commit
+    survives the runner process dying at any moment, not the database server losing power in
+    the next fraction of a second, the same promise as the SQLite stores' `synchronous=NORMAL`,
+    at a fraction of the cost of a disk flush per turn. The CLI's registry stays durable.
   - The URL (which may carry a password) is never in a message: `StateUnavailableError` names
     the server with its user information scrubbed (`runner.errors.scrub_userinfo`).
 """
@@ -34,6 +38,10 @@ __all__ = ["PgDatabase", "StateUnavailableError", "describe_url"]
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 
+def _relaxed_commits(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET synchronous_commit = off")
+
+
 class StateUnavailableError(Exception):
     """The state database cannot be reached or used; the message says which and what to do."""
 
@@ -47,7 +55,13 @@ class PgDatabase:
     """A pool of connections to one PostgreSQL database (module docstring)."""
 
     def __init__(
-        self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 10.0
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = 10.0,
+        durable: bool = True,
     ) -> None:
         try:
             import psycopg  # noqa: F401
@@ -73,6 +87,7 @@ class PgDatabase:
             min_size=min_size,
             max_size=max_size,
             kwargs={"autocommit": True},
+            configure=None if durable else _relaxed_commits,
             open=False,
             timeout=timeout,
             name="runner-state",

@@ -70,23 +70,29 @@ class PostgresSessionStore:
         return self._owner
 
     def save(self, row: SessionRow) -> None:
+        """Write a new session's row (and its configuration when the database may lack it, in
+        the same transaction; one statement when it has it)."""
         digest: str | None = None
+        text = ""
+        if row.config:
+            cached = self._configs.get(id(row.config))
+            if cached is not None and cached[0] is row.config:
+                digest, text = cached[1], cached[2]
+            else:
+                digest, text = config_digest(row.config)
+                if len(self._configs) >= _CONFIG_CACHE:
+                    self._configs.clear()
+                self._configs[id(row.config)] = (row.config, digest, text)
+        if digest is None or digest in self._stored:
+            with self._db.connect() as conn:
+                conn.execute(self._insert, row_values(row, digest, self._owner))
+            return
         with self._db.write() as conn:
-            if row.config:
-                cached = self._configs.get(id(row.config))
-                if cached is not None and cached[0] is row.config:
-                    digest, text = cached[1], cached[2]
-                else:
-                    digest, text = config_digest(row.config)
-                    if len(self._configs) >= _CONFIG_CACHE:
-                        self._configs.clear()
-                    self._configs[id(row.config)] = (row.config, digest, text)
-                if digest not in self._stored:
-                    conn.execute(
-                        "INSERT INTO rt_session_config (hash, config) VALUES (%s, %s) "
-                        "ON CONFLICT (hash) DO NOTHING",
-                        (digest, text),
-                    )
+            conn.execute(
+                "INSERT INTO rt_session_config (hash, config) VALUES (%s, %s) "
+                "ON CONFLICT (hash) DO NOTHING",
+                (digest, text),
+            )
             conn.execute(self._insert, row_values(row, digest, self._owner))
         if digest is not None:
             if len(self._stored) >= _CONFIG_CACHE * 16:
