@@ -19,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from runner.state.sqlite import SqliteRegistry
 
 __all__ = [
+    "REGISTRY_POLL_S",
     "RegistryChangeCounter",
     "RuntimeState",
     "StateLocation",
@@ -44,6 +46,8 @@ __all__ = [
 ]
 
 _PG_SCHEMES = ("postgresql://", "postgres://")
+REGISTRY_POLL_S = 0.5
+"""PostgreSQL: how stale the runtime's view of what others applied may be (new sessions)."""
 
 
 @dataclass(frozen=True)
@@ -109,13 +113,24 @@ class RuntimeState:
 
 
 class RegistryChangeCounter:
-    """`data_version()` of the backend (a `RegistryChanges` for the runtime)."""
+    """`data_version()` of the backend (a `RegistryChanges` for the runtime). With `max_age`,
+    a value read less than `max_age` seconds ago is reused (PostgreSQL: a round trip per new
+    session saved; what another host applies is seen within `max_age`)."""
 
-    def __init__(self, read: Callable[[], int]) -> None:
+    def __init__(self, read: Callable[[], int], *, max_age: float = 0.0) -> None:
         self._read = read
+        self._max_age = max_age
+        self._value = 0
+        self._read_at = float("-inf")
 
     def data_version(self) -> int:
-        return self._read()
+        if self._max_age <= 0:
+            return self._read()
+        now = time.monotonic()
+        if now - self._read_at >= self._max_age:
+            self._value = self._read()
+            self._read_at = now
+        return self._value
 
 
 def open_runtime_state(location: StateLocation, *, owner: str | None = None) -> RuntimeState:
@@ -132,7 +147,7 @@ def open_runtime_state(location: StateLocation, *, owner: str | None = None) -> 
             registry=registry,
             sessions=PostgresSessionStore(db, owner=owner),
             operators=PostgresOperatorStore(db),
-            changes=RegistryChangeCounter(registry.data_version),
+            changes=RegistryChangeCounter(registry.data_version, max_age=REGISTRY_POLL_S),
             close_database=db.close,
         )
     from runner.state.operators_sqlite import SqliteOperatorStore
