@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import scrub_userinfo
+from runner.errors import UserError, scrub_userinfo
 
 if TYPE_CHECKING:
     import psycopg
@@ -42,8 +42,9 @@ def _relaxed_commits(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET synchronous_commit = off")
 
 
-class StateUnavailableError(Exception):
-    """The state database cannot be reached or used; the message says which and what to do."""
+class StateUnavailableError(UserError):
+    """The state database cannot be reached or used; the message says which and what to do
+    (a user-facing error: no traceback, the URL scrubbed)."""
 
 
 def describe_url(url: str) -> str:
@@ -119,15 +120,32 @@ class PgDatabase:
 
     @contextmanager
     def connect(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection (autocommit) for one call."""
-        with self.pool.connection() as conn:
+        """A pooled connection (autocommit) for one call; the server going away mid-way is a
+        `StateUnavailableError` (nothing half-written: each statement or transaction is
+        atomic)."""
+        with self._unavailable_as_error(), self.pool.connection() as conn:
             yield conn
 
     @contextmanager
     def write(self) -> Iterator[psycopg.Connection[Any]]:
         """One write transaction on a pooled connection."""
-        with self.pool.connection() as conn, conn.transaction():
+        with self._unavailable_as_error(), self.pool.connection() as conn, conn.transaction():
             yield conn
+
+    @contextmanager
+    def _unavailable_as_error(self) -> Iterator[None]:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            yield
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            first = scrub_userinfo(str(exc)).strip().splitlines()[:1]
+            raise StateUnavailableError(
+                f"the state database {self.where} is not answering "
+                f"({first[0] if first else type(exc).__name__}); nothing was recorded, "
+                "try again when it is back"
+            ) from None
 
     def close(self) -> None:
         self.pool.close()

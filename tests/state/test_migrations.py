@@ -169,3 +169,27 @@ def test_an_unreachable_postgres_state_is_a_clear_error_without_the_password() -
     message = str(caught.value)
     assert "s3cret" not in message and "alice" not in message
     assert "127.0.0.1:1/db" in message
+
+
+def test_a_lost_postgres_connection_is_a_clear_error_then_recovers(pg_url: str) -> None:
+    """The server drops the runtime's connections (a restart, a failover): the call in flight
+    fails with a user-facing error naming the database, and the next one works again."""
+    import psycopg
+
+    from runner.state.pg_database import PgDatabase, StateUnavailableError
+    from runner.state.pg_sessions import PostgresSessionStore
+
+    db = PgDatabase(pg_url + "&application_name=runner_outage_test", min_size=1, max_size=1)
+    try:
+        store = PostgresSessionStore(db, owner="i1")
+        assert store.load("nope") is None
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'runner_outage_test'"
+            )
+        with pytest.raises(StateUnavailableError, match="not answering"):
+            store.load("nope")
+        assert store.load("nope") is None
+    finally:
+        db.close()
