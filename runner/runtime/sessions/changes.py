@@ -198,21 +198,33 @@ class SessionChanges:
             return 0
         table, waiting = self._table, self._waiting
         served = 0
+        leases = self._leases
         for indexed in waiting.waiters(key):
             live = table.live.get(indexed.row.id)
             if live is None or live.row.state == "ended":
                 waiting.forget(indexed.row.id)
                 continue
-            row = live.row
-            if row.state == "awaiting_human" or row.current_agent is None:
-                continue
-            decision = router.serve_waiting(
-                current_agent=row.current_agent,
-                router_state=row.router_state,
-                workload=table.workload,
-            )
-            if decision is None:
-                break  # no free member left for this specialization
-            self.apply_outside(live, decision)
-            served += len(decision.handoffs)
+            # Under the session's lease, like any change: one another instance acts on keeps
+            # waiting here (this instance's own action in progress already holds it).
+            taken = False
+            if leases is not None and live.row.id not in leases.acting:
+                if not leases.try_take(live):
+                    continue
+                taken = True
+            try:
+                row = live.row
+                if row.state in ("awaiting_human", "ended") or row.current_agent is None:
+                    continue
+                decision = router.serve_waiting(
+                    current_agent=row.current_agent,
+                    router_state=row.router_state,
+                    workload=table.workload,
+                )
+                if decision is None:
+                    break  # no free member left for this specialization
+                self.apply_outside(live, decision)
+                served += len(decision.handoffs)
+            finally:
+                if taken:
+                    leases.done(live)  # type: ignore[union-attr]
         return served
