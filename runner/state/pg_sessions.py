@@ -20,9 +20,9 @@ from typing import Any
 from runner.state.pg_database import PgDatabase
 from runner.state.sessions import Lease, SessionRow
 from runner.state.sessions_codec import (
-    COLUMNS,
     EXPIRED,
     FREE_FOR,
+    INSERT_COLUMNS,
     RELEASE,
     SELECT,
     UPDATE_STATE,
@@ -57,8 +57,8 @@ class PostgresSessionStore:
         self._db = db
         self._owner = owner or new_owner()
         self._now = wall_clock
-        placeholders = ", ".join("%s" for _ in COLUMNS.split(","))
-        self._insert = f"INSERT INTO rt_sessions ({COLUMNS}) VALUES ({placeholders})"
+        placeholders = ", ".join("%s" for _ in INSERT_COLUMNS.split(","))
+        self._insert = f"INSERT INTO rt_sessions ({INSERT_COLUMNS}) VALUES ({placeholders})"
         self._update = pg_sql(UPDATE_STATE)
         self._release = pg_sql(RELEASE)
         self._select = pg_sql(SELECT)
@@ -69,7 +69,7 @@ class PostgresSessionStore:
     def owner(self) -> str:
         return self._owner
 
-    def save(self, row: SessionRow) -> None:
+    def save(self, row: SessionRow, *, lease_until: float | None = None) -> None:
         """Write a new session's row (and its configuration when the database may lack it, in
         the same transaction; one statement when it has it)."""
         digest: str | None = None
@@ -85,7 +85,7 @@ class PostgresSessionStore:
                 self._configs[id(row.config)] = (row.config, digest, text)
         if digest is None or digest in self._stored:
             with self._db.connect() as conn:
-                conn.execute(self._insert, row_values(row, digest, self._owner))
+                conn.execute(self._insert, row_values(row, digest, self._owner, lease_until))
             return
         with self._db.write() as conn:
             conn.execute(
@@ -93,7 +93,7 @@ class PostgresSessionStore:
                 "ON CONFLICT (hash) DO NOTHING",
                 (digest, text),
             )
-            conn.execute(self._insert, row_values(row, digest, self._owner))
+            conn.execute(self._insert, row_values(row, digest, self._owner, lease_until))
         if digest is not None:
             if len(self._stored) >= _CONFIG_CACHE * 16:
                 self._stored.clear()

@@ -105,8 +105,9 @@ class SessionStore(Protocol):
         """Of `session_ids`, those another owner wrote since this one did: id -> stored state."""
         ...
 
-    def save(self, row: SessionRow) -> None:
-        """Write a new session's row."""
+    def save(self, row: SessionRow, *, lease_until: float | None = None) -> None:
+        """Write a new session's row (held by this owner until `lease_until` when given: its
+        creator acts on it next)."""
         ...
 
     def save_state(self, row: SessionRow) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "COLUMNS",
     "EXPIRED",
     "FREE_FOR",
+    "INSERT_COLUMNS",
     "RELEASE",
     "SELECT",
     "UPDATE_STATE",
@@ -35,6 +36,8 @@ COLUMNS = (
     "input_tokens, output_tokens, created_at, last_activity_at, ended_at, escalation, "
     "router_state, features, config_hash, written_by"
 )
+INSERT_COLUMNS = COLUMNS + ", lease_owner, lease_until"
+"""What a new row is written with: its columns, and the lease its creator may hold on it."""
 SELECT = (
     "SELECT "
     + ", ".join(f"s.{c.strip()}" for c in COLUMNS.split(","))
@@ -76,7 +79,10 @@ def config_digest(config: Mapping[str, Any]) -> tuple[str, str]:
     return hashlib.sha256(text.encode("utf-8")).hexdigest(), text
 
 
-def row_values(row: SessionRow, config_hash: str | None, owner: str) -> tuple[Any, ...]:
+def row_values(
+    row: SessionRow, config_hash: str | None, owner: str, lease_until: float | None = None
+) -> tuple[Any, ...]:
+    """The values of `INSERT_COLUMNS` (held by `owner` until `lease_until` when given)."""
     return (
         row.id,
         row.env,
@@ -105,6 +111,8 @@ def row_values(row: SessionRow, config_hash: str | None, owner: str) -> tuple[An
         json.dumps(row.features, separators=(",", ":")),
         config_hash,
         owner,
+        owner if lease_until is not None else None,
+        lease_until or 0.0,
     )
 
 

@@ -36,9 +36,9 @@ from typing import Any
 from runner.sqlitefile import write_transaction
 from runner.state.sessions import Lease, SessionRow
 from runner.state.sessions_codec import (
-    COLUMNS,
     EXPIRED,
     FREE_FOR,
+    INSERT_COLUMNS,
     RELEASE,
     SELECT,
     UPDATE_STATE,
@@ -90,8 +90,8 @@ class SqliteSessionStore:
         self._now = wall_clock
         self._conn = open_connection(self.path)
         migrate(self._conn, where=str(self.path))
-        placeholders = ", ".join("?" * len(COLUMNS.split(",")))
-        self._insert = f"INSERT INTO rt_sessions ({COLUMNS}) VALUES ({placeholders})"
+        placeholders = ", ".join("?" * len(INSERT_COLUMNS.split(",")))
+        self._insert = f"INSERT INTO rt_sessions ({INSERT_COLUMNS}) VALUES ({placeholders})"
         self._stored: set[str] = set()  # configuration hashes this store knows are in the file
         self._configs: dict[int, tuple[dict[str, Any], str, str]] = {}
 
@@ -106,22 +106,22 @@ class SqliteSessionStore:
         agents on every turn."""
         return self._conn
 
-    def save(self, row: SessionRow) -> None:
+    def save(self, row: SessionRow, *, lease_until: float | None = None) -> None:
         """Write a new session's row (and its configuration when the file lacks it, in the same
         transaction)."""
         if not row.config:
-            self._conn.execute(self._insert, row_values(row, None, self._owner))
+            self._conn.execute(self._insert, row_values(row, None, self._owner, lease_until))
             return
         digest, text = self._config_text(row.config)
         if digest in self._stored:
-            self._conn.execute(self._insert, row_values(row, digest, self._owner))
+            self._conn.execute(self._insert, row_values(row, digest, self._owner, lease_until))
             return
         with write_transaction(self._conn) as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO rt_session_config (hash, config) VALUES (?, ?)",
                 (digest, text),
             )
-            conn.execute(self._insert, row_values(row, digest, self._owner))
+            conn.execute(self._insert, row_values(row, digest, self._owner, lease_until))
         if len(self._stored) >= _CONFIG_CACHE * 16:
             self._stored.clear()  # bounded: INSERT OR IGNORE keeps it correct without it
         self._stored.add(digest)

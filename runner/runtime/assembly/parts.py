@@ -143,6 +143,7 @@ class RuntimeParts:
             table=self.table,
             agents=self.agents,
             configs=self.configs,
+            leases=self.leases,
         )
         self.event_spans: EventSpans | None = None
         turn_provider: Provider = provider

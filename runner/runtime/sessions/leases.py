@@ -63,6 +63,14 @@ class SessionLeases:
     def ttl(self) -> float:
         return self._ttl
 
+    def new_lease(self) -> float:
+        """Until when a session created now is held by its creator (`created`)."""
+        return self._now() + self._ttl
+
+    def created(self, live: LiveSession, until: float) -> None:
+        """This instance wrote the new session with its lease (`SessionStore.save`)."""
+        self.held[live.row.id] = (until, live)
+
     def try_take(self, live: LiveSession) -> bool:
         """Take the session to act on it if nobody else is (re-reading a stale copy)."""
         sid = live.row.id
