@@ -157,9 +157,20 @@ class SessionChanges:
     def end_using(self, agent: str, reason: str) -> int:
         """End every live session pinned to `agent`; how many ended."""
         ended = 0
+        leases = self._leases
         for live in self._table.using(agent):
-            self.end(live, reason)
-            ended += 1
+            if leases is None:
+                self.end(live, reason)
+                ended += 1
+                continue
+            if not leases.try_take(live):
+                continue  # another action (or instance) holds it: it is not ended under it
+            try:
+                if live.row.state != "ended":  # re-read: another instance may have ended it
+                    self.end(live, reason)
+                    ended += 1
+            finally:
+                leases.done(live)
         return ended
 
     # ------------------------------------------------------------ queued handoffs
