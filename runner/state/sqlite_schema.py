@@ -14,6 +14,8 @@ Migrations:
      (`lease_until`, wall-clock seconds), and which instance wrote it last (`written_by`), so
      several processes on one file never run a turn of one session at once, nor end or rewrite
      a session another holds, nor act on a stale copy (`runner.state.sessions`).
+  3  project ownership: which runner project owns each environment (`registry_projects`,
+     `Registry.claim_project`); a file that already has the table keeps its rows.
 
 Invariants: applied versions are rows of `runner_migrations` (version, name, applied_at); all
 pending migrations run in one `BEGIN IMMEDIATE` transaction (SQLite's DDL is transactional: a

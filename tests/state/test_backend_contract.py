@@ -285,3 +285,20 @@ def test_expired_sessions_are_found_by_idle_time_or_age(backend: Any) -> None:
     found = store.load_expired("dev", now=155.0, max_age=100.0)
     assert sorted(r.id for r in found) == ["idle", "old"]
     assert store.load_expired("prod", now=155.0, max_age=100.0) == []
+
+
+def test_an_environment_is_owned_by_one_project(backend: Any) -> None:
+    from runner.state.base import ProjectMismatchError
+
+    one, two = backend.registry(), backend.registry()
+    assert one.project_of("dev") is None
+    one.claim_project("dev", "shop")
+    one.claim_project("dev", "shop")  # the owner again: nothing changes
+    two.check_project("dev", "shop")
+    assert two.project_of("dev") == "shop"
+    with pytest.raises(ProjectMismatchError, match="shop"):
+        two.claim_project("dev", "blog")
+    with pytest.raises(ProjectMismatchError):
+        two.check_project("dev", "blog")
+    two.claim_project("prod", "blog")  # another environment is free
+    assert one.project_of("prod") == "blog"
