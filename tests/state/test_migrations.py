@@ -34,9 +34,13 @@ def test_sqlite_from_empty_applies_every_version_once(tmp_path: Path) -> None:
 
 def test_sqlite_from_the_previous_version_keeps_every_row(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
-    assert migrate(conn, target=LATEST - 1) == LATEST - 1
+    assert migrate(conn, target=1) == 1
     assert "lease_owner" not in _columns(conn, "rt_sessions")
     conn.execute(_SESSION_V1)
+    assert migrate(conn, target=LATEST - 1) == LATEST - 1  # step by step, rows kept
+    assert "lease_owner" in _columns(conn, "rt_sessions")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "registry_projects" not in tables
     conn.close()
     store = SqliteSessionStore(tmp_path / "s.db", owner="i1")  # opening migrates
     row = store.load("s1")
@@ -119,8 +123,9 @@ def test_postgres_from_empty_and_from_the_previous_version(pg_url: str) -> None:
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert pg_versions(conn) == []
-        assert pg_migrate(conn, target=LATEST - 1) == LATEST - 1
+        assert pg_migrate(conn, target=1) == 1
         conn.execute(_SESSION_V1)
+        assert pg_migrate(conn, target=LATEST - 1) == LATEST - 1
     db = PgDatabase(pg_url)  # opening migrates the rest
     try:
         with db.connect() as conn:
