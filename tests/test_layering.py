@@ -72,6 +72,9 @@ CONFINED: dict[str, tuple[str, ...]] = {
     "watchfiles": ("runner.watch.watcher",),
     "jinja2": ("runner.spec.render_jinja", "runner.spec.render_sandbox"),
     "re2": ("runner.spec.patterns",),
+    # the PostgreSQL state backend (the `postgres` extra): its pool and its schema only
+    "psycopg": ("runner.state.pg_database", "runner.state.pg_schema"),
+    "psycopg_pool": ("runner.state.pg_database",),
     # runner serve's service stack: only the serve package (never validate, plan or the runtime)
     "fastapi": (
         "runner.serve.app",

@@ -12,7 +12,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from runner.errors import EXIT_FAILED, UserError
 from runner.paths import ProjectHome
@@ -25,6 +25,9 @@ from runner.spec.project import Project
 from runner.state.base import ProjectMismatchError
 from runner.state.errors import state_file_errors
 from runner.state.sqlite import SqliteRegistry
+
+if TYPE_CHECKING:
+    from runner.state.pg_registry import PostgresRegistry
 
 DEFAULT_SPECS = "specs"
 DEFAULT_LOCK_TIMEOUT = 120.0
@@ -141,26 +144,37 @@ def open_registry(
     spec_path: str | None = None,
     read_only: bool = False,
     claim: bool = False,
-) -> SqliteRegistry:
+    env: Environment | None = None,
+) -> SqliteRegistry | PostgresRegistry:
     """The registry of `workspace`'s project (its `.runner/`, or RUNNER_HOME); notices (e.g.
     waiting out a dead apply's writes) go to stderr. `read_only` (plan) creates and writes
     nothing; `claim` (apply, destroy, import) records the project as the environment's owner.
-    Either way a registry that holds the environment for another project is refused."""
+    Either way a registry that holds the environment for another project is refused. The
+    environment's `state:` (of `workspace`, or `env`) chooses the backend: its PostgreSQL
+    database, else the SQLite file."""
     from runner.paths import registry_path
+    from runner.state.backends import state_location
+    from runner.state.pg_database import StateUnavailableError
 
     home = workspace.home if workspace is not None else None
     path = home.registry_path if home is not None else registry_path(spec_path)
+    registry: SqliteRegistry | PostgresRegistry
     try:
-        if read_only:
-            registry = SqliteRegistry.open_read_only(path)
+        location = state_location(workspace.env if workspace is not None else env, default=path)
+        if location.url is not None:
+            from runner.state.pg_registry import PostgresRegistry
+
+            registry = PostgresRegistry(location.url, on_notice=_notice)
+        elif read_only:
+            registry = SqliteRegistry.open_read_only(location.path or path)
         else:
-            registry = SqliteRegistry(path, on_notice=_notice)
+            registry = SqliteRegistry(location.path or path, on_notice=_notice)
         if workspace is not None:
             if claim:
                 registry.claim_project(workspace.env.name, workspace.owner)
             else:
                 registry.check_project(workspace.env.name, workspace.owner)
-    except ProjectMismatchError as exc:
+    except (ProjectMismatchError, StateUnavailableError) as exc:
         raise UserError(str(exc)) from None
     return registry
 
@@ -169,7 +183,7 @@ def compute_current_plan(
     desired: DesiredState,
     *,
     provider: Provider,
-    registry: SqliteRegistry,
+    registry: SqliteRegistry | PostgresRegistry,
     refresh_only: bool = False,
     specs: Workspace | None = None,
 ) -> Plan:
@@ -194,7 +208,7 @@ def compute_current_plan(
     )
 
 
-def refuse_empty_specs(workspace: Workspace, registry: SqliteRegistry) -> None:
+def refuse_empty_specs(workspace: Workspace, registry: SqliteRegistry | PostgresRegistry) -> None:
     """UserError when the spec folder holds no documents but the registry records resources
     applied in its environment: an emptied or unmounted folder is not a request to delete."""
     if workspace.project.documents:

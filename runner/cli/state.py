@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+from pathlib import Path
 
 from runner.cli._workspace import DEFAULT_SPECS, load_workspace, open_registry
 from runner.errors import EXIT_OK, UserError
+from runner.spec.models import Environment
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,15 +28,23 @@ def when(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def environment_name(path: str, env: str | None) -> str:
-    if env is not None:
-        return env
-    return load_workspace(path, None, check=False).env.name
+def environment_of(path: str, env: str | None) -> tuple[str, Environment | None]:
+    """The environment's name and, when the specs define it, its model (its `state:` chooses
+    the registry); `--env` without specs reads the default registry."""
+    if env is not None and not Path(path).exists():
+        return env, None
+    try:
+        found = load_workspace(path, env, check=False).env
+    except UserError:
+        if env is None:
+            raise
+        return env, None
+    return found.name, found
 
 
 def run(args: argparse.Namespace) -> int:
-    env = environment_name(args.path, args.env)
-    registry = open_registry(spec_path=args.path, read_only=True)
+    env, model = environment_of(args.path, args.env)
+    registry = open_registry(spec_path=args.path, read_only=True, env=model)
     if args.state_command == "list":
         for address, record in registry.applied(env).items():
             where = (

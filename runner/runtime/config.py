@@ -19,6 +19,9 @@
   `redis:`: `process` (this process's own counts) or `host` (the registry file, shared by every
   process of the host that opens it).
 - RUNNER_POOL_LEASE_TTL_MS (30000): shared limits: how long a dead process's slots stay taken.
+- AGENT_LIFECYCLE_SESSION_LEASE_MS (30000): how long a session's lease outlives an instance
+  that died holding it (mid-turn); renewed while the turn runs. Another instance takes the
+  session over after it.
 
 Invariant: parsing never raises; a malformed value falls back to the default and is listed in
 `RuntimeConfig.problems` (reported by `get_system_status`).
@@ -48,6 +51,7 @@ class RuntimeConfig:
     persist_interval_s: float = 1.0
     pool_limits: str = "process"
     pool_lease_ttl_s: float = 30.0
+    session_lease_s: float = 30.0
     problems: tuple[str, ...] = field(default=())
 
     @classmethod
@@ -107,5 +111,7 @@ class RuntimeConfig:
             / 1000,
             pool_limits=scope,
             pool_lease_ttl_s=number("RUNNER_POOL_LEASE_TTL_MS", 30_000.0, minimum=300) / 1000,
+            session_lease_s=number("AGENT_LIFECYCLE_SESSION_LEASE_MS", 30_000.0, minimum=100)
+            / 1000,
             problems=tuple(problems),
         )

@@ -1,19 +1,27 @@
-"""What runner keeps between runs, each store behind a Protocol with its SQLite implementation.
+"""What runner keeps between runs, each store behind a Protocol, on SQLite or PostgreSQL.
 
-  base / sqlite                   the registry: what was applied per environment, the journal,
+  base / sqlite / pg_registry     the registry: what was applied per environment, the journal,
                                   the apply lock, the project owning each environment
-                                  (`Registry`, `SqliteRegistry`, over `sqlite_database`,
-                                  `sqlite_journal`, `sqlite_lock`; `processes` tells whether a
-                                  lock holder still runs)
+                                  (`Registry`; `SqliteRegistry` over `sqlite_database`,
+                                  `sqlite_journal`, `sqlite_lock`, with `processes` telling
+                                  whether a lock holder still runs; `PostgresRegistry` with
+                                  `pg_lock`, an advisory lock)
   errors                          a state file that cannot be used -> `StateFileError`, one line
                                   naming the file and what to do
-  sessions / sessions_sqlite      the runtime's sessions (`SessionStore`, `SqliteSessionStore`)
-  operators / operators_sqlite    the human queue and transcript, escalation history and member
-                                  availability (`OperatorStore`, `SqliteOperatorStore`)
+  sessions / sessions_sqlite /    the runtime's sessions and their leases (`SessionStore`,
+    pg_sessions, sessions_codec   `SqliteSessionStore`, `PostgresSessionStore`; one row codec)
+  operators / operators_sqlite /  the human queue and transcript, escalation history and member
+    pg_operators                  availability (`OperatorStore`, `SqliteOperatorStore`,
+                                  `PostgresOperatorStore`)
+  sqlite_schema / pg_schema       the schema as numbered migrations, applied under a lock
+  pg_database                     the PostgreSQL connection pool (psycopg 3, the `postgres` extra)
+  backends                        which backend an Environment's `state:` URL names, and opening
+                                  its stores
 
-All live in one SQLite file (the project's `.runner/state.db`, `runner.paths`); the runtime's
-stores share one connection. `SqliteRegistry.open_read_only` (plan, state, history) creates and
-writes nothing.
+SQLite: one file (the project's `.runner/state.db`, `runner.paths`), the runtime's stores
+sharing one connection; `SqliteRegistry.open_read_only` (plan, state, history) creates and
+writes nothing. PostgreSQL: one database shared by any number of processes and hosts, every
+store on one pool.
 May import: `runner.errors`, `runner.paths`, `runner.sqlitefile`, `runner.spec`,
 `runner.providers.base`. Import names from the modules above; the package exports nothing.
 """

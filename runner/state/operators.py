@@ -11,8 +11,8 @@ availability (`runner.runtime.teams`) keep here what must survive a restart:
                       row (the one place it is decided from)
   AvailabilityStore   member availability as operators set it (overrides the spec's)
 
-`OperatorStore` is all three with `close`: SQLite first (`runner.state.operators_sqlite`, in the
-registry's file); PostgreSQL or Redis can follow by implementing these Protocols.
+`OperatorStore` is all three with `close`: on SQLite (`runner.state.operators_sqlite`, in the
+registry's file) or PostgreSQL (`runner.state.pg_operators`).
 
 Invariants: records are frozen; `claim` is atomic (two operators, even in two processes, never
 both hold a session).

@@ -27,63 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from runner.spec.vocabulary import PRIORITY_RANK, priority_rank
-from runner.sqlitefile import prepare_database
 from runner.state.operators import QueueItem, StoredEscalation, TranscriptEntry
 from runner.state.sessions_sqlite import open_connection
+from runner.state.sqlite_schema import migrate
 
 __all__ = ["SqliteOperatorStore"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rt_hq_items (
-    session_id TEXT PRIMARY KEY,
-    env TEXT NOT NULL,
-    team TEXT,
-    workspace_id TEXT,
-    user_id TEXT NOT NULL,
-    reason TEXT,
-    trigger TEXT,
-    escalation_id TEXT,
-    level INTEGER,
-    previous_agent TEXT,
-    priority TEXT,
-    enqueued_at REAL NOT NULL,
-    claimed_by TEXT,
-    claimed_at REAL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS rt_hq_items_env ON rt_hq_items(env, enqueued_at);
-CREATE TABLE IF NOT EXISTS rt_hq_messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    session_id TEXT NOT NULL,
-    role TEXT NOT NULL,
-    author TEXT,
-    text TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rt_hq_messages_session ON rt_hq_messages(session_id, id);
-CREATE TABLE IF NOT EXISTS rt_hq_availability (
-    env TEXT NOT NULL,
-    team TEXT NOT NULL,
-    agent TEXT NOT NULL,
-    status TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (env, team, agent)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rt_esc_escalations (
-    id TEXT PRIMARY KEY,
-    env TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    team TEXT,
-    level INTEGER NOT NULL,
-    target TEXT NOT NULL,
-    status TEXT NOT NULL,
-    body TEXT NOT NULL,
-    opened_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    session_open INTEGER NOT NULL DEFAULT 1
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS rt_esc_status ON rt_esc_escalations(env, status);
-CREATE INDEX IF NOT EXISTS rt_esc_session ON rt_esc_escalations(session_id);
-"""
 
 _ITEM_COLUMNS = (
     "session_id, env, team, workspace_id, user_id, reason, trigger, escalation_id, level, "
@@ -114,7 +62,7 @@ class SqliteOperatorStore:
         self.path = Path(path)
         self._owns = connection is None
         self._conn = open_connection(self.path) if connection is None else connection
-        prepare_database(self._conn, _SCHEMA)
+        migrate(self._conn, where=str(self.path))
         self._pending_escalations: dict[str, tuple[Any, ...]] = {}
         self._pending_closed: set[str] = set()
         self._pending_by_session: dict[str, list[str]] = {}

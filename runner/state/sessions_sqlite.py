@@ -6,8 +6,8 @@ operator store (`runner.state.operators_sqlite`) on the same connection.
 
 Invariants:
   - Only tables prefixed `rt_` are touched; the registry's tables are not read or written here.
-  - A file made by an older runner gains what is newer on open (the `features` column, added
-    with a default; the `rt_session_config` table), so its sessions keep working.
+  - A file made by an older runner gains what is newer on open (`runner.state.sqlite_schema`'s
+    migrations), so its sessions keep working.
   - A session's effective configuration (`SessionRow.config`, fixed at creation, up to a few
     KiB with its structured inputs) is stored once per distinct configuration in
     `rt_session_config`, keyed by the sha256 of its JSON; the session row holds that key, so it
@@ -24,17 +24,39 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
-import json
+import os
+import socket
 import sqlite3
-from collections.abc import Iterable, Mapping
+import time
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from runner.sqlitefile import prepare_database, write_transaction
-from runner.state.sessions import SessionRow
+from runner.sqlitefile import write_transaction
+from runner.state.sessions import Lease, SessionRow
+from runner.state.sessions_codec import (
+    EXPIRED,
+    FREE_FOR,
+    INSERT_COLUMNS,
+    RELEASE,
+    SELECT,
+    UPDATE_STATE,
+    config_digest,
+    release_values,
+    row_from,
+    row_values,
+    state_values,
+)
+from runner.state.sqlite_schema import migrate
 
-__all__ = ["SqliteSessionStore", "open_connection"]
+__all__ = ["SqliteSessionStore", "new_owner", "open_connection"]
+
+
+def new_owner() -> str:
+    """A fresh instance id: host, pid and a random part (`RUNNER_HOSTNAME` overrides the host)."""
+    host = os.environ.get("RUNNER_HOSTNAME") or socket.gethostname()
+    return f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def open_connection(path: Path) -> sqlite3.Connection:
@@ -50,170 +72,32 @@ def open_connection(path: Path) -> sqlite3.Connection:
     return connection
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rt_sessions (
-    id TEXT PRIMARY KEY,
-    env TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    target TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    workspace_id TEXT,
-    state TEXT NOT NULL,
-    reason TEXT,
-    conversation_id TEXT NOT NULL,
-    current_agent TEXT,
-    pins TEXT NOT NULL,
-    pools TEXT NOT NULL,
-    max_turns INTEGER,
-    idle_timeout REAL,
-    preferences TEXT NOT NULL,
-    priority TEXT,
-    turns INTEGER NOT NULL DEFAULT 0,
-    input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    last_activity_at REAL NOT NULL,
-    ended_at REAL,
-    escalation TEXT,
-    router_state TEXT NOT NULL DEFAULT '{}',
-    features TEXT NOT NULL DEFAULT '{}',
-    config_hash TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rt_session_config (
-    hash TEXT PRIMARY KEY,
-    config TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rt_sessions_open ON rt_sessions(env, state);
-"""
-
-_COLUMNS = (
-    "id, env, kind, target, user_id, workspace_id, state, reason, conversation_id, "
-    "current_agent, pins, pools, max_turns, idle_timeout, preferences, priority, turns, "
-    "input_tokens, output_tokens, created_at, last_activity_at, ended_at, escalation, "
-    "router_state, features, config_hash"
-)
-_SELECT = (
-    "SELECT "
-    + ", ".join(f"s.{c.strip()}" for c in _COLUMNS.split(","))
-    + ", c.config FROM rt_sessions s LEFT JOIN rt_session_config c ON c.hash = s.config_hash"
-)
 _CONFIG_CACHE = 1024
-
-# Columns added after the first release: (name, declaration) for `ALTER TABLE ADD COLUMN`.
-_ADDED_COLUMNS = (("features", "TEXT NOT NULL DEFAULT '{}'"), ("config_hash", "TEXT"))
-
-
-def _add_columns(conn: sqlite3.Connection) -> None:
-    """Bring an `rt_sessions` table made by an older runner up to date (race-safe: the check
-    is repeated under the write lock)."""
-    have = {str(r[1]) for r in conn.execute("PRAGMA table_info(rt_sessions)")}
-    if all(name in have for name, _ in _ADDED_COLUMNS):
-        return
-    with write_transaction(conn):
-        have = {str(r[1]) for r in conn.execute("PRAGMA table_info(rt_sessions)")}
-        for name, declaration in _ADDED_COLUMNS:
-            if name not in have:
-                conn.execute(f"ALTER TABLE rt_sessions ADD COLUMN {name} {declaration}")
-
-
-def _row_values(row: SessionRow, config_hash: str | None) -> tuple[Any, ...]:
-    return (
-        row.id,
-        row.env,
-        row.kind,
-        row.target,
-        row.user_id,
-        row.workspace_id,
-        row.state,
-        row.reason,
-        row.conversation_id,
-        row.current_agent,
-        json.dumps({k: list(v) for k, v in row.pins.items()}, separators=(",", ":")),
-        json.dumps(row.pools, separators=(",", ":")),
-        row.max_turns,
-        row.idle_timeout,
-        json.dumps(row.preferences, separators=(",", ":")),
-        row.priority,
-        row.turns,
-        row.input_tokens,
-        row.output_tokens,
-        row.created_at,
-        row.last_activity_at,
-        row.ended_at,
-        None if row.escalation is None else json.dumps(row.escalation),
-        json.dumps(row.router_state, separators=(",", ":")),
-        json.dumps(row.features, separators=(",", ":")),
-        config_hash,
-    )
-
-
-def _row_from(v: tuple[Any, ...]) -> SessionRow:
-    pins: Mapping[str, list[str]] = json.loads(v[10])
-    return SessionRow(
-        id=v[0],
-        env=v[1],
-        kind=v[2],
-        target=v[3],
-        user_id=v[4],
-        workspace_id=v[5],
-        state=v[6],
-        reason=v[7],
-        conversation_id=v[8],
-        current_agent=v[9],
-        pins={k: (p[0], p[1]) for k, p in pins.items()},
-        pools=json.loads(v[11]),
-        max_turns=v[12],
-        idle_timeout=v[13],
-        preferences=json.loads(v[14]),
-        priority=v[15],
-        turns=v[16],
-        input_tokens=v[17],
-        output_tokens=v[18],
-        created_at=v[19],
-        last_activity_at=v[20],
-        ended_at=v[21],
-        escalation=None if v[22] is None else json.loads(v[22]),
-        router_state=json.loads(v[23]),
-        features=json.loads(v[24]),
-        config={} if v[26] is None else json.loads(v[26]),
-    )
-
-
-_UPDATE_STATE = (
-    "UPDATE rt_sessions SET state=?, reason=?, ended_at=?, turns=?, input_tokens=?, "
-    "output_tokens=?, last_activity_at=?, current_agent=?, router_state=?, escalation=? "
-    "WHERE id=?"
-)
-
-
-def _state_values(r: SessionRow) -> tuple[Any, ...]:
-    return (
-        r.state,
-        r.reason,
-        r.ended_at,
-        r.turns,
-        r.input_tokens,
-        r.output_tokens,
-        r.last_activity_at,
-        r.current_agent,
-        json.dumps(r.router_state, separators=(",", ":")) if r.router_state else "{}",
-        None if r.escalation is None else json.dumps(r.escalation),
-        r.id,
-    )
 
 
 class SqliteSessionStore:
     """The `rt_sessions` table of the registry file (a `SessionStore`)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        owner: str | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = Path(path)
+        self._owner = owner or new_owner()
+        self._now = wall_clock
         self._conn = open_connection(self.path)
-        prepare_database(self._conn, _SCHEMA)
-        _add_columns(self._conn)
-        placeholders = ", ".join("?" * len(_COLUMNS.split(",")))
-        self._insert = f"INSERT INTO rt_sessions ({_COLUMNS}) VALUES ({placeholders})"
+        migrate(self._conn, where=str(self.path))
+        placeholders = ", ".join("?" * len(INSERT_COLUMNS.split(",")))
+        self._insert = f"INSERT INTO rt_sessions ({INSERT_COLUMNS}) VALUES ({placeholders})"
         self._stored: set[str] = set()  # configuration hashes this store knows are in the file
         self._configs: dict[int, tuple[dict[str, Any], str, str]] = {}
+
+    @property
+    def owner(self) -> str:
+        return self._owner
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -222,22 +106,22 @@ class SqliteSessionStore:
         agents on every turn."""
         return self._conn
 
-    def save(self, row: SessionRow) -> None:
+    def save(self, row: SessionRow, *, lease_until: float | None = None) -> None:
         """Write a new session's row (and its configuration when the file lacks it, in the same
         transaction)."""
         if not row.config:
-            self._conn.execute(self._insert, _row_values(row, None))
+            self._conn.execute(self._insert, row_values(row, None, self._owner, lease_until))
             return
         digest, text = self._config_text(row.config)
         if digest in self._stored:
-            self._conn.execute(self._insert, _row_values(row, digest))
+            self._conn.execute(self._insert, row_values(row, digest, self._owner, lease_until))
             return
         with write_transaction(self._conn) as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO rt_session_config (hash, config) VALUES (?, ?)",
                 (digest, text),
             )
-            conn.execute(self._insert, _row_values(row, digest))
+            conn.execute(self._insert, row_values(row, digest, self._owner, lease_until))
         if len(self._stored) >= _CONFIG_CACHE * 16:
             self._stored.clear()  # bounded: INSERT OR IGNORE keeps it correct without it
         self._stored.add(digest)
@@ -248,8 +132,7 @@ class SqliteSessionStore:
         cached = self._configs.get(id(config))
         if cached is not None and cached[0] is config:
             return cached[1], cached[2]
-        text = json.dumps(config, separators=(",", ":"), sort_keys=True)
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        digest, text = config_digest(config)
         if len(self._configs) >= _CONFIG_CACHE:
             self._configs.clear()
         self._configs[id(config)] = (config, digest, text)
@@ -258,31 +141,84 @@ class SqliteSessionStore:
     def save_state(self, row: SessionRow) -> None:
         """Write what changes after creation (state change, end): one UPDATE, no JSON for the
         fields fixed at creation (pins, pools, preferences, features, configuration)."""
-        self._conn.execute(_UPDATE_STATE, _state_values(row))
+        self._conn.execute(UPDATE_STATE, state_values(row, self._owner, self._now()))
 
     def save_counters(self, rows: Iterable[SessionRow]) -> None:
         """Write turn counters, tokens, activity, answering agent and router state in one batch."""
-        values = [_state_values(r) for r in rows]
+        now = self._now()
+        values = [state_values(r, self._owner, now) for r in rows]
         if not values:
             return
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executemany(_UPDATE_STATE, values)
+            self._conn.executemany(UPDATE_STATE, values)
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
 
+    # ------------------------------------------------------------ leases
+
+    def take_lease(self, session_id: str, *, until: float) -> Lease | None:
+        found = self._conn.execute(
+            "UPDATE rt_sessions SET lease_owner = ?, lease_until = ? WHERE id = ? AND "
+            + FREE_FOR
+            + " RETURNING written_by",
+            (self._owner, until, session_id, self._owner, self._now()),
+        ).fetchone()
+        if found is None:
+            return None
+        return Lease(stale=found[0] is not None and found[0] != self._owner)
+
+    def renew_leases(self, session_ids: Iterable[str], *, until: float) -> None:
+        values = [(until, sid, self._owner) for sid in session_ids]
+        if values:
+            self._conn.executemany(
+                "UPDATE rt_sessions SET lease_until = ? WHERE id = ? AND lease_owner = ?", values
+            )
+
+    def release(self, row: SessionRow) -> bool:
+        cur = self._conn.execute(RELEASE, release_values(row, self._owner))
+        return cur.rowcount > 0
+
+    def release_many(self, rows: Iterable[SessionRow]) -> None:
+        values = [release_values(r, self._owner) for r in rows]
+        if not values:
+            return
+        with write_transaction(self._conn) as conn:
+            conn.executemany(RELEASE, values)
+
+    def written_elsewhere(self, session_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(session_ids)
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for sid, state in self._conn.execute(
+                f"SELECT id, state FROM rt_sessions WHERE id IN ({marks}) "
+                "AND written_by IS NOT NULL AND written_by != ?",
+                (*chunk, self._owner),
+            ):
+                out[str(sid)] = str(state)
+        return out
+
+    # ------------------------------------------------------------ reads
+
     def load(self, session_id: str) -> SessionRow | None:
-        found = self._conn.execute(f"{_SELECT} WHERE s.id = ?", (session_id,)).fetchone()
-        return None if found is None else _row_from(found)
+        found = self._conn.execute(f"{SELECT} WHERE s.id = ?", (session_id,)).fetchone()
+        return None if found is None else row_from(found)
 
     def load_open(self, env: str) -> list[SessionRow]:
         """Every session of `env` that has not ended."""
         rows = self._conn.execute(
-            f"{_SELECT} WHERE s.env = ? AND s.state != 'ended' ORDER BY s.created_at", (env,)
+            f"{SELECT} WHERE s.env = ? AND s.state != 'ended' ORDER BY s.created_at", (env,)
         ).fetchall()
-        return [_row_from(r) for r in rows]
+        return [row_from(r) for r in rows]
+
+    def load_expired(self, env: str, *, now: float, max_age: float | None) -> list[SessionRow]:
+        born_before = now - max_age if max_age else float("-inf")
+        rows = self._conn.execute(SELECT + EXPIRED, (env, now, born_before)).fetchall()
+        return [row_from(r) for r in rows]
 
     def data_version(self) -> int:
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])

@@ -4,8 +4,8 @@ Role in the flow: the planner reads `applied(env)`; the executor writes each out
 it happens (`record_*`) and holds the environment's lock for a whole apply (`lock`), announcing
 its remote writes in it (`record_write_started`/`record_write_finished`: the executor's
 `WriteFence`); the runtime reads bodies of teams, pools, alerts and channels. The same file holds
-the runtime's own tables (prefixed `rt_`, owned by the runtime); no registry module creates a
-table with that prefix.
+the runtime's own tables (prefixed `rt_`, written only by the runtime's stores); the schema of
+the whole file is `sqlite_schema`'s numbered migrations, applied by whichever store opens first.
 
 The registry is the applied state (the `registry_resources` table, here) composed with the parts
 that keep their own tables in the same file:
@@ -44,30 +44,10 @@ from runner.state.base import (
 )
 from runner.state.errors import StateFileError, state_file_errors
 from runner.state.sqlite_database import RegistryDatabase
-from runner.state.sqlite_journal import JOURNAL_SCHEMA, append_entry, read_history
-from runner.state.sqlite_lock import LOCK_SCHEMA, SqliteApplyLock, add_lock_columns
+from runner.state.sqlite_journal import append_entry, read_history
+from runner.state.sqlite_lock import SqliteApplyLock
 
 __all__ = ["SqliteRegistry"]
-
-_RESOURCES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS registry_resources (
-    env TEXT NOT NULL,
-    address TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    body TEXT NOT NULL,
-    foundry_name TEXT,
-    foundry_version TEXT,
-    applied_at REAL NOT NULL,
-    PRIMARY KEY (env, address)
-);
-CREATE TABLE IF NOT EXISTS registry_projects (
-    env TEXT PRIMARY KEY,
-    project TEXT NOT NULL,
-    claimed_at REAL NOT NULL
-);
-"""
 
 
 class SqliteRegistry:
@@ -88,12 +68,7 @@ class SqliteRegistry:
         self.path = Path(path)
         self.read_only = read_only
         self._wall_clock = wall_clock
-        self._db = RegistryDatabase(
-            self.path,
-            busy_timeout_ms=busy_timeout_ms,
-            schema=_RESOURCES_SCHEMA + JOURNAL_SCHEMA + LOCK_SCHEMA,
-            read_only=read_only,
-        )
+        self._db = RegistryDatabase(self.path, busy_timeout_ms=busy_timeout_ms, read_only=read_only)
         self._locks = SqliteApplyLock(
             self._db,
             clock=clock,
@@ -105,7 +80,6 @@ class SqliteRegistry:
         self._keeper: sqlite3.Connection | None = None
         if read_only:
             return
-        add_lock_columns(self._db)
         with state_file_errors(self.path):
             self._keeper = sqlite3.connect(self.path, check_same_thread=False)
             self._keeper.execute("SELECT 1 FROM registry_locks LIMIT 1").fetchall()

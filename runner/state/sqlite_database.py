@@ -6,13 +6,13 @@ connections it hands out.
 
 Invariants: every SQLite or OS error on the file is a `StateFileError` naming it
 (`runner.state.errors`); a read-only database (`read_only=True`) creates and writes nothing.
-Otherwise the file (and its folder) is created on first use, in WAL mode with the whole schema
-(`runner.sqlitefile.prepare_database`, race-safe against other openers). A connection is opened
-per call (so the registry is safe to share across threads and processes) with the busy timeout
-and `synchronous=NORMAL`. A write is one transaction taken up front (`BEGIN IMMEDIATE`, so it
-cannot deadlock), committed on exit and rolled back on any exception; in-process writers also
-queue on a threading lock, cheaper than SQLite's sleeping busy handler when the executor's
-threads record outcomes at the same moment.
+Otherwise the file (and its folder) is created on first use, in WAL mode with the whole schema at
+its newest version (`runner.state.sqlite_schema.migrate`, race-safe against other openers). A
+connection is opened per call (so the registry is safe to share across threads and processes)
+with the busy timeout and `synchronous=NORMAL`. A write is one transaction taken up front
+(`BEGIN IMMEDIATE`, so it cannot deadlock), committed on exit and rolled back on any exception;
+in-process writers also queue on a threading lock, cheaper than SQLite's sleeping busy handler
+when the executor's threads record outcomes at the same moment.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from runner.sqlitefile import prepare_database, write_transaction
+from runner.sqlitefile import write_transaction
 from runner.state.errors import state_file_errors
+from runner.state.sqlite_schema import migrate
 
 __all__ = ["RegistryDatabase"]
 
@@ -38,9 +39,7 @@ class RegistryDatabase:
     whether there is a file at all. Every SQLite or OS error on the file is a
     `StateFileError` naming it (`runner.state.errors`)."""
 
-    def __init__(
-        self, path: Path, *, busy_timeout_ms: int, schema: str, read_only: bool = False
-    ) -> None:
+    def __init__(self, path: Path, *, busy_timeout_ms: int, read_only: bool = False) -> None:
         self.path = path
         self.read_only = read_only
         self._busy_timeout_ms = busy_timeout_ms
@@ -51,7 +50,7 @@ class RegistryDatabase:
         with state_file_errors(self.path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as conn:
-            prepare_database(conn, schema)
+            migrate(conn, where=str(path))
 
     @property
     def exists(self) -> bool:

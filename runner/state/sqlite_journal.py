@@ -15,23 +15,7 @@ import sqlite3
 
 from runner.state.base import JournalEntry
 
-__all__ = ["JOURNAL_SCHEMA", "append_entry", "read_history"]
-
-JOURNAL_SCHEMA = """
-CREATE TABLE IF NOT EXISTS registry_journal (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    env TEXT NOT NULL,
-    address TEXT NOT NULL,
-    action TEXT NOT NULL,
-    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'failed')),
-    hash TEXT,
-    foundry_version TEXT,
-    at REAL NOT NULL,
-    apply_id TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS registry_journal_address ON registry_journal (env, address, id);
-"""
+__all__ = ["append_entry", "read_history"]
 
 
 def append_entry(

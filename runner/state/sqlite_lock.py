@@ -35,39 +35,7 @@ from runner.state.base import LockTimeoutError
 from runner.state.processes import process_alive, process_start_token
 from runner.state.sqlite_database import RegistryDatabase
 
-__all__ = ["LOCK_SCHEMA", "SqliteApplyLock", "Takeover", "add_lock_columns"]
-
-LOCK_SCHEMA = """
-CREATE TABLE IF NOT EXISTS registry_locks (
-    env TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    token TEXT NOT NULL,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    acquired_at REAL NOT NULL
-);
-"""
-
-# Columns added to registry_locks after the first release (ALTER TABLE on older files).
-_LOCK_COLUMNS = {
-    "pid_started": "TEXT",
-    "last_write_started_at": "REAL",
-    "request_timeout": "REAL NOT NULL DEFAULT 0",
-    "writes_in_flight": "INTEGER NOT NULL DEFAULT 0",
-}
-
-
-def add_lock_columns(db: RegistryDatabase) -> None:
-    """Bring a registry_locks table made by an older runner up to date (race-safe)."""
-    with db.connect() as conn:
-        have = {str(r[1]) for r in conn.execute("PRAGMA table_info(registry_locks)")}
-    if have.issuperset(_LOCK_COLUMNS):
-        return
-    with db.write() as conn:
-        have = {str(r[1]) for r in conn.execute("PRAGMA table_info(registry_locks)")}
-        for column, declaration in _LOCK_COLUMNS.items():
-            if column not in have:
-                conn.execute(f"ALTER TABLE registry_locks ADD COLUMN {column} {declaration}")
+__all__ = ["SqliteApplyLock", "Takeover"]
 
 
 @dataclass(frozen=True)

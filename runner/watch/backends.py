@@ -33,6 +33,7 @@ from runner.providers.base import (
     AgentVersion,
     ConversationMessage,
     Provider,
+    ProviderError,
     Reply,
     TextSink,
     ToolOutput,
@@ -66,9 +67,15 @@ class Backends:
         """The provider and registry, building what is missing (ProviderError if it cannot)."""
         if self.registry is None:
             from runner.paths import registry_path
-            from runner.state.sqlite import SqliteRegistry
+            from runner.state.backends import open_registry, state_location
+            from runner.state.pg_database import StateUnavailableError
 
-            self.registry = SqliteRegistry(self._registry_path or registry_path())
+            try:  # the environment's `state:` (the SQLite file when it names none)
+                self.registry = open_registry(
+                    state_location(env, default=self._registry_path or registry_path())
+                )
+            except StateUnavailableError as exc:
+                raise ProviderError(str(exc)) from None
         if self.provider is None:
             if self._provider_factory is not None:
                 self.provider = self._provider_factory(env)

@@ -70,12 +70,19 @@ def test_journal_keeps_every_outcome_in_order(tmp_path: Path) -> None:
     assert reg.get("dev", "team.customer-support") is None
 
 
-def test_runtime_tables_are_left_to_the_runtime(tmp_path: Path) -> None:
+def test_the_file_is_at_the_newest_schema_version_whoever_opens_it(tmp_path: Path) -> None:
+    """The whole file's schema is numbered migrations (`sqlite_schema`): opening the registry
+    applies every one, once, in WAL mode; the runtime's stores find their tables there."""
+    from runner.state.sqlite_schema import LATEST
+
+    SqliteRegistry(tmp_path / "state.db")
     SqliteRegistry(tmp_path / "state.db")
     with sqlite3.connect(tmp_path / "state.db") as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert not [n for n in names if n.startswith("rt_")]
+        versions = [r[0] for r in conn.execute("SELECT version FROM runner_migrations")]
+    assert {"registry_resources", "registry_locks", "rt_sessions", "rt_hq_items"} <= set(names)
+    assert versions == list(range(1, LATEST + 1))
     assert mode == "wal"
 
 

@@ -3,9 +3,10 @@
 Role: behind `Lifecycle.open`. `open_parts` runs in a worker thread (file and SQLite I/O): it
 loads the specs, picks the environment, opens the registry and the runtime's stores on the same
 file (the operator store on the session store's connection), builds the provider and the
-`RuntimeParts`, and loads what the runtime runs with. Back on the event loop the caller starts
-them (`RuntimeParts.start`). `Opener` is what `Lifecycle.open` returns: awaitable, or an async
-context manager that closes what it opened.
+`RuntimeParts`, and loads what the runtime runs with. The environment's `state:` chooses the
+backend (`runner.state.backends`: SQLite file, or PostgreSQL shared by many hosts). Back on
+the event loop the caller starts them (`RuntimeParts.start`). `Opener` is what `Lifecycle.open`
+returns: awaitable, or an async context manager that closes what it opened.
 
 Invariants:
   - Spec errors stop the opening with every error listed (`SpecProblemsError`); nothing is
@@ -33,8 +34,8 @@ from runner.runtime.pools import SharedLimits, SharedPools
 from runner.runtime.teams import RouterFactory
 from runner.spec.models import API_VERSION, Environment
 from runner.spec.project import Project
-from runner.state.operators_sqlite import SqliteOperatorStore
-from runner.state.sessions_sqlite import SqliteSessionStore
+from runner.state.backends import open_runtime_state, state_location
+from runner.state.pg_database import StateUnavailableError
 
 __all__ = ["Closable", "Opener", "SpecsArg", "environment_of", "load_specs", "open_parts"]
 
@@ -90,7 +91,6 @@ def open_parts(
     """The runtime parts of environment `env_name`, loaded (runs in a worker thread: I/O)."""
     from runner.paths import registry_path as default_registry_path
     from runner.state.errors import state_file_errors
-    from runner.state.sqlite import SqliteRegistry
 
     project = load_specs(specs)
     env = environment_of(project, env_name)
@@ -104,7 +104,11 @@ def open_parts(
         path = default_registry_path()
     config = RuntimeConfig.from_environ(environ)
     redis_url = _redis_url(env, environ)  # before anything is opened: it may refuse
-    registry = SqliteRegistry(path)
+    try:
+        with state_file_errors(path):  # a corrupt or unwritable file: one line naming it
+            state = open_runtime_state(state_location(env, environ=environ, default=path))
+    except StateUnavailableError as exc:
+        raise LifecycleError(str(exc)) from None
     built = provider is None
     if provider is None:
         from runner.providers import build_provider
@@ -112,17 +116,16 @@ def open_parts(
         try:
             provider = build_provider(env, environ=environ)
         except ProviderError as exc:
+            state.close_database()
             raise LifecycleError(f"environment.{env.name}: {exc}") from exc
-    with state_file_errors(path):  # a corrupt or unwritable file: one line naming it
-        sessions = SqliteSessionStore(path)
     parts = RuntimeParts(
         project=project,
         env=env,
         provider=provider,
-        registry=registry,
-        registry_changes=sessions,  # the registry's file, read on the runtime's connection
-        session_store=sessions,
-        operator_store=SqliteOperatorStore(path, connection=sessions.connection),
+        registry=state.registry,
+        registry_changes=state.changes,  # SQLite: read on the runtime's own connection
+        session_store=state.sessions,
+        operator_store=state.operators,
         clock=clock,
         environ=environ,
         config=config,
@@ -136,8 +139,8 @@ def open_parts(
         parts.reload(project)  # resolves function tools' implementations: may refuse
     except BaseException:
         parts.operators.close()
-        sessions.close()
-        registry.close()
+        state.sessions.close()
+        state.registry.close()  # PostgreSQL: closes the pool last
         if built:
             provider.close()
         raise

@@ -49,6 +49,7 @@ from runner.runtime.sessions import (
     RegistryChanges,
     SessionChanges,
     SessionConfigs,
+    SessionLeases,
     SessionService,
     TeamRouters,
     Turns,
@@ -133,8 +134,9 @@ class RuntimeParts:
             monitor=self.monitor,
             waiting=WaitingSessions(),
         )
+        self.leases = SessionLeases(ctx, store=session_store, table=self.table)
         self.changes = SessionChanges(
-            ctx, table=self.table, routers=self.routers, store=session_store
+            ctx, table=self.table, routers=self.routers, store=session_store, leases=self.leases
         )
         self.agents = AgentCatalog(
             ctx, provider=provider, registry=registry, applied=self.applied, changes=self.changes
@@ -152,6 +154,7 @@ class RuntimeParts:
             table=self.table,
             agents=self.agents,
             configs=self.configs,
+            leases=self.leases,
         )
         self.event_spans: EventSpans | None = None
         turn_provider: Provider = provider
@@ -178,6 +181,7 @@ class RuntimeParts:
             ledger=self.ledger,
             tools=self.tools,
             rounds=ToolRounds(runner),
+            leases=self.leases,
         )
         self.sessions = SessionService(
             table=self.table,
@@ -186,6 +190,7 @@ class RuntimeParts:
             turns=turns,
             applied=self.applied,
             clock=clock,
+            leases=self.leases,
         )
         self.status = RuntimeStatus(
             ctx,
@@ -287,12 +292,16 @@ class RuntimeParts:
                 log.exception("runtime background pass failed; retrying next interval")
 
     def flush(self) -> None:
-        """Write turn counters of sessions changed since the last flush (write-behind)."""
+        """Write turn counters of sessions changed since the last flush (write-behind), giving
+        back the session leases kept since."""
+        self.leases.flush()
         self.table.flush()
 
     async def sweep(self) -> list[str]:
         """End idle (and too old) sessions, slide windows, re-evaluate alerts; ids ended."""
         now = self.ctx.clock.now()
+        self.leases.sync()  # sessions another instance ended are dropped here
+        self.table.adopt_expired(now)  # and those it left to expire are ended here
         ended = self.changes.expire(now)
         self.pools.sweep()
         self.monitor.evaluate_all(now)

@@ -5,11 +5,11 @@ versions the runtime runs with; `AgentCatalog` pins the version each new session
 (applying agents on demand); `Admission` starts sessions; `LiveSessions` holds them and does
 the mechanics of their state changes; `SessionChanges` applies routers' decisions, ends
 sessions and serves queued handoffs (indexed by `WaitingSessions`); `Turns` answers a message;
-`TeamRouters` holds a router per team; `SessionConfigs` checks a session's preferences, feature
-toggles and workspace overlay and gives the structured inputs of its turns; `stream_turn`
-streams a turn (`TurnChunk`s); `SessionService`
-is the session API the facade, the
-`Session` handles and the operator side call.
+`TeamRouters` holds a router per team; `SessionLeases` lets many instances share a store's
+sessions (a turn, an end, an expiry hold the session's lease); `SessionConfigs` checks a
+session's preferences, feature toggles and workspace overlay and gives the structured inputs
+of its turns; `stream_turn` streams a turn (`TurnChunk`s); `SessionService` is the session API
+the facade, the `Session` handles and the operator side call.
 
 May import: `runner.spec`, `runner.plan` and `runner.apply` (on-demand apply), `runner.providers`
 (the base Protocol), `runner.state` (the session store Protocol, the registry), the runtime's
@@ -17,8 +17,8 @@ neutral modules and `runner.runtime.teams`, `.pools`, `.monitoring`, `.tools` (a
 import).
 Never the operator side, the composition root or the facade.
 
-Modules, bottom up: `waiting`, `applied`, `handles`, `provider_calls`, `table`, `routers`,
-`changes`, `agents`, `configuration`, `admission`, `turns`, `streaming`, `service`.
+Modules, bottom up: `waiting`, `applied`, `handles`, `provider_calls`, `table`, `leases`,
+`routers`, `changes`, `agents`, `configuration`, `admission`, `turns`, `streaming`, `service`.
 """
 
 from runner.runtime.sessions.admission import Admission
@@ -40,6 +40,7 @@ from runner.runtime.sessions.handles import (
     TurnChunk,
     TurnReply,
 )
+from runner.runtime.sessions.leases import SessionLeases
 from runner.runtime.sessions.routers import TeamRouters
 from runner.runtime.sessions.service import SessionService
 from runner.runtime.sessions.table import LiveSessions
@@ -62,6 +63,7 @@ __all__ = [
     "Session",
     "SessionChanges",
     "SessionConfigs",
+    "SessionLeases",
     "SessionOwner",
     "SessionService",
     "TeamRouters",

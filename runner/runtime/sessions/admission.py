@@ -36,6 +36,7 @@ from runner.runtime.pools import PoolManager
 from runner.runtime.sessions.agents import AgentCatalog
 from runner.runtime.sessions.applied import AppliedState, Pin
 from runner.runtime.sessions.configuration import SessionConfigs, public_configuration
+from runner.runtime.sessions.leases import SessionLeases
 from runner.runtime.sessions.provider_calls import call_provider
 from runner.runtime.sessions.table import LiveSessions, session_subjects
 from runner.runtime.teams import primary_member
@@ -90,8 +91,10 @@ class Admission:
         table: LiveSessions,
         agents: AgentCatalog,
         configs: SessionConfigs,
+        leases: SessionLeases | None = None,
     ) -> None:
         self._ctx = ctx
+        self._leases = leases
         self._configs = configs
         self._provider = provider
         self._store = store
@@ -179,12 +182,16 @@ class Admission:
             features=dict(features or {}),
             config=config,
         )
+        leases = self._leases
+        until = None if leases is None else leases.new_lease()
         try:
-            self._store.save(row)
+            self._store.save(row, lease_until=until)
         except Exception:
             pools_manager.release(agents=members, pools=pools, holder=session_id)
             raise
-        self._table.add(row, members)
+        live = self._table.add(row, members)
+        if leases is not None and until is not None:
+            leases.created(live, until)  # its first turn takes no lease round trip
         agents = self._agents
         for name in members:
             foundry_name, version = pins[name]

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionStateError
+from runner.runtime.sessions.leases import SessionLeases
 from runner.runtime.sessions.routers import TeamRouters
 from runner.runtime.sessions.table import LiveSession, LiveSessions
 from runner.runtime.sessions.waiting import WaitKey
@@ -52,8 +53,10 @@ class SessionChanges:
         table: LiveSessions,
         routers: TeamRouters,
         store: SessionStore,
+        leases: SessionLeases | None = None,
     ) -> None:
         self._emit = ctx.emit
+        self._leases = leases
         self._table = table
         self._waiting = table.waiting
         self._routers = routers
@@ -128,20 +131,46 @@ class SessionChanges:
     def expire(self, now: float) -> list[str]:
         """End idle (and too old) sessions at `now`; the ids ended."""
         table = self._table
+        leases = self._leases
         ended: list[str] = []
         for live in list(table.live.values()):
-            reason = table.expiry(live.row, now)
-            if reason is not None:
-                self.end(live, reason)
+            if table.expiry(live.row, now) is None:
+                continue
+            if leases is None:
+                self.end(live, str(table.expiry(live.row, now)))
                 ended.append(live.row.id)
+                continue
+            # Only a session whose lease this instance takes (nobody acts on it, or its holder
+            # died and the lease ran out), decided again on the stored row: another instance
+            # may have used it since this copy was made.
+            if not leases.try_take(live):
+                continue
+            try:
+                reason = table.expiry(live.row, now)
+                if reason is not None:
+                    self.end(live, reason)
+                    ended.append(live.row.id)
+            finally:
+                leases.done(live)
         return ended
 
     def end_using(self, agent: str, reason: str) -> int:
         """End every live session pinned to `agent`; how many ended."""
         ended = 0
+        leases = self._leases
         for live in self._table.using(agent):
-            self.end(live, reason)
-            ended += 1
+            if leases is None:
+                self.end(live, reason)
+                ended += 1
+                continue
+            if not leases.try_take(live):
+                continue  # another action (or instance) holds it: it is not ended under it
+            try:
+                if live.row.state != "ended":  # re-read: another instance may have ended it
+                    self.end(live, reason)
+                    ended += 1
+            finally:
+                leases.done(live)
         return ended
 
     # ------------------------------------------------------------ queued handoffs
@@ -180,21 +209,33 @@ class SessionChanges:
             return 0
         table, waiting = self._table, self._waiting
         served = 0
+        leases = self._leases
         for indexed in waiting.waiters(key):
             live = table.live.get(indexed.row.id)
             if live is None or live.row.state == "ended":
                 waiting.forget(indexed.row.id)
                 continue
-            row = live.row
-            if row.state == "awaiting_human" or row.current_agent is None:
-                continue
-            decision = router.serve_waiting(
-                current_agent=row.current_agent,
-                router_state=row.router_state,
-                workload=table.workload,
-            )
-            if decision is None:
-                break  # no free member left for this specialization
-            self.apply_outside(live, decision)
-            served += len(decision.handoffs)
+            # Under the session's lease, like any change: one another instance acts on keeps
+            # waiting here (this instance's own action in progress already holds it).
+            taken = False
+            if leases is not None and live.row.id not in leases.acting:
+                if not leases.try_take(live):
+                    continue
+                taken = True
+            try:
+                row = live.row
+                if row.state in ("awaiting_human", "ended") or row.current_agent is None:
+                    continue
+                decision = router.serve_waiting(
+                    current_agent=row.current_agent,
+                    router_state=row.router_state,
+                    workload=table.workload,
+                )
+                if decision is None:
+                    break  # no free member left for this specialization
+                self.apply_outside(live, decision)
+                served += len(decision.handoffs)
+            finally:
+                if taken:
+                    leases.done(live)  # type: ignore[union-attr]
         return served

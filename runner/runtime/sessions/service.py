@@ -26,6 +26,7 @@ from runner.runtime.sessions.admission import Admission
 from runner.runtime.sessions.applied import AppliedState
 from runner.runtime.sessions.changes import SessionChanges
 from runner.runtime.sessions.handles import Session, TurnChunk, TurnReply
+from runner.runtime.sessions.leases import SessionLeases
 from runner.runtime.sessions.streaming import stream_turn
 from runner.runtime.sessions.table import LiveSessions
 from runner.runtime.sessions.turns import Turns
@@ -54,7 +55,9 @@ class SessionService:
         turns: Turns,
         applied: AppliedState,
         clock: Clock,
+        leases: SessionLeases,
     ) -> None:
+        self._leases = leases
         self._clock = clock
         self._table = table
         self._changes = changes
@@ -129,20 +132,25 @@ class SessionService:
     ) -> Session:
         checked = _session_reader(auth)
         live = self._table.live_or_raise(session_id, checked)
-        self._changes.apply_outside(live, decision)
+        async with self._leases.hold(live):
+            self._changes.apply_outside(live, decision)
         return Session(self, live.row, checked)
 
     async def end(self, session_id: str, *, reason: str, auth: AuthLike) -> None:
         checked = _session_reader(auth)
         if self._table.visible(session_id, checked).state == "ended":
             return
-        self._changes.end(self._table.live_or_raise(session_id, checked), reason)
+        live = self._table.live_or_raise(session_id, checked)
+        async with self._leases.hold(live):
+            if live.row.state != "ended":  # another instance may have ended it meanwhile
+                self._changes.end(live, reason)
 
     async def pause(self, session_id: str, *, auth: AuthLike) -> None:
         live = self._table.live_or_raise(session_id, _session_reader(auth))
-        if live.row.state not in ("active", "paused"):
-            raise SessionStateError(session_id, live.row.state, "only an active session pauses")
-        self._table.transition(live, "paused", reason=None)
+        async with self._leases.hold(live):
+            if live.row.state not in ("active", "paused"):
+                raise SessionStateError(session_id, live.row.state, "only an active session pauses")
+            self._table.transition(live, "paused", reason=None)
 
     async def resume(self, session_id: str, *, auth: AuthLike) -> None:
         """Active again; a session a person had goes back to its team's primary (or agent)."""
@@ -150,21 +158,23 @@ class SessionService:
         row = self._table.visible(session_id, checked)
         team = self._applied.declared.teams.get(row.target) if row.kind == "team" else None
         live = self._table.live_or_raise(session_id, checked)
-        row = live.row
-        if row.state == "active":
-            return
-        if row.state == "ended":
-            raise SessionStateError(session_id, "ended", "an ended session cannot resume")
-        if row.current_agent is None:  # a person had it: the team's primary takes it back
-            self._table.set_current(live, primary_member(team) if team else row.target)
-        self._table.transition(live, "active", reason=None)
-        row.last_activity_at = self._clock.now()
+        async with self._leases.hold(live):
+            row = live.row
+            if row.state == "active":
+                return
+            if row.state == "ended":
+                raise SessionStateError(session_id, "ended", "an ended session cannot resume")
+            if row.current_agent is None:  # a person had it: the team's primary takes it back
+                self._table.set_current(live, primary_member(team) if team else row.target)
+            row.last_activity_at = self._clock.now()
+            self._table.transition(live, "active", reason=None)
 
     async def await_human(self, session_id: str, *, auth: AuthLike, reason: str | None) -> None:
         live = self._table.live_or_raise(session_id, _session_reader(auth))
-        if live.row.state == "ended":
-            raise SessionStateError(session_id, "ended", "it cannot wait for a human")
-        self._table.transition(live, "awaiting_human", reason=reason)
+        async with self._leases.hold(live):
+            if live.row.state == "ended":
+                raise SessionStateError(session_id, "ended", "it cannot wait for a human")
+            self._table.transition(live, "awaiting_human", reason=reason)
 
     # ------------------------------------------------------------ reading sessions
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from runner.runtime.auth import AuthContext
 from runner.runtime.context import RuntimeContext
@@ -219,6 +219,52 @@ class LiveSessions:
                 "lifecycle:session_ended",
                 {"session_id": row.id, "reason": reason, "turns": row.turns},
             )
+
+    # ------------------------------------------------------------ other instances' changes
+
+    def adopt_expired(self, now: float) -> int:
+        """Hold the sessions due to expire that this instance does not hold (another instance
+        opened them, and may have died), so the sweeper ends them under their lease; how many."""
+        max_age = self._ctx.config.max_session_duration_s or None
+        adopted = 0
+        for row in self._store.load_expired(self._env, now=now, max_age=max_age):
+            if row.id not in self.live:
+                self._hold(row, tuple(row.pins))
+                adopted += 1
+        return adopted
+
+    def refresh(self, live: LiveSession, fresh: SessionRow | None) -> None:
+        """Another instance changed the session since this one wrote it: take the stored row
+        (`fresh`) as it is, in place (others hold `live.row`). Ended elsewhere (or gone): drop
+        it here without writing anything."""
+        if fresh is None or fresh.state == "ended":
+            self.forget(live)  # counted with the row as this instance knew it
+            if fresh is None:
+                live.row.state = "ended"
+                return
+        else:
+            self.set_current(live, fresh.current_agent)
+        for f in fields(SessionRow):
+            setattr(live.row, f.name, getattr(fresh, f.name))
+        if fresh.state != "ended":
+            self.waiting.track(live)
+
+    def forget(self, live: LiveSession) -> None:
+        """Stop holding a session another instance ended: its slots and figures here go, the
+        store is not written."""
+        row = live.row
+        if self.live.pop(row.id, None) is None:
+            return
+        self.dirty.discard(row.id)
+        self.waiting.forget(row.id)
+        current = row.current_agent
+        load = self.current_load
+        if current is not None and load.get(current, 0) > 0:
+            load[current] -= 1
+            if not load[current]:
+                del load[current]
+        self._pools.release(agents=live.agents, pools=row.pools)
+        self._monitor.sessions_closed(open_subjects(row, live.agents))
 
     def using(self, agent: str) -> list[LiveSession]:
         """The live sessions pinned to `agent`."""

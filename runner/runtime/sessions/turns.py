@@ -11,8 +11,10 @@ before each), and records counters and figures. With `on_text` the provider stre
 piece of text is handed over as it arrives.
 
 Invariants:
-  - One turn at a time per session (a per-session asyncio lock); a turn refused by a pool
-    changes nothing (admission before routing).
+  - One turn at a time per session: a per-session asyncio lock in this instance, and the
+    session's lease across instances (`leases`), which re-reads a copy another instance made
+    stale and writes the row when the turn ends; a turn refused by a pool changes nothing
+    (admission before routing).
   - Nothing here touches the registry unless it changed (`AppliedState.refresh`); turn counters
     are written behind (`LiveSessions.dirty`).
   - Event callbacks, channel deliveries and router bugs never break a turn: a failing router
@@ -41,6 +43,7 @@ from runner.runtime.sessions.applied import AppliedState
 from runner.runtime.sessions.changes import SessionChanges
 from runner.runtime.sessions.configuration import SessionConfigs
 from runner.runtime.sessions.handles import TurnReply
+from runner.runtime.sessions.leases import SessionLeases
 from runner.runtime.sessions.provider_calls import call_provider
 from runner.runtime.sessions.routers import TeamRouters
 from runner.runtime.sessions.table import LiveSession, LiveSessions
@@ -74,7 +77,9 @@ class Turns:
         ledger: SessionLedger,
         tools: ToolCatalog,
         rounds: ToolRounds,
+        leases: SessionLeases,
     ) -> None:
+        self._leases = leases
         self._costs = costs
         self._ledger = ledger
         self._tools = tools
@@ -113,7 +118,7 @@ class Turns:
         lock = live.lock
         if lock is None:
             lock = live.lock = asyncio.Lock()
-        async with lock:
+        async with lock, self._leases.hold(live, wait=wait):
             row = live.row
             # a spent budget that refuses: refused before anything is sent or admitted
             self._costs.refusal(pools=row.pools, workspace=row.workspace_id)

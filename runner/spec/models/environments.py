@@ -46,6 +46,9 @@ class TelemetrySettings(Strict):
     )
 
 
+_STATE_SCHEMES = ("postgresql://", "postgres://", "sqlite:///")
+
+
 class Environment(Envelope):
     """Where specs are applied. `${VAR}` values resolve only when the environment is used."""
 
@@ -96,6 +99,12 @@ class Environment(Envelope):
         default_factory=TelemetrySettings,
         description="OpenTelemetry: whether spans may carry message text.",
     )
+    state: str | None = Field(
+        default=None,
+        description="Where the registry and the runtime's sessions live: unset (the embedded "
+        "SQLite file), sqlite:///PATH, or postgresql://USER@HOST:PORT/DB (shared by many "
+        "hosts; a ${VAR} reference keeps a password out of the specs).",
+    )
     auth: AuthConfig | None = Field(
         default=None,
         description="Who may call `runner serve` for this environment: API keys and/or JWTs.",
@@ -107,6 +116,16 @@ class Environment(Envelope):
             "of this environment: pool limits and events across processes and hosts."
         ),
     )
+
+    @model_validator(mode="after")
+    def _state_is_a_state_url(self) -> "Environment":
+        state = self.state
+        if state and "${" not in state and not state.startswith(_STATE_SCHEMES):
+            raise ValueError(
+                "'state' is postgresql://USER@HOST:PORT/DATABASE, sqlite:///PATH, "
+                "or a ${VAR} reference to one"
+            )
+        return self
 
     @model_validator(mode="after")
     def _foundry_needs_endpoint(self) -> "Environment":

@@ -1,0 +1,200 @@
+"""Versioned schema migrations on both backends: from empty, from the previous version, from a
+file made before migrations existed, concurrently, and refusing a newer schema."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from runner.state.sessions_sqlite import SqliteSessionStore
+from runner.state.sqlite import SqliteRegistry
+from runner.state.sqlite_schema import LATEST, SchemaTooNewError, applied_versions, migrate
+
+_SESSION_V1 = (
+    "INSERT INTO rt_sessions (id, env, kind, target, user_id, state, conversation_id, pins, "
+    "pools, preferences, created_at, last_activity_at, turns) VALUES ('s1', 'dev', 'agent', "
+    "'triage', 'u', 'active', 'c1', '{}', '[]', '{}', 1.0, 2.0, 4)"
+)
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def test_sqlite_from_empty_applies_every_version_once(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    assert migrate(conn) == LATEST
+    assert migrate(conn) == LATEST
+    assert applied_versions(conn) == list(range(1, LATEST + 1))
+    assert {"lease_owner", "lease_until", "written_by"} <= _columns(conn, "rt_sessions")
+
+
+def test_sqlite_from_the_previous_version_keeps_every_row(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    assert migrate(conn, target=1) == 1
+    assert "lease_owner" not in _columns(conn, "rt_sessions")
+    conn.execute(_SESSION_V1)
+    assert migrate(conn, target=LATEST - 1) == LATEST - 1  # step by step, rows kept
+    assert "lease_owner" in _columns(conn, "rt_sessions")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "registry_projects" not in tables
+    conn.close()
+    store = SqliteSessionStore(tmp_path / "s.db", owner="i1")  # opening migrates
+    row = store.load("s1")
+    assert row is not None and row.turns == 4
+    lease = store.take_lease("s1", until=1e12)
+    assert lease is not None and not lease.stale
+    store.close()
+
+
+def test_sqlite_file_from_before_migrations_comes_up_to_date(tmp_path: Path) -> None:
+    """A file as the previous release wrote it: no migrations table, older columns."""
+    path = tmp_path / "s.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(
+        """
+        CREATE TABLE registry_locks (env TEXT PRIMARY KEY, holder TEXT NOT NULL,
+            token TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+            acquired_at REAL NOT NULL);
+        CREATE TABLE rt_sessions (id TEXT PRIMARY KEY, env TEXT NOT NULL, kind TEXT NOT NULL,
+            target TEXT NOT NULL, user_id TEXT NOT NULL, workspace_id TEXT,
+            state TEXT NOT NULL, reason TEXT, conversation_id TEXT NOT NULL,
+            current_agent TEXT, pins TEXT NOT NULL, pools TEXT NOT NULL, max_turns INTEGER,
+            idle_timeout REAL, preferences TEXT NOT NULL, priority TEXT,
+            turns INTEGER NOT NULL DEFAULT 0, input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
+            last_activity_at REAL NOT NULL, ended_at REAL, escalation TEXT,
+            router_state TEXT NOT NULL DEFAULT '{}') WITHOUT ROWID;
+        """
+    )
+    conn.execute(_SESSION_V1)
+    conn.close()
+    registry = SqliteRegistry(path)
+    with registry.lock("dev", holder="me", timeout=1.0):
+        registry.record_write_started("dev", request_timeout=1.0)
+    store = SqliteSessionStore(path, owner="i1")
+    row = store.load("s1")
+    assert row is not None and row.turns == 4 and row.features == {}
+    conn = sqlite3.connect(path)
+    assert applied_versions(conn) == list(range(1, LATEST + 1))
+    assert "writes_in_flight" in _columns(conn, "registry_locks")
+    store.close()
+    registry.close()
+
+
+def test_sqlite_concurrent_openers_migrate_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            SqliteSessionStore(path).close()
+        except BaseException as exc:  # pragma: no cover - the failure is the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    conn = sqlite3.connect(path)
+    assert applied_versions(conn) == list(range(1, LATEST + 1))
+
+
+def test_sqlite_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    migrate(conn)
+    conn.execute("INSERT INTO runner_migrations VALUES (?, 'future', 0)", (LATEST + 1,))
+    with pytest.raises(SchemaTooNewError, match="upgrade runner"):
+        migrate(conn)
+
+
+def test_postgres_from_empty_and_from_the_previous_version(pg_url: str) -> None:
+    import psycopg
+
+    from runner.state.pg_database import PgDatabase
+    from runner.state.pg_schema import applied_versions as pg_versions
+    from runner.state.pg_schema import migrate as pg_migrate
+    from runner.state.pg_sessions import PostgresSessionStore
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert pg_versions(conn) == []
+        assert pg_migrate(conn, target=1) == 1
+        conn.execute(_SESSION_V1)
+        assert pg_migrate(conn, target=LATEST - 1) == LATEST - 1
+    db = PgDatabase(pg_url)  # opening migrates the rest
+    try:
+        with db.connect() as conn:
+            assert pg_versions(conn) == list(range(1, LATEST + 1))
+        store = PostgresSessionStore(db, owner="i1")
+        row = store.load("s1")
+        assert row is not None and row.turns == 4
+        assert store.take_lease("s1", until=1e12) is not None
+        with db.connect() as conn:
+            conn.execute("INSERT INTO runner_migrations VALUES (%s, 'future', 0)", (LATEST + 1,))
+            with pytest.raises(SchemaTooNewError):
+                pg_migrate(conn)
+    finally:
+        db.close()
+
+
+def test_postgres_concurrent_openers_migrate_once(pg_url: str) -> None:
+    from runner.state.pg_database import PgDatabase
+
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            PgDatabase(pg_url, max_size=1).close()
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    db = PgDatabase(pg_url)
+    with db.connect() as conn:
+        rows = conn.execute("SELECT version FROM runner_migrations ORDER BY 1").fetchall()
+    db.close()
+    assert [r[0] for r in rows] == list(range(1, LATEST + 1))
+
+
+def test_an_unreachable_postgres_state_is_a_clear_error_without_the_password() -> None:
+    from runner.state.pg_database import PgDatabase, StateUnavailableError
+
+    with pytest.raises(StateUnavailableError) as caught:
+        PgDatabase("postgresql://alice:s3cret@127.0.0.1:1/db", timeout=1.0)
+    message = str(caught.value)
+    assert "s3cret" not in message and "alice" not in message
+    assert "127.0.0.1:1/db" in message
+
+
+def test_a_lost_postgres_connection_is_a_clear_error_then_recovers(pg_url: str) -> None:
+    """The server drops the runtime's connections (a restart, a failover): the call in flight
+    fails with a user-facing error naming the database, and the next one works again."""
+    import psycopg
+
+    from runner.state.pg_database import PgDatabase, StateUnavailableError
+    from runner.state.pg_sessions import PostgresSessionStore
+
+    db = PgDatabase(pg_url + "&application_name=runner_outage_test", min_size=1, max_size=1)
+    try:
+        store = PostgresSessionStore(db, owner="i1")
+        assert store.load("nope") is None
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'runner_outage_test'"
+            )
+        with pytest.raises(StateUnavailableError, match="not answering"):
+            store.load("nope")
+        assert store.load("nope") is None
+    finally:
+        db.close()
