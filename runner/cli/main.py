@@ -29,6 +29,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "test": ("runner.cli.test", "run Scenario documents on a throwaway local store"),
     "emulator": ("runner.cli.emulator", "serve the local store over Foundry's REST protocol"),
     "serve": ("runner.cli.serve", "serve the runtime: REST, Socket.io, metrics, operator console"),
+    "report": ("runner.cli.report", "sessions, response times, tokens, cost and quality over time"),
 }
 
 

@@ -166,7 +166,8 @@ def build_report(
             figures.errors += int(t.error)
             figures.tokens += t.input_tokens + t.output_tokens
             figures.cost += t.cost or 0.0
-            figures.times.append(t.ms)
+            if not t.error:  # a failed turn has no response time
+                figures.times.append(t.ms)
         priced = priced or t.cost is not None
     return Report(
         env=env,

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from runner.state.pg_registry import PostgresRegistry
     from runner.state.sessions import SessionStore
     from runner.state.sqlite import SqliteRegistry
+    from runner.state.turn_log import TurnLog
 
 __all__ = [
     "REGISTRY_POLL_S",
@@ -103,11 +104,12 @@ def open_registry(
 @dataclass
 class RuntimeState:
     """What a runtime keeps durable, opened together: the registry, sessions, operator records,
-    and the counter that moves when someone else changed the registry."""
+    the turn log, and the counter that moves when someone else changed the registry."""
 
     registry: SqliteRegistry | PostgresRegistry
     sessions: SessionStore
     operators: OperatorStore
+    turns: TurnLog
     changes: RegistryChangeCounter
     close_database: Callable[[], None]
 
@@ -140,6 +142,7 @@ def open_runtime_state(location: StateLocation, *, owner: str | None = None) -> 
         from runner.state.pg_operators import PostgresOperatorStore
         from runner.state.pg_registry import PostgresRegistry
         from runner.state.pg_sessions import PostgresSessionStore
+        from runner.state.pg_turn_log import PostgresTurnLog
 
         db = PgDatabase(location.url, durable=False)  # as SQLite's synchronous=NORMAL
         registry = PostgresRegistry(db, owns_database=True)  # closed last by the runtime
@@ -147,12 +150,14 @@ def open_runtime_state(location: StateLocation, *, owner: str | None = None) -> 
             registry=registry,
             sessions=PostgresSessionStore(db, owner=owner),
             operators=PostgresOperatorStore(db),
+            turns=PostgresTurnLog(db),
             changes=RegistryChangeCounter(registry.data_version, max_age=REGISTRY_POLL_S),
             close_database=db.close,
         )
     from runner.state.operators_sqlite import SqliteOperatorStore
     from runner.state.sessions_sqlite import SqliteSessionStore
     from runner.state.sqlite import SqliteRegistry
+    from runner.state.turn_log_sqlite import SqliteTurnLog
 
     assert location.path is not None
     sqlite_registry = SqliteRegistry(location.path)
@@ -161,6 +166,7 @@ def open_runtime_state(location: StateLocation, *, owner: str | None = None) -> 
         registry=sqlite_registry,
         sessions=sessions,
         operators=SqliteOperatorStore(location.path, connection=sessions.connection),
+        turns=SqliteTurnLog(location.path, connection=sessions.connection),
         changes=RegistryChangeCounter(sessions.data_version),
         close_database=lambda: None,
     )

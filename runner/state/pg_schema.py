@@ -163,10 +163,28 @@ CREATE TABLE IF NOT EXISTS registry_projects (
 );
 """
 
+_TURN_LOG = """
+CREATE TABLE IF NOT EXISTS rt_turns (
+    env TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    agent TEXT,
+    team TEXT,
+    ms DOUBLE PRECISION NOT NULL,
+    input_tokens BIGINT NOT NULL,
+    output_tokens BIGINT NOT NULL,
+    cost DOUBLE PRECISION,
+    error BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX IF NOT EXISTS rt_turns_at ON rt_turns(env, at);
+CREATE INDEX IF NOT EXISTS rt_sessions_created ON rt_sessions(env, created_at);
+"""
+
 PG_MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "baseline", _BASELINE),
     (2, "session leases", _SESSION_LEASES),
     (3, "project ownership", _PROJECT_OWNERSHIP),
+    (4, "turn log", _TURN_LOG),
 )
 assert PG_MIGRATIONS[-1][0] == LATEST, "the two backends' schemas have the same versions"
 

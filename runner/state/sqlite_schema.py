@@ -17,6 +17,9 @@ Migrations:
   3  project ownership: which runner project owns each environment (`registry_projects`,
      `Registry.claim_project`); a file that already has the table keeps its rows.
 
+  4  the turn log (`rt_turns`: when, who answered, how long, tokens, cost, failed) that
+     `runner report` reads, and an index of sessions by start.
+
 Invariants: applied versions are rows of `runner_migrations` (version, name, applied_at); all
 pending migrations run in one `BEGIN IMMEDIATE` transaction (SQLite's DDL is transactional: a
 failed migration leaves the file as it was), so two processes opening a fresh file together
@@ -213,10 +216,34 @@ def _project_ownership(conn: sqlite3.Connection) -> None:
     conn.execute(_PROJECTS)
 
 
+_TURNS = """
+CREATE TABLE IF NOT EXISTS rt_turns (
+    env TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    agent TEXT,
+    team TEXT,
+    ms REAL NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost REAL,
+    error INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS rt_turns_at ON rt_turns(env, at);
+CREATE INDEX IF NOT EXISTS rt_sessions_created ON rt_sessions(env, created_at)
+"""
+
+
+def _turn_log(conn: sqlite3.Connection) -> None:
+    for statement in _TURNS.split(";"):
+        conn.execute(statement)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = (
     (1, "baseline", _baseline),
     (2, "session leases", _session_leases),
     (3, "project ownership", _project_ownership),
+    (4, "turn log", _turn_log),
 )
 LATEST = MIGRATIONS[-1][0]
 

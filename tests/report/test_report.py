@@ -46,7 +46,8 @@ def test_records_are_summed_per_day_agent_and_team() -> None:
     assert (first.sessions, first.ended, first.resolved, first.turns) == (2, 1, 1, 3)
     assert (first.tokens, first.errors) == (110, 1)
     assert first.cost == pytest.approx(0.062)
-    assert first.resolution_rate == 1.0 and first.p50_ms == 200.0 and first.p95_ms == 300.0
+    # the failed turn has no response time: p50 and p95 of the two answered ones
+    assert first.resolution_rate == 1.0 and first.p50_ms == 100.0 and first.p95_ms == 300.0
     assert (second.sessions, second.ended, second.resolved) == (1, 1, 0)
     assert second.resolution_rate == 0.0
     assert third.turns == 0 and third.resolution_rate is None  # an empty day keeps its place

@@ -302,3 +302,33 @@ def test_an_environment_is_owned_by_one_project(backend: Any) -> None:
         two.check_project("dev", "blog")
     two.claim_project("prod", "blog")  # another environment is free
     assert one.project_of("prod") == "blog"
+
+
+# ---------------------------------------------------------------- turn log
+
+
+def test_the_turn_log_appends_reads_a_period_and_prunes(backend: Any) -> None:
+    from runner.state.turn_log import TurnFigures
+
+    state = backend.runtime(owner="i1")
+    ended = _session("s1")
+    ended.state, ended.reason, ended.ended_at = "ended", "resolved", 250.0
+    state.sessions.save(ended)
+    state.sessions.save(_session("s2", env="other"))
+    rows = [
+        TurnFigures("dev", "s1", 110.0, "triage", "support", 120.5, 10, 20, 0.25, False),
+        TurnFigures("dev", "s1", 120.0, "tech", "support", 0.0, 0, 0, None, True),
+        TurnFigures("dev", "s1", 300.0, "tech", "support", 80.0, 5, 5, 0.1, False),
+        TurnFigures("other", "s2", 115.0, "triage", None, 50.0, 1, 1, None, False),
+    ]
+    state.turns.append(rows)
+    state.turns.append([])  # nothing to write: no statement
+    assert state.turns.turns_between("dev", 100.0, 200.0) == rows[:2]  # in order, env's own
+    spans = state.turns.sessions_between("dev", 200.0, 400.0)  # s1 ended in this period
+    assert [(s.id, s.kind, s.target, s.ended_at, s.reason) for s in spans] == [
+        ("s1", "team", "support", 250.0, "resolved")
+    ]
+    assert state.turns.sessions_between("dev", 300.0, 400.0) == []
+    assert state.turns.prune("dev", 200.0) == 2
+    assert state.turns.turns_between("dev", 0.0, 1000.0) == rows[2:3]
+    assert state.turns.turns_between("other", 0.0, 1000.0) == rows[3:]

@@ -126,6 +126,7 @@ def open_parts(
         registry_changes=state.changes,  # SQLite: read on the runtime's own connection
         session_store=state.sessions,
         operator_store=state.operators,
+        turn_log=state.turns,
         clock=clock,
         environ=environ,
         config=config,

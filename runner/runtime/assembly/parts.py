@@ -52,6 +52,7 @@ from runner.runtime.sessions import (
     SessionLeases,
     SessionService,
     TeamRouters,
+    TurnRecorder,
     Turns,
     WaitingSessions,
 )
@@ -64,6 +65,7 @@ from runner.spec.project import Project
 from runner.state.base import Registry
 from runner.state.operators import OperatorStore
 from runner.state.sessions import SessionStore
+from runner.state.turn_log import TurnLog
 from runner.telemetry import content_recording
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ class RuntimeParts:
         registry_changes: RegistryChanges,
         session_store: SessionStore,
         operator_store: OperatorStore,
+        turn_log: TurnLog | None = None,
         clock: Clock,
         environ: Mapping[str, str],
         config: RuntimeConfig,
@@ -120,6 +123,7 @@ class RuntimeParts:
         )
         self.costs = CostMeter(env=env.name, clock=clock, emit=ctx.emit)
         self.ledger = SessionLedger()
+        self.turn_recorder = TurnRecorder(env.name, turn_log)
         self.applied = AppliedState(
             env=env, registry=registry, changes=registry_changes, project=project
         )
@@ -179,6 +183,7 @@ class RuntimeParts:
             configs=self.configs,
             costs=self.costs,
             ledger=self.ledger,
+            recorder=self.turn_recorder,
             tools=self.tools,
             rounds=ToolRounds(runner),
             leases=self.leases,
@@ -296,6 +301,7 @@ class RuntimeParts:
         back the session leases kept since."""
         self.leases.flush()
         self.table.flush()
+        self.turn_recorder.flush()
 
     async def sweep(self) -> list[str]:
         """End idle (and too old) sessions, slide windows, re-evaluate alerts; ids ended."""

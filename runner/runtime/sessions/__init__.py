@@ -44,6 +44,7 @@ from runner.runtime.sessions.leases import SessionLeases
 from runner.runtime.sessions.routers import TeamRouters
 from runner.runtime.sessions.service import SessionService
 from runner.runtime.sessions.table import LiveSessions
+from runner.runtime.sessions.turn_recorder import TurnRecorder
 from runner.runtime.sessions.turns import Turns
 from runner.runtime.sessions.waiting import WaitingSessions
 
@@ -68,6 +69,7 @@ __all__ = [
     "SessionService",
     "TeamRouters",
     "TurnChunk",
+    "TurnRecorder",
     "TurnReply",
     "Turns",
     "WaitingSessions",

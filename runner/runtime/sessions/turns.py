@@ -47,6 +47,7 @@ from runner.runtime.sessions.leases import SessionLeases
 from runner.runtime.sessions.provider_calls import call_provider
 from runner.runtime.sessions.routers import TeamRouters
 from runner.runtime.sessions.table import LiveSession, LiveSessions
+from runner.runtime.sessions.turn_recorder import TurnRecorder
 from runner.runtime.teams import Handoff, RouteDecision, TurnContext
 from runner.runtime.tools import Respond, ToolCatalog, ToolRounds
 from runner.runtime.tracing import end_turn, tracing_active, turn_span
@@ -75,6 +76,7 @@ class Turns:
         configs: SessionConfigs,
         costs: CostMeter,
         ledger: SessionLedger,
+        recorder: TurnRecorder,
         tools: ToolCatalog,
         rounds: ToolRounds,
         leases: SessionLeases,
@@ -82,6 +84,7 @@ class Turns:
         self._leases = leases
         self._costs = costs
         self._ledger = ledger
+        self._recorder = recorder
         self._tools = tools
         self._rounds = rounds
         self._applied = applied
@@ -123,11 +126,29 @@ class Turns:
             # a spent budget that refuses: refused before anything is sent or admitted
             self._costs.refusal(pools=row.pools, workspace=row.workspace_id)
             if not tracing_active():
-                return self._charge(row, await self.turn(live, text, wait, on_text))
+                return self._charge(row, await self._logged_turn(live, text, wait, on_text))
             with turn_span(row) as span:
-                reply = self._charge(row, await self.turn(live, text, wait, on_text))
+                reply = self._charge(row, await self._logged_turn(live, text, wait, on_text))
                 end_turn(span, reply)
                 return reply
+
+    async def _logged_turn(
+        self, live: LiveSession, text: str, wait: float | None, on_text: TextSink | None
+    ) -> TurnReply:
+        """`turn`, with a failed one written to the turn log (answered ones: `_charge`)."""
+        try:
+            return await self.turn(live, text, wait, on_text)
+        except TurnFailedError as exc:
+            row = live.row
+            self._recorder.record(
+                row.id,
+                at=self._clock.now(),
+                agent=exc.agent,
+                team=row.target if row.kind == "team" else None,
+                ms=0.0,
+                error=True,
+            )
+            raise
 
     def _charge(self, row: SessionRow, reply: TurnReply) -> TurnReply:
         """Charge an answered turn's tokens at its model's price (`reply.cost`) and write the
@@ -145,6 +166,16 @@ class Turns:
         )
         self._ledger.record(
             row.id, ms=reply.response_time_ms, handoffs=len(reply.handoffs), cost=charged.amount
+        )
+        self._recorder.record(
+            row.id,
+            at=self._clock.now(),
+            agent=reply.agent,
+            team=row.target if row.kind == "team" else None,
+            ms=reply.response_time_ms,
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            cost=charged.amount,
         )
         if charged.amount is None:
             return reply

@@ -1,0 +1,80 @@
+"""The turn log in a PostgreSQL state database (`rt_turns`), behind
+`runner.state.turn_log.TurnLog`: the runtime's pool writes it, `runner report` reads it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from runner.state.pg_database import PgDatabase
+from runner.state.pg_sessions import pg_sql
+from runner.state.turn_log import SESSION_SPAN_SQL, TURN_COLUMNS, SessionSpan, TurnFigures
+
+
+def _figures(r: Sequence[Any]) -> TurnFigures:
+    return TurnFigures(
+        env=r[0],
+        session_id=r[1],
+        at=r[2],
+        agent=r[3],
+        team=r[4],
+        ms=r[5],
+        input_tokens=r[6],
+        output_tokens=r[7],
+        cost=r[8],
+        error=bool(r[9]),
+    )
+
+
+__all__ = ["PostgresTurnLog"]
+
+
+class PostgresTurnLog:
+    def __init__(self, db: PgDatabase) -> None:
+        self._db = db
+        marks = ", ".join("%s" for _ in TURN_COLUMNS.split(","))
+        self._insert = f"INSERT INTO rt_turns ({TURN_COLUMNS}) VALUES ({marks})"
+
+    def append(self, rows: Sequence[TurnFigures]) -> None:
+        if not rows:
+            return
+        with self._db.write() as conn, conn.cursor() as cur:
+            cur.executemany(
+                self._insert,
+                [
+                    (
+                        r.env,
+                        r.session_id,
+                        r.at,
+                        r.agent,
+                        r.team,
+                        r.ms,
+                        r.input_tokens,
+                        r.output_tokens,
+                        r.cost,
+                        r.error,
+                    )
+                    for r in rows
+                ],
+            )
+
+    def turns_between(self, env: str, since: float, until: float) -> list[TurnFigures]:
+        with self._db.connect() as conn:
+            found = conn.execute(
+                f"SELECT {TURN_COLUMNS} FROM rt_turns WHERE env = %s AND at >= %s AND at < %s "
+                "ORDER BY at",
+                (env, since, until),
+            ).fetchall()
+        return [_figures(r) for r in found]
+
+    def sessions_between(self, env: str, since: float, until: float) -> list[SessionSpan]:
+        with self._db.connect() as conn:
+            found = conn.execute(
+                pg_sql(SESSION_SPAN_SQL), (env, since, until, since, until)
+            ).fetchall()
+        return [SessionSpan(*r) for r in found]
+
+    def prune(self, env: str, before: float) -> int:
+        with self._db.connect() as conn:
+            done = conn.execute("DELETE FROM rt_turns WHERE env = %s AND at < %s", (env, before))
+        return done.rowcount

@@ -1,0 +1,73 @@
+"""The turn log: one row per turn a runtime ran (when, who answered, how long, tokens, cost,
+failed or not), for `runner report`; and the Protocol both backends implement.
+
+Role: the runtime's turn path buffers a `TurnFigures` per turn and writes them behind, in the
+same pass that writes turn counters (`runner.runtime.sessions.turn_recorder`); `runner report`
+reads a period of them back with the sessions that started or ended in it. The table is
+`rt_turns` (migration 4 of `runner.state.sqlite_schema` and `runner.state.pg_schema`);
+`turn_log_sqlite` and `pg_turn_log` implement the Protocol.
+
+Invariants: rows are append-only and plain data; `prune` drops rows older than a cut-off
+(retention), nothing else deletes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["SESSION_SPAN_SQL", "TURN_COLUMNS", "SessionSpan", "TurnFigures", "TurnLog"]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFigures:
+    env: str
+    session_id: str
+    at: float
+    agent: str | None
+    team: str | None
+    ms: float
+    input_tokens: int
+    output_tokens: int
+    cost: float | None
+    error: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpan:
+    """What a report needs of a session: who it was with, when it started and ended, why."""
+
+    id: str
+    kind: str
+    target: str
+    created_at: float
+    ended_at: float | None
+    reason: str | None
+    turns: int
+
+
+TURN_COLUMNS = "env, session_id, at, agent, team, ms, input_tokens, output_tokens, cost, error"
+SESSION_SPAN_SQL = (
+    "SELECT id, kind, target, created_at, ended_at, reason, turns FROM rt_sessions "
+    "WHERE env = ? AND ((created_at >= ? AND created_at < ?) "
+    "OR (ended_at IS NOT NULL AND ended_at >= ? AND ended_at < ?)) ORDER BY created_at"
+)
+
+
+class TurnLog(Protocol):
+    def append(self, rows: Sequence[TurnFigures]) -> None:
+        """Add turns (one transaction)."""
+        ...
+
+    def turns_between(self, env: str, since: float, until: float) -> list[TurnFigures]:
+        """The environment's turns with `since <= at < until`, oldest first."""
+        ...
+
+    def sessions_between(self, env: str, since: float, until: float) -> list[SessionSpan]:
+        """The environment's sessions that started or ended in `[since, until)`."""
+        ...
+
+    def prune(self, env: str, before: float) -> int:
+        """Drop the environment's turns older than `before`; returns how many."""
+        ...
