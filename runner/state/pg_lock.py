@@ -42,9 +42,15 @@ def holder_host() -> str:
     return os.environ.get("RUNNER_HOSTNAME") or socket.gethostname()
 
 
+# The advisory lock key is hashed in SQL from the environment and the state's schema: advisory
+# locks are per database, and one database may hold several states (a schema each).
+_KEY = "hashtextextended('runner.apply:' || current_schema() || ':' || %s, 0)"
+
+
 def lock_key_text(env: str) -> str:
-    """The text the environment's advisory lock key is hashed from."""
-    return f"runner.apply:{env}"
+    """The environment part of the text its advisory lock key is hashed from (with the
+    state's schema, in SQL: `_KEY`)."""
+    return env
 
 
 def _os_user() -> str:
@@ -88,9 +94,10 @@ class PgApplyLock:
         """Who holds `env`'s lock now (None when nobody does)."""
         with self._db.connect() as conn:
             free = conn.execute(
+                # pg_locks lists every database's locks: only this database's count
                 "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
-                "AND granted AND ((classid::bigint << 32) | objid::bigint) = "
-                "hashtextextended(%s, 0))",
+                "AND granted AND database = (SELECT oid FROM pg_database WHERE datname = "
+                f"current_database()) AND ((classid::bigint << 32) | objid::bigint) = {_KEY})",
                 (lock_key_text(env),),
             ).fetchone()
             if free is not None and free[0]:
@@ -111,7 +118,7 @@ class PgApplyLock:
             key = lock_key_text(env)
             while True:
                 got = conn.execute(
-                    "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)
+                    f"SELECT pg_try_advisory_lock({_KEY})", (key,)
                 ).fetchone()
                 if got is not None and got[0]:
                     break
@@ -135,7 +142,7 @@ class PgApplyLock:
                 conn.execute(
                     "DELETE FROM registry_locks WHERE env = %s AND token = %s", (env, token)
                 )
-                conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+                conn.execute(f"SELECT pg_advisory_unlock({_KEY})", (key,))
         finally:
             conn.close()
 

@@ -142,3 +142,19 @@ def test_kill_9_the_holder_on_another_host_and_the_next_apply_proceeds(tmp_path:
         assert registry.lock_holder("dev") is None
     finally:
         registry.close()
+
+
+def test_two_states_in_one_database_lock_independently() -> None:
+    """Advisory locks are per database and pg_locks lists every database's: the key carries the
+    state's schema, and only this database's locks are read."""
+    first, second = PostgresRegistry(fresh_schema_url()), PostgresRegistry(fresh_schema_url())
+    try:
+        with first.lock("dev", holder="alice", timeout=1.0):
+            assert second.lock_holder("dev") is None  # another state (schema) of this database
+            with second.lock("dev", holder="bob", timeout=1.0):
+                assert "bob" in (second.lock_holder("dev") or "")
+                assert "alice" in (first.lock_holder("dev") or "")
+        assert first.lock_holder("dev") is None and second.lock_holder("dev") is None
+    finally:
+        first.close()
+        second.close()
