@@ -117,9 +117,7 @@ class PgApplyLock:
             started = self._clock()
             key = lock_key_text(env)
             while True:
-                got = conn.execute(
-                    f"SELECT pg_try_advisory_lock({_KEY})", (key,)
-                ).fetchone()
+                got = conn.execute(f"SELECT pg_try_advisory_lock({_KEY})", (key,)).fetchone()
                 if got is not None and got[0]:
                     break
                 waited = self._clock() - started
