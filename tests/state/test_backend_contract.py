@@ -377,8 +377,9 @@ def test_two_projects_with_the_same_environment_name_in_one_database(backend: An
             assert "blog-ci" in (blog.lock_holder("prod") or "")
             assert "shop-ci" in (shop.lock_holder("prod") or "")
         again = backend.registry(project="shop")  # shop's own `prod` is held: it waits
-        with pytest.raises(LockTimeoutError), again.lock("prod", holder="x", timeout=0.2):
+        with pytest.raises(LockTimeoutError) as caught, again.lock("prod", holder="x", timeout=0.2):
             pass
+        assert "'prod'" in str(caught.value) and "#" not in str(caught.value)  # as users name it
     # running sessions: each runtime sees, leases and queues only its project's sessions
     a = backend.runtime(owner="shop-1", project="shop")
     b = backend.runtime(owner="blog-1", project="blog")
