@@ -126,6 +126,12 @@ class PgDatabase:
             return key.startswith(self._prefix)
         return PROJECT_SEPARATOR not in key
 
+    def owns_sql(self, column: str = "env") -> tuple[str, tuple[str, ...]]:
+        """`owns_key` as a SQL condition on `column`, and its parameters."""
+        if self._prefix:
+            return f"starts_with({column}, %s)", (self._prefix,)
+        return f"strpos({column}, %s) = 0", (PROJECT_SEPARATOR,)
+
     def dedicated(self) -> psycopg.Connection[Any]:
         """A connection of its own, outside the pool (an advisory lock lives and dies with it)."""
         import psycopg

@@ -93,7 +93,10 @@ class PostgresOperatorStore:
 
     def remove(self, session_id: str) -> bool:
         with self._db.connect() as conn:
-            cur = conn.execute("DELETE FROM rt_hq_items WHERE session_id = %s", (session_id,))
+            owns, params = self._db.owns_sql()  # another project's item looks missing
+            cur = conn.execute(
+                f"DELETE FROM rt_hq_items WHERE session_id = %s AND {owns}", (session_id, *params)
+            )
             return cur.rowcount > 0
 
     def get(self, session_id: str) -> QueueItem | None:
@@ -117,11 +120,12 @@ class PostgresOperatorStore:
             return [self._item(row) for row in conn.execute(sql, params).fetchall()]
 
     def claim(self, session_id: str, *, operator: str, at: float) -> bool:
+        owns, params = self._db.owns_sql()
         with self._db.connect() as conn:
             cur = conn.execute(
                 "UPDATE rt_hq_items SET claimed_by = %s, claimed_at = %s "
-                "WHERE session_id = %s AND (claimed_by IS NULL OR claimed_by = %s)",
-                (operator, at, session_id, operator),
+                f"WHERE session_id = %s AND (claimed_by IS NULL OR claimed_by = %s) AND {owns}",
+                (operator, at, session_id, operator, *params),
             )
             return cur.rowcount > 0
 

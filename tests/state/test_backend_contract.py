@@ -395,6 +395,9 @@ def test_two_projects_with_the_same_environment_name_in_one_database(backend: An
     a.operators.enqueue(dataclasses.replace(_item("shop-s", None, 1.0), env="prod"))
     assert [i.env for i in a.operators.items("prod")] == ["prod"]
     assert b.operators.items("prod") == [] and b.operators.get("shop-s") is None
+    assert not b.operators.claim("shop-s", operator="eve", at=2.0)
+    assert not b.operators.remove("shop-s")
+    assert a.operators.claim("shop-s", operator="ann", at=2.0)
     a.operators.set_availability("prod", "support", "ann", "online", at=1.0)
     assert b.operators.availability("prod") == {}
     assert a.operators.availability("prod") == {"support": {"ann": "online"}}
