@@ -119,14 +119,15 @@ class PostgresSessionStore:
     # ------------------------------------------------------------ leases
 
     def take_lease(self, session_id: str, *, until: float) -> Lease | None:
+        owns, params = self._db.owns_sql()  # another project's session is not leased
         with self._db.connect() as conn:
             found = conn.execute(
                 pg_sql(
                     "UPDATE rt_sessions SET lease_owner = ?, lease_until = ? WHERE id = ? AND "
                     + FREE_FOR
-                    + " RETURNING written_by"
+                    + f" AND {owns} RETURNING written_by"
                 ),
-                (self._owner, until, session_id, self._owner, self._now()),
+                (self._owner, until, session_id, self._owner, self._now(), *params),
             ).fetchone()
         if found is None:
             return None

@@ -390,6 +390,7 @@ def test_two_projects_with_the_same_environment_name_in_one_database(backend: An
     loaded = a.sessions.load("shop-s")
     assert loaded is not None and loaded.env == "prod"
     assert b.sessions.load("shop-s") is None  # another project's session looks missing
+    assert b.sessions.take_lease("shop-s", until=time.time() + 60) is None
     assert a.sessions.take_lease("shop-s", until=time.time() + 60) is not None
     assert [r.id for r in b.sessions.load_expired("prod", now=1e12, max_age=1.0)] == ["blog-s"]
     a.operators.enqueue(dataclasses.replace(_item("shop-s", None, 1.0), env="prod"))
