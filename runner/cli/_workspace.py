@@ -151,20 +151,28 @@ def open_registry(
     nothing; `claim` (apply, destroy, import) records the project as the environment's owner.
     Either way a registry that holds the environment for another project is refused. The
     environment's `state:` (of `workspace`, or `env`) chooses the backend: its PostgreSQL
-    database, else the SQLite file."""
+    database (shared by many projects: this project's environments only), else the SQLite
+    file (one project per environment)."""
     from runner.paths import registry_path
     from runner.state.backends import state_location
     from runner.state.pg_database import StateUnavailableError
 
     home = workspace.home if workspace is not None else None
     path = home.registry_path if home is not None else registry_path(spec_path)
+    if workspace is not None:
+        project = workspace.owner
+    elif env is not None:
+        default = ProjectHome.of(spec_path).default_project if spec_path is not None else ""
+        project = project_identity(env, default)
+    else:
+        project = ""
     registry: SqliteRegistry | PostgresRegistry
     try:
         location = state_location(workspace.env if workspace is not None else env, default=path)
         if location.url is not None:
             from runner.state.pg_registry import PostgresRegistry
 
-            registry = PostgresRegistry(location.url, on_notice=_notice)
+            registry = PostgresRegistry(location.url, on_notice=_notice, project=project)
         elif read_only:
             registry = SqliteRegistry.open_read_only(location.path or path)
         else:

@@ -71,7 +71,7 @@ def _read(
         from runner.state.pg_turn_log import PostgresTurnLog
 
         try:
-            db = PgDatabase(location.url)
+            db = PgDatabase(location.url, project=workspace.owner)  # this project's only
         except StateUnavailableError as exc:
             raise UserError(str(exc)) from None
         try:

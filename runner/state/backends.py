@@ -8,6 +8,16 @@ session and operator stores, of an environment:
   state: postgresql://...           PostgreSQL (psycopg 3 pool; `postgres://` too), shared by
                                     any number of processes on any number of hosts
 
+Which projects share it:
+  - A PostgreSQL database is shared: any number of runner projects may use it, each with
+    environments of any name. Every store opened with `project` keys what it stores by
+    (project, environment) (`PgDatabase.env_key`), so project A's `prod` and project B's
+    `prod` in one database never see or touch each other's resources, journal, apply lock,
+    sessions, operator records or turn log.
+  - A SQLite file belongs to one project folder: an environment in it is applied by one
+    project, and another project driving it is refused (`ProjectMismatchError`; `project` is
+    not used), even when two folders name the same file in `state: sqlite:///...`.
+
 Invariants:
   - A `${VAR}` reference in the URL is resolved here, the moment the state is opened, from the
     given environment; the resolved URL is never stored, printed or logged: every message
@@ -88,13 +98,17 @@ def state_location(
 
 
 def open_registry(
-    location: StateLocation, *, on_notice: Callable[[str], None] | None = None
+    location: StateLocation,
+    *,
+    on_notice: Callable[[str], None] | None = None,
+    project: str = "",
 ) -> SqliteRegistry | PostgresRegistry:
-    """The registry at `location` (its schema brought to the newest version)."""
+    """The registry at `location` (its schema brought to the newest version); in a PostgreSQL
+    database, `project`'s environments (module docstring)."""
     if location.url is not None:
         from runner.state.pg_registry import PostgresRegistry
 
-        return PostgresRegistry(location.url, on_notice=on_notice)
+        return PostgresRegistry(location.url, on_notice=on_notice, project=project)
     from runner.state.sqlite import SqliteRegistry
 
     assert location.path is not None
@@ -135,8 +149,11 @@ class RegistryChangeCounter:
         return self._value
 
 
-def open_runtime_state(location: StateLocation, *, owner: str | None = None) -> RuntimeState:
-    """Every store of a runtime at `location` (one pool, or one file, shared by all)."""
+def open_runtime_state(
+    location: StateLocation, *, owner: str | None = None, project: str = ""
+) -> RuntimeState:
+    """Every store of a runtime at `location` (one pool, or one file, shared by all); in a
+    PostgreSQL database, `project`'s environments (module docstring)."""
     if location.url is not None:
         from runner.state.pg_database import PgDatabase
         from runner.state.pg_operators import PostgresOperatorStore
@@ -144,7 +161,9 @@ def open_runtime_state(location: StateLocation, *, owner: str | None = None) -> 
         from runner.state.pg_sessions import PostgresSessionStore
         from runner.state.pg_turn_log import PostgresTurnLog
 
-        db = PgDatabase(location.url, durable=False)  # as SQLite's synchronous=NORMAL
+        db = PgDatabase(
+            location.url, durable=False, project=project
+        )  # as SQLite's synchronous=NORMAL
         registry = PostgresRegistry(db, owns_database=True)  # closed last by the runtime
         return RuntimeState(
             registry=registry,

@@ -3,7 +3,9 @@
 The planner reads `applied(env)`; the executor records each outcome the moment it happens; the
 runtime reads applied revisions of teams, pools, alerts and channels. One apply per environment
 at a time is enforced by `lock`. Each environment is owned by one runner project
-(`project_of`/`claim_project`): a registry applied from one project refuses another. On SQLite
+(`project_of`/`claim_project`): a SQLite file applied from one project refuses another; a
+PostgreSQL database is shared, each project's registry keyed by (project, environment), so
+another project's environment of the same name is a different one. On SQLite
 (`runner.state.sqlite`, one host) or PostgreSQL (`runner.state.pg_registry`, any number of
 hosts); `runner.state.backends` picks one. Secrets
 never reach it: bodies hold `${VAR}` references, not values.

@@ -16,6 +16,10 @@ Invariants:
     at a fraction of the cost of a disk flush per turn. The CLI's registry stays durable.
   - The URL (which may carry a password) is never in a message: `StateUnavailableError` names
     the server with its user information scrubbed (`runner.errors.scrub_userinfo`).
+  - A shared database holds many projects: with `project`, every environment name the stores
+    are given is stored under the key `PROJECT#ENV` (`env_key`; `#` is not allowed in a project
+    identity, so keys never collide) and read back as the bare name (`env_name`), so project
+    A's `prod` and project B's `prod` never see or touch each other's rows or apply lock.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
-__all__ = ["PgDatabase", "StateUnavailableError", "describe_url"]
+__all__ = ["PROJECT_SEPARATOR", "PgDatabase", "StateUnavailableError", "describe_url"]
+
+PROJECT_SEPARATOR = "#"
+"""Between the project and the environment in a stored key (a project identity has no `#`)."""
 
 # The pool reports reconnection attempts by logging; an application that configured logging
 # sees them, a CLI run does not print them (its error says what failed, once).
@@ -63,7 +70,10 @@ class PgDatabase:
         max_size: int = 8,
         timeout: float = 10.0,
         durable: bool = True,
+        project: str = "",
     ) -> None:
+        self.project = project
+        self._prefix = f"{project}{PROJECT_SEPARATOR}" if project else ""
         try:
             import psycopg  # noqa: F401
             from psycopg_pool import ConnectionPool
@@ -101,6 +111,26 @@ class PgDatabase:
                 f"cannot reach the state database {self.where}: "
                 f"{scrub_userinfo(str(exc)) or type(exc).__name__}"
             ) from None
+
+    def env_key(self, env: str) -> str:
+        """The stored key of environment `env` of this database's project."""
+        return self._prefix + env
+
+    def env_name(self, key: str) -> str:
+        """The environment name of a stored key (the key itself when it has no project)."""
+        return key[len(self._prefix) :] if self._prefix and key.startswith(self._prefix) else key
+
+    def owns_key(self, key: str) -> bool:
+        """Whether a stored key is this project's (unscoped: keys without a project)."""
+        if self._prefix:
+            return key.startswith(self._prefix)
+        return PROJECT_SEPARATOR not in key
+
+    def owns_sql(self, column: str = "env") -> tuple[str, tuple[str, ...]]:
+        """`owns_key` as a SQL condition on `column`, and its parameters."""
+        if self._prefix:
+            return f"starts_with({column}, %s)", (self._prefix,)
+        return f"strpos({column}, %s) = 0", (PROJECT_SEPARATOR,)
 
     def dedicated(self) -> psycopg.Connection[Any]:
         """A connection of its own, outside the pool (an advisory lock lives and dies with it)."""

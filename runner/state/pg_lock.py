@@ -127,7 +127,7 @@ class PgApplyLock:
                         "WHERE env = %s",
                         (env,),
                     ).fetchone()
-                    raise LockTimeoutError(env, _describe(row), waited)
+                    raise LockTimeoutError(self._db.env_name(env), _describe(row), waited)
                 self._sleep(min(self._poll, max(timeout - waited, 0.0)) or self._poll)
             takeover = self._claim(conn, env, holder=holder, token=token)
             if takeover is not None:
@@ -183,16 +183,17 @@ class PgApplyLock:
     def _wait_out(self, conn: Any, takeover: Takeover, *, token: str) -> None:
         """Sleep until the dead holder's last write can no longer land, then drop its fence."""
         wait = takeover.wait_seconds(self._wall_clock())
+        name = self._db.env_name(takeover.env)  # as the user names it, not its stored key
         if self._on_notice is not None:
             if wait > 0:
                 self._on_notice(
-                    f"runner: environment {takeover.env!r} was locked by {takeover.dead_holder}, "
+                    f"runner: environment {name!r} was locked by {takeover.dead_holder}, "
                     f"which is no longer running; waiting {wait:.1f}s for a Foundry write it "
                     "had in flight to land before changing anything"
                 )
             else:
                 self._on_notice(
-                    f"runner: environment {takeover.env!r} was locked by {takeover.dead_holder}, "
+                    f"runner: environment {name!r} was locked by {takeover.dead_holder}, "
                     "which is no longer running; taking the lock over"
                 )
         while wait > 0:

@@ -76,7 +76,10 @@ class PostgresOperatorStore:
     # ------------------------------------------------------------ queue
 
     def enqueue(self, item: QueueItem) -> None:
-        values = tuple(getattr(item, f.name) for f in fields(QueueItem))
+        values = tuple(
+            self._db.env_key(item.env) if f.name == "env" else getattr(item, f.name)
+            for f in fields(QueueItem)
+        )
         placeholders = ", ".join("%s" for _ in values)
         with self._db.connect() as conn:
             conn.execute(
@@ -90,7 +93,10 @@ class PostgresOperatorStore:
 
     def remove(self, session_id: str) -> bool:
         with self._db.connect() as conn:
-            cur = conn.execute("DELETE FROM rt_hq_items WHERE session_id = %s", (session_id,))
+            owns, params = self._db.owns_sql()  # another project's item looks missing
+            cur = conn.execute(
+                f"DELETE FROM rt_hq_items WHERE session_id = %s AND {owns}", (session_id, *params)
+            )
             return cur.rowcount > 0
 
     def get(self, session_id: str) -> QueueItem | None:
@@ -98,24 +104,28 @@ class PostgresOperatorStore:
             row = conn.execute(
                 f"SELECT {_ITEM_COLUMNS} FROM rt_hq_items WHERE session_id = %s", (session_id,)
             ).fetchone()
-        return None if row is None else QueueItem(*row)
+        return None if row is None or not self._db.owns_key(str(row[1])) else self._item(row)
+
+    def _item(self, row: Any) -> QueueItem:
+        return QueueItem(row[0], self._db.env_name(str(row[1])), *row[2:])
 
     def items(self, env: str, *, workspace: str | None = None) -> list[QueueItem]:
         sql = f"SELECT {_ITEM_COLUMNS} FROM rt_hq_items WHERE env = %s"
-        params: list[Any] = [env]
+        params: list[Any] = [self._db.env_key(env)]
         if workspace is not None:
             sql += " AND workspace_id = %s"
             params.append(workspace)
         sql += f" ORDER BY {_PRIORITY_ORDER}, enqueued_at, session_id"
         with self._db.connect() as conn:
-            return [QueueItem(*row) for row in conn.execute(sql, params).fetchall()]
+            return [self._item(row) for row in conn.execute(sql, params).fetchall()]
 
     def claim(self, session_id: str, *, operator: str, at: float) -> bool:
+        owns, params = self._db.owns_sql()
         with self._db.connect() as conn:
             cur = conn.execute(
                 "UPDATE rt_hq_items SET claimed_by = %s, claimed_at = %s "
-                "WHERE session_id = %s AND (claimed_by IS NULL OR claimed_by = %s)",
-                (operator, at, session_id, operator),
+                f"WHERE session_id = %s AND (claimed_by IS NULL OR claimed_by = %s) AND {owns}",
+                (operator, at, session_id, operator, *params),
             )
             return cur.rowcount > 0
 
@@ -149,7 +159,7 @@ class PostgresOperatorStore:
         self._pending_by_session.setdefault(str(escalation["session_id"]), []).append(key)
         self._pending_escalations[key] = (
             key,
-            env,
+            self._db.env_key(env),
             str(escalation["session_id"]),
             team,
             int(escalation["level"]),
@@ -178,7 +188,7 @@ class PostgresOperatorStore:
     ) -> list[StoredEscalation]:
         self.flush()
         sql = "SELECT env, team, session_open, body FROM rt_esc_escalations WHERE env = %s"
-        params: list[Any] = [env]
+        params: list[Any] = [self._db.env_key(env)]
         if statuses is not None:
             sql += " AND status = ANY(%s)"
             params.append(list(statuses))
@@ -192,7 +202,7 @@ class PostgresOperatorStore:
             rows = conn.execute(sql, params).fetchall()
         return [
             StoredEscalation(
-                env=r[0], team=r[1], session_open=bool(r[2]), escalation=json.loads(r[3])
+                env=env, team=r[1], session_open=bool(r[2]), escalation=json.loads(r[3])
             )
             for r in rows
         ]
@@ -205,14 +215,15 @@ class PostgresOperatorStore:
                 "INSERT INTO rt_hq_availability (env, team, agent, status, updated_at) "
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (env, team, agent) DO UPDATE SET "
                 "status = excluded.status, updated_at = excluded.updated_at",
-                (env, team, agent, status, at),
+                (self._db.env_key(env), team, agent, status, at),
             )
 
     def availability(self, env: str) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {}
         with self._db.connect() as conn:
             rows = conn.execute(
-                "SELECT team, agent, status FROM rt_hq_availability WHERE env = %s", (env,)
+                "SELECT team, agent, status FROM rt_hq_availability WHERE env = %s",
+                (self._db.env_key(env),),
             ).fetchall()
         for team, agent, status in rows:
             out.setdefault(team, {})[agent] = status

@@ -56,9 +56,11 @@ class PostgresRegistry:
         poll_interval: float = 0.05,
         on_notice: Callable[[str], None] | None = None,
         owns_database: bool = False,
+        project: str = "",
     ) -> None:
         self._owns = isinstance(db, str) or owns_database
-        self._db = PgDatabase(db) if isinstance(db, str) else db
+        self._db = PgDatabase(db, project=project) if isinstance(db, str) else db
+        self._key = self._db.env_key
         self.where = self._db.where
         self._wall_clock = wall_clock
         self._locks = PgApplyLock(
@@ -76,7 +78,7 @@ class PostgresRegistry:
         with self._db.connect() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM registry_resources WHERE env = %s ORDER BY address",
-                (env,),
+                (self._key(env),),
             ).fetchall()
         return {str(row[0]): _resource(row) for row in rows}
 
@@ -84,27 +86,29 @@ class PostgresRegistry:
         with self._db.connect() as conn:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM registry_resources WHERE env = %s AND address = %s",
-                (env, address),
+                (self._key(env), address),
             ).fetchone()
         return None if row is None else _resource(row)
 
     def environments(self) -> list[str]:
-        """Every environment the registry holds resources or journal entries for."""
+        """Every environment of this project the registry holds resources or journal entries
+        for (another project's environments in a shared database are not listed)."""
         with self._db.connect() as conn:
             rows = conn.execute(
                 "SELECT env FROM registry_resources UNION SELECT env FROM registry_journal "
                 "ORDER BY env"
             ).fetchall()
-        return [str(r[0]) for r in rows]
+        keys = [str(r[0]) for r in rows]
+        return sorted(self._db.env_name(k) for k in keys if self._db.owns_key(k))
 
     def history(self, env: str, address: str) -> list[JournalEntry]:
         with self._db.connect() as conn:
             rows = conn.execute(
                 "SELECT env, address, action, outcome, hash, foundry_version, at, apply_id, "
                 "detail FROM registry_journal WHERE env = %s AND address = %s ORDER BY id",
-                (env, address),
+                (self._key(env), address),
             ).fetchall()
-        return [JournalEntry(*r) for r in rows]
+        return [JournalEntry(env, *r[1:]) for r in rows]
 
     def data_version(self) -> int:
         """Moves whenever anyone journals a change (every registry write does)."""
@@ -118,7 +122,7 @@ class PostgresRegistry:
         """The runner project that applied `env` through this registry (None: none recorded)."""
         with self._db.connect() as conn:
             row = conn.execute(
-                "SELECT project FROM registry_projects WHERE env = %s", (env,)
+                "SELECT project FROM registry_projects WHERE env = %s", (self._key(env),)
             ).fetchone()
         return None if row is None else str(row[0])
 
@@ -138,10 +142,10 @@ class PostgresRegistry:
             conn.execute(
                 "INSERT INTO registry_projects (env, project, claimed_at) VALUES (%s, %s, %s) "
                 "ON CONFLICT (env) DO NOTHING",
-                (env, project, self._wall_clock()),
+                (self._key(env), project, self._wall_clock()),
             )
             row = conn.execute(
-                "SELECT project FROM registry_projects WHERE env = %s", (env,)
+                "SELECT project FROM registry_projects WHERE env = %s", (self._key(env),)
             ).fetchone()
             if row is not None and str(row[0]) != project:
                 raise ProjectMismatchError(
@@ -153,7 +157,7 @@ class PostgresRegistry:
     @staticmethod
     def _journal(
         conn: Any,
-        env: str,
+        key: str,
         address: str,
         *,
         action: str,
@@ -167,7 +171,7 @@ class PostgresRegistry:
         conn.execute(
             "INSERT INTO registry_journal (env, address, action, outcome, hash, foundry_version, "
             "at, apply_id, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (env, address, action, outcome, hash_, version, at, apply_id, detail),
+            (key, address, action, outcome, hash_, version, at, apply_id, detail),
         )
 
     def record_applied(
@@ -185,7 +189,7 @@ class PostgresRegistry:
                 "foundry_name = excluded.foundry_name, "
                 "foundry_version = excluded.foundry_version, applied_at = excluded.applied_at",
                 (
-                    env,
+                    self._key(env),
                     resource.address,
                     resource.kind,
                     resource.name,
@@ -198,7 +202,7 @@ class PostgresRegistry:
             )
             self._journal(
                 conn,
-                env,
+                self._key(env),
                 resource.address,
                 action=action,
                 outcome="ok",
@@ -213,11 +217,11 @@ class PostgresRegistry:
             row = conn.execute(
                 "DELETE FROM registry_resources WHERE env = %s AND address = %s "
                 "RETURNING hash, foundry_version",
-                (env, address),
+                (self._key(env), address),
             ).fetchone()
             self._journal(
                 conn,
-                env,
+                self._key(env),
                 address,
                 action="delete",
                 outcome="ok",
@@ -233,11 +237,11 @@ class PostgresRegistry:
         with self._db.write() as conn:
             row = conn.execute(
                 "SELECT hash FROM registry_resources WHERE env = %s AND address = %s",
-                (env, address),
+                (self._key(env), address),
             ).fetchone()
             self._journal(
                 conn,
-                env,
+                self._key(env),
                 address,
                 action="delete_version",
                 outcome="ok",
@@ -253,7 +257,7 @@ class PostgresRegistry:
         with self._db.write() as conn:
             self._journal(
                 conn,
-                env,
+                self._key(env),
                 address,
                 action=action,
                 outcome="failed",
@@ -269,16 +273,16 @@ class PostgresRegistry:
     def lock(self, env: str, *, holder: str, timeout: float) -> AbstractContextManager[None]:
         """Hold `env`'s apply lock (an advisory lock) for the block; LockTimeoutError naming the
         holder, its host, pid, user and since when."""
-        return self._locks.hold(env, holder=holder, timeout=timeout)
+        return self._locks.hold(self._key(env), holder=holder, timeout=timeout)
 
     def lock_holder(self, env: str) -> str | None:
-        return self._locks.holder(env)
+        return self._locks.holder(self._key(env))
 
     def record_write_started(self, env: str, *, request_timeout: float) -> None:
-        self._locks.write_started(env, request_timeout=request_timeout)
+        self._locks.write_started(self._key(env), request_timeout=request_timeout)
 
     def record_write_finished(self, env: str) -> None:
-        self._locks.write_finished(env)
+        self._locks.write_finished(self._key(env))
 
     def close(self) -> None:
         if self._owns:

@@ -2,9 +2,16 @@
 
 Role in the flow: `PgDatabase` (`runner.state.pg_database`) calls `migrate` when it opens; the
 versions and their meaning are those of `runner.state.sqlite_schema` (1 baseline, 2 session
-leases, 3 project ownership), written for PostgreSQL: timestamps are double precision seconds,
-JSON is stored as the same text the SQLite backend stores, journal and transcript ids are
-identity columns.
+leases, 3 project ownership, 4 turn log), written for PostgreSQL: timestamps are double
+precision seconds, JSON is stored as the same text the SQLite backend stores, journal and
+transcript ids are identity columns.
+
+5 project scopes (PostgreSQL only; a no-op on SQLite): a database many projects share keys
+every environment by project, as `PROJECT#ENV` (`PgDatabase.env_key`; `#` is not allowed in a
+project identity). The migration adopts what is there: each row of an environment recorded in
+`registry_projects` (migration 3) moves under its owner's key, so the project that applied it
+goes on seeing it, and another project using the same environment name starts empty beside
+it. Rows of an environment no project ever claimed keep the bare name.
 
 Invariants: applied versions are rows of `runner_migrations`; pending migrations run in one
 transaction that first takes a transaction-level advisory lock (`pg_advisory_xact_lock`), so
@@ -180,11 +187,33 @@ CREATE INDEX IF NOT EXISTS rt_turns_at ON rt_turns(env, at);
 CREATE INDEX IF NOT EXISTS rt_sessions_created ON rt_sessions(env, created_at);
 """
 
+_PROJECT_SCOPES = """
+UPDATE registry_resources AS t SET env = p.project || '#' || t.env FROM registry_projects AS p
+    WHERE p.env = t.env AND p.project <> '' AND strpos(t.env, '#') = 0;
+UPDATE registry_journal AS t SET env = p.project || '#' || t.env FROM registry_projects AS p
+    WHERE p.env = t.env AND p.project <> '' AND strpos(t.env, '#') = 0;
+UPDATE registry_locks AS t SET env = p.project || '#' || t.env FROM registry_projects AS p
+    WHERE p.env = t.env AND p.project <> '' AND strpos(t.env, '#') = 0;
+UPDATE rt_sessions AS t SET env = p.project || '#' || t.env FROM registry_projects AS p
+    WHERE p.env = t.env AND p.project <> '' AND strpos(t.env, '#') = 0;
+UPDATE rt_hq_items AS t SET env = p.project || '#' || t.env FROM registry_projects AS p
+    WHERE p.env = t.env AND p.project <> '' AND strpos(t.env, '#') = 0;
+UPDATE rt_hq_availability AS t SET env = p.project || '#' || t.env FROM registry_projects AS p
+    WHERE p.env = t.env AND p.project <> '' AND strpos(t.env, '#') = 0;
+UPDATE rt_esc_escalations AS t SET env = p.project || '#' || t.env FROM registry_projects AS p
+    WHERE p.env = t.env AND p.project <> '' AND strpos(t.env, '#') = 0;
+UPDATE rt_turns AS t SET env = p.project || '#' || t.env FROM registry_projects AS p
+    WHERE p.env = t.env AND p.project <> '' AND strpos(t.env, '#') = 0;
+UPDATE registry_projects SET env = project || '#' || env
+    WHERE project <> '' AND strpos(env, '#') = 0;
+"""
+
 PG_MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "baseline", _BASELINE),
     (2, "session leases", _SESSION_LEASES),
     (3, "project ownership", _PROJECT_OWNERSHIP),
     (4, "turn log", _TURN_LOG),
+    (5, "project scopes", _PROJECT_SCOPES),
 )
 assert PG_MIGRATIONS[-1][0] == LATEST, "the two backends' schemas have the same versions"
 

@@ -8,13 +8,16 @@ runtime's composition root when the Environment's `state:` is a PostgreSQL URL
 
 Invariants: every statement runs on a pooled autocommit connection; `take_lease` and
 `release` are single conditional UPDATEs (atomic under PostgreSQL's row locks); a session's
-configuration is stored once per distinct configuration (`rt_session_config`).
+configuration is stored once per distinct configuration (`rt_session_config`). In a shared
+database a row's `env` is stored as the project's key (`PgDatabase.env_key`): a session of
+another project looks missing (`load` by id too).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from runner.state.pg_database import PgDatabase
@@ -83,6 +86,8 @@ class PostgresSessionStore:
                 if len(self._configs) >= _CONFIG_CACHE:
                     self._configs.clear()
                 self._configs[id(row.config)] = (row.config, digest, text)
+        if self._db.project:
+            row = replace(row, env=self._db.env_key(row.env))
         if digest is None or digest in self._stored:
             with self._db.connect() as conn:
                 conn.execute(self._insert, row_values(row, digest, self._owner, lease_until))
@@ -114,14 +119,15 @@ class PostgresSessionStore:
     # ------------------------------------------------------------ leases
 
     def take_lease(self, session_id: str, *, until: float) -> Lease | None:
+        owns, params = self._db.owns_sql()  # another project's session is not leased
         with self._db.connect() as conn:
             found = conn.execute(
                 pg_sql(
                     "UPDATE rt_sessions SET lease_owner = ?, lease_until = ? WHERE id = ? AND "
                     + FREE_FOR
-                    + " RETURNING written_by"
+                    + f" AND {owns} RETURNING written_by"
                 ),
-                (self._owner, until, session_id, self._owner, self._now()),
+                (self._owner, until, session_id, self._owner, self._now(), *params),
             ).fetchone()
         if found is None:
             return None
@@ -165,21 +171,29 @@ class PostgresSessionStore:
     def load(self, session_id: str) -> SessionRow | None:
         with self._db.connect() as conn:
             found = conn.execute(f"{self._select} WHERE s.id = %s", (session_id,)).fetchone()
-        return None if found is None else row_from(found)
+        if found is None or not self._db.owns_key(str(found[1])):
+            return None  # another project's session looks missing
+        return self._row(found)
+
+    def _row(self, values: tuple[Any, ...]) -> SessionRow:
+        row = row_from(values)
+        return replace(row, env=self._db.env_name(row.env)) if self._db.project else row
 
     def load_open(self, env: str) -> list[SessionRow]:
         with self._db.connect() as conn:
             rows = conn.execute(
                 f"{self._select} WHERE s.env = %s AND s.state != 'ended' ORDER BY s.created_at",
-                (env,),
+                (self._db.env_key(env),),
             ).fetchall()
-        return [row_from(r) for r in rows]
+        return [self._row(r) for r in rows]
 
     def load_expired(self, env: str, *, now: float, max_age: float | None) -> list[SessionRow]:
         born_before = now - max_age if max_age else float("-inf")
         with self._db.connect() as conn:
-            rows = conn.execute(pg_sql(SELECT + EXPIRED), (env, now, born_before)).fetchall()
-        return [row_from(r) for r in rows]
+            rows = conn.execute(
+                pg_sql(SELECT + EXPIRED), (self._db.env_key(env), now, born_before)
+            ).fetchall()
+        return [self._row(r) for r in rows]
 
     def close(self) -> None:
         """The database is the composition root's to close."""

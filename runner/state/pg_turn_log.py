@@ -43,7 +43,7 @@ class PostgresTurnLog:
                 self._insert,
                 [
                     (
-                        r.env,
+                        self._db.env_key(r.env),
                         r.session_id,
                         r.at,
                         r.agent,
@@ -63,18 +63,20 @@ class PostgresTurnLog:
             found = conn.execute(
                 f"SELECT {TURN_COLUMNS} FROM rt_turns WHERE env = %s AND at >= %s AND at < %s "
                 "ORDER BY at",
-                (env, since, until),
+                (self._db.env_key(env), since, until),
             ).fetchall()
-        return [_figures(r) for r in found]
+        return [_figures((env, *r[1:])) for r in found]
 
     def sessions_between(self, env: str, since: float, until: float) -> list[SessionSpan]:
         with self._db.connect() as conn:
             found = conn.execute(
-                pg_sql(SESSION_SPAN_SQL), (env, since, until, since, until)
+                pg_sql(SESSION_SPAN_SQL), (self._db.env_key(env), since, until, since, until)
             ).fetchall()
         return [SessionSpan(*r) for r in found]
 
     def prune(self, env: str, before: float) -> int:
         with self._db.connect() as conn:
-            done = conn.execute("DELETE FROM rt_turns WHERE env = %s AND at < %s", (env, before))
+            done = conn.execute(
+                "DELETE FROM rt_turns WHERE env = %s AND at < %s", (self._db.env_key(env), before)
+            )
         return done.rowcount

@@ -19,13 +19,17 @@ Migrations:
 
   4  the turn log (`rt_turns`: when, who answered, how long, tokens, cost, failed) that
      `runner report` reads, and an index of sessions by start.
+  5  project scopes: nothing changes in a SQLite file. A state file belongs to one project per
+     environment (the refusal of migration 3 stands: a file applied from one project refuses
+     another); only PostgreSQL, the database many projects share, keys what it stores by
+     (project, environment) (`runner.state.pg_schema`). Recorded so both backends count the
+     same versions.
 
 Invariants: applied versions are rows of `runner_migrations` (version, name, applied_at); all
 pending migrations run in one `BEGIN IMMEDIATE` transaction (SQLite's DDL is transactional: a
 failed migration leaves the file as it was), so two processes opening a fresh file together
 apply each migration once. A file whose newest version is above `LATEST` was written by a newer
-runner: `SchemaTooNewError`, nothing touched. Keying what is stored by (project, environment)
-in one shared database will be the next migration.
+runner: `SchemaTooNewError`, nothing touched.
 """
 
 from __future__ import annotations
@@ -239,11 +243,16 @@ def _turn_log(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _project_scopes(conn: sqlite3.Connection) -> None:
+    """Nothing to change: a SQLite file keeps one project per environment (module docstring)."""
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = (
     (1, "baseline", _baseline),
     (2, "session leases", _session_leases),
     (3, "project ownership", _project_ownership),
     (4, "turn log", _turn_log),
+    (5, "project scopes", _project_scopes),
 )
 LATEST = MIGRATIONS[-1][0]
 

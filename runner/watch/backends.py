@@ -55,8 +55,10 @@ class Backends:
         registry: Registry | None = None,
         provider_factory: Callable[[Environment], Provider] | None = None,
         registry_path: Path | None = None,
+        owner: str = "",
     ) -> None:
         self.provider = provider
+        self._owner = owner
         self._registry_path = registry_path
         self.registry = registry
         self._owns_provider = provider is None
@@ -71,8 +73,11 @@ class Backends:
             from runner.state.pg_database import StateUnavailableError
 
             try:  # the environment's `state:` (the SQLite file when it names none)
+                from runner.plan.desired import project_identity
+
                 self.registry = open_registry(
-                    state_location(env, default=self._registry_path or registry_path())
+                    state_location(env, default=self._registry_path or registry_path()),
+                    project=project_identity(env, self._owner),
                 )
             except StateUnavailableError as exc:
                 raise ProviderError(str(exc)) from None

@@ -119,6 +119,7 @@ class ReloadEngine:
             registry=registry,
             provider_factory=provider_factory,
             registry_path=None if home is None else home.registry_path,
+            owner=self.owner,
         )
         self._good: GoodState | None = None
         self._dirty: set[str] = set()  # files changed since the good state

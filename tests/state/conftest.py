@@ -31,8 +31,8 @@ class Backend:
         self._opened.append(registry.close)
         return registry
 
-    def runtime(self, owner: str | None = None) -> Any:
-        state = open_runtime_state(self.location, owner=owner)
+    def runtime(self, owner: str | None = None, project: str = "") -> Any:
+        state = open_runtime_state(self.location, owner=owner, project=project)
         self._opened.append(state.registry.close)
         self._opened.append(state.sessions.close)
         self._opened.append(state.operators.close)

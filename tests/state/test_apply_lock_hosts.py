@@ -30,6 +30,7 @@ kind: Environment
 name: dev
 provider: local
 default: true
+project: lock-test
 data_dir: {data_dir}
 state: ${{LOCK_STATE_URL}}
 ---
@@ -46,7 +47,7 @@ from pathlib import Path
 from runner.state.pg_registry import PostgresRegistry
 
 url, marker = sys.argv[1], Path(sys.argv[2])
-registry = PostgresRegistry(url)
+registry = PostgresRegistry(url, project="lock-test")  # the same project, another host
 with registry.lock("dev", holder="ci-job-7", timeout=5):
     registry.record_write_started("dev", request_timeout=1.0)
     marker.write_text("held")
@@ -83,7 +84,7 @@ def test_kill_9_the_holder_on_another_host_and_the_next_apply_proceeds(tmp_path:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    waiting = PostgresRegistry(url)
+    waiting = PostgresRegistry(url, project="lock-test")
     try:
         deadline = time.monotonic() + 60
         while not marker.exists():
@@ -135,7 +136,7 @@ def test_kill_9_the_holder_on_another_host_and_the_next_apply_proceeds(tmp_path:
         assert [v.version for v in provider.list_versions("helper")] == ["1"]  # no duplicate
     finally:
         provider.close()
-    registry = PostgresRegistry(url)
+    registry = PostgresRegistry(url, project="lock-test")
     try:
         record = registry.get("dev", "agent.helper")
         assert record is not None and record.foundry_version == "1"

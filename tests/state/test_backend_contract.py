@@ -8,6 +8,7 @@ operator store (queue order, atomic claims, transcript, escalation history, avai
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -332,3 +333,84 @@ def test_the_turn_log_appends_reads_a_period_and_prunes(backend: Any) -> None:
     assert state.turns.prune("dev", 200.0) == 2
     assert state.turns.turns_between("dev", 0.0, 1000.0) == rows[2:3]
     assert state.turns.turns_between("other", 0.0, 1000.0) == rows[3:]
+
+
+# ---------------------------------------------------------------- projects sharing a database
+
+
+def test_two_projects_with_the_same_environment_name_in_one_database(backend: Any) -> None:
+    """PostgreSQL is shared: projects `shop` and `blog` both have a `prod`, and neither sees
+    nor touches the other's applied state, journal, apply lock, sessions or operator records.
+    A SQLite file keeps one project per environment: the second project is refused, with
+    nothing changed (`runner.state.backends`)."""
+    from runner.state.base import ProjectMismatchError
+
+    shop, blog = backend.registry(project="shop"), backend.registry(project="blog")
+    shop.claim_project("prod", "shop")
+    shop.record_applied("prod", _resource("triage", "shop-1"), apply_id="s1", action="create")
+    if backend.name == "sqlite":
+        with pytest.raises(ProjectMismatchError, match="shop"):
+            blog.claim_project("prod", "blog")
+        assert list(blog.applied("prod")) == ["agent.triage"]  # the one project's, untouched
+        assert blog.project_of("prod") == "shop"
+        return
+    blog.claim_project("prod", "blog")  # applying: both claim their own `prod`
+    blog.check_project("prod", "blog")
+    shop.check_project("prod", "shop")
+    assert (shop.project_of("prod"), blog.project_of("prod")) == ("shop", "blog")
+    blog.record_applied("prod", _resource("faq", "blog-1"), apply_id="b1", action="create")
+    blog.record_applied("prod", _resource("triage", "blog-2"), apply_id="b2", action="create")
+    blog.record_deleted("prod", "agent.triage", apply_id="b3")  # blog's triage, not shop's
+    # listing: each project sees its own resources, journal and environments
+    assert list(shop.applied("prod")) == ["agent.triage"]
+    assert list(blog.applied("prod")) == ["agent.faq"]
+    found = shop.get("prod", "agent.triage")
+    assert found is not None and found.hash == "shop-1"
+    assert blog.get("prod", "agent.triage") is None
+    assert [(e.env, e.apply_id) for e in shop.history("prod", "agent.triage")] == [("prod", "s1")]
+    assert [e.apply_id for e in blog.history("prod", "agent.triage")] == ["b2", "b3"]
+    assert shop.environments() == ["prod"] and blog.environments() == ["prod"]
+    # locking: each project's `prod` has its own apply lock
+    with shop.lock("prod", holder="shop-ci", timeout=1.0):
+        assert blog.lock_holder("prod") is None
+        with blog.lock("prod", holder="blog-ci", timeout=0.5):
+            assert "blog-ci" in (blog.lock_holder("prod") or "")
+            assert "shop-ci" in (shop.lock_holder("prod") or "")
+        again = backend.registry(project="shop")  # shop's own `prod` is held: it waits
+        with pytest.raises(LockTimeoutError) as caught, again.lock("prod", holder="x", timeout=0.2):
+            pass
+        assert "'prod'" in str(caught.value) and "#" not in str(caught.value)  # as users name it
+    # running sessions: each runtime sees, leases and queues only its project's sessions
+    a = backend.runtime(owner="shop-1", project="shop")
+    b = backend.runtime(owner="blog-1", project="blog")
+    a.sessions.save(_session("shop-s", env="prod"))
+    b.sessions.save(_session("blog-s", env="prod"))
+    assert [r.id for r in a.sessions.load_open("prod")] == ["shop-s"]
+    assert [(r.id, r.env) for r in b.sessions.load_open("prod")] == [("blog-s", "prod")]
+    loaded = a.sessions.load("shop-s")
+    assert loaded is not None and loaded.env == "prod"
+    assert b.sessions.load("shop-s") is None  # another project's session looks missing
+    assert b.sessions.take_lease("shop-s", until=time.time() + 60) is None
+    assert a.sessions.take_lease("shop-s", until=time.time() + 60) is not None
+    assert [r.id for r in b.sessions.load_expired("prod", now=1e12, max_age=1.0)] == ["blog-s"]
+    a.operators.enqueue(dataclasses.replace(_item("shop-s", None, 1.0), env="prod"))
+    assert [i.env for i in a.operators.items("prod")] == ["prod"]
+    assert b.operators.items("prod") == [] and b.operators.get("shop-s") is None
+    assert not b.operators.claim("shop-s", operator="eve", at=2.0)
+    assert not b.operators.remove("shop-s")
+    assert a.operators.claim("shop-s", operator="ann", at=2.0)
+    a.operators.set_availability("prod", "support", "ann", "online", at=1.0)
+    assert b.operators.availability("prod") == {}
+    assert a.operators.availability("prod") == {"support": {"ann": "online"}}
+    escalation = {"id": "e1", "session_id": "shop-s", "level": 1, "target": "t", "status": "open"}
+    a.operators.record_escalation("prod", escalation, team="support", at=2.0)
+    assert [e.env for e in a.operators.escalations("prod")] == ["prod"]
+    assert b.operators.escalations("prod") == []
+    # the turn log (runner report): each project's own turns
+    from runner.state.turn_log import TurnFigures
+
+    turn = TurnFigures("prod", "shop-s", 110.0, "triage", "support", 12.0, 1, 2, None, False)
+    a.turns.append([turn])
+    assert a.turns.turns_between("prod", 0.0, 1e12) == [turn]
+    assert b.turns.turns_between("prod", 0.0, 1e12) == []
+    assert b.turns.prune("prod", 1e12) == 0 and a.turns.prune("prod", 1e12) == 1

@@ -37,10 +37,11 @@ def test_sqlite_from_the_previous_version_keeps_every_row(tmp_path: Path) -> Non
     assert migrate(conn, target=1) == 1
     assert "lease_owner" not in _columns(conn, "rt_sessions")
     conn.execute(_SESSION_V1)
-    assert migrate(conn, target=LATEST - 1) == LATEST - 1  # step by step, rows kept
+    assert migrate(conn, target=3) == 3  # step by step, rows kept
     assert "lease_owner" in _columns(conn, "rt_sessions")
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert "registry_projects" in tables and "rt_turns" not in tables  # the newest is 4's
+    assert "registry_projects" in tables and "rt_turns" not in tables  # 4 adds the turn log
+    assert migrate(conn, target=LATEST - 1) == LATEST - 1
     conn.close()
     store = SqliteSessionStore(tmp_path / "s.db", owner="i1")  # opening migrates
     row = store.load("s1")
@@ -201,3 +202,92 @@ def test_a_lost_postgres_connection_is_a_clear_error_then_recovers(pg_url: str) 
         assert store.load("nope") is None
     finally:
         db.close()
+
+
+# ---------------------------------------------------------------- 5: project scopes, from 4
+
+_OWNED_V4 = (
+    "INSERT INTO registry_projects (env, project, claimed_at) VALUES ('prod', 'shop', 1.0)",
+    "INSERT INTO registry_resources (env, address, kind, name, hash, body, applied_at) "
+    "VALUES ('prod', 'agent.triage', 'Agent', 'triage', 'h1', '{}', 1.0)",
+    "INSERT INTO registry_resources (env, address, kind, name, hash, body, applied_at) "
+    "VALUES ('dev', 'agent.free', 'Agent', 'free', 'h2', '{}', 1.0)",
+    "INSERT INTO registry_journal (env, address, action, outcome, at, apply_id) "
+    "VALUES ('prod', 'agent.triage', 'create', 'ok', 1.0, 'a1')",
+    "INSERT INTO rt_hq_items (session_id, env, user_id, enqueued_at) VALUES ('s1', 'prod', 'u', 1)",
+    "INSERT INTO rt_hq_availability (env, team, agent, status, updated_at) "
+    "VALUES ('prod', 'support', 'ann', 'online', 1.0)",
+    "INSERT INTO rt_turns (env, session_id, at, ms, input_tokens, output_tokens) "
+    "VALUES ('prod', 's1', 5.0, 1.0, 1, 1)",
+)
+
+
+def test_sqlite_from_4_keeps_one_project_per_environment(tmp_path: Path) -> None:
+    """5 changes nothing in a SQLite file: its rows stay, and another project is refused."""
+    from runner.state.base import ProjectMismatchError
+
+    conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    assert migrate(conn, target=4) == 4
+    conn.execute(_SESSION_V1.replace("'dev'", "'prod'"))
+    for statement in _OWNED_V4:
+        conn.execute(statement)
+    conn.close()
+    registry = SqliteRegistry(tmp_path / "s.db")
+    try:
+        assert list(registry.applied("prod")) == ["agent.triage"]
+        assert [e.apply_id for e in registry.history("prod", "agent.triage")] == ["a1"]
+        with pytest.raises(ProjectMismatchError, match="shop"):
+            registry.claim_project("prod", "blog")
+        store = SqliteSessionStore(tmp_path / "s.db", owner="i1")
+        assert [r.id for r in store.load_open("prod")] == ["s1"]
+        store.close()
+    finally:
+        registry.close()
+    conn = sqlite3.connect(tmp_path / "s.db")
+    assert applied_versions(conn) == list(range(1, LATEST + 1))
+    conn.close()
+
+
+def test_postgres_from_4_moves_each_owned_environment_under_its_project(pg_url: str) -> None:
+    """5 adopts what a shared database holds: `prod`, claimed by `shop`, becomes shop's (every
+    table); `blog` starts with an empty `prod` beside it; `dev`, never claimed, stays bare."""
+    import psycopg
+
+    from runner.state.pg_database import PgDatabase
+    from runner.state.pg_operators import PostgresOperatorStore
+    from runner.state.pg_registry import PostgresRegistry
+    from runner.state.pg_schema import applied_versions as pg_versions
+    from runner.state.pg_schema import migrate as pg_migrate
+    from runner.state.pg_sessions import PostgresSessionStore
+    from runner.state.pg_turn_log import PostgresTurnLog
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert pg_migrate(conn, target=4) == 4
+        conn.execute(_SESSION_V1.replace("'dev'", "'prod'"))
+        for statement in _OWNED_V4:
+            conn.execute(statement)
+    shop_db = PgDatabase(pg_url, project="shop")  # opening migrates to 5
+    blog_db = PgDatabase(pg_url, project="blog")
+    bare_db = PgDatabase(pg_url)
+    try:
+        with shop_db.connect() as conn:
+            assert pg_versions(conn) == list(range(1, LATEST + 1))
+        shop = PostgresRegistry(shop_db)
+        assert list(shop.applied("prod")) == ["agent.triage"]
+        assert [e.apply_id for e in shop.history("prod", "agent.triage")] == ["a1"]
+        assert shop.project_of("prod") == "shop"
+        sessions = PostgresSessionStore(shop_db, owner="i1")
+        assert [(r.id, r.env) for r in sessions.load_open("prod")] == [("s1", "prod")]
+        operators = PostgresOperatorStore(shop_db)
+        assert [i.session_id for i in operators.items("prod")] == ["s1"]
+        assert operators.availability("prod") == {"support": {"ann": "online"}}
+        assert len(PostgresTurnLog(shop_db).turns_between("prod", 0.0, 10.0)) == 1
+        blog = PostgresRegistry(blog_db)
+        assert blog.applied("prod") == {} and blog.project_of("prod") is None
+        blog.claim_project("prod", "blog")  # coexists with shop's
+        assert PostgresSessionStore(blog_db).load_open("prod") == []
+        bare = PostgresRegistry(bare_db)
+        assert list(bare.applied("dev")) == ["agent.free"] and bare.applied("prod") == {}
+    finally:
+        for db in (shop_db, blog_db, bare_db):
+            db.close()

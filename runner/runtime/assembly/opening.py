@@ -89,24 +89,30 @@ def open_parts(
     notify_backoff: float,
 ) -> RuntimeParts:
     """The runtime parts of environment `env_name`, loaded (runs in a worker thread: I/O)."""
+    from runner.paths import ProjectHome
     from runner.paths import registry_path as default_registry_path
     from runner.state.errors import state_file_errors
 
     project = load_specs(specs)
     env = environment_of(project, env_name)
-    if registry_path is not None:
-        path = Path(registry_path)
-    elif isinstance(specs, str | os.PathLike):  # the state of the project the specs belong to
-        path = default_registry_path(specs)
+    spec_path: str | os.PathLike[str] | None = None
+    if isinstance(specs, str | os.PathLike):  # the state of the project the specs belong to
+        spec_path = specs
     elif isinstance(specs, Sequence) and specs and not isinstance(specs, Project):
-        path = default_registry_path(specs[0])
-    else:
-        path = default_registry_path()
+        spec_path = specs[0]
+    path = Path(registry_path) if registry_path is not None else default_registry_path(spec_path)
+    # whose environments these are in a shared (PostgreSQL) state: the environment's
+    # `project:`, else the spec folder's identity (specs given in memory: `project:` only)
+    owner = env.project or (
+        ProjectHome.of(spec_path).default_project if spec_path is not None else ""
+    )
     config = RuntimeConfig.from_environ(environ)
     redis_url = _redis_url(env, environ)  # before anything is opened: it may refuse
     try:
         with state_file_errors(path):  # a corrupt or unwritable file: one line naming it
-            state = open_runtime_state(state_location(env, environ=environ, default=path))
+            state = open_runtime_state(
+                state_location(env, environ=environ, default=path), project=owner
+            )
     except StateUnavailableError as exc:
         raise LifecycleError(str(exc)) from None
     built = provider is None
