@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from runner import telemetry
-from runner.apply.fence import OpContext
+from runner.apply.fence import OpContext, RetryNotice
 from runner.apply.ops_run import OpOutcome, run_op
 from runner.apply.retry import RetryPolicy, call_with_retry
 from runner.plan.desired import DesiredAgent, DesiredState
@@ -184,8 +184,11 @@ def apply_plan(
     rng: random.Random | None = None,
     holder: str | None = None,
     request_timeout: float | None = None,
+    on_retry: Callable[[RetryNotice], None] | None = None,
 ) -> ApplyResult:
     """Run `plan` in `env` under the environment's lock; see the module docstring.
+
+    `on_retry` is told of each retry before its wait (`RetryNotice`: op, attempt, delay, error).
 
     `request_timeout`: how long after it was sent a write may still land, recorded for the write
     fence (default: `compute_request_timeout(provider)`). `clock` times `Progress.elapsed`.
@@ -204,6 +207,7 @@ def apply_plan(
         rng=rng or random.Random(),
         request_timeout=request_timeout,
     )
+    ctx.on_retry = on_retry
     with registry.lock(env, holder=holder or default_holder(), timeout=lock_timeout):
         actual = ctx.retry(provider.list_agents)
         applied = registry.applied(env)

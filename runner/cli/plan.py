@@ -20,6 +20,7 @@ from runner.cli._workspace import (
     open_registry,
     print_conflicts,
     use_colour,
+    writable_file,
     write_json,
 )
 from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -43,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out:
+        writable_file(args.out, option="--out")  # before the work, not after it
     workspace = load_workspace(args.path, args.env)
     desired = workspace.desired()
     provider = open_provider(workspace.env, read_only=True)
