@@ -3,8 +3,8 @@
 Exit codes: 0 no changes (or changes without --detailed-exitcode), 1 error (invalid specs, a
 name taken by an unmanaged agent, Foundry unreachable), 2 changes with --detailed-exitcode.
 Reading creates nothing: a project never applied plans against an empty registry and an empty
-local store without making either file. A saved plan (`--out FILE`) is the JSON document plus the spec folder; `runner apply FILE`
-applies exactly it, or refuses it as stale.
+local store without making either file. A saved plan (`--out FILE`) is the JSON document plus
+the spec folder; `runner apply FILE` applies exactly it (no confirmation), or refuses it as stale.
 """
 
 from __future__ import annotations
