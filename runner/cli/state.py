@@ -10,20 +10,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-<<<<<<< HEAD
 from pathlib import Path
-
-from runner.cli._workspace import DEFAULT_SPECS, load_workspace, open_registry
-from runner.errors import EXIT_OK, UserError
-from runner.spec.models import Environment
-=======
 from typing import Any
 
 from runner.cli._workspace import DEFAULT_SPECS, load_workspace, open_registry
 from runner.errors import EXIT_OK, UserError
+from runner.spec.models import Environment
 from runner.state.base import AppliedResource
 
-__all__ = ["add_arguments", "environment_name", "record_json", "run", "unknown_address", "when"]
+__all__ = ["add_arguments", "environment_of", "record_json", "run", "unknown_address", "when"]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +30,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--env", default=None, help="environment (default: the default one)")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output")
->>>>>>> e04adfc (cli: state/history/test speak JSON, unknown addresses suggest, reading makes no files)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,14 +94,9 @@ def unknown_address(address: str, known: list[str], env: str) -> UserError:
 
 
 def run(args: argparse.Namespace) -> int:
-<<<<<<< HEAD
     env, model = environment_of(args.path, args.env)
     registry = open_registry(spec_path=args.path, read_only=True, env=model)
-=======
-    env = environment_name(args.path, args.env)
-    registry = open_registry(spec_path=args.path, read_only=True)
     applied = registry.applied(env)
->>>>>>> e04adfc (cli: state/history/test speak JSON, unknown addresses suggest, reading makes no files)
     if args.state_command == "list":
         if args.format == "json":
             document = [record_json(r) for r in applied.values()]
