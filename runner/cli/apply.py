@@ -148,9 +148,14 @@ def _tell_retry(notice: RetryNotice) -> None:
 def report(result: ApplyResult, *, verb: str = "Apply") -> int:
     if result.replanned:
         print("Foundry or the registry changed while waiting for the lock; applied a fresh plan.")
-    done = {(o.address, o.action) for o in result.outcomes if o.outcome == "ok"}
+    # An op's outcome may name what was done rather than the op (a drift is "revert"d or
+    # "adopt"ed): match by address, keeping a duplicate version's removal apart.
+    done = {(o.address, o.action == "delete_version") for o in result.outcomes if o.outcome == "ok"}
     finished = dataclasses.replace(
-        result.plan, ops=tuple(op for op in result.plan.ops if (op_address(op), op.action) in done)
+        result.plan,
+        ops=tuple(
+            op for op in result.plan.ops if (op_address(op), op.action == "delete_version") in done
+        ),
     )
     counts = finished.summary  # counted as the plan counted them
     for outcome in result.failed:

@@ -342,3 +342,43 @@ def test_retries_are_told_as_they_wait(capsys: pytest.CaptureFixture[str]) -> No
         "runner: retrying agent.x in 2.0 s (2/5): 503 Service Unavailable",
         "runner: retrying agent.x in 4.0 s (3/5): 503 Service Unavailable",
     ]
+
+
+def test_a_drift_and_an_import_count_as_the_plan_counted_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from runner.apply.executor import ApplyResult
+    from runner.apply.ops_run import OpOutcome
+    from runner.cli.apply import report
+    from runner.plan.desired import DesiredAgent
+    from runner.plan.ops import Drift, Plan, UpdateAgent
+    from runner.plan.render import render_summary
+
+    def agent(name: str) -> DesiredAgent:
+        return DesiredAgent(
+            address=f"agent.{name}",
+            name=name,
+            foundry_name=name,
+            definition={"kind": "prompt", "model": "m"},
+            description=None,
+            metadata={},
+            hash="h",
+        )
+
+    drift = Drift(
+        agent("a"),
+        live_version="3",
+        live_hash=None,
+        applied_version="2",
+        applied_hash="h",
+        spec_changed=False,
+        diff=(),
+    )
+    imported = UpdateAgent(agent("b"), "1", ())
+    plan = Plan(env="dev", ops=(drift, imported))
+    assert render_summary(plan).startswith("Plan: 0 to add, 2 to change, 0 to destroy.")
+    outcomes = (OpOutcome("agent.a", "revert", "ok"), OpOutcome("agent.b", "update", "ok"))
+    assert report(ApplyResult("id1", "dev", plan, outcomes)) == 0
+    assert capsys.readouterr().out.startswith(
+        "Apply complete! Resources: 0 added, 2 changed, 0 destroyed"
+    )
