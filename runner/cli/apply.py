@@ -141,7 +141,8 @@ class ProgressPrinter:
             self.err.flush()
 
 
-def _tell_retry(notice: RetryNotice) -> None:
+def tell_retry(notice: RetryNotice) -> None:
+    """Print a retry as it starts to wait (stderr: stdout stays the plan and the results)."""
     print(f"runner: {notice}", file=sys.stderr, flush=True)
 
 
@@ -219,7 +220,7 @@ def execute(
             replan=replan,
             allow_delete=args.allow_delete or not plan.protected,
             request_timeout=getattr(args, "request_timeout", None),
-            on_retry=_tell_retry,
+            on_retry=tell_retry,
         )
     except (ApplyError, LockTimeoutError) as exc:
         raise UserError(str(exc)) from None

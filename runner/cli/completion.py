@@ -25,15 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _verbs() -> dict[str, tuple[str, argparse.ArgumentParser]]:
     """verb -> (help, its parser with every argument)."""
-    from runner.cli.main import VERBS, _add_common, _load
+    from runner.cli.main import verb_parsers
 
-    out: dict[str, tuple[str, argparse.ArgumentParser]] = {}
-    for name, (_module, help_text) in VERBS.items():
-        parser = argparse.ArgumentParser(prog=f"runner {name}", add_help=True)
-        _add_common(parser)
-        _load(name).add_arguments(parser)
-        out[name] = (help_text, parser)
-    return out
+    return verb_parsers()
 
 
 def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:

@@ -122,6 +122,17 @@ def build_parser(verb: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def verb_parsers() -> dict[str, tuple[str, argparse.ArgumentParser]]:
+    """verb -> (its one-line help, a parser holding every argument it takes): for completion."""
+    out: dict[str, tuple[str, argparse.ArgumentParser]] = {}
+    for name, (_module, help_text) in VERBS.items():
+        parser = _Parser(prog=f"runner {name}", description=help_text)
+        _add_common(parser)
+        _load(name).add_arguments(parser)
+        out[name] = (help_text, parser)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in args_list if not a.startswith("-")), None)

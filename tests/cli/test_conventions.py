@@ -272,25 +272,56 @@ def test_plan_and_validate_create_no_files(tmp_path: Path) -> None:
 
 
 def test_a_one_line_long_text_says_1_line() -> None:
-    from runner.plan.render import _value
+    from runner.plan.desired import DesiredAgent
+    from runner.plan.ops import CreateAgent, Plan
+    from runner.plan.render import render_text
 
-    assert _value("x" * 100).endswith("(1 line)")
-    assert _value("a\nb").endswith("(2 lines)")
+    def plan_of(instructions: str) -> str:
+        agent = DesiredAgent(
+            address="agent.a",
+            name="a",
+            foundry_name="a",
+            definition={"kind": "prompt", "model": "m", "instructions": instructions},
+            description=None,
+            metadata={},
+            hash="h",
+        )
+        return render_text(Plan(env="dev", ops=(CreateAgent(agent),)))
+
+    assert "(1 line)" in plan_of("x" * 100) and "(1 lines)" not in plan_of("x" * 100)
+    assert "(2 lines)" in plan_of("a\nb")
 
 
 def test_credential_failure_is_one_short_line() -> None:
     from azure.identity import CredentialUnavailableError
 
-    from runner.providers.foundry import _azure_error
+    from runner.providers.base import ProviderError
+    from runner.providers.foundry import FoundryProvider
 
-    chain = "DefaultAzureCredential failed to retrieve a token.\n" + "\n".join(
-        f"Attempted credential {i} failed." for i in range(12)
+    class NoCredential:
+        def get_token(self, *scopes: str, **kwargs: object) -> object:
+            chain = "DefaultAzureCredential failed to retrieve a token.\n" + "\n".join(
+                f"Attempted credential {i} failed." for i in range(12)
+            )
+            raise CredentialUnavailableError(chain)
+
+        def get_token_info(self, *scopes: str, **kwargs: object) -> object:
+            return self.get_token(*scopes)
+
+    provider = FoundryProvider(
+        "https://example.invalid/api/projects/p1", credential=NoCredential(), timeout=5
     )
-    error = _azure_error(CredentialUnavailableError(chain), "list agents")
-    assert str(error) == (
-        "list agents: no Azure credential found; sign in with `az login`, or set "
+    try:
+        with pytest.raises(ProviderError) as raised:
+            provider.list_agents()
+    finally:
+        provider.close()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.endswith(
+        "no Azure credential found; sign in with `az login`, or set "
         "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"
-    )
+    ), message
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
@@ -312,7 +343,7 @@ def test_retries_are_told_as_they_wait(capsys: pytest.CaptureFixture[str]) -> No
 
     from runner.apply.fence import CURRENT_ADDRESS, OpContext
     from runner.apply.retry import RetryPolicy
-    from runner.cli.apply import _tell_retry
+    from runner.cli.apply import tell_retry
     from runner.providers.base import TransientError
 
     ctx = OpContext(
@@ -323,7 +354,7 @@ def test_retries_are_told_as_they_wait(capsys: pytest.CaptureFixture[str]) -> No
         policy=RetryPolicy(attempts=5, base_delay=2.0, jitter=0.0),
         sleep=lambda seconds: None,
         rng=random.Random(1),
-        on_retry=_tell_retry,
+        on_retry=tell_retry,
     )
     answers = iter([TransientError("503 Service Unavailable", status=503)] * 2)
 
