@@ -123,6 +123,7 @@ def test_an_undefined_template_variable_is_one_problem_where_it_is_written(
     assert out[1:] == ["1 problem in 1 file"], out
     assert out[0].startswith(f"specs/templates.yaml:{at}:14: error: Template 'service-desk': ")
     assert "'vars' has no attribute 'signature'" in out[0]
+    assert "set vars.signature in each agent, template.service-desk or each environment" in out[0]
     assert out[0].endswith(
         "(affects 4 agents (triage-agent, access-agent, hardware-agent, network-agent) "
         "in 2 environments (local, prod))"

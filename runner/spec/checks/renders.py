@@ -110,7 +110,13 @@ def _problem(found: _Failure) -> Problem:
     elif isinstance(text, str) and found.line is not None:
         position = text_position(position, text, found.line, _token(found.detail or found.message))
     label = f"{doc.kind} {doc.spec.name!r}"
-    message = f"{label}: {subject}{found.message} ({scope})"
+    text_message = found.message
+    if len(found.agents) > 1:  # the hint names where to set a value: any of them
+        text_message = text_message.replace(f"agent.{found.agents[0]}, ", "each agent, ")
+        text_message = text_message.replace(f"agent.{found.agents[0]} or ", "each agent or ")
+    if len(found.envs) > 1:
+        text_message = text_message.replace(f"environment.{found.envs[0]}", "each environment")
+    message = f"{label}: {subject}{text_message} ({scope})"
     return Problem.at(position, found.code, message)
 
 
