@@ -64,7 +64,7 @@ from runner.plan.planner import (
     compute_applied_fingerprint,
     compute_plan,
 )
-from runner.providers.base import PROJECT_KEY, AgentVersion, Provider
+from runner.providers.base import PROJECT_KEY, AgentVersion, Provider, TransientError
 from runner.state.base import AppliedResource, Registry
 
 __all__ = [
@@ -140,13 +140,18 @@ def read_actual(
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
+    on_retry: Callable[[RetryNotice], None] | None = None,
 ) -> list[AgentVersion]:
-    """Every agent's latest version (one paged listing), retried on transient failures."""
+    """Every agent's latest version (one paged listing), retried on transient failures
+    (`on_retry` is told of each, as the apply's ops tell theirs)."""
+    policy = policy or RetryPolicy()
+
+    def told(retry: int, exc: TransientError, delay: float) -> None:
+        if on_retry is not None:
+            on_retry(RetryNotice("Foundry", retry + 1, policy.attempts, delay, exc))
+
     return call_with_retry(
-        provider.list_agents,
-        policy=policy or RetryPolicy(),
-        sleep=sleep,
-        rng=rng or random.Random(),
+        provider.list_agents, policy=policy, sleep=sleep, rng=rng or random.Random(), on_retry=told
     )
 
 

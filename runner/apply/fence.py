@@ -65,7 +65,7 @@ def compute_request_timeout(provider: Provider) -> float:
 
 
 CURRENT_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "runner_op_address", default="the environment"
+    "runner_op_address", default="Foundry"
 )
 """The address of the op a worker thread is running (`ops_run.run_op` sets it), for notices."""
 

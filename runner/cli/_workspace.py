@@ -135,6 +135,10 @@ def open_provider(env: Environment, *, read_only: bool = False) -> Provider:
         raise UserError(f"environment {env.name!r}: {exc}") from None
 
 
+def _tell(notice: object) -> None:
+    print(f"runner: {notice}", file=sys.stderr, flush=True)
+
+
 def _notice(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -207,9 +211,9 @@ def compute_current_plan(
     try:
         if isinstance(store, Path):
             with state_file_errors(store):
-                actual = read_actual(provider)
+                actual = read_actual(provider, on_retry=_tell)
         else:
-            actual = read_actual(provider)
+            actual = read_actual(provider, on_retry=_tell)
     except ProviderError as exc:
         raise UserError(f"cannot read agents from Foundry: {exc}") from None
     return compute_plan(

@@ -413,3 +413,30 @@ def test_a_drift_and_an_import_count_as_the_plan_counted_them(
     assert capsys.readouterr().out.startswith(
         "Apply complete! Resources: 0 added, 2 changed, 0 destroyed"
     )
+
+
+def test_a_retrying_apply_says_so(project: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "emulator", "--port", "0", "--data", "emu"]
+        + ["--fail-rate", "0.3", "--fail-status", "503", "--seed", "7"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    endpoint = next(line.split()[1] for line in process.stdout if line.startswith("endpoint:"))
+    try:
+        (project / "specs" / "emu.yaml").write_text(
+            "apiVersion: runner/v1\nkind: Environment\nname: emu\nprovider: foundry\n"
+            f"endpoint: {endpoint}\n"
+        )
+        done = runner(project, "apply", "--env", "emu", "--auto-approve", "--parallelism", "1")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert done.returncode == 0, done.stderr
+    told = [line for line in done.stderr.splitlines() if line.startswith("runner: retrying ")]
+    assert told, done.stderr
+    pattern = r"runner: retrying (agent\.[\w-]+|Foundry) in \d+\.\d s \(\d/8\): .*503 .*"
+    assert all(re.fullmatch(pattern, line) for line in told), told
