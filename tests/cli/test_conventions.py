@@ -415,10 +415,12 @@ def test_a_drift_and_an_import_count_as_the_plan_counted_them(
     )
 
 
+FAILING = ("--fail-rate", "0.3", "--fail-status", "503", "--seed", "7")
+
+
 def test_a_retrying_apply_says_so(project: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "runner", "emulator", "--port", "0", "--data", "emu"]
-        + ["--fail-rate", "0.3", "--fail-status", "503", "--seed", "7"],
+        [sys.executable, "-m", "runner", "emulator", "--port", "0", "--data", "emu", *FAILING],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
