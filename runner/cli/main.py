@@ -94,7 +94,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # One line: what is wrong and where the whole usage is (the usage block would bury it).
-        print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        where = getattr(self, "help_hint", None) or f"{self.prog} --help"
+        print(f"{self.prog}: error: {message} (see `{where}`)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
@@ -119,7 +120,20 @@ def build_parser(verb: str | None) -> argparse.ArgumentParser:
         if name == verb:
             _add_common(verb_parser)
             _load(name).add_arguments(verb_parser)
+            for nested in _nested_parsers(verb_parser):  # `state list`, `state show`
+                _add_common(nested)
+            # the top parser reports leftovers ("unrecognized arguments"): point at the verb's help
+            parser.help_hint = f"runner {name} --help"  # type: ignore[attr-defined]
     return parser
+
+
+def _nested_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    return [
+        nested
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for nested in action.choices.values()
+    ]
 
 
 def verb_parsers() -> dict[str, tuple[str, argparse.ArgumentParser]]:

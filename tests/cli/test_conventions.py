@@ -442,3 +442,10 @@ def test_a_retrying_apply_says_so(project: Path) -> None:
     assert told, done.stderr
     pattern = r"runner: retrying (agent\.[\w-]+|Foundry) in \d+\.\d s \(\d/8\): .*503 .*"
     assert all(re.fullmatch(pattern, line) for line in told), told
+
+
+def test_no_color_is_accepted_by_every_verb_and_command(applied: Path) -> None:
+    assert runner(applied, "state", "list", "--no-color").returncode == 0
+    assert runner(applied, "validate", "--no-color").returncode == 0
+    line = _one_line(runner(applied, "plan", "--parallelism", "2"), 2)
+    assert line == "runner: error: unrecognized arguments: --parallelism (see `runner plan --help`)"
