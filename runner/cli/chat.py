@@ -10,8 +10,10 @@ End of input (Ctrl-D) ends the session with reason `user_ended`; Ctrl-C does too
 The session runs on the environment's provider (the local provider by default, which answers by
 echoing) against what was applied; an agent declared but never applied is applied on demand,
 except in a protected environment, which runs only what was applied (`runner apply` first).
-The caller is the local user with `chat:access` in `--workspace` (default: the team's declared
-workspace, else `default`). Exit 0 when the session ended, 1 when it could not start.
+Channels are told of escalations and alerts as `runner serve` would tell them; `--no-notify`
+shows what they would be told instead. The caller is the local user with `chat:access` in
+`--workspace` (default: the team's declared workspace, else `default`). Exit 0 when the session
+ended, 1 when it could not start.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, TextIO
 
 from runner.cli._workspace import DEFAULT_SPECS, require_spec_folder, use_colour
 from runner.errors import EXIT_OK, UserError
+from runner.runtime.monitoring import RecordingNotifier
 
 EXIT_INTERRUPTED = 130
 USER_ENDED = "user_ended"
@@ -43,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="ID",
         help="workspace to act in (default: the team's declared workspace, else 'default')",
+    )
+    parser.add_argument(
+        "--no-notify",
+        action="store_true",
+        help="show what the channels would be told instead of telling them (as runner test)",
     )
     parser.add_argument(
         "--pref",
@@ -90,6 +98,19 @@ class Transcript:
             self.note(f"session {data.get('from') or 'new'} -> {data.get('to')}{reason}")
 
 
+class ShowingNotifier(RecordingNotifier):
+    """Holds back every notification (as `runner test` does) and shows it in the transcript."""
+
+    def __init__(self, transcript: Transcript) -> None:
+        super().__init__()
+        self.transcript = transcript
+
+    def notify(self, channel_names: list[str], note: Any) -> None:
+        super().notify(channel_names, note)
+        for name in channel_names:
+            self.transcript.note(f"would notify {name}: {note.summary}")
+
+
 def _preferences(items: list[str]) -> dict[str, str]:
     prefs: dict[str, str] = {}
     for item in items:
@@ -122,7 +143,8 @@ async def converse(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
 
     transcript = Transcript(out)
     prompt = stdin.isatty()
-    async with Lifecycle.open(args.path, env=args.env) as lc:
+    notifier = ShowingNotifier(transcript) if args.no_notify else None
+    async with Lifecycle.open(args.path, env=args.env, notifier=notifier) as lc:
         workspace = args.workspace
         if workspace is None:
             team = lc.project.teams.get(args.team) if args.team else None

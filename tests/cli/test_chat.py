@@ -80,3 +80,22 @@ def test_an_unknown_agent_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert len(done.stderr.splitlines()) == 1 and "nobody" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_escalations_show_as_they_happen_and_no_notify_holds_channels_back(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(SPECS, tmp_path / "specs")
+    done = _chat(
+        tmp_path,
+        "--team",
+        "service-desk",
+        "--no-notify",
+        stdin="there is an outage, everyone is offline\n",
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "-- escalation:opened level 1 to network" in lines
+    assert any(line.startswith("-- would notify ops-webhook: [escalation]") for line in lines)
+    assert any(line.startswith("network-agent: ") for line in lines)
+    assert "delivery failed" not in done.stderr  # nothing was sent
