@@ -50,8 +50,6 @@ __all__ = [
 ]
 
 _YAML_EXTENSIONS = (".yaml", ".yml")
-# Problems after which the file's remaining documents (of any kind) were never read.
-_FILE_UNREAD = frozenset({"yaml.syntax", "yaml.depth", "file.read", "file.encoding"})
 
 
 @dataclass
@@ -75,6 +73,10 @@ class LoadResult:
     """Addresses of documents that exist but failed to load (references to them are not unknown),
     and `missing_kind` entries for the kinds a file or document that could not be read may hold."""
     document_count: int = 0
+
+
+# Problems after which the file's remaining documents (of any kind) were never read.
+_FILE_UNREAD = frozenset({"yaml.syntax", "yaml.depth", "file.read", "file.encoding"})
 
 
 def load_text(text: str, *, file: str) -> FileResult:
