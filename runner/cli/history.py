@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if not journal and record is None and not versions:
         raise unknown_address(args.address, list(registry.applied(env.name)), env.name)
     if args.format == "json":
-        print(json.dumps(_document(args.address, env.name, journal, foundry_name, versions)))
+        print(
+            json.dumps(_document(args.address, env.name, journal, foundry_name, versions), indent=2)
+        )
         return EXIT_OK
     print(f"Journal of {args.address} in {env.name!r}:")
     for entry in journal:
