@@ -31,7 +31,16 @@ def _verbs() -> dict[str, tuple[str, argparse.ArgumentParser]]:
 
 
 def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
-    return [a for a in parser._actions if a.option_strings]
+    """The parser's options, and those of its commands (`state list --format`), once each."""
+    found: dict[str, argparse.Action] = {}
+    for action in parser._actions:
+        if action.option_strings:
+            found.setdefault(action.option_strings[0], action)
+        if isinstance(action, argparse._SubParsersAction):
+            for nested in action.choices.values():
+                for option in _options(nested):
+                    found.setdefault(option.option_strings[0], option)
+    return list(found.values())
 
 
 def _commands(parser: argparse.ArgumentParser) -> list[str]:
