@@ -230,18 +230,14 @@ def execute(
 @contextlib.contextmanager
 def environment_lock(registry: Any, env: str, args: argparse.Namespace) -> Iterator[None]:
     """Hold `env`'s apply lock from before the plan is made to the end of the apply."""
-    try:
-        lock = registry.lock(env, holder=default_holder(), timeout=args.lock_timeout)
-        lock.__enter__()
-    except LockTimeoutError as exc:
-        raise UserError(str(exc)) from None
-    try:
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(
+                registry.lock(env, holder=default_holder(), timeout=args.lock_timeout)
+            )
+        except LockTimeoutError as exc:
+            raise UserError(str(exc)) from None
         yield
-    except BaseException:
-        if not lock.__exit__(*sys.exc_info()):
-            raise
-    else:
-        lock.__exit__(None, None, None)
 
 
 _SAVED_KEYS: dict[str, type] = {
