@@ -1,6 +1,6 @@
 """The README's examples work as written.
 
-Every ```yaml block that declares a `kind` is validated (all together, as one project: the blocks
+Every ```yaml block that declares a `kind` is validated (with the blocks of other kinds: the blocks
 refer to each other) and every ```python block is run in a copy of the repository's project:
 the Runtime example on the local provider, the SDK example against a real `runner emulator`
 (started here; its endpoint replaces the README's `http://127.0.0.1:8765/api/projects/p1`).
@@ -34,16 +34,40 @@ def test_the_readme_has_the_examples_this_file_checks() -> None:
     assert any("Lifecycle.open" in b for b in PYTHON_BLOCKS)
 
 
+def _kind(block: str) -> str:
+    found = re.search(r"^kind:\s*(\S+)", block, re.M)
+    assert found is not None
+    return found[1]
+
+
+def _name(block: str) -> str:
+    found = re.search(r"^name:\s*(\S+)", block, re.M)
+    assert found is not None
+    return found[1]
+
+
+@pytest.mark.parametrize("index", range(len(SPEC_BLOCKS)))
 def test_every_spec_block_is_valid(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], index: int
 ) -> None:
-    for index, block in enumerate(SPEC_BLOCKS):
-        (tmp_path / f"block{index}.yaml").write_text(block, encoding="utf-8")
+    """Each block with the README's blocks of other kinds (what it may refer to: a Workspace
+    sets a feature the Template block declares); two examples of one kind may share a name."""
+    block = SPEC_BLOCKS[index]
+    others: list[str] = []
+    taken = {(_kind(block), _name(block))}
+    for other in SPEC_BLOCKS:  # another kind's blocks, the first of each name
+        key = (_kind(other), _name(other))
+        if key[0] != _kind(block) and key not in taken:
+            taken.add(key)
+            others.append(other)
+    for number, text in enumerate([block, *others]):
+        (tmp_path / f"block{number}.yaml").write_text(text, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     code = main(["validate", "."])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out == f"ok: {len(SPEC_BLOCKS)} documents in {len(SPEC_BLOCKS)} files\n"
+    count = 1 + len(others)
+    assert out == f"ok: {count} documents in {count} files\n"
 
 
 @pytest.fixture
