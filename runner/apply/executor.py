@@ -40,6 +40,7 @@ Modules: this one keeps the apply itself (`apply_plan`, the staged pool `_run_st
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import getpass
 import os
@@ -190,10 +191,13 @@ def apply_plan(
     holder: str | None = None,
     request_timeout: float | None = None,
     on_retry: Callable[[RetryNotice], None] | None = None,
+    lock_held: bool = False,
 ) -> ApplyResult:
     """Run `plan` in `env` under the environment's lock; see the module docstring.
 
     `on_retry` is told of each retry before its wait (`RetryNotice`: op, attempt, delay, error).
+    `lock_held`: the caller already holds the lock on `registry` (the CLI takes it before it
+    plans), so it is not taken again.
 
     `request_timeout`: how long after it was sent a write may still land, recorded for the write
     fence (default: `compute_request_timeout(provider)`). `clock` times `Progress.elapsed`.
@@ -213,7 +217,12 @@ def apply_plan(
         request_timeout=request_timeout,
     )
     ctx.on_retry = on_retry
-    with registry.lock(env, holder=holder or default_holder(), timeout=lock_timeout):
+    held = (
+        contextlib.nullcontext()
+        if lock_held
+        else registry.lock(env, holder=holder or default_holder(), timeout=lock_timeout)
+    )
+    with held:
         actual = ctx.retry(provider.list_agents)
         applied = registry.applied(env)
         replanned = False

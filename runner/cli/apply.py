@@ -193,8 +193,10 @@ def execute(
     what: str = "apply these changes",
     verb: str = "Apply",
     reviewed: bool = False,
-) -> int:
-    """Confirm (unless `reviewed`: a saved plan), apply and report `plan`."""
+) -> int | ApplyResult:
+    """Confirm (unless `reviewed`: a saved plan) and apply `plan`: an exit code when nothing
+    ran, else the result, which the caller reports once it has released the environment's lock
+    (`environment_lock`, held around this) so a failing release is the one error shown."""
     if plan.conflicts:
         print_conflicts(plan)
         return EXIT_FAILED
@@ -221,10 +223,11 @@ def execute(
             allow_delete=args.allow_delete or not plan.protected,
             request_timeout=getattr(args, "request_timeout", None),
             on_retry=tell_retry,
+            lock_held=True,  # `environment_lock` took it before the plan was made
         )
     except (ApplyError, LockTimeoutError) as exc:
         raise UserError(str(exc)) from None
-    return report(result, verb=verb)
+    return result
 
 
 @contextlib.contextmanager
@@ -298,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
             if saved is not None:
                 _refuse_stale(plan, saved)
             sys.stdout.write(render_text(plan, colour=use_colour(sys.stdout)))
-            return execute(
+            done = execute(
                 plan,
                 args=args,
                 provider=provider,
@@ -309,6 +312,7 @@ def run(args: argparse.Namespace) -> int:
             )
     finally:
         provider.close()
+    return report(done) if isinstance(done, ApplyResult) else done
 
 
 def _refuse_stale(plan: Plan, saved: dict[str, Any]) -> None:

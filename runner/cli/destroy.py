@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from runner.apply.executor import ApplyResult
 from runner.cli._workspace import (
     add_spec_arguments,
     compute_current_plan,
@@ -20,7 +21,7 @@ from runner.cli._workspace import (
     open_registry,
     use_colour,
 )
-from runner.cli.apply import add_run_arguments, environment_lock, execute
+from runner.cli.apply import add_run_arguments, environment_lock, execute, report
 from runner.plan.render import render_text
 
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         with environment_lock(registry, env.name, args):
             plan = compute_current_plan(nothing, provider=provider, registry=registry)
             sys.stdout.write(render_text(plan, colour=use_colour(sys.stdout)))
-            return execute(
+            done = execute(
                 plan,
                 args=args,
                 provider=provider,
@@ -51,3 +52,4 @@ def run(args: argparse.Namespace) -> int:
             )
     finally:
         provider.close()
+    return report(done, verb="Destroy") if isinstance(done, ApplyResult) else done

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -71,7 +70,6 @@ class SqliteApplyLock:
         self._poll = poll_interval
         self._on_notice = on_notice
         self._held: dict[str, str] = {}  # env -> token of the lock this object holds
-        self._holding: dict[str, tuple[str, int]] = {}  # env -> (holder, thread) that took it
 
     def _try_acquire(self, env: str, *, holder: str, token: str) -> str | Takeover | None:
         """Take the lock: None, or a `Takeover` when a dead holder's row was replaced; else the
@@ -125,12 +123,7 @@ class SqliteApplyLock:
     def hold(self, env: str, *, holder: str, timeout: float) -> Iterator[None]:
         """Hold `env`'s apply lock for the block; LockTimeoutError naming the holder.
 
-        Taking over from a dead holder first waits out its write fence (module docstring).
-        Held again by its holder (the CLI takes it before planning, the executor within), the
-        block simply runs: the outer hold releases it."""
-        if env in self._held and self._holding.get(env) == (holder, threading.get_ident()):
-            yield
-            return
+        Taking over from a dead holder first waits out its write fence (module docstring)."""
         token = uuid.uuid4().hex
         started = self._clock()
         while True:
@@ -145,11 +138,9 @@ class SqliteApplyLock:
             if current is not None:
                 self._wait_out(current, token=token)
             self._held[env] = token
-            self._holding[env] = (holder, threading.get_ident())
             yield
         finally:
             self._held.pop(env, None)
-            self._holding.pop(env, None)
             with self._db.write() as conn:
                 conn.execute("DELETE FROM registry_locks WHERE env = ? AND token = ?", (env, token))
 
