@@ -40,6 +40,7 @@ Modules: this one keeps the apply itself (`apply_plan`, the staged pool `_run_st
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import getpass
 import os
@@ -54,7 +55,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from runner import telemetry
-from runner.apply.fence import OpContext
+from runner.apply.fence import OpContext, RetryNotice
 from runner.apply.ops_run import OpOutcome, run_op
 from runner.apply.retry import RetryPolicy, call_with_retry
 from runner.plan.desired import DesiredAgent, DesiredState
@@ -64,7 +65,7 @@ from runner.plan.planner import (
     compute_applied_fingerprint,
     compute_plan,
 )
-from runner.providers.base import PROJECT_KEY, AgentVersion, Provider
+from runner.providers.base import PROJECT_KEY, AgentVersion, Provider, TransientError
 from runner.state.base import AppliedResource, Registry
 
 __all__ = [
@@ -140,13 +141,18 @@ def read_actual(
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
+    on_retry: Callable[[RetryNotice], None] | None = None,
 ) -> list[AgentVersion]:
-    """Every agent's latest version (one paged listing), retried on transient failures."""
+    """Every agent's latest version (one paged listing), retried on transient failures
+    (`on_retry` is told of each, as the apply's ops tell theirs)."""
+    policy = policy or RetryPolicy()
+
+    def told(retry: int, exc: TransientError, delay: float) -> None:
+        if on_retry is not None:
+            on_retry(RetryNotice("Foundry", retry + 1, policy.attempts, delay, exc))
+
     return call_with_retry(
-        provider.list_agents,
-        policy=policy or RetryPolicy(),
-        sleep=sleep,
-        rng=rng or random.Random(),
+        provider.list_agents, policy=policy, sleep=sleep, rng=rng or random.Random(), on_retry=told
     )
 
 
@@ -184,8 +190,14 @@ def apply_plan(
     rng: random.Random | None = None,
     holder: str | None = None,
     request_timeout: float | None = None,
+    on_retry: Callable[[RetryNotice], None] | None = None,
+    lock_held: bool = False,
 ) -> ApplyResult:
     """Run `plan` in `env` under the environment's lock; see the module docstring.
+
+    `on_retry` is told of each retry before its wait (`RetryNotice`: op, attempt, delay, error).
+    `lock_held`: the caller already holds the lock on `registry` (the CLI takes it before it
+    plans), so it is not taken again.
 
     `request_timeout`: how long after it was sent a write may still land, recorded for the write
     fence (default: `compute_request_timeout(provider)`). `clock` times `Progress.elapsed`.
@@ -204,7 +216,13 @@ def apply_plan(
         rng=rng or random.Random(),
         request_timeout=request_timeout,
     )
-    with registry.lock(env, holder=holder or default_holder(), timeout=lock_timeout):
+    ctx.on_retry = on_retry
+    held = (
+        contextlib.nullcontext()
+        if lock_held
+        else registry.lock(env, holder=holder or default_holder(), timeout=lock_timeout)
+    )
+    with held:
         actual = ctx.retry(provider.list_agents)
         applied = registry.applied(env)
         replanned = False

@@ -19,6 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextvars
 import random
 import threading
 from collections.abc import Callable
@@ -29,7 +30,14 @@ from runner.apply.retry import RetryPolicy, call_with_retry
 from runner.providers.base import Provider, ProviderError, TransientError
 from runner.state.base import Registry
 
-__all__ = ["DEFAULT_REQUEST_TIMEOUT", "OpContext", "WriteFence", "compute_request_timeout"]
+__all__ = [
+    "CURRENT_ADDRESS",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "OpContext",
+    "RetryNotice",
+    "WriteFence",
+    "compute_request_timeout",
+]
 
 # How long a remote write may take to land: FoundryProvider's default read timeout.
 DEFAULT_REQUEST_TIMEOUT = 60.0
@@ -56,6 +64,29 @@ def compute_request_timeout(provider: Provider) -> float:
     return DEFAULT_REQUEST_TIMEOUT
 
 
+CURRENT_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "runner_op_address", default="Foundry"
+)
+"""The address of the op a worker thread is running (`ops_run.run_op` sets it), for notices."""
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """A retry about to wait: `retrying agent.x in 2.0 s (2/5): 503 ...` (`str()`)."""
+
+    address: str
+    attempt: int
+    attempts: int
+    delay: float
+    error: TransientError
+
+    def __str__(self) -> str:
+        return (
+            f"retrying {self.address} in {self.delay:.1f} s ({self.attempt}/{self.attempts}): "
+            f"{self.error}"
+        )
+
+
 @dataclass
 class OpContext:
     """One apply's provider, registry, environment and id, its retry policy and its fence."""
@@ -70,6 +101,7 @@ class OpContext:
     request_timeout: float = 0.0
     fence: WriteFence | None = None
     rng_lock: threading.Lock = field(default_factory=threading.Lock)
+    on_retry: Callable[[RetryNotice], None] | None = None
 
     @classmethod
     def create(
@@ -104,6 +136,16 @@ class OpContext:
         """`call()` with the apply's retry policy (its own random stream, thread-safe)."""
         with self.rng_lock:
             rng = random.Random(self.rng.random())
+        notice = self.on_retry
+        if notice is not None and "on_retry" not in kwargs:
+            address = CURRENT_ADDRESS.get()
+            attempts = self.policy.attempts
+
+            def told(retry: int, exc: TransientError, delay: float) -> None:
+                assert notice is not None
+                notice(RetryNotice(address, retry + 1, attempts, delay, exc))
+
+            kwargs["on_retry"] = told
         return call_with_retry(call, policy=self.policy, sleep=self.sleep, rng=rng, **kwargs)
 
     def send_write(self, call: Callable[[], Any]) -> Any:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runner import telemetry
-from runner.apply.fence import OpContext
+from runner.apply.fence import CURRENT_ADDRESS, OpContext
 from runner.plan.desired import DesiredAgent
 from runner.plan.ops import (
     AdoptAgent,
@@ -258,12 +258,15 @@ def run_op(ctx: OpContext, op: Op) -> OpOutcome:
 
 
 def _run_op(ctx: OpContext, op: Op) -> OpOutcome:
+    token = CURRENT_ADDRESS.set(op_address(op))  # retry notices name the op
     try:
         return _EXECUTE[type(op)](ctx, op)
     except ProviderError as exc:
         detail = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # recorded, then reported by the CLI with the address
         detail = f"{type(exc).__name__}: {exc}"
+    finally:
+        CURRENT_ADDRESS.reset(token)
     address = op_address(op)
     action = _journal_action(op)
     try:

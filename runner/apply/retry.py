@@ -46,9 +46,10 @@ def call_with_retry(
     sleep: Callable[[float], None],
     rng: random.Random,
     before_retry: Callable[[], T | None] | None = None,
-    on_retry: Callable[[int, TransientError], None] | None = None,
+    on_retry: Callable[[int, TransientError, float], None] | None = None,
 ) -> T:
-    """`call()`, retried on TransientError up to `policy.attempts` times in all."""
+    """`call()`, retried on TransientError up to `policy.attempts` times in all;
+    `on_retry(retry, error, delay)` is told before each wait (so a user sees it)."""
     retry = 0
     while True:
         try:
@@ -57,9 +58,10 @@ def call_with_retry(
             retry += 1
             if retry >= policy.attempts:
                 raise
+            delay = policy.delay(retry, retry_after=exc.retry_after, rng=rng)
             if on_retry is not None:
-                on_retry(retry, exc)
-            sleep(policy.delay(retry, retry_after=exc.retry_after, rng=rng))
+                on_retry(retry, exc, delay)
+            sleep(delay)
             if before_retry is not None:
                 found = call_with_retry(
                     before_retry, policy=policy, sleep=sleep, rng=rng, on_retry=on_retry

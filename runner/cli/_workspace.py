@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, positional: bool = Tr
 def add_lock_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lock-timeout",
-        type=float,
+        type=non_negative_float,
         default=DEFAULT_LOCK_TIMEOUT,
         metavar="S",
         help="seconds to wait while another apply holds the environment "
@@ -134,6 +135,10 @@ def open_provider(env: Environment, *, read_only: bool = False) -> Provider:
         raise UserError(f"environment {env.name!r}: {exc}") from None
 
 
+def _tell(notice: object) -> None:
+    print(f"runner: {notice}", file=sys.stderr, flush=True)
+
+
 def _notice(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -206,9 +211,9 @@ def compute_current_plan(
     try:
         if isinstance(store, Path):
             with state_file_errors(store):
-                actual = read_actual(provider)
+                actual = read_actual(provider, on_retry=_tell)
         else:
-            actual = read_actual(provider)
+            actual = read_actual(provider, on_retry=_tell)
     except ProviderError as exc:
         raise UserError(f"cannot read agents from Foundry: {exc}") from None
     return compute_plan(
@@ -232,7 +237,60 @@ def refuse_empty_specs(workspace: Workspace, registry: SqliteRegistry | Postgres
 
 
 def use_colour(stream: IO[str]) -> bool:
-    return stream.isatty()
+    """Colour on a terminal, unless NO_COLOR (or --no-color) or TERM=dumb says no; FORCE_COLOR
+    asks for it anywhere (https://no-color.org, https://force-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, not {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def writable_file(path: str, *, option: str) -> None:
+    """UserError (usage, exit 2) when `path`'s folder does not exist or cannot be written."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise UserError(f"{option} {path}: folder {str(folder)!r} does not exist", exit_code=2)
+    if not os.access(folder, os.W_OK) or Path(path).is_dir():
+        raise UserError(f"{option} {path}: cannot write there", exit_code=2)
 
 
 def print_conflicts(plan: Plan) -> None:
@@ -258,5 +316,11 @@ def confirm(plan: Plan, *, auto_approve: bool, what: str = "apply these changes"
         raise UserError("not confirmed; nothing was changed", exit_code=EXIT_FAILED)
 
 
-def write_json(path: str, document: dict[str, Any]) -> None:
-    Path(path).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+def write_json(path: str, document: dict[str, Any], *, option: str = "--out") -> None:
+    """Write `document`; a path that cannot be written is a usage error (exit 2)."""
+    try:
+        Path(path).write_text(
+            json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+    except OSError as exc:
+        raise UserError(f"{option} {path}: {exc.strerror or exc}", exit_code=2) from None

@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from runner.cli._workspace import port_number
 from runner.errors import EXIT_OK, EXIT_USAGE, UserError
 from runner.providers.emulator_http import (
     DEFAULT_MAX_BODY,
@@ -61,6 +62,16 @@ def _statuses(text: str) -> tuple[int, ...]:
     return statuses
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (loopback unless --allow-remote)"
@@ -83,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_BODY / (1024 * 1024),
         help="largest request body in MiB; larger ones are answered 413 (default 16)",
     )
-    parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
+    parser.add_argument("--port", type=port_number, default=8765, help="port (0 picks a free one)")
     parser.add_argument(
         "--data", default=".runner/emulator", help="folder of the store (local-store.db)"
     )
@@ -105,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--retry-after-ms",
-        type=int,
+        type=_non_negative_int,
         default=0,
         help="delay advertised by injected 429s (Retry-After, retry-after-ms)",
     )
@@ -121,7 +132,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="503",
         help="how a response is lost: a 503 answer or a dropped connection",
     )
-    parser.add_argument("--seed", type=int, default=None, help="seed for injected faults")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed for injected faults (default: random)"
+    )
     parser.add_argument(
         "--float32",
         action="store_true",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from runner.errors import EXIT_INTERNAL, scrub_userinfo
 
-__all__ = ["log_dir", "report_internal_error"]
+__all__ = ["end_on_closed_pipe", "log_dir", "report_internal_error"]
 
 
 def log_dir() -> Path:
@@ -24,6 +24,19 @@ def log_dir() -> Path:
     if configured:
         return Path(configured)
     return Path(tempfile.gettempdir()) / "runner-logs"
+
+
+def end_on_closed_pipe() -> int:
+    """The reader closed our stdout (`runner history ... | head -1`): stop quietly, exit 0.
+
+    stdout is pointed at /dev/null so the interpreter's final flush has nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (a captured stream): nothing to do
+        pass
+    return 0
 
 
 def report_internal_error(exc: BaseException) -> int:

@@ -2,8 +2,9 @@
 
 Exit codes: 0 no changes (or changes without --detailed-exitcode), 1 error (invalid specs, a
 name taken by an unmanaged agent, Foundry unreachable), 2 changes with --detailed-exitcode.
-A saved plan (`--out FILE`) is the JSON document plus the spec folder; `runner apply FILE`
-applies exactly it, or refuses it as stale.
+Reading creates nothing: a project never applied plans against an empty registry and an empty
+local store without making either file. A saved plan (`--out FILE`) is the JSON document plus
+the spec folder; `runner apply FILE` applies exactly it (no confirmation), or refuses it as stale.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from runner.cli._workspace import (
     open_registry,
     print_conflicts,
     use_colour,
+    writable_file,
     write_json,
 )
 from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -43,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out:
+        writable_file(args.out, option="--out")  # before the work, not after it
     workspace = load_workspace(args.path, args.env)
     desired = workspace.desired()
     provider = open_provider(workspace.env, read_only=True)

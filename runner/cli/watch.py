@@ -23,6 +23,8 @@ from runner.apply.executor import DEFAULT_PARALLELISM
 from runner.cli._workspace import (
     add_lock_argument,
     add_spec_arguments,
+    non_negative_float,
+    positive_int,
     require_spec_folder,
     use_colour,
 )
@@ -54,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument(
         "--refresh-interval",
-        type=float,
+        type=non_negative_float,
         default=DEFAULT_REFRESH_INTERVAL,
         metavar="S",
         help="re-read Foundry and the registry in full every S seconds (0: never; "
@@ -62,10 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--parallelism",
-        type=int,
+        type=positive_int,
         default=DEFAULT_PARALLELISM,
         metavar="N",
-        help=f"operations in flight at once (default {DEFAULT_PARALLELISM})",
+        help=f"operations in flight at once, 1 or more (default {DEFAULT_PARALLELISM})",
     )
     add_lock_argument(parser)
 

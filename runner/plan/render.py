@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from runner.plan.before_after import before_after
 from runner.plan.diff import FieldChange, format_path
 from runner.plan.essence import compute_essence, strip_echoes
 from runner.plan.ops import (
@@ -56,7 +57,8 @@ def _value(value: Any) -> str:
         if "\n" in value or len(value) > _LONG_TEXT:
             first = value.splitlines()[0] if value else ""
             lines = value.count("\n") + 1
-            return json.dumps(first[:_LONG_TEXT] + "…", ensure_ascii=False) + f" ({lines} lines)"
+            count = f"{lines} line{'' if lines == 1 else 's'}"
+            return json.dumps(first[:_LONG_TEXT] + "…", ensure_ascii=False) + f" ({count})"
         return json.dumps(value, ensure_ascii=False)
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
@@ -273,6 +275,7 @@ def _json_change(op: Op) -> dict[str, Any]:
             for c in op_diff(op)
         ],
     }
+    change["before"], change["after"] = before_after(op)
     if isinstance(op, UpdateAgent):
         change["base_version"] = op.base_version
     elif isinstance(op, Drift):

@@ -88,9 +88,11 @@ def _azure_error(exc: Exception, what: str) -> ProviderError:
                 text, retry_after=retry_after_seconds(headers), code=code, status=status
             )
         if isinstance(exc, ClientAuthenticationError) and not status:
+            # The credential chain's own text is a dozen lines, one per credential it tried:
+            # the user needs what to do, once.
             return ProviderError(
-                f"{what}: could not authenticate to Azure: {message} "
-                "(sign in with `az login` or set the AZURE_* variables)",
+                f"{what}: no Azure credential found; sign in with `az login`, or set "
+                "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
                 code="authentication",
             )
         return ProviderError(text, code=code, status=status)

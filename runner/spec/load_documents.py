@@ -124,20 +124,24 @@ def _field_description(model: type[BaseModel] | None, name: Any) -> str | None:
 
 
 def _translate(error: Any, raw: RawDocument, model: type[BaseModel], label: str) -> Problem:
-    loc = tuple(item for item in error["loc"] if item != "[key]")
     kind: str = error["type"]
+    given = tuple(error["loc"])
+    # pydantic marks a dict key's own error with a "[key]" item; an unknown field's last item is
+    # the user's key itself, whatever it is named (a key written `"[key]"` included).
+    last = given[-1:] if kind == "extra_forbidden" else ()
+    loc = tuple(item for item in given[: len(given) - len(last)] if item != "[key]") + last
     where = dotted(loc)
     prefix = f"{where}: " if where else ""
     position = _position_of(raw, loc)
     value = error.get("input")
     ctx = error.get("ctx") or {}
-    if kind == "missing":
+    if kind == "missing" and loc:
         parent = loc[:-1]
         message = f"missing required field {loc[-1]!r}"
         if parent:
             message = f"{dotted(parent)}: {message}"
         return Problem.at(_position_of(raw, parent), "schema.missing", f"{label}: {message}")
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" and loc:
         name = loc[-1]
         parent = loc[:-1]
         hint = _suggest(name, _field_names(_model_at(model, parent)))

@@ -21,7 +21,10 @@ cannot be listed, a file that cannot be opened or that vanished between listing 
 (nothing is planned, so nothing it declared is deleted); file names are reported as the user
 gave them; no environment variable is read and
 no `${VAR}` is resolved; a document with a YAML-level problem is not validated further, but its
-kind and name (when readable) are kept in `LoadResult.invalid`.
+kind and name (when readable) are kept in `LoadResult.invalid`. Where they are not (a syntax error
+hides the rest of its file, a document has no usable kind or name, a file cannot be read),
+`invalid` says which kind may be missing (`project.missing_kind`): references that could point
+into it are unknown, not wrong, and are not reported (one mistake, one error).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from runner.spec.load_documents import validate_document
-from runner.spec.project import Problem, Project, SpecDocument
+from runner.spec.models import KINDS
+from runner.spec.project import Problem, Project, SpecDocument, missing_kind
 from runner.spec.yaml_reader import parse_yaml
 
 __all__ = [
@@ -56,6 +60,7 @@ class FileResult:
     documents: list[SpecDocument] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     invalid: set[str] = field(default_factory=set)
+    """Addresses of invalid documents, and `missing_kind` entries for unreadable ones."""
     document_count: int = 0
 
 
@@ -65,14 +70,21 @@ class LoadResult:
     problems: list[Problem]
     files: list[str] = field(default_factory=list)
     invalid: frozenset[str] = frozenset()
-    """Addresses of documents that exist but failed to load (references to them are not unknown)."""
+    """Addresses of documents that exist but failed to load (references to them are not unknown),
+    and `missing_kind` entries for the kinds a file or document that could not be read may hold."""
     document_count: int = 0
+
+
+# Problems after which the file's remaining documents (of any kind) were never read.
+_FILE_UNREAD = frozenset({"yaml.syntax", "yaml.depth", "file.read", "file.encoding"})
 
 
 def load_text(text: str, *, file: str) -> FileResult:
     """Parse and validate the documents of one file's text."""
     raws, problems = parse_yaml(text, file=file)
     result = FileResult(file=file, problems=problems, document_count=len(raws))
+    if any(p.code in _FILE_UNREAD for p in problems):
+        result.invalid.add(missing_kind(None))
     for raw in raws:
         doc, doc_problems, address = validate_document(raw)
         result.problems.extend(doc_problems)
@@ -80,6 +92,12 @@ def load_text(text: str, *, file: str) -> FileResult:
             result.documents.append(doc)
         elif address is not None:
             result.invalid.add(address)
+        else:
+            data = raw.data
+            kind = data.get("kind") if type(data) is dict else None
+            result.invalid.add(
+                missing_kind(kind if isinstance(kind, str) and kind in KINDS else None)
+            )
     return result
 
 
@@ -205,10 +223,12 @@ def load_project(paths: Sequence[str | os.PathLike[str]]) -> LoadResult:
     """Load every YAML file under `paths` into a Project, with every problem found on the way."""
     files, problems = discover_files(paths)
     documents: list[SpecDocument] = []
-    invalid: set[str] = set()
+    invalid: set[str] = {missing_kind(None)} if problems else set()
     count = 0
     for file in files:
         result = load_file(file)
+        if any(p.code in _FILE_UNREAD for p in result.problems):
+            invalid.add(missing_kind(None))
         problems.extend(result.problems)
         documents.extend(result.documents)
         invalid |= result.invalid

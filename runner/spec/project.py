@@ -6,7 +6,7 @@ runtime. Positions are 1-based (`file:line:col`), as editors and CI annotations 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,7 +36,24 @@ __all__ = [
     "SpecDocument",
     "UnknownEnvironmentError",
     "dotted",
+    "kind_may_be_missing",
+    "missing_kind",
 ]
+
+ANY_KIND = "*"
+
+
+def missing_kind(kind: str | None) -> str:
+    """The entry of `LoadResult.invalid` saying documents of `kind` (any kind for None) may be
+    missing: a file or document failed to load before its name could be read."""
+    return address_of(kind, ANY_KIND) if kind is not None else ANY_KIND
+
+
+def kind_may_be_missing(invalid: Collection[str], kind: str) -> bool:
+    """Whether a reference to an undeclared `kind` document may point into one that failed to
+    load (so it is unknown, not wrong)."""
+    return ANY_KIND in invalid or missing_kind(kind) in invalid
+
 
 PathItem = str | int
 Path = tuple[PathItem, ...]

@@ -305,5 +305,6 @@ def render_text_at(
             line=line,
             agent=agent,
             code=error_code(exc),
+            detail=str(exc),
         ) from None
     return tidy_quick(rendered)

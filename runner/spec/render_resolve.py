@@ -81,7 +81,8 @@ class RenderError(Exception):
     inside it (`("instructions",)`, `("prompt_modifiers", 2)`); `line` is the 1-based line inside
     that text when Jinja knows it; `agent` is the agent being rendered when the error came up;
     `code` is the problem code: `render.limit` when the text overran its budget
-    (`runner.spec.render_limits`), else `render.template`.
+    (`runner.spec.render_limits`), else `render.template`; `detail` is the engine's error alone
+    (the same for every agent and environment it affects).
     """
 
     def __init__(
@@ -93,10 +94,13 @@ class RenderError(Exception):
         line: int | None = None,
         agent: str | None = None,
         code: str = "render.template",
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.detail = detail
+        """The template engine's own words, the same for every agent and environment."""
         self.address = address
         self.path = path
         self.line = line

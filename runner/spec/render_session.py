@@ -314,7 +314,7 @@ def cut_text(
         split = split_text(source, spec.overlaid)
     except RenderError as exc:
         raise RenderError(
-            exc.message, address=address, path=path, line=exc.line, agent=agent
+            exc.message, address=address, path=path, line=exc.line, agent=agent, detail=exc.detail
         ) from None
     if split is None:
         return source, None

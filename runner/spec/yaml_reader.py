@@ -103,6 +103,7 @@ class DocumentBuilder(EventBuilder):
             if exc.context and exc.problem:
                 what = f"{exc.problem} ({exc.context})"
             line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+            what = _explain(exc, text, what)
             if "maximum nesting depth" in what:
                 # libyaml >= 0.2.5 (PyYAML 6.0.4's wheels) has a nesting limit of its own: it is
                 # the same mistake as ours, reported once as `yaml.depth`.
@@ -265,6 +266,19 @@ class DocumentBuilder(EventBuilder):
                 self.alias(event)
             except DocumentAborted:
                 skipping = self.abort()
+
+
+def _explain(exc: yaml.MarkedYAMLError, text: str, what: str) -> str:
+    """libyaml's message, said in the user's terms where it is cryptic: a tab where YAML wants
+    spaces, and where an unclosed bracket or quote was opened."""
+    mark = exc.problem_mark
+    if mark is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
+        return "a tab character: YAML indents with spaces only; replace the tab with spaces"
+    opened = exc.context_mark
+    if exc.context and opened is not None and exc.context.startswith("while parsing a flow"):
+        at = f"line {opened.line + 1}, column {opened.column + 1}"
+        return f"{exc.problem} ({exc.context} opened at {at})"
+    return what
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:

@@ -130,9 +130,10 @@ def test_protected_environment_rules(project: Project) -> None:
 
 def test_saved_plan_applies_exactly_or_is_refused_as_stale(project: Project) -> None:
     assert project.cli("plan", "specs", "--env", "emu", "--out", "first.json").returncode == 0
+    # A saved plan was reviewed when it was made: applying it asks nothing (no --auto-approve).
     applied = project.cli("apply", "first.json")
-    assert applied.returncode == 1 and "--auto-approve" in applied.stderr  # still confirmed
-    assert project.cli("apply", "first.json", "--auto-approve").returncode == 0
+    assert applied.returncode == 0, applied.stderr
+    assert "Apply complete!" in applied.stdout
     stale_again = project.cli("apply", "first.json", "--auto-approve")
     assert stale_again.returncode == 1 and "stale" in stale_again.stderr
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from runner.spec.checks.context import CheckContext
 from runner.spec.models import (
+    ADDRESS_PREFIX,
     Agent,
     Environment,
     Feature,
@@ -194,6 +195,16 @@ def _server_side(ctx: CheckContext, spec: Template | Agent, feature: Feature) ->
     return [t for t in feature.tools if t in types]
 
 
+def _declarations_incomplete(ctx: CheckContext) -> bool:
+    """Whether a template or agent failed to load (it may declare what looks undeclared)."""
+    prefixes = tuple(f"{ADDRESS_PREFIX[kind]}." for kind in ("Template", "Agent"))
+    return (
+        ctx.may_be_missing("Template")
+        or ctx.may_be_missing("Agent")
+        or any(a.startswith(prefixes) for a in ctx.skip)
+    )
+
+
 def _unknown(
     ctx: CheckContext,
     doc: SpecDocument,
@@ -202,6 +213,8 @@ def _unknown(
     name: str,
     declared: _Declarations,
 ) -> None:
+    if _declarations_incomplete(ctx):
+        return  # a template or agent that failed to load may declare it: unknown, not wrong
     hint = did_you_mean(name, sorted(declared))
     ctx.report(
         doc,

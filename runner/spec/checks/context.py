@@ -6,7 +6,8 @@ reports with `report` (any finding) or `ref` (a name that must resolve to a decl
 
 Invariants: a problem sits at the position of the offending value (`doc.position_of(path)`) and
 its message starts with the document (`Team 'support': ...`); a reference to a document that
-exists but failed to load (`skip`, from `LoadResult.invalid`) is never reported again.
+exists but failed to load (`skip`, from `LoadResult.invalid`) is never reported again, nor is an
+undeclared name of a kind whose documents may be missing (`may_be_missing`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 
 from runner.spec.models import address_of
-from runner.spec.project import Path, Problem, Project, SpecDocument
+from runner.spec.project import Path, Problem, Project, SpecDocument, kind_may_be_missing
 from runner.spec.suggest import did_you_mean
 
 __all__ = ["CheckContext"]
@@ -44,13 +45,22 @@ class CheckContext:
         known: Collection[str],
         noun: str,
     ) -> bool:
-        """Report `name` if no `kind` document has it; True when it resolves (or is skipped)."""
+        """Report `name` if no `kind` document has it; True when it resolves (or is skipped).
+
+        An undeclared name while a `kind` document may have failed to load is unknown, not
+        wrong: not reported (the load error is), and False (nothing built on it is checked)."""
         if name in known or address_of(kind, name) in self.skip:
             return True
+        if self.may_be_missing(kind):
+            return False
         hint = did_you_mean(name, sorted(known))
         listing = "" if hint else (" (none declared)" if not known else "")
         self.report(doc, path, f"ref.{kind.lower()}", f"unknown {noun} {name!r}{hint}{listing}")
         return False
+
+    def may_be_missing(self, kind: str) -> bool:
+        """Whether some `kind` document may have failed to load before its name was read."""
+        return kind_may_be_missing(self.skip, kind)
 
     def docs(self, kind: str) -> Iterator[SpecDocument]:
         """The documents of `kind`, in load order."""

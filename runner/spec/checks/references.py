@@ -165,7 +165,7 @@ def _check_teams(ctx: CheckContext) -> None:
 def _check_escalation_paths(ctx: CheckContext) -> None:
     p = ctx.project
     # A team that failed to load may hold the trigger: do not guess.
-    teams_incomplete = any(a.startswith("team.") for a in ctx.skip)
+    teams_incomplete = ctx.may_be_missing("Team") or any(a.startswith("team.") for a in ctx.skip)
     for doc in ctx.docs("EscalationPath"):
         path_spec = doc.spec
         assert isinstance(path_spec, EscalationPath)
