@@ -4,27 +4,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from runner.state.pg_database import PgDatabase
 from runner.state.pg_sessions import pg_sql
-from runner.state.turn_log import SESSION_SPAN_SQL, TURN_COLUMNS, SessionSpan, TurnFigures
-
-
-def _figures(r: Sequence[Any]) -> TurnFigures:
-    return TurnFigures(
-        env=r[0],
-        session_id=r[1],
-        at=r[2],
-        agent=r[3],
-        team=r[4],
-        ms=r[5],
-        input_tokens=r[6],
-        output_tokens=r[7],
-        cost=r[8],
-        error=bool(r[9]),
-    )
-
+from runner.state.turn_log import (
+    SESSION_SPAN_SQL,
+    TURN_COLUMNS,
+    SessionSpan,
+    TurnFigures,
+    turn_from,
+    turn_values,
+)
 
 __all__ = ["PostgresTurnLog"]
 
@@ -39,24 +29,7 @@ class PostgresTurnLog:
         if not rows:
             return
         with self._db.write() as conn, conn.cursor() as cur:
-            cur.executemany(
-                self._insert,
-                [
-                    (
-                        self._db.env_key(r.env),
-                        r.session_id,
-                        r.at,
-                        r.agent,
-                        r.team,
-                        r.ms,
-                        r.input_tokens,
-                        r.output_tokens,
-                        r.cost,
-                        r.error,
-                    )
-                    for r in rows
-                ],
-            )
+            cur.executemany(self._insert, [turn_values(r, self._db.env_key(r.env)) for r in rows])
 
     def turns_between(self, env: str, since: float, until: float) -> list[TurnFigures]:
         with self._db.connect() as conn:
@@ -65,7 +38,7 @@ class PostgresTurnLog:
                 "ORDER BY at",
                 (self._db.env_key(env), since, until),
             ).fetchall()
-        return [_figures((env, *r[1:])) for r in found]
+        return [turn_from(r, env) for r in found]
 
     def sessions_between(self, env: str, since: float, until: float) -> list[SessionSpan]:
         with self._db.connect() as conn:

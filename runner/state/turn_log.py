@@ -15,9 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["SESSION_SPAN_SQL", "TURN_COLUMNS", "SessionSpan", "TurnFigures", "TurnLog"]
+__all__ = [
+    "SESSION_SPAN_SQL",
+    "TURN_COLUMNS",
+    "SessionSpan",
+    "TurnFigures",
+    "TurnLog",
+    "turn_from",
+    "turn_values",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +79,28 @@ class TurnLog(Protocol):
     def prune(self, env: str, before: float) -> int:
         """Drop the environment's turns older than `before`; returns how many."""
         ...
+
+
+def turn_values(row: TurnFigures, env_key: str) -> tuple[Any, ...]:
+    """The values of `TURN_COLUMNS` for a row, its environment stored as `env_key` (the
+    backend's key for it)."""
+    return (
+        env_key,
+        row.session_id,
+        row.at,
+        row.agent,
+        row.team,
+        row.ms,
+        row.input_tokens,
+        row.output_tokens,
+        row.cost,
+        row.error,
+    )
+
+
+def turn_from(values: Sequence[Any], env: str) -> TurnFigures:
+    """A row read back (`TURN_COLUMNS`), of environment `env`."""
+    session_id, at, agent, team, ms, input_tokens, output_tokens, cost, error = values[1:10]
+    return TurnFigures(
+        env, session_id, at, agent, team, ms, input_tokens, output_tokens, cost, bool(error)
+    )

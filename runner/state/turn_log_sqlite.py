@@ -10,26 +10,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from runner.sqlitefile import write_transaction
-from runner.state.turn_log import SESSION_SPAN_SQL, TURN_COLUMNS, SessionSpan, TurnFigures
-
-
-def _figures(r: Sequence[Any]) -> TurnFigures:
-    return TurnFigures(
-        env=r[0],
-        session_id=r[1],
-        at=r[2],
-        agent=r[3],
-        team=r[4],
-        ms=r[5],
-        input_tokens=r[6],
-        output_tokens=r[7],
-        cost=r[8],
-        error=bool(r[9]),
-    )
-
+from runner.state.turn_log import (
+    SESSION_SPAN_SQL,
+    TURN_COLUMNS,
+    SessionSpan,
+    TurnFigures,
+    turn_from,
+    turn_values,
+)
 
 __all__ = ["SqliteTurnLog"]
 
@@ -51,31 +41,14 @@ class SqliteTurnLog:
         if not rows:
             return
         with write_transaction(self._conn):
-            self._conn.executemany(
-                self._insert,
-                [
-                    (
-                        r.env,
-                        r.session_id,
-                        r.at,
-                        r.agent,
-                        r.team,
-                        r.ms,
-                        r.input_tokens,
-                        r.output_tokens,
-                        r.cost,
-                        int(r.error),
-                    )
-                    for r in rows
-                ],
-            )
+            self._conn.executemany(self._insert, [turn_values(r, r.env) for r in rows])
 
     def turns_between(self, env: str, since: float, until: float) -> list[TurnFigures]:
         found = self._conn.execute(
             f"SELECT {TURN_COLUMNS} FROM rt_turns WHERE env = ? AND at >= ? AND at < ? ORDER BY at",
             (env, since, until),
         )
-        return [_figures(r) for r in found]
+        return [turn_from(r, env) for r in found]
 
     def sessions_between(self, env: str, since: float, until: float) -> list[SessionSpan]:
         found = self._conn.execute(SESSION_SPAN_SQL, (env, since, until, since, until))
