@@ -46,6 +46,11 @@ from pydantic import BaseModel
 
 from runner.serve import deps
 
+# FastAPI serialises a response model straight to JSON bytes since its serialize_response grew
+# `dump_json`; older releases (the floor, 0.110) return data for a JSONResponse. The lane does
+# what the installed FastAPI does, so its answers stay byte for byte FastAPI's own.
+_DUMPS_JSON = "dump_json" in inspect.signature(serialize_response).parameters
+
 if TYPE_CHECKING:
     from runner.serve.context import ServeContext
 
@@ -129,7 +134,7 @@ def _compile(route: APIRoute) -> _Plan | None:
         dependencies=tuple(dependencies),
         request_name=dependant.request_param_name,
         response_name=dependant.response_param_name,
-        dump_json=route.response_field is not None,
+        dump_json=route.response_field is not None and _DUMPS_JSON,
     )
 
 
@@ -285,7 +290,7 @@ class FastLane:
             exclude_defaults=route.response_model_exclude_defaults,
             exclude_none=route.response_model_exclude_none,
             is_coroutine=True,
-            dump_json=plan.dump_json,
+            **({"dump_json": plan.dump_json} if _DUMPS_JSON else {}),
         )
         response: Response
         if plan.dump_json:

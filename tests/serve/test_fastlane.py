@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,14 @@ VOLATILE = {"date", "content-length"}
 def answer(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
     kept = {k: v for k, v in response.headers.items() if k not in VOLATILE}
     return response.status_code, kept, response.content
+
+
+def same_but_ids(found: tuple[int, dict[str, str], bytes]) -> tuple[Any, ...]:
+    """An answer with every generated session or conversation id replaced by one word."""
+    ids = re.compile(rb"(sess|conv)_[0-9a-zA-Z]+")
+    status, kept, body = found
+    text = {k: ids.sub(b"<id>", v.encode()).decode() for k, v in kept.items()}
+    return status, text, ids.sub(b"<id>", body)
 
 
 @pytest.fixture
@@ -80,7 +89,12 @@ def test_reads_answer_the_same(live: LiveServer, both: Any) -> None:
         ("POST", "/sessions", {"json": {"team": 3}, "key": "APP_KEY"}),  # 422
         ("POST", "/sessions", {"json": [1, 2], "key": "APP_KEY"}),
         ("POST", "/sessions", {"content": b"{not json", "key": "APP_KEY", "json_type": True}),
-        ("POST", "/sessions", {"content": b'{"team": "service-desk"}', "key": "APP_KEY"}),
+        # JSON without a Content-Type: refused by recent FastAPI, accepted by the floor's (0.110)
+        (
+            "POST",
+            "/sessions",
+            {"content": b'{"team": "service-desk"}', "key": "APP_KEY", "either": True},
+        ),
         ("POST", "/sessions", {"key": "APP_KEY"}),  # no body
         ("POST", "/sessions/nope/messages", {"json": {"text": "hi"}, "key": "APP_KEY"}),  # 404
         ("POST", "/sessions/nope/messages", {"json": {"txt": "hi"}, "key": "APP_KEY"}),  # 422
@@ -102,9 +116,13 @@ def test_refusals_answer_the_same(
         sent.update(headers(key))
     if kw.pop("json_type", False):
         sent["Content-Type"] = "application/json"
+    either = kw.pop("either", False)
     (fast, _), plain = both(method, path, headers=sent, **kw)
+    if either and plain[0] == 201:  # accepted by this FastAPI: the same but for the new ids
+        assert fast[0] == 201
+        fast, plain = same_but_ids(fast), same_but_ids(plain)
     assert fast == plain
-    assert fast[0] >= 400
+    assert fast[0] >= 400 or (either and fast[0] == 201)
     assert b"Traceback" not in fast[2]
 
 
