@@ -51,6 +51,11 @@ from runner.serve import deps
 # what the installed FastAPI does, so its answers stay byte for byte FastAPI's own.
 _DUMPS_JSON = "dump_json" in inspect.signature(serialize_response).parameters
 
+
+def _dump_json(plan: _Plan) -> dict[str, Any]:
+    return {"dump_json": plan.dump_json} if _DUMPS_JSON else {}
+
+
 if TYPE_CHECKING:
     from runner.serve.context import ServeContext
 
@@ -290,7 +295,7 @@ class FastLane:
             exclude_defaults=route.response_model_exclude_defaults,
             exclude_none=route.response_model_exclude_none,
             is_coroutine=True,
-            **({"dump_json": plan.dump_json} if _DUMPS_JSON else {}),
+            **_dump_json(plan),
         )
         response: Response
         if plan.dump_json:
