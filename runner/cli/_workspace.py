@@ -11,9 +11,10 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from runner.errors import EXIT_FAILED, UserError
 from runner.paths import ProjectHome
@@ -251,37 +252,39 @@ def use_colour(stream: IO[str]) -> bool:
         return False
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+T = TypeVar("T", int, float)
 
 
-def port_number(text: str) -> int:
-    """argparse type: a TCP port, 0 (any free one) to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, not {value}")
-    return value
+def _bounded(parse: Callable[[str], T], what: str, low: T, high: T | None) -> Callable[[str], T]:
+    """An argparse type: `parse` the text, a finite value from `low` to `high` (inclusive)."""
+
+    def convert(text: str) -> T:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {text}")
+        if not low <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be {low} or more, not {text}")
+        return value
+
+    return convert
 
 
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number of seconds >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """argparse type: a whole number from `low` (to `high`)."""
+    return _bounded(int, "a whole number", low, high)
+
+
+def real_number(low: float, high: float | None = None) -> Callable[[str], float]:
+    """argparse type: a finite number from `low` (to `high`)."""
+    return _bounded(float, "a number", low, high)
+
+
+positive_int = whole_number(1)
+port_number = whole_number(0, 65535)  # 0: any free port
+non_negative_float = real_number(0)  # seconds
 
 
 def writable_file(path: str, *, option: str) -> None:

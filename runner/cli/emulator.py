@@ -13,43 +13,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from runner.cli._workspace import port_number
+from runner.cli._workspace import (
+    non_negative_float,
+    port_number,
+    positive_int,
+    real_number,
+    whole_number,
+)
 from runner.errors import EXIT_OK, EXIT_USAGE, UserError
 from runner.providers.emulator_http import (
     DEFAULT_MAX_BODY,
     DEFAULT_MAX_CONNECTIONS,
     check_bind_host,
 )
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def _statuses(text: str) -> tuple[int, ...]:
@@ -60,16 +36,6 @@ def _statuses(text: str) -> tuple[int, ...]:
     if not statuses or any(s not in (429, 500, 502, 503, 504) for s in statuses):
         raise argparse.ArgumentTypeError("choose among 429, 500, 502, 503, 504")
     return statuses
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,14 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-connections",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_CONNECTIONS,
         help="connections served at once; more are answered 503 "
         f"(default {DEFAULT_MAX_CONNECTIONS})",
     )
     parser.add_argument(
         "--max-body-mb",
-        type=_non_negative,
+        type=non_negative_float,
         default=DEFAULT_MAX_BODY / (1024 * 1024),
         help="largest request body in MiB; larger ones are answered 413 (default 16)",
     )
@@ -100,11 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--project", default="p1", help="project name shown in the endpoint")
     parser.add_argument(
-        "--latency-ms", type=_non_negative, default=0.0, help="sleep this long per request"
+        "--latency-ms", type=non_negative_float, default=0.0, help="sleep this long per request"
     )
     parser.add_argument(
         "--fail-rate",
-        type=_rate,
+        type=real_number(0.0, 1.0),
         default=0.0,
         help="answer this fraction of requests 429/503 without doing the work",
     )
@@ -116,13 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--retry-after-ms",
-        type=_non_negative_int,
+        type=whole_number(0),
         default=0,
         help="delay advertised by injected 429s (Retry-After, retry-after-ms)",
     )
     parser.add_argument(
         "--lost-response-rate",
-        type=_rate,
+        type=real_number(0.0, 1.0),
         default=0.0,
         help="do this fraction of writes, then lose the response",
     )
