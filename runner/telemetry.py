@@ -67,18 +67,21 @@ def content_recording(setting: bool | None, environ: Mapping[str, str] = os.envi
     return environ.get(CONTENT_SWITCH, "").strip().lower() in ("1", "true", "yes")
 
 
-def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in attributes.items() if v is not None}
+def _clean(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
+    if None in attributes.values():
+        return {k: v for k, v in attributes.items() if v is not None}
+    return attributes
+
+
+_kinds: dict[str, Any] = {}  # runner's kind names -> OpenTelemetry's, filled on first use
 
 
 def _kind(kind: SpanKind) -> Any:
-    from opentelemetry.trace import SpanKind as OtelKind
+    if not _kinds:
+        from opentelemetry.trace import SpanKind as OtelKind
 
-    return {
-        "internal": OtelKind.INTERNAL,
-        "client": OtelKind.CLIENT,
-        "server": OtelKind.SERVER,
-    }[kind]
+        _kinds.update(internal=OtelKind.INTERNAL, client=OtelKind.CLIENT, server=OtelKind.SERVER)
+    return _kinds[kind]
 
 
 @contextlib.contextmanager
@@ -88,15 +91,27 @@ def span(
     """A span around the block (the current span inside it); yields None when not tracing.
 
     An exception leaving the block is recorded on the span, which ends with an error status.
+    (What the API's `start_as_current_span` does, without its two nested context managers: a
+    turn opens one of these, so their cost is on every turn.)
     """
     active = tracer()
     if active is None:
         yield None
         return
-    with active.start_as_current_span(
-        name, kind=_kind(kind), attributes=_clean(attributes or {})
-    ) as current:
+    from opentelemetry import context
+    from opentelemetry.trace import Status, StatusCode, set_span_in_context
+
+    current = active.start_span(name, kind=_kind(kind), attributes=_clean(attributes or {}))
+    token = context.attach(set_span_in_context(current))
+    try:
         yield current
+    except BaseException as exc:
+        current.record_exception(exc)
+        current.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        context.detach(token)
+        current.end()
 
 
 def start_span(
