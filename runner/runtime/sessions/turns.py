@@ -7,8 +7,8 @@ session's router who answers (`runner.runtime.teams` seam) and applies its decis
 session's one conversation (with the session's structured inputs for that agent,
 `runner.runtime.sessions.configuration`), runs the function calls the reply asks for until the
 model answers with a message (`runner.runtime.tools`, asking `SessionConfigs.tool_refusal`
-before each), and records counters and figures. With `on_text` the provider streams and each
-piece of text is handed over as it arrives.
+before each), and hands the turn to `TurnAccounting` (price, ledger, turn log, figures). With
+`on_text` the provider streams and each piece of text is handed over as it arrives.
 
 Invariants:
   - One turn at a time per session: a per-session asyncio lock in this instance, and the
@@ -36,8 +36,9 @@ from runner.providers.base import Provider, Reply, TextSink, ToolOutput
 from runner.runtime.auth import CHAT_ACCESS, AuthContext, check_auth
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionStateError, TurnFailedError
-from runner.runtime.monitoring import CostMeter, PerformanceMonitor, SessionLedger, Subject
+from runner.runtime.monitoring import CostMeter, PerformanceMonitor, SessionLedger
 from runner.runtime.pools import PoolManager, TokenTicket, estimate_tokens
+from runner.runtime.sessions.accounting import TurnAccounting
 from runner.runtime.sessions.agents import AgentCatalog
 from runner.runtime.sessions.applied import AppliedState
 from runner.runtime.sessions.changes import SessionChanges
@@ -82,9 +83,14 @@ class Turns:
         leases: SessionLeases,
     ) -> None:
         self._leases = leases
-        self._costs = costs
-        self._ledger = ledger
-        self._recorder = recorder
+        self._accounting = TurnAccounting(
+            clock=ctx.clock,
+            pools=pools,
+            monitor=monitor,
+            costs=costs,
+            ledger=ledger,
+            recorder=recorder,
+        )
         self._tools = tools
         self._rounds = rounds
         self._applied = applied
@@ -97,7 +103,6 @@ class Turns:
         self._dirty = table.dirty
         self._clock = ctx.clock
         self._pools = pools
-        self._monitor = monitor
         self._provider = provider
         self._emit = ctx.emit
         self.events = ctx.events  # a streamed turn listens to its tool events
@@ -123,67 +128,24 @@ class Turns:
             lock = live.lock = asyncio.Lock()
         async with lock, self._leases.hold(live, wait=wait):
             row = live.row
-            # a spent budget that refuses: refused before anything is sent or admitted
-            self._costs.refusal(pools=row.pools, workspace=row.workspace_id)
+            accounting = self._accounting
+            accounting.refuse_if_spent(row)
             if not tracing_active():
-                return self._charge(row, await self._logged_turn(live, text, wait, on_text))
+                return accounting.charge(row, await self._logged_turn(live, text, wait, on_text))
             with turn_span(row) as span:
-                reply = self._charge(row, await self._logged_turn(live, text, wait, on_text))
+                reply = accounting.charge(row, await self._logged_turn(live, text, wait, on_text))
                 end_turn(span, reply)
                 return reply
 
     async def _logged_turn(
         self, live: LiveSession, text: str, wait: float | None, on_text: TextSink | None
     ) -> TurnReply:
-        """`turn`, with a failed one written to the turn log (answered ones: `_charge`)."""
+        """`turn`, with a failed one written to the turn log (answered ones are charged)."""
         try:
             return await self.turn(live, text, wait, on_text)
         except TurnFailedError as exc:
-            row = live.row
-            self._recorder.record(
-                row.id,
-                at=self._clock.now(),
-                agent=exc.agent,
-                team=row.target if row.kind == "team" else None,
-                ms=0.0,
-                error=True,
-            )
+            self._accounting.failed(live.row, exc.agent)
             raise
-
-    def _charge(self, row: SessionRow, reply: TurnReply) -> TurnReply:
-        """Charge an answered turn's tokens at its model's price (`reply.cost`) and write the
-        turn's figures in the session's ledger."""
-        if reply.agent is None:
-            self._ledger.record(row.id, ms=None, handoffs=len(reply.handoffs), cost=None)
-            return reply
-        charged = self._costs.charge(
-            agent=reply.agent,
-            team=row.target if row.kind == "team" else None,
-            pools=self._pools.pools_for(reply.agent),
-            workspace=row.workspace_id,
-            input_tokens=reply.input_tokens,
-            output_tokens=reply.output_tokens,
-        )
-        self._ledger.record(
-            row.id, ms=reply.response_time_ms, handoffs=len(reply.handoffs), cost=charged.amount
-        )
-        self._recorder.record(
-            row.id,
-            at=self._clock.now(),
-            agent=reply.agent,
-            team=row.target if row.kind == "team" else None,
-            ms=reply.response_time_ms,
-            input_tokens=reply.input_tokens,
-            output_tokens=reply.output_tokens,
-            cost=charged.amount,
-        )
-        if charged.amount is None:
-            return reply
-        if charged.amount and self._monitor.enabled:  # cost alerts
-            self._monitor.record_outcome(
-                self._subjects(row, reply.agent), self._clock.now(), cost=charged.amount
-            )
-        return replace(reply, cost=charged.amount)
 
     async def turn(
         self, live: LiveSession, text: str, wait: float | None, on_text: TextSink | None = None
@@ -254,8 +216,14 @@ class Turns:
             row.last_activity_at = self._clock.now()
             self._dirty.add(row.id)
             self._changes.complete_handoffs(row, handoffs)
-            self._record(
-                row, None, 0.0, error=False, tokens=0, handoffs=handoffs, escalations=escalations
+            self._accounting.count(
+                row,
+                None,
+                0.0,
+                error=False,
+                tokens=0,
+                handoffs=len(handoffs),
+                escalations=escalations,
             )
             return TurnReply(
                 text="",
@@ -293,8 +261,14 @@ class Turns:
             ms = (clock.monotonic() - started) * 1000.0
             row.last_activity_at = clock.now()
             self._dirty.add(row.id)
-            self._record(
-                row, answering, ms, error=True, tokens=0, handoffs=handoffs, escalations=escalations
+            self._accounting.count(
+                row,
+                answering,
+                ms,
+                error=True,
+                tokens=0,
+                handoffs=len(handoffs),
+                escalations=escalations,
             )
             for h in handoffs:
                 self._emit(
@@ -313,13 +287,13 @@ class Turns:
         self._dirty.add(row.id)
         if pools or ticket is not None:
             pools_manager.record_tokens(pools, tokens, ticket=ticket)
-        self._record(
+        self._accounting.count(
             row,
             answering,
             ms,
             error=False,
             tokens=tokens,
-            handoffs=handoffs,
+            handoffs=len(handoffs),
             escalations=escalations,
         )
         self._changes.complete_handoffs(row, handoffs)
@@ -383,40 +357,6 @@ class Turns:
         return replace(
             result.reply, input_tokens=result.input_tokens, output_tokens=result.output_tokens
         )
-
-    def _record(
-        self,
-        row: SessionRow,
-        agent: str | None,
-        ms: float,
-        *,
-        error: bool,
-        tokens: int,
-        handoffs: tuple[Handoff, ...],
-        escalations: int,
-    ) -> None:
-        monitor = self._monitor
-        if not monitor.enabled:
-            return
-        monitor.record_turn(
-            self._subjects(row, agent),
-            now=self._clock.now(),
-            ms=ms,
-            error=error,
-            tokens=tokens,
-            handoffs=len(handoffs),
-            escalations=escalations,
-        )
-
-    def _subjects(self, row: SessionRow, agent: str | None) -> list[Subject]:
-        """What a turn of `agent` counts against: the agent, its pools, the session's team."""
-        subjects: list[Subject] = []
-        if agent is not None:
-            subjects.append(("agent", agent))
-            subjects.extend(("pool", p) for p in self._pools.pools_for(agent))
-        if row.kind == "team":
-            subjects.append(("team", row.target))
-        return subjects
 
     async def _route(self, live: LiveSession, text: str, turn: int) -> RouteDecision:
         row = live.row
