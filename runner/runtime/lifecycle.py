@@ -10,8 +10,9 @@ the environment lock). A protected environment runs only what was applied.
 
 `Lifecycle` is the facade: thin public methods over the runtime's parts, which the composition
 root (`runner.runtime.assembly`) builds and wires: the session API (`runner.runtime.sessions`),
-the operator API (`runner.runtime.operators`), status (`runner.runtime.status`), the agent
-catalog, pools, monitor and event bus.
+the operator API (`runner.runtime.operators`; its `OperatorCalls` is a base class), status
+(`runner.runtime.status`; its `Reports` is the other), the agent catalog, pools, monitor and
+event bus.
 
 Invariants:
   - A session keeps one provider conversation and the agent versions it started with (`pins`):
@@ -39,10 +40,9 @@ from runner.runtime.assembly import Opener, RuntimeParts, SpecsArg, open_parts
 from runner.runtime.auth import ADMIN, AuthLike, require
 from runner.runtime.clock import Clock, SystemClock
 from runner.runtime.config import RuntimeConfig
-from runner.runtime.escalation import Escalation
 from runner.runtime.events import Callback, EventBus
 from runner.runtime.monitoring import Notifier, PerformanceMonitor
-from runner.runtime.operators import HandoffResult, Operators
+from runner.runtime.operators import OperatorCalls
 from runner.runtime.pools import PoolManager
 from runner.runtime.sessions import (
     AgentHandle,
@@ -57,28 +57,30 @@ from runner.runtime.sessions import (
 from runner.runtime.status import Reports
 from runner.runtime.teams import RouteDecision, Router, RouterFactory
 from runner.runtime.tools import ToolFunction
-from runner.spec.models import Environment, Team
+from runner.spec.models import Environment
 from runner.spec.project import Project
 from runner.spec.vocabulary import Priority
 from runner.state.base import Registry
-from runner.state.operators import QueueItem, StoredEscalation, TranscriptEntry
 from runner.state.sessions import SessionRow, SessionStore
 
 __all__ = ["Lifecycle"]
 
 
-class Lifecycle(Reports):
+class Lifecycle(Reports, OperatorCalls):
     """The runtime of one environment. Build it with `Lifecycle.open`. Its read side (insights,
-    status, analytics, conversation quality, cost optimisation) is `Reports`."""
+    status, analytics, conversation quality, cost optimisation) is `Reports`; what operators do
+    (escalations, the human queue, requested handoffs, teams, availability) is `OperatorCalls`."""
 
     def __init__(self, parts: RuntimeParts) -> None:
         self.parts = parts
-        super().__init__(
+        Reports.__init__(
+            self,
             status=parts.status,
             analysis=parts.analysis,
             sessions=parts.sessions,
             declared=lambda: parts.applied.declared,
         )
+        OperatorCalls.__init__(self, parts.operators)
 
     @classmethod
     def open(
@@ -197,11 +199,6 @@ class Lifecycle(Reports):
     @property
     def notifier(self) -> Notifier:
         return self.parts.notifier
-
-    @property
-    def operators(self) -> Operators:
-        """The operator API of this runtime (see runner.runtime.operators)."""
-        return self.parts.operators
 
     @property
     def routers(self) -> Mapping[str, Router]:
@@ -376,64 +373,3 @@ class Lifecycle(Reports):
         handed off away or goes to a person; availability back to `available`; a reload; open);
         a pass already running serves these too."""
         return self.parts.sessions.serve_waiting_handoffs(team, specialization)
-
-    # ------------------------------------------------------------ operators
-
-    # Every operator call needs the `operator` permission and a workspace the caller covers
-    # (create_team: `admin`); another workspace's session looks like a missing one.
-
-    async def approve_escalation(self, session_id: str, *, auth: AuthLike) -> Escalation:
-        return await self.operators.approve_escalation(session_id, auth=auth)
-
-    async def reject_escalation(
-        self, session_id: str, *, auth: AuthLike, reason: str | None = None
-    ) -> Escalation:
-        return await self.operators.reject_escalation(session_id, auth=auth, reason=reason)
-
-    async def accept_escalation(self, session_id: str, *, auth: AuthLike) -> Escalation:
-        return await self.operators.accept_escalation(session_id, auth=auth)
-
-    def pending_escalations(
-        self, *, auth: AuthLike, workspace: str | None = None
-    ) -> list[StoredEscalation]:
-        return self.operators.pending_escalations(auth=auth, workspace=workspace)
-
-    def human_queue(self, workspace: str | None = None, *, auth: AuthLike) -> list[QueueItem]:
-        return self.operators.human_queue(workspace, auth=auth)
-
-    def transcript(self, session_id: str, *, auth: AuthLike) -> list[TranscriptEntry]:
-        return self.operators.transcript(session_id, auth=auth)
-
-    async def claim(self, session_id: str, *, auth: AuthLike) -> QueueItem:
-        return await self.operators.claim(session_id, auth=auth)
-
-    async def answer(self, session_id: str, *, auth: AuthLike, text: str) -> TranscriptEntry:
-        return await self.operators.answer(session_id, auth=auth, text=text)
-
-    async def hand_back(self, session_id: str, *, auth: AuthLike) -> str:
-        return await self.operators.hand_back(session_id, auth=auth)
-
-    async def handle_agent_handoff(
-        self,
-        session_id: str,
-        *,
-        target_specialization: str,
-        reason: str,
-        urgency: Priority = "medium",
-        auth: AuthLike,
-    ) -> HandoffResult:
-        return await self.operators.handle_agent_handoff(
-            session_id,
-            target_specialization=target_specialization,
-            reason=reason,
-            urgency=urgency,
-            auth=auth,
-        )
-
-    async def create_team(self, spec: Team | Mapping[str, Any], *, auth: AuthLike) -> Team:
-        return await self.operators.create_team(spec, auth=auth)
-
-    def set_member_availability(
-        self, team: str, agent: str, status: str, *, auth: AuthLike
-    ) -> None:
-        self.operators.set_member_availability(team, agent, status, auth=auth)

@@ -12,11 +12,13 @@ May import: everything of the runtime below it (`sessions`, `teams`, `escalation
 the runtime) it is given as `Reload`.
 
 Modules: `acting` (sessions as operators see and change them), `desk`, `human_queue`,
-`team_from_code`, `api` (`Operators`).
+`team_from_code`, `api` (`Operators`), `facade` (`OperatorCalls`, the `Lifecycle` facade's
+operator methods).
 """
 
 from runner.runtime.operators.api import HandoffResult, Operators, Reload
 from runner.runtime.operators.desk import EscalationDesk, EscalationNotPendingError
+from runner.runtime.operators.facade import OperatorCalls
 from runner.runtime.operators.human_queue import ConversationItems, HumanQueue, HumanQueueError
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "HandoffResult",
     "HumanQueue",
     "HumanQueueError",
+    "OperatorCalls",
     "Operators",
     "Reload",
 ]
