@@ -84,34 +84,71 @@ def _kind(kind: SpanKind) -> Any:
     return _kinds[kind]
 
 
-@contextlib.contextmanager
-def span(
-    name: str, attributes: Mapping[str, Any] | None = None, *, kind: SpanKind = "internal"
-) -> Iterator[Any | None]:
-    """A span around the block (the current span inside it); yields None when not tracing.
+class span:
+    """A span around the block (the current span inside it); `as` gives None when not tracing.
 
     An exception leaving the block is recorded on the span, which ends with an error status.
-    (What the API's `start_as_current_span` does, without its two nested context managers: a
-    turn opens one of these, so their cost is on every turn.)
+    (What the API's `start_as_current_span` does, as one plain context manager instead of its
+    two nested generator ones: every turn opens one of these, so their cost is on every turn.)
     """
-    active = tracer()
-    if active is None:
-        yield None
-        return
-    from opentelemetry import context
-    from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
-    current = active.start_span(name, kind=_kind(kind), attributes=_clean(attributes or {}))
-    token = context.attach(set_span_in_context(current))
-    try:
-        yield current
-    except BaseException as exc:
-        current.record_exception(exc)
-        current.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        raise
-    finally:
-        context.detach(token)
+    __slots__ = ("_attributes", "_kind", "_name", "_span", "_token")
+
+    def __init__(
+        self, name: str, attributes: Mapping[str, Any] | None = None, *, kind: SpanKind = "internal"
+    ) -> None:
+        self._name = name
+        self._attributes = attributes
+        self._kind = kind
+        self._span: Any = None
+        self._token: Any = None
+
+    def __enter__(self) -> Any | None:
+        active = tracer()
+        if active is None:
+            return None
+        api = _api()
+        current = active.start_span(
+            self._name, kind=_kind(self._kind), attributes=_clean(self._attributes or {})
+        )
+        self._token = api.context.attach(api.set_span_in_context(current))
+        self._span = current
+        return current
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        current = self._span
+        if current is None:
+            return
+        api = _api()
+        if exc is not None:
+            current.record_exception(exc)
+            current.set_status(api.Status(api.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        api.context.detach(self._token)
         current.end()
+
+
+class _Api:
+    """The OpenTelemetry API names a span needs, imported once (only when tracing)."""
+
+    def __init__(self) -> None:
+        from opentelemetry import context
+        from opentelemetry.trace import Status, StatusCode, set_span_in_context
+
+        self.context = context
+        self.set_span_in_context = set_span_in_context
+        self.Status = Status
+        self.StatusCode = StatusCode
+
+
+_api_names: list[_Api] = []
+
+
+def _api() -> _Api:
+    if not _api_names:
+        _api_names.append(_Api())
+    return _api_names[0]
 
 
 def start_span(

@@ -117,3 +117,55 @@ def test_without_an_sdk_nothing_imports_opentelemetry(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+class FailingProvider:
+    """The real local provider, whose replies fail while `failing` is set."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.remote = inner.remote
+        self.failing = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def respond(self, **kwargs: Any) -> Any:
+        if self.failing:
+            raise ConnectionError("the model endpoint hung up")
+        return self._inner.respond(**kwargs)
+
+
+async def test_a_failed_turn_ends_its_spans_with_an_error_and_the_exception(
+    otel_spans: InMemorySpanExporter, open_lc: Any, tmp_path: Path
+) -> None:
+    from runner.providers.local import LocalProvider
+    from runner.runtime.errors import TurnFailedError
+
+    provider = FailingProvider(LocalProvider.open(tmp_path / "store" / "local-store.db"))
+    async with open_lc(provider=provider) as lc:
+        session = await lc.create_agent_session(agent="general-agent-1", auth=AUTH)
+        provider.failing = True
+        otel_spans.clear()
+        try:
+            await session.send("Where is my parcel?")
+        except TurnFailedError:
+            pass
+        else:
+            raise AssertionError("the turn should have failed")
+        provider.failing = False
+        await session.send("Where is my parcel now?")  # the next turn is traced as usual
+    finished = otel_spans.get_finished_spans()
+    failed_turn, good_turn = by_name(finished, "turn ")
+    failed_call, good_call = by_name(finished, "invoke_agent ")
+    assert failed_turn.status.status_code == trace.StatusCode.ERROR
+    assert "TurnFailedError" in str(failed_turn.status.description)
+    assert [e.name for e in failed_turn.events] == ["exception"]
+    assert failed_call.status.status_code == trace.StatusCode.ERROR
+    assert "the model endpoint hung up" in str(failed_call.status.description)
+    assert good_turn.status.status_code == good_call.status.status_code == trace.StatusCode.UNSET
+    assert failed_turn.context is not None and good_turn.context is not None
+    assert parent_of(failed_call) == failed_turn.context.span_id
+    assert parent_of(good_call) == good_turn.context.span_id
+    assert good_turn.parent is None  # the failed turn's context was detached
