@@ -1,0 +1,69 @@
+"""What differs between SQLite and PostgreSQL for the stores written once over SQL.
+
+Role: the stores that run the same statements on both databases (`operators_sql`, the operator
+records; `apply_lock`, the apply lock's holder row) write each statement once, with `?`
+placeholders and the neutral spelling, and turn it into a backend's dialect once with
+`SqlDialect.sql`. `EnvKeys` is how a store's environment names are stored: as they are in a
+SQLite file (`UNSCOPED`, one project per file), as `PROJECT#ENV` in a shared PostgreSQL
+database (`runner.state.pg_database.PgDatabase` is one, with another project's rows invisible).
+
+Invariants: a statement given to `SqlDialect.sql` has no `?` or `%` of its own (no string literal
+with one); a condition from `EnvKeys.owns_sql` is already in the backend's dialect and is
+spliced into a statement before or after `sql` (its placeholders are not `?`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["POSTGRESQL", "SQLITE", "UNSCOPED", "EnvKeys", "SqlDialect", "Unscoped"]
+
+
+@dataclass(frozen=True, slots=True)
+class SqlDialect:
+    """The spelling of one database: its placeholder, and its two-argument maximum."""
+
+    name: str
+    placeholder: str  # what stands for a parameter: `?` (sqlite3) or `%s` (psycopg)
+    greatest: str  # the larger of two values: SQLite's scalar `MAX`, PostgreSQL's `GREATEST`
+
+    def sql(self, statement: str) -> str:
+        """`statement`, written with `?` placeholders, in this dialect."""
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+
+SQLITE = SqlDialect(name="sqlite", placeholder="?", greatest="MAX")
+POSTGRESQL = SqlDialect(name="postgresql", placeholder="%s", greatest="GREATEST")
+
+
+class EnvKeys(Protocol):
+    """How a store's environment names are stored, and which stored rows are its own."""
+
+    def env_key(self, env: str) -> str:
+        """The stored key of environment `env`."""
+        ...
+
+    def env_name(self, key: str) -> str:
+        """The environment name of a stored key."""
+        ...
+
+    def owns_sql(self, column: str = "env") -> tuple[str, tuple[str, ...]]:
+        """A condition on `column` true for this store's own rows only, and its parameters."""
+        ...
+
+
+class Unscoped:
+    """Environment names stored as they are, every row one's own (a SQLite file)."""
+
+    def env_key(self, env: str) -> str:
+        return env
+
+    def env_name(self, key: str) -> str:
+        return key
+
+    def owns_sql(self, column: str = "env") -> tuple[str, tuple[str, ...]]:
+        return "1 = 1", ()
+
+
+UNSCOPED = Unscoped()
