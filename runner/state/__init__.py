@@ -6,13 +6,18 @@
                                   `sqlite_journal`, `sqlite_lock`, with `processes` telling
                                   whether a lock holder still runs; `PostgresRegistry` with
                                   `pg_lock`, an advisory lock)
+  apply_lock                      the apply lock written once (waiting, dead holder's takeover,
+                                  write fence, holder row); `sqlite_lock` and `pg_lock` say
+                                  only what holds the lock
   errors                          a state file that cannot be used -> `StateFileError`, one line
                                   naming the file and what to do
   sessions / sessions_sqlite /    the runtime's sessions and their leases (`SessionStore`,
     pg_sessions, sessions_codec   `SqliteSessionStore`, `PostgresSessionStore`; one row codec)
-  operators / operators_sqlite /  the human queue and transcript, escalation history and member
-    pg_operators                  availability (`OperatorStore`, `SqliteOperatorStore`,
-                                  `PostgresOperatorStore`)
+  operators / operators_sql /     the human queue and transcript, escalation history and member
+    operators_sqlite /            availability (`OperatorStore`; `SqlOperatorStore` written once
+    pg_operators                  over SQL, `SqliteOperatorStore`, `PostgresOperatorStore`)
+  sql_dialect                     what differs in SQL between the backends (placeholders, a few
+                                  words, how environment names are stored)
   sqlite_schema / pg_schema       the schema as numbered migrations, applied under a lock
   pg_database                     the PostgreSQL connection pool (psycopg 3, the `postgres` extra)
   backends                        which backend an Environment's `state:` URL names, and opening

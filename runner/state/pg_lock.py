@@ -2,6 +2,9 @@
 
 Role in the flow: `PostgresRegistry.lock` holds an environment's lock for a whole apply
 (`PgApplyLock.hold`), whichever host the apply runs on; those who wait are told who holds it.
+Waiting, the takeover, the write fence and the holder row's statements are
+`runner.state.apply_lock`'s; this module says only what PostgreSQL decides: the advisory lock,
+and how its holder is described.
 
 Invariants:
   - The lock is `pg_try_advisory_lock` on a key derived from the environment, taken on a
@@ -11,12 +14,11 @@ Invariants:
   - The holder's identity (holder text, host, pid, OS user, since) is a row of `registry_locks`,
     written once the advisory lock is held and deleted when it is released. The row is only
     information and the write fence: who holds the lock is decided by the advisory lock alone,
-    so a row left by a killed holder is simply replaced by the next one. `RUNNER_HOSTNAME`
-    overrides the host shown (containers whose hostname says nothing).
-  - Write fence (as in `runner.state.sqlite_lock`): the holder records each remote write in its
-    row (`write_started`/`write_finished`); whoever takes the lock after a holder that died with
-    a write on the wire waits until that write can no longer land, with a notice.
-  - Waiting is bounded by `timeout`; then `LockTimeoutError` names the holder.
+    so a row found by whoever gets the lock was left by a dead holder and is replaced.
+    `RUNNER_HOSTNAME` overrides the host shown (containers whose hostname says nothing).
+  - An apply that fails while waiting out a dead holder's fence leaves that row (and its
+    fence) for the next holder; closing its connection lets the advisory lock go.
+  - Stored environment keys (`PROJECT#ENV`) are named as the user names them in messages.
 """
 
 from __future__ import annotations
@@ -25,14 +27,13 @@ import getpass
 import os
 import socket
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from runner.state.base import LockTimeoutError
+from runner.state.apply_lock import ApplyLock, Busy, HolderRows, SqlConnection, Takeover
 from runner.state.pg_database import PgDatabase
-from runner.state.sqlite_lock import Takeover
+from runner.state.sql_dialect import POSTGRESQL
 
 __all__ = ["PgApplyLock", "holder_host", "lock_key_text"]
 
@@ -45,6 +46,8 @@ def holder_host() -> str:
 # The advisory lock key is hashed in SQL from the environment and the state's schema: advisory
 # locks are per database, and one database may hold several states (a schema each).
 _KEY = "hashtextextended('runner.apply:' || current_schema() || ':' || %s, 0)"
+_ROWS = HolderRows(POSTGRESQL, identity=("host", "pid", "os_user"))
+_DESCRIBE = "SELECT holder, host, pid, os_user, acquired_at FROM registry_locks WHERE env = %s"
 
 
 def lock_key_text(env: str) -> str:
@@ -60,7 +63,8 @@ def _os_user() -> str:
         return ""
 
 
-def _describe(row: tuple[Any, ...] | None) -> str:
+def _describe(conn: SqlConnection, env: str) -> str:
+    row = conn.execute(_DESCRIBE, (env,)).fetchone()
     if row is None:
         return "another apply (starting)"
     holder, host, pid, user, since = row
@@ -69,26 +73,40 @@ def _describe(row: tuple[Any, ...] | None) -> str:
     return f"{holder} (host {host}, pid {pid},{who} since {when})"
 
 
-class PgApplyLock:
+class _DedicatedConnection:
+    """One hold's connection of its own, on which the advisory lock lives (a `LockSeat`)."""
+
+    def __init__(self, conn: Any, wall_clock: Callable[[], float]) -> None:
+        self._conn = conn
+        self._wall_clock = wall_clock
+
+    def try_acquire(self, env: str, *, holder: str, token: str) -> Takeover | Busy | None:
+        conn = self._conn
+        got = conn.execute(f"SELECT pg_try_advisory_lock({_KEY})", (lock_key_text(env),)).fetchone()
+        if got is None or not got[0]:
+            return Busy(lambda: _describe(conn, env))
+        with conn.transaction():
+            row = conn.execute(_ROWS.previous, (env,)).fetchone()
+            identity = (holder_host(), os.getpid(), _os_user())
+            return _ROWS.replace(
+                conn, env, row, holder=holder, token=token, identity=identity, at=self._wall_clock()
+            )
+
+    def execute(self, sql: str, params: Sequence[Any]) -> None:
+        self._conn.execute(sql, params)
+
+    def release(self, env: str, token: str) -> None:
+        self._conn.execute(_ROWS.release, (env, token))
+        self._conn.execute(f"SELECT pg_advisory_unlock({_KEY})", (lock_key_text(env),))
+
+    def abandon(self, env: str, token: str) -> None:
+        pass  # the row keeps the dead holder's fence; the connection's end frees the lock
+
+
+class PgApplyLock(ApplyLock[PgDatabase]):
     """The apply locks of one PostgreSQL state database (module docstring)."""
 
-    def __init__(
-        self,
-        db: PgDatabase,
-        *,
-        clock: Callable[[], float],
-        wall_clock: Callable[[], float],
-        sleep: Callable[[float], None],
-        poll_interval: float,
-        on_notice: Callable[[str], None] | None,
-    ) -> None:
-        self._db = db
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._sleep = sleep
-        self._poll = poll_interval
-        self._on_notice = on_notice
-        self._held: dict[str, str] = {}  # env -> token of the lock this object holds
+    rows = _ROWS
 
     def holder(self, env: str) -> str | None:
         """Who holds `env`'s lock now (None when nobody does)."""
@@ -102,131 +120,19 @@ class PgApplyLock:
             ).fetchone()
             if free is not None and free[0]:
                 return None
-            row = conn.execute(
-                "SELECT holder, host, pid, os_user, acquired_at FROM registry_locks WHERE env = %s",
-                (env,),
-            ).fetchone()
-        return _describe(row)
+            return _describe(conn, env)
 
     @contextmanager
-    def hold(self, env: str, *, holder: str, timeout: float) -> Iterator[None]:
-        """Hold `env`'s apply lock for the block; LockTimeoutError naming the holder."""
+    def _seat(self) -> Iterator[_DedicatedConnection]:
         conn = self._db.dedicated()
-        token = uuid.uuid4().hex
         try:
-            started = self._clock()
-            key = lock_key_text(env)
-            while True:
-                got = conn.execute(f"SELECT pg_try_advisory_lock({_KEY})", (key,)).fetchone()
-                if got is not None and got[0]:
-                    break
-                waited = self._clock() - started
-                if waited >= timeout:
-                    row = conn.execute(
-                        "SELECT holder, host, pid, os_user, acquired_at FROM registry_locks "
-                        "WHERE env = %s",
-                        (env,),
-                    ).fetchone()
-                    raise LockTimeoutError(self._db.env_name(env), _describe(row), waited)
-                self._sleep(min(self._poll, max(timeout - waited, 0.0)) or self._poll)
-            takeover = self._claim(conn, env, holder=holder, token=token)
-            if takeover is not None:
-                self._wait_out(conn, takeover, token=token)
-            self._held[env] = token
-            try:
-                yield
-            finally:
-                self._held.pop(env, None)
-                conn.execute(
-                    "DELETE FROM registry_locks WHERE env = %s AND token = %s", (env, token)
-                )
-                conn.execute(f"SELECT pg_advisory_unlock({_KEY})", (key,))
+            yield _DedicatedConnection(conn, self._wall_clock)
         finally:
             conn.close()
 
-    def _claim(self, conn: Any, env: str, *, holder: str, token: str) -> Takeover | None:
-        """Write this holder's row (the lock is held); a `Takeover` when the previous holder's
-        row is still there, i.e. it died holding the lock."""
-        with conn.transaction():
-            row = conn.execute(
-                "SELECT holder, last_write_started_at, request_timeout, writes_in_flight "
-                "FROM registry_locks WHERE env = %s FOR UPDATE",
-                (env,),
-            ).fetchone()
-            takeover: Takeover | None = None
-            fence: tuple[Any, Any, Any] = (None, 0.0, 0)
-            if row is not None:
-                dead, started, request_timeout, in_flight = row
-                fence_until = None
-                if in_flight and started is not None:
-                    fence_until = float(started) + float(request_timeout or 0)
-                    fence = (started, request_timeout, in_flight)
-                takeover = Takeover(env, str(dead), fence_until)
-                conn.execute("DELETE FROM registry_locks WHERE env = %s", (env,))
-            conn.execute(
-                "INSERT INTO registry_locks (env, holder, token, host, pid, os_user, acquired_at, "
-                "last_write_started_at, request_timeout, writes_in_flight) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    env,
-                    holder,
-                    token,
-                    holder_host(),
-                    os.getpid(),
-                    _os_user(),
-                    self._wall_clock(),
-                    *fence,
-                ),
-            )
-        return takeover
-
-    def _wait_out(self, conn: Any, takeover: Takeover, *, token: str) -> None:
-        """Sleep until the dead holder's last write can no longer land, then drop its fence."""
-        wait = takeover.wait_seconds(self._wall_clock())
-        name = self._db.env_name(takeover.env)  # as the user names it, not its stored key
-        if self._on_notice is not None:
-            if wait > 0:
-                self._on_notice(
-                    f"runner: environment {name!r} was locked by {takeover.dead_holder}, "
-                    f"which is no longer running; waiting {wait:.1f}s for a Foundry write it "
-                    "had in flight to land before changing anything"
-                )
-            else:
-                self._on_notice(
-                    f"runner: environment {name!r} was locked by {takeover.dead_holder}, "
-                    "which is no longer running; taking the lock over"
-                )
-        while wait > 0:
-            self._sleep(wait)
-            wait = takeover.wait_seconds(self._wall_clock())
-        if takeover.fence_until is not None:
-            conn.execute(
-                "UPDATE registry_locks SET last_write_started_at = NULL, request_timeout = 0, "
-                "writes_in_flight = 0 WHERE env = %s AND token = %s",
-                (takeover.env, token),
-            )
-
-    def write_started(self, env: str, *, request_timeout: float) -> None:
-        """Note in the held lock row that a remote write is about to be sent."""
-        token = self._held.get(env)
-        if token is None:
-            return
+    def _execute(self, sql: str, params: Sequence[Any]) -> None:
         with self._db.connect() as conn:
-            conn.execute(
-                "UPDATE registry_locks SET last_write_started_at = %s, "
-                "request_timeout = GREATEST(request_timeout, %s), "
-                "writes_in_flight = writes_in_flight + 1 WHERE env = %s AND token = %s",
-                (self._wall_clock(), float(request_timeout), env, token),
-            )
+            conn.execute(sql, params)
 
-    def write_finished(self, env: str) -> None:
-        """Note that a write's answer arrived: it has landed (or was refused) for good."""
-        token = self._held.get(env)
-        if token is None:
-            return
-        with self._db.connect() as conn:
-            conn.execute(
-                "UPDATE registry_locks SET writes_in_flight = GREATEST(writes_in_flight - 1, 0) "
-                "WHERE env = %s AND token = %s",
-                (env, token),
-            )
+    def _env_name(self, env: str) -> str:
+        return self._db.env_name(env)

@@ -2,8 +2,9 @@
 
 Role: the stores that run the same statements on both databases (`operators_sql`, the operator
 records; `apply_lock`, the apply lock's holder row) write each statement once, with `?`
-placeholders and the neutral spelling, and turn it into a backend's dialect once with
-`SqlDialect.sql`. `EnvKeys` is how a store's environment names are stored: as they are in a
+placeholders, and turn it into a backend's dialect once with `SqlDialect.sql`; the few words
+that differ (the two-argument maximum, locking the rows a write transaction read) are the
+dialect's fields. `EnvKeys` is how a store's environment names are stored: as they are in a
 SQLite file (`UNSCOPED`, one project per file), as `PROJECT#ENV` in a shared PostgreSQL
 database (`runner.state.pg_database.PgDatabase` is one, with another project's rows invisible).
 
@@ -22,19 +23,23 @@ __all__ = ["POSTGRESQL", "SQLITE", "UNSCOPED", "EnvKeys", "SqlDialect", "Unscope
 
 @dataclass(frozen=True, slots=True)
 class SqlDialect:
-    """The spelling of one database: its placeholder, and its two-argument maximum."""
+    """The spelling of one database: its placeholder, its two-argument maximum, and how a read
+    in a write transaction locks the rows it read."""
 
     name: str
     placeholder: str  # what stands for a parameter: `?` (sqlite3) or `%s` (psycopg)
     greatest: str  # the larger of two values: SQLite's scalar `MAX`, PostgreSQL's `GREATEST`
+    for_update: str  # appended to such a read: "" in SQLite (`BEGIN IMMEDIATE` holds the file)
 
     def sql(self, statement: str) -> str:
         """`statement`, written with `?` placeholders, in this dialect."""
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
 
 
-SQLITE = SqlDialect(name="sqlite", placeholder="?", greatest="MAX")
-POSTGRESQL = SqlDialect(name="postgresql", placeholder="%s", greatest="GREATEST")
+SQLITE = SqlDialect(name="sqlite", placeholder="?", greatest="MAX", for_update="")
+POSTGRESQL = SqlDialect(
+    name="postgresql", placeholder="%s", greatest="GREATEST", for_update=" FOR UPDATE"
+)
 
 
 class EnvKeys(Protocol):
