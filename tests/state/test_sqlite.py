@@ -7,10 +7,10 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from lock_support import VirtualTime, kill_while_holding
 
 from runner.state.base import AppliedResource, LockTimeoutError
 from runner.state.processes import process_alive, process_start_token
@@ -201,32 +201,7 @@ with reg.lock("dev", holder="other@host pid X", timeout=10):
 def kill_holding(db: Path, write: str) -> float:
     """A process that took the lock (and started a write: `none`, `in_flight`, `answered`),
     killed with SIGKILL; returns the wall time just before it started."""
-    before = time.time()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DIE_HOLDING, str(db), write], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-    finally:
-        proc.kill()
-        proc.wait()
-    return before
-
-
-class VirtualTime:
-    """A wall clock that starts now and only moves when slept on."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self.start = time.time()
-        self.slept = 0.0
-
-    def wall(self) -> float:
-        return self.start + self.offset
-
-    def sleep(self, seconds: float) -> None:
-        self.offset += seconds
-        self.slept += seconds
+    return kill_while_holding(DIE_HOLDING, str(db), write)
 
 
 def test_takeover_waits_until_the_dead_holders_write_can_no_longer_land(tmp_path: Path) -> None:
