@@ -1,7 +1,5 @@
 """`python -m runner` is the `runner` command."""
 
-import sys
+from runner.cli.main import program
 
-from runner.cli.main import main
-
-sys.exit(main())
+program()

@@ -83,10 +83,12 @@ __all__ = [
 ]
 
 DEFAULT_LOCK_TIMEOUT = 120.0
-DEFAULT_PARALLELISM = 16
+DEFAULT_PARALLELISM = 32
 """Operations in flight at once. Foundry does not rate-limit agent calls (limits are per model
 deployment) and each op is one or two small requests, so a wide window is what makes a big apply
-latency-bound instead of round-trip-bound; 429s are still retried with their Retry-After."""
+latency-bound instead of round-trip-bound; 429s are still retried with their Retry-After. At 16,
+200 creates at 50 ms were 13 waves (0.65 s) for 0.4 s of client CPU: still waiting on the
+network; 32 (7 waves) leaves the CPU the bound, within the provider's 64 kept connections."""
 
 
 class ApplyError(Exception):

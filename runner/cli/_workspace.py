@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from runner.cli.process import importing
 from runner.errors import EXIT_FAILED, UserError
 from runner.paths import ProjectHome
 from runner.plan.desired import DesiredState, compute_desired, project_identity
@@ -129,7 +130,8 @@ def open_provider(env: Environment, *, read_only: bool = False) -> Provider:
 
     try:
         if env.provider != "local":
-            return build_provider(env)
+            with importing():  # the provider's SDK (azure-ai-projects: openai, azure.storage.blob)
+                return build_provider(env)
         with state_file_errors(local_store_path(env.data_dir)):  # the local store is a state file
             return build_provider(env, read_only=read_only)
     except ProviderError as exc:

@@ -17,9 +17,10 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import NoReturn, Protocol, cast
 
 from runner.cli.errors import end_on_closed_pipe, report_internal_error
+from runner.cli.process import console, importing
 from runner.errors import EXIT_USAGE, UserError
 
 # verb -> (module, one-line help)
@@ -151,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in args_list if not a.startswith("-")), None)
     try:
-        parser = build_parser(verb if verb in VERBS else None)
+        with importing():  # the verb's module: spec models, the plan, the executor, ...
+            parser = build_parser(verb if verb in VERBS else None)
         args = parser.parse_args(args_list)
         if getattr(args, "no_color", False):
             os.environ["NO_COLOR"] = "1"
@@ -172,5 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_internal_error(exc)
 
 
+def program() -> NoReturn:
+    """The `runner` console script (and `python -m runner`): `main()` owning its process."""
+    console(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    program()

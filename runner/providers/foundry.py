@@ -26,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -227,6 +228,11 @@ class FoundryProvider:
         )
         for scheme in ("http://", "https://"):
             self._session.mount(scheme, adapter)
+        # Proxy (HTTP(S)_PROXY, NO_PROXY) and CA bundle read once for the one host it talks to:
+        # `trust_env` rescanned the environment and ~/.netrc on every request.
+        self._session.trust_env = False
+        self._session.proxies = requests.utils.get_environ_proxies(self.endpoint)
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         self._client = AIProjectClient(
             endpoint=self.endpoint,
             credential=credential,
@@ -237,6 +243,7 @@ class FoundryProvider:
                 session_owner=False,
                 connection_timeout=min(10.0, timeout),
                 read_timeout=timeout,
+                connection_verify=ca_bundle or True,
             ),
         )
         self._timeout = timeout

@@ -323,8 +323,9 @@ class SqliteRegistry:
         self._locks.write_finished(env)
 
     def close(self) -> None:
-        """Release the idle connection (the others live for one call); reads and writes still
-        work after it, only slower."""
+        """Release the idle connection and the kept writer (reads live for one call); reads and
+        writes still work after it, only slower."""
         keeper, self._keeper = self._keeper, None
         if keeper is not None:
             keeper.close()
+        self._db.close()

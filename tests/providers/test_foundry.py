@@ -342,3 +342,27 @@ def test_a_conversations_messages_read_back_through_the_sdk_as_the_local_store_h
     assert LocalProvider(emulator.store).conversation_messages(conversation) == messages
     with pytest.raises(NotFoundError):
         foundry.conversation_messages("conv_missing")
+
+
+def test_the_proxy_environment_is_honoured_though_read_once(
+    emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a proxy on a port nothing listens on: calls through it fail to connect
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("http_proxy", raising=False)  # the lower-case one would win
+    proxied = FoundryProvider(emulator.endpoint, timeout=5)
+    try:
+        with pytest.raises(TransientError) as info:
+            proxied.list_agents()
+        assert info.value.code == "connection"
+    finally:
+        proxied.close()
+    # NO_PROXY naming the endpoint's host bypasses it, as requests' own reading did
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = FoundryProvider(emulator.endpoint, timeout=5)
+    try:
+        assert direct.list_agents() == []
+    finally:
+        direct.close()

@@ -279,3 +279,17 @@ def test_a_registry_file_from_before_the_fence_is_upgraded(tmp_path: Path) -> No
     with reg.lock("dev", holder="me", timeout=1):
         reg.record_write_started("dev", request_timeout=5.0)
         assert reg.lock_holder("dev") == "me"
+
+
+def test_writes_follow_the_path_when_the_state_file_is_replaced(tmp_path: Path) -> None:
+    """Writers share a kept connection; a file put in place of the old one gets the next write."""
+    path = tmp_path / "state.db"
+    reg = SqliteRegistry(path)
+    reg.record_applied("dev", team("h1"), apply_id="a1", action="create")
+    SqliteRegistry(tmp_path / "fresh.db").close()  # an empty registry file of the same schema
+    os.replace(tmp_path / "fresh.db", path)
+    reg.record_applied("dev", team("h2"), apply_id="a2", action="update")
+    assert SqliteRegistry.open_read_only(path).applied("dev")["team.customer-support"].hash == "h2"
+    reg.close()
+    reg.record_applied("dev", team("h3"), apply_id="a3", action="update")  # works after close()
+    assert reg.applied("dev")["team.customer-support"].hash == "h3"
