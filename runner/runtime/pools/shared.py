@@ -31,7 +31,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from runner.runtime.clock import Clock
 from runner.runtime.errors import SharedLimitsUnavailableError
@@ -93,6 +93,19 @@ class SharedLimits(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class LocalWrites(Protocol):
+    """A `SharedLimits` backend whose releases and token counts are recorded in this process
+    first and written by its next transaction (or soon after): `SharedPools` calls these on
+    the spot instead of spawning a task per write (`SqliteLimits`)."""
+
+    def release_soon(self, holder: str, pools: Sequence[str]) -> None: ...
+
+    def settle_soon(self, reservation: str, pools: Sequence[str], tokens: int) -> None: ...
+
+    def charge_soon(self, pools: Sequence[str], tokens: int) -> None: ...
+
+
 @dataclass
 class TokenTicket:
     """What an admitted turn reserved: settled by `SharedPools.settle` when the reply came."""
@@ -122,6 +135,7 @@ class SharedPools:
         poll: float = 0.05,
     ) -> None:
         self.backend = backend
+        self._local = backend if isinstance(backend, LocalWrites) else None
         self._clock = clock
         self.ttl = ttl
         self.poll = poll
@@ -161,13 +175,27 @@ class SharedPools:
                 remaining = None if deadline is None else deadline - self._clock.monotonic()
                 if remaining is None or remaining <= 0:
                     return full, self._clock.monotonic() - started
-                self._freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._freed.wait(), min(self.poll, remaining))
+                await self._wait_for_room(remaining)
         finally:
             if queued:
                 with contextlib.suppress(Exception):
                     await self.backend.leave(holder, names)
+
+    async def _wait_for_room(self, remaining: float | None) -> None:
+        """Until this process releases a slot, `poll` seconds pass (another process may have
+        released one), or the wait's deadline on the runtime's clock."""
+        self._freed.clear()
+        waits: set[asyncio.Future[object]] = {
+            asyncio.ensure_future(self._freed.wait()),
+            asyncio.ensure_future(asyncio.sleep(self.poll)),
+        }
+        if remaining is not None:
+            waits.add(asyncio.ensure_future(self._clock.sleep(remaining)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     def hold(self, holder: str, pools: Sequence[str]) -> None:
         """Count a session found at start-up: its lease is taken again by the heartbeat."""
@@ -182,6 +210,10 @@ class SharedPools:
         held = self._holders.pop(holder, None)
         names = tuple(pools) if held is None else held
         if not names:
+            return
+        if self._local is not None:
+            self._local.release_soon(holder, names)
+            self._freed.set()
             return
         self._spawn(self._release(holder, names))
 
@@ -231,12 +263,18 @@ class SharedPools:
         if ticket is not None:
             kept = [name for name in ticket.pools if name in pools]
             dropped = [name for name in ticket.pools if name not in pools]
-            if kept:
+            if self._local is not None:
+                self._local.settle_soon(ticket.reservation, kept, tokens)
+                self._local.settle_soon(ticket.reservation, dropped, 0)
+            elif kept:
                 self._spawn(self._quiet(self.backend.settle(ticket.reservation, kept, tokens)))
             if dropped:
                 self._spawn(self._quiet(self.backend.settle(ticket.reservation, dropped, 0)))
         if charged and tokens > 0:
-            self._spawn(self._quiet(self.backend.charge(charged, tokens)))
+            if self._local is not None:
+                self._local.charge_soon(charged, tokens)
+            else:
+                self._spawn(self._quiet(self.backend.charge(charged, tokens)))
 
     # ------------------------------------------------------------ life
 
