@@ -232,7 +232,8 @@ def _shared_limits(
         )
     else:
         return None
-    return SharedPools(limits, clock=clock, ttl=config.pool_lease_ttl_s)
+    scope = "hosts" if redis_url is not None else "host"
+    return SharedPools(limits, clock=clock, ttl=config.pool_lease_ttl_s, scope=scope)
 
 
 def load_specs(specs: SpecsArg) -> Project:

@@ -408,9 +408,20 @@ class PoolManager:
     # ------------------------------------------------------------ analytics
 
     def figures(self, name: str, *, auto_scaling: bool) -> PoolFigures:
+        """The pool's figures; occupancy from the shared backend when there is one (as last
+        read, at most a second old: `SharedPools.occupancy`)."""
         state = self._pools[name]
         state.trim(self._clock.now())
-        return pool_figures(state, auto_scaling=auto_scaling)
+        if self.shared is None:
+            return pool_figures(state, auto_scaling=auto_scaling)
+        shared = self.shared.occupancy(self.names()).get(name)
+        return pool_figures(
+            state,
+            auto_scaling=auto_scaling,
+            shared=shared,
+            counted_by=self.shared.scope,
+            counted_in=self.shared.backend.where,
+        )
 
     def worst_utilization(self) -> float:
         worst = 0.0

@@ -20,6 +20,10 @@ naming it: `runner serve` answers 503); sessions already admitted go on: their t
 checked against this process's own window, their ends and renewals are retried by the
 heartbeat, and a holder lost while the backend was down is held again when it is back.
 
+Figures: `occupancy` gives each pool's leases and tokens in the window across every process, for
+analytics and `/metrics` (`PoolManager.figures`), read from the backend at most once a second
+(on the runtime's clock), in the background: the hot path never pays for it.
+
 Invariants: a session id is held at most once per pool whatever the retries (leases are keyed
 by it); a refused take leaves nothing held; a holder released here is never renewed again.
 """
@@ -29,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, runtime_checkable
@@ -39,6 +44,7 @@ from runner.runtime.errors import SharedLimitsUnavailableError
 __all__ = ["Blocked", "SharedLimits", "SharedPools", "TokenTicket"]
 
 log = logging.getLogger("runner.runtime.pools")
+OCCUPANCY_MAX_AGE_S = 1.0  # pool figures read from the backend at most this often
 T = TypeVar("T")
 
 # (pool, limit, used, seconds until there is room: infinite when the turn alone is over it)
@@ -90,6 +96,10 @@ class SharedLimits(Protocol):
         """How many leases the pool has now, across every process."""
         ...
 
+    async def window(self, pool: str) -> list[tuple[float, int]]:
+        """The (seconds since the epoch, tokens) entries of the pool's token window."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -133,8 +143,10 @@ class SharedPools:
         clock: Clock,
         ttl: float = 30.0,
         poll: float = 0.05,
+        scope: str = "hosts",
     ) -> None:
         self.backend = backend
+        self.scope = scope  # who shares the limits: "host" (the registry file) or "hosts"
         self._local = backend if isinstance(backend, LocalWrites) else None
         self._clock = clock
         self.ttl = ttl
@@ -145,6 +157,9 @@ class SharedPools:
         self._freed = asyncio.Event()
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._occupancy: dict[str, tuple[int, int]] = {}
+        self._occupancy_read = -math.inf  # the clock's monotonic() at the last read
+        self._reading: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ slots
 
@@ -276,6 +291,37 @@ class SharedPools:
             else:
                 self._spawn(self._quiet(self.backend.charge(charged, tokens)))
 
+    # ------------------------------------------------------------ figures
+
+    def occupancy(self, pools: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """(leases, tokens in the last 60 s) of each pool across every process, as last read:
+        one read of the backend at most every `OCCUPANCY_MAX_AGE_S`, in the background (the
+        caller never waits; a pool not read yet is absent)."""
+        stale = self._clock.monotonic() - self._occupancy_read > OCCUPANCY_MAX_AGE_S
+        if stale and (self._reading is None or self._reading.done()) and pools:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return dict(self._occupancy)
+            self._reading = loop.create_task(self._read_occupancy(tuple(pools)))
+        return dict(self._occupancy)
+
+    async def read_occupancy(self, pools: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Read the backend now (tests, and the first figures of a process)."""
+        await self._read_occupancy(tuple(pools))
+        return dict(self._occupancy)
+
+    async def _read_occupancy(self, pools: tuple[str, ...]) -> None:
+        try:
+            cutoff = self._clock.now() - 60.0
+            for pool in pools:
+                held = await self.backend.held(pool)
+                tokens = sum(n for at, n in await self.backend.window(pool) if at > cutoff)
+                self._occupancy[pool] = (held, tokens)
+            self._occupancy_read = self._clock.monotonic()
+        except Exception as exc:
+            log.warning("pool figures not read from %s: %s", self.backend.where, exc)
+
     # ------------------------------------------------------------ life
 
     def _start(self) -> None:
@@ -332,6 +378,8 @@ class SharedPools:
     async def close(self) -> None:
         """Stop renewing, finish the releases in flight, close the backend. Sessions still
         open keep their leases until they expire (or a process holding them renews them)."""
+        if self._reading is not None:
+            self._reading.cancel()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             # bounded: a cancellation landing inside a client call may be swallowed

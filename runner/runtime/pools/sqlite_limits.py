@@ -8,10 +8,16 @@ one `BEGIN IMMEDIATE` transaction, so every process that opens the file sees one
 Times come from the runtime's clock (one host: one clock; tests move it). Pools are keyed
 `<env>/<pool>`.
 
+Leases and places in the waiting lines expire on the runtime's clock, except this process's
+own: before expired ones are deleted (only when a pool looks full), this process extends its
+own, so a live process never loses its sessions' places whatever its clock says (a fake clock
+in tests, or a heartbeat that has not run yet); a dead one's come back after `lease_ttl`.
+
 What is batched, and why it stays within the limits:
   releases  a session's end is written with this process's next take (same transaction, so
             this process sees its own place free at once), or by a flush a few milliseconds
-            later for the other processes.
+            later for the other processes. Late token counts (a reply settled after its
+            allowance went back, or charged to a pool with no allowance) go the same way.
   tokens    a turn is admitted against a per-pool *allowance* this process took from the
             shared window: a row of `pool_tokens` counted in full by every process from the
             moment it is taken. It is at most a 16th of the pool's limit (at least the turn's
