@@ -69,6 +69,7 @@ class PoolManager:
         self._default_limit = default_session_limit
         self._agent_active: dict[str, int] = {}
         self._seq = itertools.count()
+        self._limited_cache: dict[tuple[tuple[str, ...], str], list[tuple[str, int]]] = {}
 
     # ------------------------------------------------------------ configuration
 
@@ -80,6 +81,7 @@ class PoolManager:
             state.spec = spec
             states[name] = state
         self._pools = states
+        self._limited_cache.clear()
         by_agent: dict[str, list[str]] = {}
         for name, spec in pools.items():
             for agent in spec.agents:
@@ -167,12 +169,18 @@ class PoolManager:
         self._count(agents, pools, check=True)
 
     def _limited(self, pools: Iterable[str], what: str) -> list[tuple[str, int]]:
-        found = []
-        for name in pools:
-            state = self._pools.get(name)
-            limit = None if state is None else getattr(state.spec.limits, what)
-            if limit is not None:
-                found.append((name, int(limit)))
+        """The (pool, limit) of `pools` that set `what` (remembered per pools tuple: the turn
+        path asks for the same few on every turn; forgotten by `configure`)."""
+        key = (tuple(pools), what)
+        found = self._limited_cache.get(key)
+        if found is None:
+            found = []
+            for name in key[0]:
+                state = self._pools.get(name)
+                limit = None if state is None else getattr(state.spec.limits, what)
+                if limit is not None:
+                    found.append((name, int(limit)))
+            self._limited_cache[key] = found
         return found
 
     async def _acquire_shared(

@@ -115,6 +115,13 @@ class LocalWrites(Protocol):
 
     def charge_soon(self, pools: Sequence[str], tokens: int) -> None: ...
 
+    def reserve_now(
+        self, pools: Sequence[tuple[str, int]], tokens: int, *, estimate: int
+    ) -> str | None:
+        """`reserve` when this process's own room answers it, without a transaction: the
+        reservation id, or None (then `reserve` decides)."""
+        ...
+
 
 @dataclass
 class TokenTicket:
@@ -258,6 +265,10 @@ class SharedPools:
         self, pools: Sequence[tuple[str, int]], *, estimate: int
     ) -> tuple[Blocked | None, TokenTicket | None]:
         tokens = max((self.expected(name, estimate) for name, _ in pools), default=estimate)
+        if self._local is not None:
+            local = self._local.reserve_now(pools, tokens, estimate=estimate)
+            if local is not None:
+                return None, TokenTicket(local, tuple(name for name, _ in pools), tokens)
         blocked, reservation = await self._call(
             self.backend.reserve(pools, tokens, estimate=estimate)
         )

@@ -36,6 +36,7 @@ as with Redis: one turn may end over the limit).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sqlite3
 import uuid
@@ -94,6 +95,7 @@ class SqliteLimits:
         self._conn = connection
         migrate(self._conn, where=self.where)  # one read when the registry made the tables
         self._releases: dict[str, tuple[str, ...]] = {}
+        self._ids = itertools.count(1)  # reservations: this process's own
         # this process's leases and places in lines, by pool key: never expired by itself
         self._mine: dict[str, set[str]] = {}
         self._waiting: dict[str, set[str]] = {}
@@ -265,6 +267,26 @@ class SqliteLimits:
 
     # ------------------------------------------------------------ tokens
 
+    def reserve_now(
+        self, pools: Sequence[tuple[str, int]], tokens: int, *, estimate: int
+    ) -> str | None:
+        """A reservation from the allowances alone (no transaction), or None."""
+        now = self._clock.now()
+        taken = []
+        for name, limit in pools:
+            allowance = self._allowances.get(name)
+            want = max(min(tokens, limit), 1)
+            if estimate > limit or allowance is None or allowance.until <= now:
+                return None
+            if allowance.left < want:
+                return None
+            taken.append((name, allowance, want))
+        for _, allowance, want in taken:
+            allowance.left -= want
+        reservation = str(next(self._ids))
+        self._reservations[reservation] = taken
+        return reservation
+
     async def reserve(
         self, pools: Sequence[tuple[str, int]], tokens: int, *, estimate: int
     ) -> tuple[Blocked | None, str]:
@@ -284,7 +306,7 @@ class SqliteLimits:
             blocked = self._take_allowances(lacking, estimate, now)
             if blocked is not None:
                 return blocked, ""
-        reservation = uuid.uuid4().hex
+        reservation = str(next(self._ids))
         taken = []
         for name, _, want in wants:
             allowance = self._allowances[name]
