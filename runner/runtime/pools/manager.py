@@ -63,6 +63,8 @@ class PoolManager:
     ) -> None:
         self._clock = clock
         self.shared = shared
+        if shared is not None:
+            shared.own_counts = self._own_counts
         self._emit = emit
         self._pools: dict[str, PoolUsage] = {}
         self._by_agent: dict[str, tuple[str, ...]] = {}
@@ -430,6 +432,10 @@ class PoolManager:
             counted_by=self.shared.scope,
             counted_in=self.shared.backend.where,
         )
+
+    def _own_counts(self, name: str) -> tuple[int, int]:
+        state = self._pools.get(name)
+        return (0, 0) if state is None else (state.active, state.window_sum)
 
     def worst_utilization(self) -> float:
         worst = 0.0

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -164,7 +164,10 @@ class SharedPools:
         self._freed = asyncio.Event()
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._occupancy: dict[str, tuple[int, int]] = {}
+        # pool -> (leases, tokens) read from the backend, and this process's own at the read
+        self._occupancy: dict[str, tuple[int, int, int, int]] = {}
+        # this process's own (sessions, tokens in its window) of a pool: set by PoolManager
+        self.own_counts: Callable[[str], tuple[int, int]] = lambda pool: (0, 0)
         self._occupancy_read = -math.inf  # the clock's monotonic() at the last read
         self._reading: asyncio.Task[None] | None = None
 
@@ -305,22 +308,31 @@ class SharedPools:
     # ------------------------------------------------------------ figures
 
     def occupancy(self, pools: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """(leases, tokens in the last 60 s) of each pool across every process, as last read:
-        one read of the backend at most every `OCCUPANCY_MAX_AGE_S`, in the background (the
-        caller never waits; a pool not read yet is absent)."""
+        """(leases, tokens in the last 60 s) of each pool across every process: the other
+        processes' as last read, this one's (`own_counts(pool)`) as they are now. One read of
+        the backend at most every `OCCUPANCY_MAX_AGE_S`, in the background (the caller never
+        waits; a pool not read yet is absent)."""
+        own = self.own_counts
         stale = self._clock.monotonic() - self._occupancy_read > OCCUPANCY_MAX_AGE_S
         if stale and (self._reading is None or self._reading.done()) and pools:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
-                return dict(self._occupancy)
-            self._reading = loop.create_task(self._read_occupancy(tuple(pools)))
-        return dict(self._occupancy)
+                loop = None
+            if loop is not None:
+                self._reading = loop.create_task(self._read_occupancy(tuple(pools)))
+        found = {}
+        for pool, (held, tokens, own_held, own_tokens) in self._occupancy.items():
+            now_held, now_tokens = own(pool)
+            found[pool] = (
+                max(held - own_held + now_held, now_held),
+                max(tokens - own_tokens + now_tokens, now_tokens),
+            )
+        return found
 
-    async def read_occupancy(self, pools: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """Read the backend now (tests, and the first figures of a process)."""
+    async def read_occupancy(self, pools: Sequence[str]) -> None:
+        """Read the backend now (tests; figures otherwise read it in the background)."""
         await self._read_occupancy(tuple(pools))
-        return dict(self._occupancy)
 
     async def _read_occupancy(self, pools: tuple[str, ...]) -> None:
         try:
@@ -328,7 +340,7 @@ class SharedPools:
             for pool in pools:
                 held = await self.backend.held(pool)
                 tokens = sum(n for at, n in await self.backend.window(pool) if at > cutoff)
-                self._occupancy[pool] = (held, tokens)
+                self._occupancy[pool] = (held, tokens, *self.own_counts(pool))
             self._occupancy_read = self._clock.monotonic()
         except Exception as exc:
             log.warning("pool figures not read from %s: %s", self.backend.where, exc)
