@@ -258,14 +258,14 @@ CREATE TABLE IF NOT EXISTS pool_holders (
     holder TEXT NOT NULL,
     expires REAL NOT NULL,
     PRIMARY KEY (pool, holder)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pool_waiters (
     pool TEXT NOT NULL,
     holder TEXT NOT NULL,
     score REAL NOT NULL,
     expires REAL NOT NULL,
     PRIMARY KEY (pool, holder)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pool_tokens (
     pool TEXT NOT NULL,
     id TEXT NOT NULL,

@@ -294,7 +294,8 @@ class SharedPools:
             dropped = [name for name in ticket.pools if name not in pools]
             if self._local is not None:
                 self._local.settle_soon(ticket.reservation, kept, tokens)
-                self._local.settle_soon(ticket.reservation, dropped, 0)
+                if dropped:
+                    self._local.settle_soon(ticket.reservation, dropped, 0)
             elif kept:
                 self._spawn(self._quiet(self.backend.settle(ticket.reservation, kept, tokens)))
             if dropped:
