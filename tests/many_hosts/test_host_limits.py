@@ -233,3 +233,41 @@ async def test_turns_refused_by_the_shared_window_name_the_pool(tmp_path: Path) 
                 await two.send("How do I reset the cache on my laptop?")
         assert refused.value.pool == "shared" and refused.value.limit == 300
         await asyncio.sleep(0)
+
+
+async def test_places_taken_ahead_never_let_the_processes_exceed_the_limit(
+    tmp_path: Path,
+) -> None:
+    """A roomy pool (limit >= 64): a process takes places ahead so its next sessions start
+    without a write; every process counts them at once, so together they never pass the
+    limit, and what one gives back the other can take."""
+    clock = FakeClock()
+    a = SqliteLimits(tmp_path / "state.db", clock=clock, namespace="local")
+    b = SqliteLimits(tmp_path / "state.db", clock=clock, namespace="local")
+    try:
+        held: dict[str, list[str]] = {"a": [], "b": []}
+        for i in range(150):
+            for name, limits in (("a", a), ("b", b)):
+                holder = f"{name}{i}"
+                if await limits.take(holder, [("p", 100)], rank=2, queue=False) is None:
+                    held[name].append(holder)
+        assert len(held["a"]) + len(held["b"]) == 100  # all of it, never more
+        assert held["a"] and held["b"]
+        assert await a.take("late", [("p", 100)], rank=2, queue=False) == "p"
+        assert await b.held("p") == 100
+        for holder in held["a"]:
+            a.release_soon(holder, ["p"])
+        await asyncio.sleep(0.05)  # a writes its releases a few milliseconds later
+        # what a kept ahead (at most 32) still admits a's sessions for a second; the rest is
+        # free for b at once
+        assert await b.take("meanwhile", [("p", 100)], rank=2, queue=False) is None
+        clock.advance(2)  # a's places taken ahead no longer admit: they go back
+        await asyncio.sleep(1.2)  # (given back by a timer, or a's next take)
+        taken = 1
+        for i in range(150):
+            if await b.take(f"again{i}", [("p", 100)], rank=2, queue=False) is None:
+                taken += 1
+        assert taken == len(held["a"])
+    finally:
+        await a.close()
+        await b.close()

@@ -18,6 +18,14 @@ What is batched, and why it stays within the limits:
             this process sees its own place free at once), or by a flush a few milliseconds
             later for the other processes. Late token counts (a reply settled after its
             allowance went back, or charged to a pool with no allowance) go the same way.
+  places    in a roomy pool (limit >= 64, at most half full, nobody waiting) a take also
+            takes 32 places *ahead*: leases under ids of this process, counted by every
+            process at once, on which its next sessions start without a transaction for one
+            second (a session's lease is then the place's row, renewed by the heartbeat). A
+            place freed within that second serves the next session (at most 32 kept unused);
+            unused places go back when the second is over. The rows never pass the limit (the
+            places are only taken while half of the pool is free); another process may be
+            refused up to 32 places per process early, for about a second.
   tokens    turns are admitted against per-pool *allowances* this process takes in the
             shared window (`runner.runtime.pools.sqlite_tokens`).
 """
@@ -25,8 +33,12 @@ What is batched, and why it stays within the limits:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import math
 import os
 import sqlite3
+import uuid
 from collections.abc import Mapping, Sequence
 
 from runner.runtime.clock import Clock
@@ -38,6 +50,9 @@ __all__ = ["SqliteLimits"]
 
 _RANK = 1e10
 _FLUSH_DELAY_S = 0.005  # releases (and late counts) wait this long for a take to carry them
+_SPARES = 32  # places taken ahead in a roomy pool (module docstring)
+_SPARES_FROM = 64  # in pools of at least this limit
+_SPARES_S = 1.0  # how long places taken ahead admit sessions
 
 
 class SqliteLimits(SqliteTokenWindows):
@@ -72,6 +87,12 @@ class SqliteLimits(SqliteTokenWindows):
         self._mine: dict[str, set[str]] = {}
         self._waiting: dict[str, set[str]] = {}
         self._flush: asyncio.TimerHandle | None = None
+        # places taken ahead: pool key -> unused ids, until when they admit; holder -> used ones
+        self._spare_prefix = f"~{uuid.uuid4().hex[:12]}:"
+        self._spare_ids = itertools.count(1)
+        self._spares: dict[str, list[str]] = {}
+        self._spare_until: dict[str, float] = {}
+        self._assigned: dict[str, dict[str, str]] = {}
         self._init_tokens()
 
     def _k(self, pool: str) -> str:
@@ -80,12 +101,9 @@ class SqliteLimits(SqliteTokenWindows):
     # ------------------------------------------------------------ slots
 
     def _write_releases(self, c: sqlite3.Connection) -> None:
-        for holder, pools in self._releases.items():
-            for name in pools:
-                c.execute(
-                    "DELETE FROM pool_holders WHERE pool = ? AND holder = ?",
-                    (self._k(name), holder),
-                )
+        for holder, keys in self._releases.items():
+            for key in keys:
+                c.execute("DELETE FROM pool_holders WHERE pool = ? AND holder = ?", (key, holder))
         self._releases.clear()
 
     def _flush_pending(self) -> None:
@@ -114,12 +132,16 @@ class SqliteLimits(SqliteTokenWindows):
         self, holder: str, pools: Sequence[tuple[str, int]], *, rank: int, queue: bool
     ) -> str | None:
         now = self._clock.now()
+        if holder in self._assigned or self._from_spares(holder, pools, now):
+            return None
         with write_transaction(self._conn) as c:
             self._write_pending(c)
             full = None
             queued = []
+            roomy = []
             for name, limit in pools:
                 key = self._k(name)
+                self._drop_spares(c, key, now)
                 used, ahead, mine, held = self._count(c, key, holder, rank)
                 if held:
                     continue
@@ -139,7 +161,11 @@ class SqliteLimits(SqliteTokenWindows):
                 if used + ahead >= limit:
                     full = name
                     break
+                if limit >= _SPARES_FROM and not ahead and used + 1 + _SPARES <= limit // 2:
+                    roomy.append(key)
             if full is None:
+                if roomy and len(roomy) == len(pools):
+                    self._take_spares(c, roomy, now)
                 for name, _ in pools:
                     key = self._k(name)
                     c.execute(
@@ -162,6 +188,49 @@ class SqliteLimits(SqliteTokenWindows):
                         (self._k(name), holder, rank * _RANK + now, now + self._ttl),
                     )
             return full
+
+    def _from_spares(self, holder: str, pools: Sequence[tuple[str, int]], now: float) -> bool:
+        """Hold `holder` on places taken ahead in every pool, without a transaction: False
+        when a pool has none left (or they no longer admit)."""
+        keys = [self._k(name) for name, _ in pools]
+        for key in keys:
+            if not self._spares.get(key) or self._spare_until.get(key, 0.0) <= now:
+                return False
+        self._assigned[holder] = {key: self._spares[key].pop() for key in keys}
+        return True
+
+    def _take_spares(self, c: sqlite3.Connection, keys: Sequence[str], now: float) -> None:
+        """Take `_SPARES` places ahead in each of `keys` (pools at most half full, nobody
+        waiting), usable for `_SPARES_S`; the next sessions of this process start on them."""
+        for key in keys:
+            ids = [f"{self._spare_prefix}{next(self._spare_ids)}" for _ in range(_SPARES)]
+            c.executemany(
+                "INSERT OR REPLACE INTO pool_holders VALUES (?, ?, ?)",
+                [(key, sid, now + self._ttl) for sid in ids],
+            )
+            self._spares.setdefault(key, []).extend(ids)
+            self._mine.setdefault(key, set()).update(ids)
+            self._spare_until[key] = now + _SPARES_S
+        with contextlib.suppress(RuntimeError):  # off the loop: the next take gives them back
+            asyncio.get_running_loop().call_later(_SPARES_S * 1.05, self._return_spares)
+
+    def _drop_spares(self, c: sqlite3.Connection, key: str, now: float) -> None:
+        """Give back the unused places taken ahead in a pool once they no longer admit."""
+        unused = self._spares.get(key)
+        if unused and self._spare_until.get(key, 0.0) <= now:
+            c.executemany(
+                "DELETE FROM pool_holders WHERE pool = ? AND holder = ?",
+                [(key, sid) for sid in unused],
+            )
+            self._mine.get(key, set()).difference_update(unused)
+            unused.clear()
+
+    def _return_spares(self) -> None:
+        now = self._clock.now()
+        if any(ids and self._spare_until[k] <= now for k, ids in self._spares.items()):
+            with write_transaction(self._conn) as c:
+                for key in list(self._spares):
+                    self._drop_spares(c, key, now)
 
     def _keep_mine(self, c: sqlite3.Connection, key: str, now: float) -> None:
         """Extend this process's own leases and places in the pool's line before expired ones
@@ -203,11 +272,24 @@ class SqliteLimits(SqliteTokenWindows):
         self.release_soon(holder, pools)
 
     def release_soon(self, holder: str, pools: Sequence[str]) -> None:
-        """Written with this process's next take, or a few milliseconds from now."""
-        self._releases[holder] = (*self._releases.get(holder, ()), *pools)
-        for name in pools:
-            self._mine.get(self._k(name), set()).discard(holder)
-        if self._flush is None:
+        """Written with this process's next take, or a few milliseconds from now. A place
+        taken ahead goes back to this process's unused ones while they admit."""
+        assigned = self._assigned.pop(holder, None)
+        if assigned is not None:
+            now = self._clock.now()
+            for key, sid in assigned.items():
+                unused = self._spares.setdefault(key, [])
+                if self._spare_until.get(key, 0.0) > now and len(unused) < _SPARES:
+                    unused.append(sid)
+                else:
+                    self._releases[sid] = (key,)
+                    self._mine.get(key, set()).discard(sid)
+        else:
+            keys = tuple(self._k(name) for name in pools)
+            self._releases[holder] = (*self._releases.get(holder, ()), *keys)
+            for key in keys:
+                self._mine.get(key, set()).discard(holder)
+        if self._releases and self._flush is None:
             self._schedule_flush()
 
     async def renew(self, holders: Mapping[str, Sequence[str]]) -> None:
@@ -215,13 +297,15 @@ class SqliteLimits(SqliteTokenWindows):
         with write_transaction(self._conn) as c:
             self._write_pending(c)
             for holder, pools in holders.items():
+                assigned = self._assigned.get(holder, {})
                 for name in pools:
                     key = self._k(name)
+                    held_as = assigned.get(key, holder)  # a place taken ahead: its own id
                     c.execute(
                         "INSERT OR REPLACE INTO pool_holders VALUES (?, ?, ?)",
-                        (key, holder, expires),
+                        (key, held_as, expires),
                     )
-                    self._mine.setdefault(key, set()).add(holder)
+                    self._mine.setdefault(key, set()).add(held_as)
 
     async def held(self, pool: str) -> int:
         """Live leases of the pool, across every process (this one's own always live)."""
@@ -232,7 +316,7 @@ class SqliteLimits(SqliteTokenWindows):
             (count,) = c.execute(
                 "SELECT count(*) FROM pool_holders WHERE pool = ? AND expires > ?", (key, now)
             ).fetchone()
-        return int(count)
+        return int(count) - len(self._spares.get(key, ()))  # not this process's unused ones
 
     async def close(self) -> None:
         if self._flush is not None:
@@ -240,5 +324,8 @@ class SqliteLimits(SqliteTokenWindows):
         with write_transaction(self._conn) as c:
             self._write_pending(c)
             self._give_back_all(c)
+            for key in self._spare_until:
+                self._spare_until[key] = -math.inf
+                self._drop_spares(c, key, self._clock.now())
         if self._owns:
             self._conn.close()
