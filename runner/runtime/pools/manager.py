@@ -72,6 +72,7 @@ class PoolManager:
         self._agent_active: dict[str, int] = {}
         self._seq = itertools.count()
         self._limited_cache: dict[tuple[tuple[str, ...], str], list[tuple[str, int]]] = {}
+        self._names_cache: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = {}
 
     # ------------------------------------------------------------ configuration
 
@@ -84,6 +85,7 @@ class PoolManager:
             states[name] = state
         self._pools = states
         self._limited_cache.clear()
+        self._names_cache.clear()
         by_agent: dict[str, list[str]] = {}
         for name, spec in pools.items():
             for agent in spec.agents:
@@ -183,6 +185,14 @@ class PoolManager:
                 if limit is not None:
                     found.append((name, int(limit)))
             self._limited_cache[key] = found
+        return found
+
+    def _limited_names(self, pools: Sequence[str], what: str) -> tuple[str, ...]:
+        """The names of `_limited(pools, what)` (remembered the same way)."""
+        key = (tuple(pools), what)
+        found = self._names_cache.get(key)
+        if found is None:
+            found = self._names_cache[key] = tuple(n for n, _ in self._limited(pools, what))
         return found
 
     async def _acquire_shared(
@@ -353,7 +363,7 @@ class PoolManager:
     ) -> None:
         pools = list(pools)
         if self.shared is not None and (ticket is not None or tokens > 0):
-            limited = [n for n, _ in self._limited(pools, "max_tokens_per_minute")]
+            limited = self._limited_names(pools, "max_tokens_per_minute")
             self.shared.settle(ticket, limited, max(tokens, 0))
         if tokens <= 0:
             return

@@ -267,7 +267,13 @@ class SharedPools:
     async def reserve(
         self, pools: Sequence[tuple[str, int]], *, estimate: int
     ) -> tuple[Blocked | None, TokenTicket | None]:
-        tokens = max((self.expected(name, estimate) for name, _ in pools), default=estimate)
+        tokens = estimate
+        if self._largest:
+            now = self._clock.now()
+            for name, _ in pools:
+                largest = self._largest.get(name)
+                if largest is not None and now - largest.at <= 60.0 and largest.value > tokens:
+                    tokens = largest.value
         if self._local is not None:
             local = self._local.reserve_now(pools, tokens, estimate=estimate)
             if local is not None:
@@ -287,6 +293,12 @@ class SharedPools:
             largest = self._largest.setdefault(name, _Largest())
             if tokens >= largest.value or now - largest.at > 60.0:
                 largest.value, largest.at = tokens, now
+        if ticket is not None and ticket.pools == tuple(pools):  # the common turn
+            if self._local is not None:
+                self._local.settle_soon(ticket.reservation, pools, tokens)
+            else:
+                self._spawn(self._quiet(self.backend.settle(ticket.reservation, pools, tokens)))
+            return
         reserved = () if ticket is None else ticket.pools
         charged = [name for name in pools if name not in reserved]
         if ticket is not None:
@@ -296,10 +308,11 @@ class SharedPools:
                 self._local.settle_soon(ticket.reservation, kept, tokens)
                 if dropped:
                     self._local.settle_soon(ticket.reservation, dropped, 0)
-            elif kept:
-                self._spawn(self._quiet(self.backend.settle(ticket.reservation, kept, tokens)))
-            if dropped:
-                self._spawn(self._quiet(self.backend.settle(ticket.reservation, dropped, 0)))
+            else:
+                if kept:
+                    self._spawn(self._quiet(self.backend.settle(ticket.reservation, kept, tokens)))
+                if dropped:
+                    self._spawn(self._quiet(self.backend.settle(ticket.reservation, dropped, 0)))
         if charged and tokens > 0:
             if self._local is not None:
                 self._local.charge_soon(charged, tokens)
