@@ -209,7 +209,7 @@ async def test_figures_count_every_process_of_the_host(tmp_path: Path) -> None:
         with pytest.raises(PoolLimitError):
             await a.create_agent_session(agent="tech-advisor", auth=AUTH)
         assert a.pools.shared is not None
-        await a.pools.shared.read_occupancy(["shared"])
+        await a.pools.shared.occupancy.read(["shared"])
         figures = a.get_system_analytics()["resources"]["pools"]["shared"]
         assert figures["counted_by"] == "host" and str(registry) in figures["counted_in"]
         assert figures["active_sessions"] == 3 and figures["process_active_sessions"] == 1

@@ -64,7 +64,7 @@ class PoolManager:
         self._clock = clock
         self.shared = shared
         if shared is not None:
-            shared.own_counts = self._own_counts
+            shared.occupancy.own_counts = self._own_counts
         self._emit = emit
         self._pools: dict[str, PoolUsage] = {}
         self._by_agent: dict[str, tuple[str, ...]] = {}
@@ -429,12 +429,12 @@ class PoolManager:
 
     def figures(self, name: str, *, auto_scaling: bool) -> PoolFigures:
         """The pool's figures; occupancy from the shared backend when there is one (as last
-        read, at most a second old: `SharedPools.occupancy`)."""
+        read, at most a second old: `runner.runtime.pools.occupancy`)."""
         state = self._pools[name]
         state.trim(self._clock.now())
         if self.shared is None:
             return pool_figures(state, auto_scaling=auto_scaling)
-        shared = self.shared.occupancy(self.names()).get(name)
+        shared = self.shared.occupancy.current(self.names()).get(name)
         return pool_figures(
             state,
             auto_scaling=auto_scaling,

@@ -20,9 +20,8 @@ naming it: `runner serve` answers 503); sessions already admitted go on: their t
 checked against this process's own window, their ends and renewals are retried by the
 heartbeat, and a holder lost while the backend was down is held again when it is back.
 
-Figures: `occupancy` gives each pool's leases and tokens in the window across every process, for
-analytics and `/metrics` (`PoolManager.figures`), read from the backend at most once a second
-(on the runtime's clock), in the background: the hot path never pays for it.
+Figures: `occupancy` (`runner.runtime.pools.occupancy`) gives each pool's leases and tokens in
+the window across every process, for analytics and `/metrics`.
 
 Invariants: a session id is held at most once per pool whatever the retries (leases are keyed
 by it); a refused take leaves nothing held; a holder released here is never renewed again.
@@ -33,18 +32,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, runtime_checkable
 
 from runner.runtime.clock import Clock
 from runner.runtime.errors import SharedLimitsUnavailableError
+from runner.runtime.pools.occupancy import SharedOccupancy
 
 __all__ = ["Blocked", "SharedLimits", "SharedPools", "TokenTicket"]
 
 log = logging.getLogger("runner.runtime.pools")
-OCCUPANCY_MAX_AGE_S = 1.0  # pool figures read from the backend at most this often
 T = TypeVar("T")
 
 # (pool, limit, used, seconds until there is room: infinite when the turn alone is over it)
@@ -164,12 +162,7 @@ class SharedPools:
         self._freed = asyncio.Event()
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        # pool -> (leases, tokens) read from the backend, and this process's own at the read
-        self._occupancy: dict[str, tuple[int, int, int, int]] = {}
-        # this process's own (sessions, tokens in its window) of a pool: set by PoolManager
-        self.own_counts: Callable[[str], tuple[int, int]] = lambda pool: (0, 0)
-        self._occupancy_read = -math.inf  # the clock's monotonic() at the last read
-        self._reading: asyncio.Task[None] | None = None
+        self.occupancy = SharedOccupancy(backend, clock)  # the figures of every process
 
     # ------------------------------------------------------------ slots
 
@@ -319,46 +312,6 @@ class SharedPools:
             else:
                 self._spawn(self._quiet(self.backend.charge(charged, tokens)))
 
-    # ------------------------------------------------------------ figures
-
-    def occupancy(self, pools: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """(leases, tokens in the last 60 s) of each pool across every process: the other
-        processes' as last read, this one's (`own_counts(pool)`) as they are now. One read of
-        the backend at most every `OCCUPANCY_MAX_AGE_S`, in the background (the caller never
-        waits; a pool not read yet is absent)."""
-        own = self.own_counts
-        stale = self._clock.monotonic() - self._occupancy_read > OCCUPANCY_MAX_AGE_S
-        if stale and (self._reading is None or self._reading.done()) and pools:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-            if loop is not None:
-                self._reading = loop.create_task(self._read_occupancy(tuple(pools)))
-        found = {}
-        for pool, (held, tokens, own_held, own_tokens) in self._occupancy.items():
-            now_held, now_tokens = own(pool)
-            found[pool] = (
-                max(held - own_held + now_held, now_held),
-                max(tokens - own_tokens + now_tokens, now_tokens),
-            )
-        return found
-
-    async def read_occupancy(self, pools: Sequence[str]) -> None:
-        """Read the backend now (tests; figures otherwise read it in the background)."""
-        await self._read_occupancy(tuple(pools))
-
-    async def _read_occupancy(self, pools: tuple[str, ...]) -> None:
-        try:
-            cutoff = self._clock.now() - 60.0
-            for pool in pools:
-                held = await self.backend.held(pool)
-                tokens = sum(n for at, n in await self.backend.window(pool) if at > cutoff)
-                self._occupancy[pool] = (held, tokens, *self.own_counts(pool))
-            self._occupancy_read = self._clock.monotonic()
-        except Exception as exc:
-            log.warning("pool figures not read from %s: %s", self.backend.where, exc)
-
     # ------------------------------------------------------------ life
 
     def _start(self) -> None:
@@ -415,8 +368,7 @@ class SharedPools:
     async def close(self) -> None:
         """Stop renewing, finish the releases in flight, close the backend. Sessions still
         open keep their leases until they expire (or a process holding them renews them)."""
-        if self._reading is not None:
-            self._reading.cancel()
+        self.occupancy.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             # bounded: a cancellation landing inside a client call may be swallowed
