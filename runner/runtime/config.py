@@ -15,9 +15,11 @@
 - AGENT_PERFORMANCE_MONITORING_INTERVAL_MS (30000): period of the background sweeper (idle
   expiry, alert windows, token windows).
 - AGENT_LIFECYCLE_PERSIST_INTERVAL_MS (1000): turn counters are written behind at most this late.
-- RUNNER_POOL_LIMITS (process): where pool limits are held when the Environment declares no
-  `redis:`: `process` (this process's own counts) or `host` (the registry file, shared by every
-  process of the host that opens it).
+- RUNNER_POOL_LIMITS (host): where pool limits are held when the Environment declares no
+  `redis:`: `host` (the SQLite registry file, shared by every process of the host that opens
+  it) or `process` (this process's own counts: for a registry this process cannot write, or one
+  process that wants no shared bookkeeping). With `state: postgresql://` and no `redis:` the
+  limits are each process's own whatever this says (the runtime warns when it opens).
 - RUNNER_POOL_LEASE_TTL_MS (30000): shared limits: how long a dead process's slots stay taken.
 - AGENT_LIFECYCLE_SESSION_LEASE_MS (30000): how long a session's lease outlives an instance
   that died holding it (mid-turn); renewed while the turn runs. Another instance takes the
@@ -49,7 +51,7 @@ class RuntimeConfig:
     alert_threshold_ms: float = 5000.0
     monitoring_interval_s: float = 30.0
     persist_interval_s: float = 1.0
-    pool_limits: str = "process"
+    pool_limits: str = "host"
     pool_lease_ttl_s: float = 30.0
     session_lease_s: float = 30.0
     problems: tuple[str, ...] = field(default=())
@@ -88,10 +90,10 @@ class RuntimeConfig:
         if limit_raw is not None and limit_raw.strip():
             limit = number("AGENT_DEFAULT_SESSION_LIMIT", 0, minimum=1)
             session_limit = int(limit) if limit >= 1 else None
-        scope = (environ.get("RUNNER_POOL_LIMITS") or "process").strip().lower()
+        scope = (environ.get("RUNNER_POOL_LIMITS") or "host").strip().lower()
         if scope not in ("process", "host"):
-            problems.append(f"RUNNER_POOL_LIMITS={scope!r} is not process or host; using process")
-            scope = "process"
+            problems.append(f"RUNNER_POOL_LIMITS={scope!r} is not host or process; using host")
+            scope = "host"
         return cls(
             monitoring_enabled=flag("AGENT_LIFECYCLE_MONITORING_ENABLED", True),
             auto_scaling_enabled=flag("AGENT_LIFECYCLE_AUTO_SCALING_ENABLED", True),

@@ -91,15 +91,25 @@ class RuntimeCollector(Collector):
         yield draining
 
     def _pools(self, pools: dict[str, Any]) -> Iterator[Any]:
-        families = {
+        """Limits and occupancy of each pool. Occupancy (sessions, tokens in the window) carries
+        `counted_by`: `process` (this process's own), `host` (every process on the registry
+        file) or `hosts` (every host, Redis): shared figures are the same on every instance, so
+        aggregate them with max(), not sum()."""
+        occupancy = {
             "active_sessions": GaugeMetricFamily(
-                "runner_pool_sessions", "Sessions holding a slot of the pool.", labels=["pool"]
-            ),
-            "max_concurrent_sessions": GaugeMetricFamily(
-                "runner_pool_sessions_limit", "The pool's max_concurrent_sessions.", labels=["pool"]
+                "runner_pool_sessions",
+                "Sessions holding a slot of the pool (counted_by: whose).",
+                labels=["pool", "counted_by"],
             ),
             "tokens_last_minute": GaugeMetricFamily(
-                "runner_pool_tokens_per_minute", "Tokens in the last 60 s.", labels=["pool"]
+                "runner_pool_tokens_per_minute",
+                "Tokens in the last 60 s (counted_by: whose).",
+                labels=["pool", "counted_by"],
+            ),
+        }
+        families = {
+            "max_concurrent_sessions": GaugeMetricFamily(
+                "runner_pool_sessions_limit", "The pool's max_concurrent_sessions.", labels=["pool"]
             ),
             "max_tokens_per_minute": GaugeMetricFamily(
                 "runner_pool_tokens_per_minute_limit",
@@ -111,12 +121,17 @@ class RuntimeCollector(Collector):
             "runner_pool_refused_sessions", "Sessions refused by the pool.", labels=["pool"]
         )
         for name, figures in sorted(pools.items()):
+            by = str(figures.get("counted_by") or "process")
+            for key, family in occupancy.items():
+                family.add_metric([name, by], float(figures.get(key) or 0))
             for key, family in families.items():
                 value = figures.get(key)
                 if value is not None:
                     family.add_metric([name], float(value))
             refused.add_metric([name], float(figures.get("refused_sessions") or 0))
+        yield occupancy["active_sessions"]
         yield from families.values()
+        yield occupancy["tokens_last_minute"]
         yield refused
 
     def _costs(self, costs: dict[str, Any]) -> Iterator[Any]:

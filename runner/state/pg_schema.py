@@ -13,6 +13,11 @@ project identity). The migration adopts what is there: each row of an environmen
 goes on seeing it, and another project using the same environment name starts empty beside
 it. Rows of an environment no project ever claimed keep the bare name.
 
+6 pool limits: nothing changes in PostgreSQL. The SQLite file holds the pool limits of one
+host's processes (`runner.state.sqlite_schema` 6); limits across hosts are Redis's (`redis:`
+on the Environment), and without it they are each process's own (`runner.runtime.assembly`
+says so when the runtime opens). Recorded so both backends count the same versions.
+
 Invariants: applied versions are rows of `runner_migrations`; pending migrations run in one
 transaction that first takes a transaction-level advisory lock (`pg_advisory_xact_lock`), so
 any number of processes opening one database together apply each migration once, and a failed
@@ -214,6 +219,7 @@ PG_MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (3, "project ownership", _PROJECT_OWNERSHIP),
     (4, "turn log", _TURN_LOG),
     (5, "project scopes", _PROJECT_SCOPES),
+    (6, "pool limits", ""),  # SQLite only (see the module docstring)
 )
 assert PG_MIGRATIONS[-1][0] == LATEST, "the two backends' schemas have the same versions"
 

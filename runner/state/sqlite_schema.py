@@ -24,6 +24,11 @@ Migrations:
      another); only PostgreSQL, the database many projects share, keys what it stores by
      (project, environment) (`runner.state.pg_schema`). Recorded so both backends count the
      same versions.
+  6  pool limits of the processes of one host (`runner.runtime.pools.sqlite_limits`, the
+     default without `redis:`): `pool_holders` (a session's lease on a slot), `pool_waiters`
+     (the waiting lines by priority), `pool_tokens` (the rows of each pool's 60 s token
+     window). Created `IF NOT EXISTS`: a file where a runner from before created them outside
+     the migrations keeps its rows.
 
 Invariants: applied versions are rows of `runner_migrations` (version, name, applied_at); all
 pending migrations run in one `BEGIN IMMEDIATE` transaction (SQLite's DDL is transactional: a
@@ -247,12 +252,43 @@ def _project_scopes(conn: sqlite3.Connection) -> None:
     """Nothing to change: a SQLite file keeps one project per environment (module docstring)."""
 
 
+_POOL_LIMITS = """
+CREATE TABLE IF NOT EXISTS pool_holders (
+    pool TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (pool, holder)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pool_waiters (
+    pool TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    score REAL NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (pool, holder)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pool_tokens (
+    pool TEXT NOT NULL,
+    id TEXT NOT NULL,
+    at REAL NOT NULL,
+    tokens INTEGER NOT NULL,
+    PRIMARY KEY (pool, id)
+);
+CREATE INDEX IF NOT EXISTS pool_tokens_at ON pool_tokens (pool, at)
+"""
+
+
+def _pool_limits(conn: sqlite3.Connection) -> None:
+    for statement in _POOL_LIMITS.split(";"):
+        conn.execute(statement)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = (
     (1, "baseline", _baseline),
     (2, "session leases", _session_leases),
     (3, "project ownership", _project_ownership),
     (4, "turn log", _turn_log),
     (5, "project scopes", _project_scopes),
+    (6, "pool limits", _pool_limits),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -28,13 +28,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Any]:
-    """spawn(name, **job) -> a running worker process; `.result()` is its JSON answer."""
+    """spawn(name, **job) -> a running worker process (worker.py, or `script=`); `.result()` is
+    its JSON answer."""
     procs: list[subprocess.Popen[str]] = []
 
-    def start(name: str, **job: Any) -> Any:
+    def start(name: str, *, script: Path = WORKER, **job: Any) -> Any:
         job.setdefault("home", str(tmp_path / name))
         proc = subprocess.Popen(
-            [sys.executable, str(WORKER), json.dumps(job)],
+            [sys.executable, str(script), json.dumps(job)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

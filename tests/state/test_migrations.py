@@ -291,3 +291,55 @@ def test_postgres_from_4_moves_each_owned_environment_under_its_project(pg_url: 
     finally:
         for db in (shop_db, blog_db, bare_db):
             db.close()
+
+
+_POOLS_OUTSIDE_MIGRATIONS = (  # as SqliteLimits created them before migration 6
+    "CREATE TABLE pool_holders (pool TEXT NOT NULL, holder TEXT NOT NULL, "
+    "expires REAL NOT NULL, PRIMARY KEY (pool, holder))",
+    "CREATE TABLE pool_tokens (pool TEXT NOT NULL, id TEXT NOT NULL, at REAL NOT NULL, "
+    "tokens INTEGER NOT NULL, PRIMARY KEY (pool, id))",
+    "INSERT INTO pool_holders VALUES ('prod/shared', 's1', 9e9)",
+    "INSERT INTO pool_tokens VALUES ('prod/shared', 'r1', 5.0, 120)",
+)
+
+
+def test_sqlite_6_holds_the_pool_limits_tables(tmp_path: Path) -> None:
+    """From empty: the three tables. From 5, with the tables a runner from before made outside
+    the migrations (and rows in them): the rows stay and the missing table and index come."""
+    fresh = sqlite3.connect(tmp_path / "fresh.db", isolation_level=None)
+    assert migrate(fresh) == LATEST == 6
+    names = {r[0] for r in fresh.execute("SELECT name FROM sqlite_master")}
+    assert {"pool_holders", "pool_waiters", "pool_tokens", "pool_tokens_at"} <= names
+    fresh.close()
+
+    conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    assert migrate(conn, target=5) == 5
+    assert "pool_holders" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    for statement in _POOLS_OUTSIDE_MIGRATIONS:
+        conn.execute(statement)
+    assert migrate(conn) == 6
+    assert conn.execute("SELECT holder FROM pool_holders").fetchall() == [("s1",)]
+    assert conn.execute("SELECT tokens FROM pool_tokens").fetchall() == [(120,)]
+    assert {"pool_waiters", "pool_tokens_at"} <= {
+        r[0] for r in conn.execute("SELECT name FROM sqlite_master")
+    }
+    assert applied_versions(conn) == list(range(1, LATEST + 1))
+    conn.close()
+
+
+async def test_sqlite_limits_on_a_file_at_5_bring_it_to_6(tmp_path: Path) -> None:
+    from runner.runtime.clock import FakeClock
+    from runner.runtime.pools.sqlite_limits import SqliteLimits
+
+    conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    assert migrate(conn, target=5) == 5
+    conn.close()
+    limits = SqliteLimits(tmp_path / "s.db", clock=FakeClock(), namespace="prod")
+    try:
+        assert await limits.take("s1", [("shared", 1)], rank=2, queue=False) is None
+        assert await limits.held("shared") == 1
+    finally:
+        await limits.close()
+    conn = sqlite3.connect(tmp_path / "s.db")
+    assert applied_versions(conn) == list(range(1, LATEST + 1))
+    conn.close()

@@ -18,8 +18,10 @@ Invariants:
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
@@ -34,10 +36,12 @@ from runner.runtime.pools import SharedLimits, SharedPools
 from runner.runtime.teams import RouterFactory
 from runner.spec.models import API_VERSION, Environment
 from runner.spec.project import Project
-from runner.state.backends import open_runtime_state, state_location
+from runner.state.backends import RuntimeState, open_runtime_state, state_location
 from runner.state.pg_database import StateUnavailableError
 
 __all__ = ["Closable", "Opener", "SpecsArg", "environment_of", "load_specs", "open_parts"]
+
+log = logging.getLogger("runner.runtime")
 
 SpecsArg = Project | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
 
@@ -109,12 +113,13 @@ def open_parts(
     config = RuntimeConfig.from_environ(environ)
     redis_url = _redis_url(env, environ)  # before anything is opened: it may refuse
     try:
+        location = state_location(env, environ=environ, default=path)
         with state_file_errors(path):  # a corrupt or unwritable file: one line naming it
-            state = open_runtime_state(
-                state_location(env, environ=environ, default=path), project=owner
-            )
+            state = open_runtime_state(location, project=owner)
     except StateUnavailableError as exc:
         raise LifecycleError(str(exc)) from None
+    if redis_url is None and location.url is not None:
+        config = _per_process_limits(env, project, config)
     built = provider is None
     if provider is None:
         from runner.providers import build_provider
@@ -139,7 +144,7 @@ def open_parts(
         router_factory=router_factory,
         notifier=notifier,
         notify_backoff=notify_backoff,
-        shared_limits=_shared_limits(env, redis_url, config, clock, path),
+        shared_limits=_shared_limits(env, redis_url, config, clock, location.path, state),
         redis_url=redis_url,
     )
     try:
@@ -176,26 +181,59 @@ def _redis_url(env: Environment, environ: Mapping[str, str]) -> str | None:
     return url
 
 
+def _per_process_limits(env: Environment, project: Project, config: RuntimeConfig) -> RuntimeConfig:
+    """PostgreSQL state without Redis: the limits are this process's own. Said when the
+    project's pools enforce any, naming the Environment: in the log and as a problem of the
+    `config` component of `get_system_status()` (degraded)."""
+    config = replace(config, pool_limits="process")
+    if not any(
+        pool.limits.max_concurrent_sessions or pool.limits.max_tokens_per_minute
+        for pool in project.pools.values()
+    ):
+        return config
+    problem = (
+        f"environment.{env.name}: state: is PostgreSQL and there is no redis:, so pool limits "
+        "(max_concurrent_sessions, max_tokens_per_minute) are counted by each runtime process "
+        "alone: N processes may hold N times a limit. Declare redis: on the Environment to share "
+        "them across processes and hosts"
+    )
+    log.warning("%s", problem)
+    return replace(config, problems=(*config.problems, problem))
+
+
 def _shared_limits(
-    env: Environment, redis_url: str | None, config: RuntimeConfig, clock: Clock, path: Path
+    env: Environment,
+    redis_url: str | None,
+    config: RuntimeConfig,
+    clock: Clock,
+    path: Path | None,
+    state: RuntimeState,
 ) -> SharedPools | None:
-    """Where pool limits are held: Redis (every host), the registry file (this host:
-    RUNNER_POOL_LIMITS=host), or None (this process's own counts)."""
+    """Where pool limits are held: Redis (every host), the SQLite registry file (this host's
+    processes: the default without Redis), or None (this process's own counts:
+    RUNNER_POOL_LIMITS=process, or PostgreSQL state without Redis)."""
     if redis_url is not None:
         from runner.runtime.pools.redis_limits import RedisLimits
 
         limits: SharedLimits = RedisLimits(
             redis_url, namespace=env.name, lease_ttl=config.pool_lease_ttl_s
         )
-    elif config.pool_limits == "host":
+    elif config.pool_limits == "host" and path is not None:
         from runner.runtime.pools.sqlite_limits import SqliteLimits
+        from runner.state.sessions_sqlite import SqliteSessionStore
 
+        sessions = state.sessions
         limits = SqliteLimits(
-            path, clock=clock, namespace=env.name, lease_ttl=config.pool_lease_ttl_s
+            path,
+            clock=clock,
+            namespace=env.name,
+            lease_ttl=config.pool_lease_ttl_s,
+            connection=sessions.connection if isinstance(sessions, SqliteSessionStore) else None,
         )
     else:
         return None
-    return SharedPools(limits, clock=clock, ttl=config.pool_lease_ttl_s)
+    scope = "hosts" if redis_url is not None else "host"
+    return SharedPools(limits, clock=clock, ttl=config.pool_lease_ttl_s, scope=scope)
 
 
 def load_specs(specs: SpecsArg) -> Project:

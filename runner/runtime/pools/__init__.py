@@ -25,11 +25,13 @@ Modules: `usage` (one pool's counts and token window), `figures` (analytics), `m
 heartbeat, waiting lines by priority, token reservations), and its backends `redis_limits`
 (`RedisLimits`, Lua scripts; imported only when an Environment declares `redis:`, redis-py
 being the optional `redis` extra) and `sqlite_limits` (`SqliteLimits`, the processes of one
-host on the registry file). Without a shared backend the limits are this process's own (the
-in-memory default).
+host on the registry file: the default without `redis:` on SQLite state; its token windows in
+`sqlite_tokens`), and `occupancy` (the figures of every process sharing them). Without a shared
+backend (`RUNNER_POOL_LIMITS=process`, or PostgreSQL state without Redis) the limits are this
+process's own (in memory).
 
-May import: `runner.spec`, `runner.sqlitefile` and the runtime's neutral modules (clock,
-errors).
+May import: `runner.spec`, `runner.sqlitefile`, `runner.state.sqlite_schema` (the tables of
+`sqlite_limits`) and the runtime's neutral modules (clock, errors).
 """
 
 from runner.runtime.pools.figures import PoolFigures

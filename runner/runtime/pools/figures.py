@@ -7,6 +7,12 @@ client cap their memory, CPU, network or storage, and scales them itself), and
 recommendations drawn from the enforced figures, ordered by the pool's
 `allocation.priority_weights`.
 
+Occupancy (`active_sessions`, `tokens_last_minute` and their utilizations) is the shared
+backend's when the limits are shared (`counted_by: host`: every process of the host, on the
+registry file; `hosts`: every host, on Redis; `counted_in` names it; `process_*` keep this
+process's share), else this process's own (`counted_by: process`). The other counters (peak,
+refusals, waits, warnings) are this process's.
+
 Invariant: reading figures changes nothing.
 """
 
@@ -21,7 +27,11 @@ __all__ = ["PoolFigures", "pool_figures"]
 
 
 class PoolFigures(TypedDict):
+    counted_by: str  # whose counts active_sessions and tokens_last_minute are: process|host|hosts
+    counted_in: str  # where: "this process", the registry file, or the Redis server
     active_sessions: int
+    process_active_sessions: int  # this process's own share of them
+    process_tokens_last_minute: int
     peak_sessions: int
     max_concurrent_sessions: int | None
     session_utilization: float | None
@@ -38,16 +48,25 @@ class PoolFigures(TypedDict):
     recommendations: list[str]
 
 
-def pool_figures(state: PoolUsage, *, auto_scaling: bool) -> PoolFigures:
-    """The figures of a pool (its token window trimmed to now by the caller)."""
+def pool_figures(
+    state: PoolUsage,
+    *,
+    auto_scaling: bool,
+    shared: tuple[int, int] | None = None,
+    counted_by: str = "process",
+    counted_in: str = "this process",
+) -> PoolFigures:
+    """The figures of a pool (its token window trimmed to now by the caller). `shared`: the
+    (leases, tokens in the window) of every process sharing the limits (`counted_by`: the
+    processes of this host, or of every host), as read from `counted_in`; without it the
+    figures are this process's own."""
     spec = state.spec
     limits = spec.limits
+    active, window = (state.active, state.window_sum) if shared is None else shared
     sessions_util = (
-        state.active / limits.max_concurrent_sessions if limits.max_concurrent_sessions else None
+        active / limits.max_concurrent_sessions if limits.max_concurrent_sessions else None
     )
-    tokens_util = (
-        state.window_sum / limits.max_tokens_per_minute if limits.max_tokens_per_minute else None
-    )
+    tokens_util = window / limits.max_tokens_per_minute if limits.max_tokens_per_minute else None
     enforced = [
         f
         for f in ("max_concurrent_sessions", "max_tokens_per_minute")
@@ -55,11 +74,15 @@ def pool_figures(state: PoolUsage, *, auto_scaling: bool) -> PoolFigures:
     ]
     reported = _reported_settings(spec)
     return {
-        "active_sessions": state.active,
+        "counted_by": "process" if shared is None else counted_by,
+        "counted_in": "this process" if shared is None else counted_in,
+        "active_sessions": active,
+        "process_active_sessions": state.active,
+        "process_tokens_last_minute": state.window_sum,
         "peak_sessions": state.peak,
         "max_concurrent_sessions": limits.max_concurrent_sessions,
         "session_utilization": None if sessions_util is None else round(sessions_util, 4),
-        "tokens_last_minute": state.window_sum,
+        "tokens_last_minute": window,
         "max_tokens_per_minute": limits.max_tokens_per_minute,
         "token_utilization": None if tokens_util is None else round(tokens_util, 4),
         "tokens_total": state.tokens_total,

@@ -63,12 +63,16 @@ class PoolManager:
     ) -> None:
         self._clock = clock
         self.shared = shared
+        if shared is not None:
+            shared.occupancy.own_counts = self._own_counts
         self._emit = emit
         self._pools: dict[str, PoolUsage] = {}
         self._by_agent: dict[str, tuple[str, ...]] = {}
         self._default_limit = default_session_limit
         self._agent_active: dict[str, int] = {}
         self._seq = itertools.count()
+        self._limited_cache: dict[tuple[tuple[str, ...], str], list[tuple[str, int]]] = {}
+        self._names_cache: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = {}
 
     # ------------------------------------------------------------ configuration
 
@@ -80,6 +84,8 @@ class PoolManager:
             state.spec = spec
             states[name] = state
         self._pools = states
+        self._limited_cache.clear()
+        self._names_cache.clear()
         by_agent: dict[str, list[str]] = {}
         for name, spec in pools.items():
             for agent in spec.agents:
@@ -167,12 +173,26 @@ class PoolManager:
         self._count(agents, pools, check=True)
 
     def _limited(self, pools: Iterable[str], what: str) -> list[tuple[str, int]]:
-        found = []
-        for name in pools:
-            state = self._pools.get(name)
-            limit = None if state is None else getattr(state.spec.limits, what)
-            if limit is not None:
-                found.append((name, int(limit)))
+        """The (pool, limit) of `pools` that set `what` (remembered per pools tuple: the turn
+        path asks for the same few on every turn; forgotten by `configure`)."""
+        key = (tuple(pools), what)
+        found = self._limited_cache.get(key)
+        if found is None:
+            found = []
+            for name in key[0]:
+                state = self._pools.get(name)
+                limit = None if state is None else getattr(state.spec.limits, what)
+                if limit is not None:
+                    found.append((name, int(limit)))
+            self._limited_cache[key] = found
+        return found
+
+    def _limited_names(self, pools: Sequence[str], what: str) -> tuple[str, ...]:
+        """The names of `_limited(pools, what)` (remembered the same way)."""
+        key = (tuple(pools), what)
+        found = self._names_cache.get(key)
+        if found is None:
+            found = self._names_cache[key] = tuple(n for n, _ in self._limited(pools, what))
         return found
 
     async def _acquire_shared(
@@ -343,7 +363,7 @@ class PoolManager:
     ) -> None:
         pools = list(pools)
         if self.shared is not None and (ticket is not None or tokens > 0):
-            limited = [n for n, _ in self._limited(pools, "max_tokens_per_minute")]
+            limited = self._limited_names(pools, "max_tokens_per_minute")
             self.shared.settle(ticket, limited, max(tokens, 0))
         if tokens <= 0:
             return
@@ -408,9 +428,24 @@ class PoolManager:
     # ------------------------------------------------------------ analytics
 
     def figures(self, name: str, *, auto_scaling: bool) -> PoolFigures:
+        """The pool's figures; occupancy from the shared backend when there is one (as last
+        read, at most a second old: `runner.runtime.pools.occupancy`)."""
         state = self._pools[name]
         state.trim(self._clock.now())
-        return pool_figures(state, auto_scaling=auto_scaling)
+        if self.shared is None:
+            return pool_figures(state, auto_scaling=auto_scaling)
+        shared = self.shared.occupancy.current(self.names()).get(name)
+        return pool_figures(
+            state,
+            auto_scaling=auto_scaling,
+            shared=shared,
+            counted_by=self.shared.scope,
+            counted_in=self.shared.backend.where,
+        )
+
+    def _own_counts(self, name: str) -> tuple[int, int]:
+        state = self._pools.get(name)
+        return (0, 0) if state is None else (state.active, state.window_sum)
 
     def worst_utilization(self) -> float:
         worst = 0.0

@@ -20,6 +20,9 @@ naming it: `runner serve` answers 503); sessions already admitted go on: their t
 checked against this process's own window, their ends and renewals are retried by the
 heartbeat, and a holder lost while the backend was down is held again when it is back.
 
+Figures: `occupancy` (`runner.runtime.pools.occupancy`) gives each pool's leases and tokens in
+the window across every process, for analytics and `/metrics`.
+
 Invariants: a session id is held at most once per pool whatever the retries (leases are keyed
 by it); a refused take leaves nothing held; a holder released here is never renewed again.
 """
@@ -31,10 +34,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from runner.runtime.clock import Clock
 from runner.runtime.errors import SharedLimitsUnavailableError
+from runner.runtime.pools.occupancy import SharedOccupancy
 
 __all__ = ["Blocked", "SharedLimits", "SharedPools", "TokenTicket"]
 
@@ -90,7 +94,31 @@ class SharedLimits(Protocol):
         """How many leases the pool has now, across every process."""
         ...
 
+    async def window(self, pool: str) -> list[tuple[float, int]]:
+        """The (seconds since the epoch, tokens) entries of the pool's token window."""
+        ...
+
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class LocalWrites(Protocol):
+    """A `SharedLimits` backend whose releases and token counts are recorded in this process
+    first and written by its next transaction (or soon after): `SharedPools` calls these on
+    the spot instead of spawning a task per write (`SqliteLimits`)."""
+
+    def release_soon(self, holder: str, pools: Sequence[str]) -> None: ...
+
+    def settle_soon(self, reservation: str, pools: Sequence[str], tokens: int) -> None: ...
+
+    def charge_soon(self, pools: Sequence[str], tokens: int) -> None: ...
+
+    def reserve_now(
+        self, pools: Sequence[tuple[str, int]], tokens: int, *, estimate: int
+    ) -> str | None:
+        """`reserve` when this process's own room answers it, without a transaction: the
+        reservation id, or None (then `reserve` decides)."""
+        ...
 
 
 @dataclass
@@ -120,8 +148,11 @@ class SharedPools:
         clock: Clock,
         ttl: float = 30.0,
         poll: float = 0.05,
+        scope: str = "hosts",
     ) -> None:
         self.backend = backend
+        self.scope = scope  # who shares the limits: "host" (the registry file) or "hosts"
+        self._local = backend if isinstance(backend, LocalWrites) else None
         self._clock = clock
         self.ttl = ttl
         self.poll = poll
@@ -131,6 +162,7 @@ class SharedPools:
         self._freed = asyncio.Event()
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.occupancy = SharedOccupancy(backend, clock)  # the figures of every process
 
     # ------------------------------------------------------------ slots
 
@@ -161,13 +193,27 @@ class SharedPools:
                 remaining = None if deadline is None else deadline - self._clock.monotonic()
                 if remaining is None or remaining <= 0:
                     return full, self._clock.monotonic() - started
-                self._freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._freed.wait(), min(self.poll, remaining))
+                await self._wait_for_room(remaining)
         finally:
             if queued:
                 with contextlib.suppress(Exception):
                     await self.backend.leave(holder, names)
+
+    async def _wait_for_room(self, remaining: float | None) -> None:
+        """Until this process releases a slot, `poll` seconds pass (another process may have
+        released one), or the wait's deadline on the runtime's clock."""
+        self._freed.clear()
+        waits: set[asyncio.Future[object]] = {
+            asyncio.ensure_future(self._freed.wait()),
+            asyncio.ensure_future(asyncio.sleep(self.poll)),
+        }
+        if remaining is not None:
+            waits.add(asyncio.ensure_future(self._clock.sleep(remaining)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     def hold(self, holder: str, pools: Sequence[str]) -> None:
         """Count a session found at start-up: its lease is taken again by the heartbeat."""
@@ -182,6 +228,10 @@ class SharedPools:
         held = self._holders.pop(holder, None)
         names = tuple(pools) if held is None else held
         if not names:
+            return
+        if self._local is not None:
+            self._local.release_soon(holder, names)
+            self._freed.set()
             return
         self._spawn(self._release(holder, names))
 
@@ -210,7 +260,17 @@ class SharedPools:
     async def reserve(
         self, pools: Sequence[tuple[str, int]], *, estimate: int
     ) -> tuple[Blocked | None, TokenTicket | None]:
-        tokens = max((self.expected(name, estimate) for name, _ in pools), default=estimate)
+        tokens = estimate
+        if self._largest:
+            now = self._clock.now()
+            for name, _ in pools:
+                largest = self._largest.get(name)
+                if largest is not None and now - largest.at <= 60.0 and largest.value > tokens:
+                    tokens = largest.value
+        if self._local is not None:
+            local = self._local.reserve_now(pools, tokens, estimate=estimate)
+            if local is not None:
+                return None, TokenTicket(local, tuple(name for name, _ in pools), tokens)
         blocked, reservation = await self._call(
             self.backend.reserve(pools, tokens, estimate=estimate)
         )
@@ -226,17 +286,31 @@ class SharedPools:
             largest = self._largest.setdefault(name, _Largest())
             if tokens >= largest.value or now - largest.at > 60.0:
                 largest.value, largest.at = tokens, now
+        if ticket is not None and ticket.pools == tuple(pools):  # the common turn
+            if self._local is not None:
+                self._local.settle_soon(ticket.reservation, pools, tokens)
+            else:
+                self._spawn(self._quiet(self.backend.settle(ticket.reservation, pools, tokens)))
+            return
         reserved = () if ticket is None else ticket.pools
         charged = [name for name in pools if name not in reserved]
         if ticket is not None:
             kept = [name for name in ticket.pools if name in pools]
             dropped = [name for name in ticket.pools if name not in pools]
-            if kept:
-                self._spawn(self._quiet(self.backend.settle(ticket.reservation, kept, tokens)))
-            if dropped:
-                self._spawn(self._quiet(self.backend.settle(ticket.reservation, dropped, 0)))
+            if self._local is not None:
+                self._local.settle_soon(ticket.reservation, kept, tokens)
+                if dropped:
+                    self._local.settle_soon(ticket.reservation, dropped, 0)
+            else:
+                if kept:
+                    self._spawn(self._quiet(self.backend.settle(ticket.reservation, kept, tokens)))
+                if dropped:
+                    self._spawn(self._quiet(self.backend.settle(ticket.reservation, dropped, 0)))
         if charged and tokens > 0:
-            self._spawn(self._quiet(self.backend.charge(charged, tokens)))
+            if self._local is not None:
+                self._local.charge_soon(charged, tokens)
+            else:
+                self._spawn(self._quiet(self.backend.charge(charged, tokens)))
 
     # ------------------------------------------------------------ life
 
@@ -294,6 +368,7 @@ class SharedPools:
     async def close(self) -> None:
         """Stop renewing, finish the releases in flight, close the backend. Sessions still
         open keep their leases until they expire (or a process holding them renews them)."""
+        self.occupancy.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             # bounded: a cancellation landing inside a client call may be swallowed
