@@ -296,3 +296,25 @@ async def test_another_instance_never_sweeps_a_session_in_use(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_an_end_gives_the_lease_back_in_its_own_write(
+    tmp_path: Path, state: dict[str, str]
+) -> None:
+    """Ending a session held here writes its final row and gives its lease back at once: no
+    write-behind pass (`background=False`, no flush) is needed before the row is free."""
+    registry = tmp_path / "state.db"
+    async with Lifecycle.open(
+        str(tmp_path / "specs"),
+        env="dev",
+        registry_path=registry,
+        environ=state,
+        background=False,
+    ) as lc:
+        session = await lc.create_agent_session(agent="helper", auth=AUTH)
+        await session.send("hello")
+        assert _lease_until(state, registry, session.id) > time.time()  # held since created
+        await session.end("done")
+        assert _lease_until(state, registry, session.id) == 0
+        row = lc.store.load(session.id)
+        assert row is not None and (row.state, row.reason, row.turns) == ("ended", "done", 1)

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from runner.errors import scrub_userinfo
 from runner.runtime.pools.shared import Blocked
@@ -233,11 +234,18 @@ class RedisLimits:
                 if len(batch) == 1:
                     name, keys, args, future = batch[0]
                     results = [await self._scripts[name](keys=keys, args=args)]
-                else:
+                else:  # EVALSHA as is: a Script in a pipeline costs a SCRIPT EXISTS first
                     pipe = self._redis.pipeline(transaction=False)
                     for name, keys, args, _ in batch:
-                        await self._scripts[name](keys=keys, args=args, client=pipe)
+                        pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
                     results = await pipe.execute(raise_on_error=False)
+                    for i, result in enumerate(results):
+                        if isinstance(result, NoScriptError):  # a restarted Redis: load, rerun
+                            name, keys, args, _ = batch[i]
+                            try:
+                                results[i] = await self._scripts[name](keys=keys, args=args)
+                            except Exception as exc:
+                                results[i] = exc
             except Exception as exc:
                 for *_, future in batch:
                     if not future.done():

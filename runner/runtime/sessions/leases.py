@@ -11,7 +11,9 @@ Invariants:
   - While one instance acts on a session, another waits (`hold`) or skips it (`try_take`);
     in this instance, two actions on one session never overlap either.
   - A lease is given back with the row written in the same statement, so the next holder, on
-    any instance, reads every completed turn and state change. A session only this instance
+    any instance, reads every completed turn and state change. An ended session's lease goes
+    back with its final write (`LiveSessions.write_end`): one statement, nothing left for the
+    write-behind pass to write again. A session only this instance
     uses keeps its lease between actions and gives it back in the next write-behind pass
     (`flush`, at most `AGENT_LIFECYCLE_PERSIST_INTERVAL_MS` later): consecutive turns cost no
     store write. A session another instance also uses (it waited for it, or wrote it since)
@@ -32,7 +34,7 @@ from contextlib import asynccontextmanager
 from runner.runtime.context import RuntimeContext
 from runner.runtime.errors import SessionStateError
 from runner.runtime.sessions.table import LiveSession, LiveSessions
-from runner.state.sessions import SessionStore
+from runner.state.sessions import SessionRow, SessionStore
 
 __all__ = ["SessionLeases"]
 
@@ -58,6 +60,7 @@ class SessionLeases:
         self.held: dict[str, tuple[float, LiveSession]] = {}  # id -> (until, session)
         self.acting: set[str] = set()
         self.shared: set[str] = set()
+        table.write_end = self._write_end
 
     @property
     def ttl(self) -> float:
@@ -70,6 +73,13 @@ class SessionLeases:
     def created(self, live: LiveSession, until: float) -> None:
         """This instance wrote the new session with its lease (`SessionStore.save`)."""
         self.held[live.row.id] = (until, live)
+
+    def _write_end(self, row: SessionRow) -> None:
+        """An ended session's row: written with its lease given back when held here."""
+        if self.held.pop(row.id, None) is None:
+            self._store.save_state(row)
+        else:
+            self._store.release(row)
 
     def try_take(self, live: LiveSession) -> bool:
         """Take the session to act on it if nobody else is (re-reading a stale copy)."""

@@ -9,8 +9,10 @@ serves queued handoffs once a change is complete.
 Invariants:
   - A live session is never an ended one: `end` drops it from the table, releases its pool
     slots, tells the monitor it closed and updates the ended figures.
-  - State changes are written at once (`SessionStore.save_state`) and announced with
-    `session:state-changed`; turn counters are written behind (`dirty`, `flush`).
+  - State changes are written at once (`SessionStore.save_state`; an end through `write_end`,
+    which `SessionLeases` makes give the session's lease back in the same statement) and
+    announced with `session:state-changed`; turn counters are written behind (`dirty`,
+    `flush`).
   - `current_load` counts live sessions per current member (the routers' workload); it moves
     only through `set_current`, which tells the waiting index when a member's load drops.
   - A session of another workspace (or environment) is reported exactly like a missing one.
@@ -19,7 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 from runner.runtime.auth import AuthContext
@@ -79,6 +81,7 @@ class LiveSessions:
         self._monitor = monitor
         self.waiting = waiting
         self.live: dict[str, LiveSession] = {}
+        self.write_end: Callable[[SessionRow], object] = store.save_state
         self.dirty: set[str] = set()  # sessions whose counters changed since the last flush
         self.current_load: dict[str, int] = {}
         self.created = 0
@@ -182,7 +185,10 @@ class LiveSessions:
         row.state = state
         if reason is not None:
             row.reason = reason
-        self._store.save_state(row)
+        if state == "ended":
+            self.write_end(row)
+        else:
+            self._store.save_state(row)
         self.dirty.discard(row.id)
         self._ctx.emit(
             "session:state-changed",

@@ -1,0 +1,73 @@
+"""Fewer Redis round trips, same guarantees, against a real redis-server: an instance's events
+of one moment travel in one message and arrive complete and in order; admissions pipelined in
+one moment still work after Redis lost its scripts (a restart, SCRIPT FLUSH)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import redis
+
+from runner.runtime.clock import SystemClock
+from runner.runtime.events import Event, EventBus
+from runner.runtime.events_redis import RedisEventRelay
+from runner.runtime.pools.redis_limits import RedisLimits
+
+
+async def _until(check: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def _publishes(client: Any) -> int:
+    stats = client.info("commandstats").get("cmdstat_publish", {})
+    return int(stats.get("calls", 0))
+
+
+async def test_events_of_one_moment_arrive_in_one_message_in_order(redis_server: Any) -> None:
+    clock = SystemClock()
+    sender_bus, receiver_bus = EventBus(clock), EventBus(clock)
+    sender = RedisEventRelay(redis_server.url, bus=sender_bus, namespace="batch")
+    receiver = RedisEventRelay(redis_server.url, bus=receiver_bus, namespace="batch")
+    seen: list[Event] = []
+    receiver_bus.on("session:*", seen.append, remote=True)
+    await sender.start()
+    await receiver.start()
+    admin = redis.Redis.from_url(redis_server.url)
+    published_before = _publishes(admin)
+    try:
+        for n in range(5):  # one moment: no await between them
+            sender_bus.emit("session:state-changed", {"session_id": f"s{n}", "to": "ended"})
+            sender_bus.emit("agent:created", {"name": f"a{n}"})  # nobody there wants it
+        await _until(lambda: len(seen) >= 5)
+        await asyncio.sleep(0.2)  # anything extra would have arrived by now
+        assert [e.data["session_id"] for e in seen] == [f"s{n}" for n in range(5)]
+        assert {e.origin for e in seen} == {sender.instance}
+        assert sender.published == 10 and receiver.received == 5
+        assert _publishes(admin) - published_before == 1
+    finally:
+        admin.close()
+        await sender.close()
+        await receiver.close()
+
+
+async def test_pipelined_admissions_survive_redis_losing_its_scripts(redis_server: Any) -> None:
+    limits = RedisLimits(redis_server.url, namespace="noscript")
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        pools = [("p", 3)]
+        assert await limits.take("warm", pools, rank=0, queue=False) is None  # scripts loaded
+        admin.script_flush()
+        # asked in one moment: one pipeline, every EVALSHA answered NOSCRIPT
+        taken = await asyncio.gather(
+            *(limits.take(f"s{n}", pools, rank=0, queue=False) for n in range(4))
+        )
+        assert sorted(taken, key=str) == [None, None, "p", "p"]  # 3 places: warm + 2
+        assert await limits.held("p") == 3
+    finally:
+        admin.close()
+        await limits.close()
