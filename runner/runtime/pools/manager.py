@@ -1,4 +1,4 @@
-"""Resource pools at run time: concurrent-session slots, token budgets and threshold warnings.
+"""Resource pools at run time: concurrent-session slots and token budgets.
 
 Role: admission asks `acquire` before a session starts and the session table `release`s when
 it ends; the turn path calls `admit_tokens` / `record_tokens` around each turn (see the package
@@ -8,6 +8,7 @@ docstring for what each limit means). Waiters for a slot are served by session p
 With a `SharedPools` (`runner.runtime.pools.shared`: Redis or the registry), slots and token
 windows are decided by the shared backend for every process; this process's counts still move
 the same way (its figures, warnings and the fallback window while the backend is down).
+Threshold warnings (`resource:warning`) are `runner.runtime.pools.thresholds`.
 
 Invariants: counts only move under the event loop (no locks needed); a refused acquire takes
 nothing; release never goes below zero; without a shared backend, limits are per process.
@@ -21,8 +22,7 @@ import itertools
 import logging
 import math
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypedDict
+from collections.abc import Iterable, Mapping, Sequence
 
 from runner.runtime.clock import Clock
 from runner.runtime.errors import (
@@ -33,23 +33,14 @@ from runner.runtime.errors import (
 )
 from runner.runtime.pools.figures import PoolFigures, pool_figures
 from runner.runtime.pools.shared import SharedPools, TokenTicket
+from runner.runtime.pools.thresholds import Emit, PoolThresholds
 from runner.runtime.pools.usage import TOKEN_WINDOW_S, PoolUsage
 from runner.spec.models import ResourcePool
 from runner.spec.vocabulary import priority_rank
 
-__all__ = ["Emit", "PoolManager", "PoolWarning"]
+__all__ = ["PoolManager"]
 
-Emit = Callable[[str, Mapping[str, Any]], None]
 log = logging.getLogger("runner.runtime.pools")
-
-
-class PoolWarning(TypedDict):
-    pool: str
-    metric: str
-    value: float
-    limit: float
-    fraction: float
-    threshold: float
 
 
 class PoolManager:
@@ -65,7 +56,7 @@ class PoolManager:
         self.shared = shared
         if shared is not None:
             shared.occupancy.own_counts = self._own_counts
-        self._emit = emit
+        self._thresholds = PoolThresholds(emit)
         self._pools: dict[str, PoolUsage] = {}
         self._by_agent: dict[str, tuple[str, ...]] = {}
         self._default_limit = default_session_limit
@@ -229,7 +220,7 @@ class PoolManager:
                 state.active += 1
                 state.peak = max(state.peak, state.active)
                 if check:
-                    self._check_sessions(state)
+                    self._thresholds.sessions(state)
         for agent in agents:
             self._agent_active[agent] = self._agent_active.get(agent, 0) + 1
 
@@ -280,7 +271,7 @@ class PoolManager:
             if state is None:
                 continue
             state.active = max(0, state.active - 1)
-            self._check_sessions(state)
+            self._thresholds.sessions(state)
             self._wake(state)
         for agent in agents:
             left = self._agent_active.get(agent, 0) - 1
@@ -378,40 +369,7 @@ class PoolManager:
             state.window.append((now, tokens))
             state.window_sum += tokens
             state.trim(now)
-            self._check_tokens(state)
-
-    # ------------------------------------------------------------ warnings
-
-    def _cross(self, state: PoolUsage, metric: str, value: float, limit: float) -> None:
-        threshold = getattr(state.spec.monitoring.alert_thresholds, metric)
-        if threshold is None or not state.spec.monitoring.enabled:
-            return
-        fraction = value / limit
-        above = fraction >= threshold
-        if above and not state.crossed.get(metric):
-            state.crossed[metric] = True
-            state.warnings += 1
-            warning: PoolWarning = {
-                "pool": state.spec.name,
-                "metric": metric,
-                "value": value,
-                "limit": limit,
-                "fraction": round(fraction, 4),
-                "threshold": threshold,
-            }
-            self._emit("resource:warning", dict(warning))
-        elif not above and state.crossed.get(metric):
-            state.crossed[metric] = False
-
-    def _check_sessions(self, state: PoolUsage) -> None:
-        limit = state.spec.limits.max_concurrent_sessions
-        if limit is not None:
-            self._cross(state, "sessions", state.active, limit)
-
-    def _check_tokens(self, state: PoolUsage) -> None:
-        limit = state.spec.limits.max_tokens_per_minute
-        if limit is not None:
-            self._cross(state, "tokens", state.window_sum, limit)
+            self._thresholds.tokens(state)
 
     async def close(self) -> None:
         """Close the shared backend (when there is one)."""
@@ -423,7 +381,7 @@ class PoolManager:
         now = self._clock.now()
         for state in self._pools.values():
             state.trim(now)
-            self._check_tokens(state)
+            self._thresholds.tokens(state)
 
     # ------------------------------------------------------------ analytics
 
