@@ -43,7 +43,9 @@ async def test_a_subscriber_receives_another_instances_events_once(
     tmp_path: Path, redis_server: Any
 ) -> None:
     def project(name: str) -> Any:
-        return contract_project(ENV.format(data_dir=tmp_path / name, redis=redis_server.url))
+        return contract_project(
+            ENV.format(data_dir=tmp_path / name) + f"redis: {redis_server.url}\n"
+        )
 
     seen_a: list[Event] = []
     seen_b: list[Event] = []

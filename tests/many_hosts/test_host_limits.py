@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
-from host_worker import ENV, POOL
 from runtime_support import AUTH, contract_project
+from worker import ENV, POOL
 
 from runner import Lifecycle
 from runner.runtime.clock import FakeClock
 from runner.runtime.errors import PoolLimitError, TokenBudgetError
 from runner.runtime.pools.sqlite_limits import SqliteLimits
 
-WORKER = Path(__file__).with_name("host_worker.py")
+WORKER = Path(__file__).with_name("worker.py")
 
 
 def holders(registry: Path) -> int:

@@ -109,7 +109,7 @@ def test_tokens_per_minute_is_one_window_for_every_process(redis_server: Any, sp
 
 def _project(tmp_path: Path, url: str, name: str, **limits: Any) -> Any:
     return contract_project(
-        ENV.format(data_dir=tmp_path / name / "store", redis=url),
+        ENV.format(data_dir=tmp_path / name / "store") + f"redis: {url}\n",
         POOL.format(sessions=limits.get("sessions", 2), tokens=limits.get("tokens", 100000)),
     )
 

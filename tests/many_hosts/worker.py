@@ -1,13 +1,18 @@
 """One runtime process for the many-hosts tests: `python worker.py '<job json>'`.
 
-The job names the Redis URL, the pool's limits and what to do; the worker prints JSON lines.
-Each worker has its own registry and local store (state per process); only Redis is shared.
+The job says what to do; the worker prints JSON lines. With `redis` in the job the pool's limits
+and events go through that Redis and each worker keeps its own registry (`home`/state.db);
+without it every worker of a test opens the same registry file (`registry`) and the limits are
+the registry's, shared by the processes of the host (the default). Each worker has its own local
+provider store. `env` adds runtime variables.
 
-  hold    create `n` sessions (no wait), print what happened, then wait for a line on stdin
-          (or `seconds`) and end them
-  churn   for `seconds`: create a session (waiting up to `wait`), count it in a Redis-side
-          counter (INCR after admission, DECR before the end: never below the real holders),
-          hold it a random time, end it; print the highest count seen
+  hold    create `n` sessions on the pool (no waiting), print created/refused, wait for a line
+          on stdin and end them
+  churn   for `seconds`, `concurrency` tasks: create a session (waiting up to `wait`), hold it
+          a random time, end it; print the (admitted, ending) wall-clock intervals, taken
+          inside the admission and before the end, so they never overlap more than the
+          sessions really held; with `counter` (a Redis key) also count holders there (INCR
+          after admission, DECR before the end) and print the highest count seen
   turns   one session; send turns until the pool's token budget refuses one; print the tokens
 """
 
@@ -37,7 +42,6 @@ name: local
 provider: local
 default: true
 data_dir: {data_dir}
-redis: {redis}
 """
 
 POOL = """
@@ -58,14 +62,15 @@ def emit(**data: Any) -> None:
 async def main(job: dict[str, Any]) -> None:
     home = Path(job["home"])
     home.mkdir(parents=True, exist_ok=True)
+    env = ENV.format(data_dir=home / "store")
+    if job.get("redis"):
+        env += f"redis: {job['redis']}\n"
     project = contract_project(
-        ENV.format(data_dir=home / "store", redis=job["redis"]),
-        POOL.format(sessions=job.get("sessions", 2), tokens=job.get("tokens", 100000)),
+        env, POOL.format(sessions=job.get("sessions", 2), tokens=job.get("tokens", 100000))
     )
-    environ = {"RUNNER_POOL_LEASE_TTL_MS": str(job.get("ttl_ms", 30000))}
-    async with Lifecycle.open(
-        project, env="local", registry_path=home / "state.db", environ=environ
-    ) as lc:
+    environ = {"RUNNER_POOL_LEASE_TTL_MS": str(job.get("ttl_ms", 30000)), **job.get("env", {})}
+    registry = job.get("registry") or home / "state.db"
+    async with Lifecycle.open(project, env="local", registry_path=registry, environ=environ) as lc:
         await globals()[job["do"]](lc, job)
 
 
@@ -84,10 +89,12 @@ async def hold(lc: Any, job: dict[str, Any]) -> None:
 
 
 async def churn(lc: Any, job: dict[str, Any]) -> None:
-    import redis.asyncio as aioredis
+    counter = None
+    if job.get("counter"):
+        import redis.asyncio as aioredis
 
-    counter = aioredis.Redis.from_url(job["redis"])
-    key = job["counter"]
+        counter = aioredis.Redis.from_url(job["redis"])
+    intervals: list[tuple[float, float]] = []
     top, created, refused = 0, 0, 0
     deadline = time.monotonic() + job["seconds"]
 
@@ -101,15 +108,20 @@ async def churn(lc: Any, job: dict[str, Any]) -> None:
             except PoolLimitError:
                 refused += 1
                 continue
+            admitted = time.time()
             created += 1
-            top = max(top, int(await counter.incr(key)))
+            if counter is not None:
+                top = max(top, int(await counter.incr(job["counter"])))
             await asyncio.sleep(random.uniform(0, job.get("hold", 0.02)))
-            await counter.decr(key)
+            if counter is not None:
+                await counter.decr(job["counter"])
+            intervals.append((admitted, time.time()))
             await session.end("done")
 
     await asyncio.gather(*(one_worker() for _ in range(job.get("concurrency", 4))))
-    await (getattr(counter, "aclose", None) or counter.close)()
-    emit(top=top, created=created, refused=refused)
+    if counter is not None:
+        await (getattr(counter, "aclose", None) or counter.close)()
+    emit(top=top, created=created, refused=refused, intervals=intervals)
 
 
 async def turns(lc: Any, job: dict[str, Any]) -> None:
