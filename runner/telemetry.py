@@ -21,6 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -142,13 +143,9 @@ class _Api:
         self.StatusCode = StatusCode
 
 
-_api_names: list[_Api] = []
-
-
+@functools.cache
 def _api() -> _Api:
-    if not _api_names:
-        _api_names.append(_Api())
-    return _api_names[0]
+    return _Api()
 
 
 def start_span(
