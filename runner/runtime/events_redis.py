@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 
 from runner.errors import scrub_userinfo
 from runner.runtime.events import Event, EventBus
+from runner.runtime.redis_wire import RedisWire
 
 __all__ = ["BATCH", "BATCH_WAIT_S", "MAX_QUEUE", "RedisEventRelay"]
 
@@ -43,6 +44,7 @@ log = logging.getLogger("runner.runtime.events")
 MAX_QUEUE = 10_000
 BATCH_WAIT_S = 0.005  # publishing waits this long for more events: one message for many
 BATCH = 500
+HEALTH_CHECK_S = 10.0  # a quiet subscription is PINGed after this long (and dropped if mute)
 
 
 class RedisEventRelay:
@@ -56,12 +58,11 @@ class RedisEventRelay:
         self._instance_bytes = self.instance.encode()
         self.channel = f"runner:{namespace}:events"
         self._bus = bus
-        self._redis: Any = aioredis.Redis.from_url(
-            url, socket_connect_timeout=1.0, health_check_interval=10
-        )
+        self._redis: Any = aioredis.Redis.from_url(url, socket_connect_timeout=1.0)
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(MAX_QUEUE)
         self._closing = False
-        self._tasks: list[asyncio.Task[None]] = []
+        self._listener: asyncio.Task[None] | None = None
+        self._publisher: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self.published = 0
         self.received = 0
@@ -71,7 +72,8 @@ class RedisEventRelay:
         """Subscribe, then relay every event of the bus (waits until subscribed, or `timeout`:
         an instance that starts while Redis is down keeps retrying in the background)."""
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._listen()), loop.create_task(self._publish())]
+        self._listener = loop.create_task(self._listen())
+        self._publisher = loop.create_task(self._publish())
         self._bus.relay = self._relay
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._subscribed.wait(), timeout)
@@ -90,41 +92,62 @@ class RedisEventRelay:
         failing = False
         queue = self._queue
         head = self.instance
-        while not self._closing or not queue.empty():
-            first = await queue.get()
-            if not self._closing:
-                await asyncio.sleep(BATCH_WAIT_S)  # let the events of this moment pile up
-            batch = [] if first is None else [first]
-            while not queue.empty() and len(batch) < BATCH:
-                event = queue.get_nowait()
-                if event is not None:
-                    batch.append(event)
-            if not batch:
-                continue
-            try:
-                await self._redis.publish(self.channel, "\n".join([head, *batch]).encode())
-                self.published += len(batch)
-                if failing:
-                    log.warning("events: publishing to %s again", self.where)
-                failing = False
-            except Exception as exc:
-                self.dropped += len(batch)
-                if not failing:
-                    log.warning("events: %s unreachable, events not relayed: %s", self.where, exc)
-                failing = True
+        wire = RedisWire(self._redis, timeout=2.0)
+        try:
+            while not self._closing or not queue.empty():
+                first = await queue.get()
+                if not self._closing:
+                    await asyncio.sleep(BATCH_WAIT_S)  # let the events of this moment pile up
+                batch = [] if first is None else [first]
+                while not queue.empty() and len(batch) < BATCH:
+                    event = queue.get_nowait()
+                    if event is not None:
+                        batch.append(event)
+                if not batch:
+                    continue
+                try:
+                    reply = (
+                        await wire.call([("PUBLISH", self.channel, "\n".join([head, *batch]))])
+                    )[0]
+                    if isinstance(reply, Exception):
+                        raise reply
+                    self.published += len(batch)
+                    if failing:
+                        log.warning("events: publishing to %s again", self.where)
+                    failing = False
+                except Exception as exc:
+                    self.dropped += len(batch)
+                    if not failing:
+                        log.warning(
+                            "events: %s unreachable, events not relayed: %s", self.where, exc
+                        )
+                    failing = True
+        finally:
+            await wire.drop()
 
     async def _listen(self) -> None:
         delay = 0.1
+        wire = RedisWire(self._redis, timeout=2.0)
         while not self._closing:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.channel)
-                self._subscribed.set()
-                delay = 0.1
+                await wire.send("SUBSCRIBE", self.channel)
+                pinged = False
                 while not self._closing:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        self._receive(message.get("data"))
+                    try:
+                        message = await wire.read(HEALTH_CHECK_S)
+                    except TimeoutError:
+                        if pinged:  # not even the PING came back: the connection is gone
+                            raise ConnectionError("no answer to PING") from None
+                        await wire.send("PING")
+                        pinged = True
+                        continue
+                    pinged = False
+                    kind = message[0] if isinstance(message, list) and message else None
+                    if kind == b"message":
+                        self._receive(message[2])
+                    elif kind == b"subscribe":
+                        self._subscribed.set()
+                        delay = 0.1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -132,8 +155,7 @@ class RedisEventRelay:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                with contextlib.suppress(Exception):
-                    await _close(pubsub)
+                await wire.drop()
 
     def _receive(self, raw: Any) -> None:
         lines = bytes(raw).split(b"\n")
@@ -160,21 +182,21 @@ class RedisEventRelay:
             self._bus.deliver(Event(kind, data, at, origin=origin))
 
     async def close(self, timeout: float = 2.0) -> None:
-        """Stop relaying: publish what is queued (up to `timeout`), unsubscribe, disconnect.
-
-        The tasks are told to stop rather than cancelled first: a cancellation that lands
-        inside a Redis call can be swallowed by the client, leaving a task that never ends."""
+        """Stop relaying: publish what is queued (up to `timeout`), unsubscribe, disconnect."""
         if self._bus.relay == self._relay:
             self._bus.relay = None
         self._closing = True
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(None)  # wakes the publisher
-        if self._tasks:
-            _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+        if self._publisher is not None:
+            _done, pending = await asyncio.wait({self._publisher}, timeout=timeout)
             for task in pending:
                 task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
+        tasks = {task for task in (self._listener, self._publisher) if task is not None}
+        if self._listener is not None:
+            self._listener.cancel()  # it waits for messages: nothing of its own to finish
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(_close(self._redis), 1.0)
 

@@ -29,6 +29,7 @@ from redis.exceptions import NoScriptError
 
 from runner.errors import scrub_userinfo
 from runner.runtime.pools.shared import Blocked
+from runner.runtime.redis_wire import RedisWire
 
 __all__ = ["RedisLimits"]
 
@@ -212,6 +213,7 @@ class RedisLimits:
         }
         self._pending: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._wire = RedisWire(self._redis, timeout=max(connect_timeout, 2.0))  # the flusher's
 
     def _key(self, pool: str, part: str) -> str:
         return f"{self._prefix}{pool}:{part}"
@@ -231,21 +233,14 @@ class RedisLimits:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                if len(batch) == 1:
-                    name, keys, args, future = batch[0]
-                    results = [await self._scripts[name](keys=keys, args=args)]
-                else:  # EVALSHA as is: a Script in a pipeline costs a SCRIPT EXISTS first
-                    pipe = self._redis.pipeline(transaction=False)
-                    for name, keys, args, _ in batch:
-                        pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
-                    results = await pipe.execute(raise_on_error=False)
-                    for i, result in enumerate(results):
-                        if isinstance(result, NoScriptError):  # a restarted Redis: load, rerun
-                            name, keys, args, _ = batch[i]
-                            try:
-                                results[i] = await self._scripts[name](keys=keys, args=args)
-                            except Exception as exc:
-                                results[i] = exc
+                results = await self._send(batch)
+                for i, result in enumerate(results):
+                    if isinstance(result, NoScriptError):  # a restarted Redis: load, rerun
+                        name, keys, args, _ = batch[i]
+                        try:
+                            results[i] = await self._scripts[name](keys=keys, args=args)
+                        except Exception as exc:
+                            results[i] = exc
             except Exception as exc:
                 for *_, future in batch:
                     if not future.done():
@@ -258,6 +253,17 @@ class RedisLimits:
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+    async def _send(
+        self, batch: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]]
+    ) -> list[Any]:
+        """The batch's EVALSHAs as one write, then their replies in order (`RedisWire`)."""
+        return await self._wire.call(
+            [
+                ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args)
+                for name, keys, args, _ in batch
+            ]
+        )
 
     async def take(
         self, holder: str, pools: Sequence[tuple[str, int]], *, rank: int, queue: bool
@@ -332,5 +338,6 @@ class RedisLimits:
         return [(score / 1000.0, int(member.rsplit(b":", 1)[1])) for member, score in entries]
 
     async def close(self) -> None:
+        await self._wire.drop()
         close = getattr(self._redis, "aclose", None) or self._redis.close
         await close()

@@ -9,7 +9,11 @@ the backend instead, through `SharedPools`, which keeps this process's side of t
            heartbeat renews every `ttl / 3`; a process that dies stops renewing and its places
            come back after `ttl`. A caller that may wait enters the pools' waiting lines,
            ranked by session priority then arrival (the in-memory semantics, across
-           processes); it retries when this process releases a slot, or every `poll` seconds.
+           processes). This process's own waiters are ranked the same way here: a slot it
+           releases wakes the best of them in that pool, and a waiter that got its place wakes
+           the next (room left by other processes' waiters is filled at once, and a release
+           costs one refused take, not one per waiter); every waiter also retries every `poll`
+           seconds (another process may have released a slot).
   tokens   a turn *reserves* tokens in each pool's sliding 60 s window when it is admitted (the
            larger of its estimate and the largest turn this process charged to the pool in the
            last window), atomically with the check, so processes admitting at the same moment
@@ -31,6 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -159,7 +165,9 @@ class SharedPools:
         self._holders: dict[str, tuple[str, ...]] = {}
         self._released: dict[str, tuple[str, ...]] = {}  # to retry while the backend is down
         self._largest: dict[str, _Largest] = {}
-        self._freed = asyncio.Event()
+        # pool -> this process's waiters for a place in it: (rank, arrival, woken when freed)
+        self._waiting: dict[str, list[tuple[int, int, asyncio.Future[None]]]] = {}
+        self._arrivals = itertools.count()
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.occupancy = SharedOccupancy(backend, clock)  # the figures of every process
@@ -180,6 +188,7 @@ class SharedPools:
         started = self._clock.monotonic()
         deadline = None if not wait else started + wait
         queued = False
+        arrival: int | None = None
         try:
             while True:
                 full = await self._call(
@@ -188,32 +197,55 @@ class SharedPools:
                 if full is None:
                     queued = False
                     self._holders[holder] = tuple(names)
+                    if arrival is not None:  # it waited: there may be room for the next one too
+                        self._wake(names)
                     return None
                 queued = bool(wait)
                 remaining = None if deadline is None else deadline - self._clock.monotonic()
                 if remaining is None or remaining <= 0:
                     return full, self._clock.monotonic() - started
-                await self._wait_for_room(remaining)
+                if arrival is None:  # its place among this process's waiters: kept
+                    arrival = next(self._arrivals)
+                await self._wait_for_room(names, (rank, arrival), remaining)
         finally:
             if queued:
                 with contextlib.suppress(Exception):
                     await self.backend.leave(holder, names)
 
-    async def _wait_for_room(self, remaining: float | None) -> None:
-        """Until this process releases a slot, `poll` seconds pass (another process may have
-        released one), or the wait's deadline on the runtime's clock."""
-        self._freed.clear()
-        waits: set[asyncio.Future[object]] = {
-            asyncio.ensure_future(self._freed.wait()),
-            asyncio.ensure_future(asyncio.sleep(self.poll)),
-        }
-        if remaining is not None:
-            waits.add(asyncio.ensure_future(self._clock.sleep(remaining)))
+    async def _wait_for_room(
+        self, pools: Sequence[str], place: tuple[int, int], remaining: float | None
+    ) -> None:
+        """Until this process releases a place in one of `pools` and this caller is the best
+        of its waiters there, or `poll` seconds pass (another process may have released
+        one), or the wait's deadline, whichever is first."""
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
+        entry = (*place, woken)
+        for name in pools:
+            heapq.heappush(self._waiting.setdefault(name, []), entry)
+        delay = self.poll if remaining is None else min(self.poll, remaining)
+        timer = loop.call_later(delay, _resolve, woken)
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await woken
         finally:
-            for waiting in waits:
-                waiting.cancel()
+            timer.cancel()
+            if not woken.done():
+                woken.cancel()
+            for name in pools:
+                line = self._waiting.get(name)
+                if line and entry in line:  # not popped by a wake: leave the line
+                    line.remove(entry)
+                    heapq.heapify(line)
+
+    def _wake(self, pools: Sequence[str]) -> None:
+        """A place was freed in each of `pools`: wake the best waiter of each."""
+        for name in pools:
+            line = self._waiting.get(name)
+            while line:
+                _, _, woken = heapq.heappop(line)
+                if not woken.done():
+                    woken.set_result(None)
+                    break
 
     def hold(self, holder: str, pools: Sequence[str]) -> None:
         """Count a session found at start-up: its lease is taken again by the heartbeat."""
@@ -231,7 +263,7 @@ class SharedPools:
             return
         if self._local is not None:
             self._local.release_soon(holder, names)
-            self._freed.set()
+            self._wake(names)
             return
         self._spawn(self._release(holder, names))
 
@@ -243,7 +275,7 @@ class SharedPools:
                 "could not release %s in %s (%s); retrying", holder, self.backend.where, exc
             )
             self._released[holder] = pools
-        self._freed.set()
+        self._wake(pools)
 
     async def _renew_now(self, holders: Mapping[str, Sequence[str]]) -> None:
         with contextlib.suppress(Exception):
@@ -380,3 +412,8 @@ class SharedPools:
                 await asyncio.wait_for(self.backend.release(holder, pools), 2.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.backend.close(), 2.0)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
