@@ -92,7 +92,11 @@ CONFINED: dict[str, tuple[str, ...]] = {
     "jwt": ("runner.serve.authn", "runner.serve.jwks"),
     "opentelemetry": ("runner.telemetry",),
     # many hosts: the optional redis extra
-    "redis": ("runner.runtime.pools.redis_limits", "runner.runtime.events_redis"),
+    "redis": (
+        "runner.runtime.redis_wire",
+        "runner.runtime.pools.redis_limits",
+        "runner.runtime.events_redis",
+    ),
 }
 
 # The runtime's parts, bottom up: a module of one part may import the parts before it (and
@@ -102,6 +106,7 @@ RUNTIME_ORDER: tuple[str, ...] = (
     "config",
     "errors",
     "events",
+    "redis_wire",
     "events_redis",
     "auth",
     "context",

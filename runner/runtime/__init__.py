@@ -6,8 +6,10 @@ Its parts, bottom up; each may import only what is above it in this list (and
 `runner.state`), never what is below
 (`tests/test_layering.py` enforces the order and that there is no import cycle):
 
-  clock, config, errors, events, events_redis, auth, context   neutral modules every part may
-               use (events_redis: the event bus across instances, through Redis pub/sub)
+  clock, config, errors, events, redis_wire, events_redis, auth, context   neutral modules
+               every part may use (redis_wire: one Redis connection driven directly, for the
+               paths that talk to Redis on every session; events_redis: the event bus across
+               instances, through Redis pub/sub)
   tracing      OpenTelemetry spans of turns, provider calls, handoffs, escalations, tool calls
   routing      pure text matching of handoff triggers, and member selection
   escalation   the pure escalation engine: which level opens, the life of an escalation

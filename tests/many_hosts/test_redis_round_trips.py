@@ -1,6 +1,7 @@
 """Fewer Redis round trips, same guarantees, against a real redis-server: an instance's events
 of one moment travel in one message and arrive complete and in order; admissions pipelined in
-one moment still work after Redis lost its scripts (a restart, SCRIPT FLUSH)."""
+one moment still work after Redis lost its scripts (a restart, SCRIPT FLUSH); a place another
+process frees reaches that process's waiter at once, not at its next poll."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from runner.runtime.clock import SystemClock
 from runner.runtime.events import Event, EventBus
 from runner.runtime.events_redis import RedisEventRelay
 from runner.runtime.pools.redis_limits import RedisLimits
+from runner.runtime.pools.shared import SharedPools
 
 
 async def _until(check: Any, timeout: float = 10.0) -> None:
@@ -71,3 +73,29 @@ async def test_pipelined_admissions_survive_redis_losing_its_scripts(redis_serve
     finally:
         admin.close()
         await limits.close()
+
+
+async def test_a_place_freed_by_another_process_wakes_its_waiter_before_the_poll(
+    redis_server: Any,
+) -> None:
+    """Two processes' sides of one pool (each its own `RedisLimits`: its own wake list). B's
+    waiter polls only every 30 s; A's release must reach it through B's wake list at once."""
+    first = SharedPools(RedisLimits(redis_server.url, namespace="wake"), clock=SystemClock())
+    second = SharedPools(
+        RedisLimits(redis_server.url, namespace="wake"), clock=SystemClock(), poll=30.0
+    )
+    pools = [("p", 1)]
+    try:
+        assert await first.acquire("held", pools, rank=0, wait=None) is None
+        waiter = asyncio.create_task(second.acquire("waiting", pools, rank=0, wait=20.0))
+        await asyncio.sleep(0.3)
+        assert not waiter.done()  # the only place is A's
+        first.release("held", ["p"])
+        assert await asyncio.wait_for(waiter, 5.0) is None  # B holds it, long before 30 s
+        assert await second.backend.held("p") == 1
+        refused = await first.acquire("late", pools, rank=0, wait=None)
+        assert refused is not None and refused[0] == "p"
+    finally:
+        second.release("waiting", ["p"])
+        await first.close()
+        await second.close()

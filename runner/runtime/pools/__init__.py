@@ -35,8 +35,9 @@ May import: `runner.spec`, `runner.sqlitefile`, `runner.state.sqlite_schema` (th
 """
 
 from runner.runtime.pools.figures import PoolFigures
+from runner.runtime.pools.limits_backend import SharedLimits
 from runner.runtime.pools.manager import PoolManager
-from runner.runtime.pools.shared import SharedLimits, SharedPools, TokenTicket
+from runner.runtime.pools.shared import SharedPools, TokenTicket
 from runner.runtime.pools.thresholds import PoolWarning
 from runner.runtime.pools.usage import estimate_tokens
 

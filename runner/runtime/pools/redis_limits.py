@@ -1,15 +1,20 @@
 """Pool limits in Redis, shared by every runtime process of an environment, on any host.
 
 Role: the `SharedLimits` backend chosen when the Environment declares `redis:`. Every operation
-is one Lua script (atomic on the server), timed by the server's clock (`TIME`), so processes on
-hosts with skewed clocks agree on leases and windows.
+is one Lua script (`runner.runtime.pools.redis_scripts`: atomic on the server), timed by the
+server's clock (`TIME`), so processes on hosts with skewed clocks agree on leases and windows.
 
 Keys, per environment and pool (`runner:<env>:pool:<pool>:`):
   holders   sorted set: session id -> lease expiry (ms); expired members are dropped first
   waiters   sorted set: session id -> rank * 1e13 + arrival (ms): priority, then arrival
   waitexp   sorted set: session id -> expiry of its place in line (a dead waiter leaves it)
+  waitproc  hash: session id -> the process it waits in (whose wake list to push it on)
   tokens    sorted set: "<reservation>:<tokens>" -> when (ms), the sliding 60 s window
   tokensum  the sum of `tokens`, kept by the scripts
+
+and per process, `runner:<env>:pool:wake:<process>`: a list of this process's waiters that a
+release elsewhere made eligible (the release pushes the waiter that the freed place lets in; the
+process reads the list with BLPOP and wakes that waiter at once instead of at its next poll).
 
 A take succeeds in a pool when `holders + waiters ahead < limit` (ahead: a better rank, or the
 same rank and earlier); a caller that is not in line counts every waiter of its rank or better
@@ -21,163 +26,21 @@ The URL may carry credentials: it is never logged; `where` is the URL with them 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from runner.errors import scrub_userinfo
-from runner.runtime.pools.shared import Blocked
+from runner.runtime.pools import redis_scripts as scripts
+from runner.runtime.pools.limits_backend import Blocked
 from runner.runtime.redis_wire import RedisWire
 
 __all__ = ["RedisLimits"]
 
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-
-_TAKE = (
-    _NOW
-    + """
-local holder, rank, queue = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
-local ttl, wttl = tonumber(ARGV[4]), tonumber(ARGV[5])
-local n = #KEYS / 3
-local full = 0
-for i = 1, n do
-  local h, w, we = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  redis.call('ZREMRANGEBYSCORE', h, '-inf', now)
-  local gone = redis.call('ZRANGEBYSCORE', we, '-inf', now)
-  if #gone > 0 then
-    redis.call('ZREM', w, unpack(gone))
-    redis.call('ZREM', we, unpack(gone))
-  end
-  if full == 0 and not redis.call('ZSCORE', h, holder) then
-    local mine = redis.call('ZSCORE', w, holder)
-    local ahead
-    if mine then
-      ahead = redis.call('ZCOUNT', w, '-inf', '(' .. mine)
-    else
-      ahead = redis.call('ZCOUNT', w, '-inf', string.format('%d', (rank + 1) * 1e13 - 1))
-    end
-    if redis.call('ZCARD', h) + ahead >= tonumber(ARGV[5 + i]) then full = i end
-  end
-end
-if full == 0 then
-  for i = 1, n do
-    redis.call('ZADD', KEYS[3 * i - 2], now + ttl, holder)
-    redis.call('ZREM', KEYS[3 * i - 1], holder)
-    redis.call('ZREM', KEYS[3 * i], holder)
-  end
-  return 0
-end
-if queue then
-  for i = 1, n do
-    redis.call('ZADD', KEYS[3 * i - 1], 'NX', string.format('%d', rank * 1e13 + now), holder)
-    redis.call('ZADD', KEYS[3 * i], now + wttl, holder)
-  end
-end
-return full
-"""
-)
-
-_REMOVE = """
-for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
-return 0
-"""
-
-_RENEW = (
-    _NOW
-    + """
-local ttl = tonumber(ARGV[1])
-for i = 1, #KEYS do redis.call('ZADD', KEYS[i], now + ttl, ARGV[i + 1]) end
-return 0
-"""
-)
-
-_HELD = (
-    _NOW
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return redis.call('ZCARD', KEYS[1])
-"""
-)
-
-_TRIM = """
-local function trim(z, s, cutoff)
-  local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
-  if #old > 0 then
-    local sub = 0
-    for _, m in ipairs(old) do sub = sub + tonumber(string.match(m, ':(%-?%d+)$')) end
-    redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff)
-    redis.call('DECRBY', s, sub)
-  end
-  if redis.call('ZCARD', z) == 0 then
-    redis.call('SET', s, 0)
-    return 0
-  end
-  return tonumber(redis.call('GET', s) or '0')
-end
-"""
-
-_RESERVE = (
-    _NOW
-    + _TRIM
-    + """
-local tokens, est, id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local n = #KEYS / 2
-for i = 1, n do
-  local z, s, limit = KEYS[2 * i - 1], KEYS[2 * i], tonumber(ARGV[3 + i])
-  local used = trim(z, s, now - 60000)
-  if est > limit then return {i, used, -1} end
-  local want = math.max(math.min(tokens, limit), 1)
-  if used + want > limit then
-    local need, freed, at = used + want - limit, 0, now
-    local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
-    for j = 1, #entries, 2 do
-      freed = freed + tonumber(string.match(entries[j], ':(%-?%d+)$'))
-      at = tonumber(entries[j + 1]) + 60000
-      if freed >= need then break end
-    end
-    return {i, used, math.max(at - now, 0)}
-  end
-end
-for i = 1, n do
-  redis.call('ZADD', KEYS[2 * i - 1], now, id .. ':' .. tokens)
-  redis.call('INCRBY', KEYS[2 * i], tokens)
-end
-return {0}
-"""
-)
-
-_SETTLE = """
-local old = ARGV[1]
-local id = string.match(old, '^(.*):%-?%d+$')
-local before = tonumber(string.match(old, ':(%-?%d+)$'))
-local tokens = tonumber(ARGV[2])
-for i = 1, #KEYS / 2 do
-  local z, s = KEYS[2 * i - 1], KEYS[2 * i]
-  local at = redis.call('ZSCORE', z, old)
-  if at then
-    redis.call('ZREM', z, old)
-    if tokens > 0 then redis.call('ZADD', z, at, id .. ':' .. tokens) end
-    redis.call('INCRBY', s, tokens - before)
-  end
-end
-return 0
-"""
-
-_CHARGE = (
-    _NOW
-    + """
-for i = 1, #KEYS / 2 do
-  redis.call('ZADD', KEYS[2 * i - 1], now, ARGV[1] .. ':' .. ARGV[2])
-  redis.call('INCRBY', KEYS[2 * i], tonumber(ARGV[2]))
-end
-return 0
-"""
-)
+WAKE_BLOCK_S = 5  # a wake list's BLPOP waits this long, then asks again
 
 
 class RedisLimits:
@@ -202,18 +65,24 @@ class RedisLimits:
         self._scripts = {
             name: self._redis.register_script(text)
             for name, text in {
-                "take": _TAKE,
-                "remove": _REMOVE,
-                "renew": _RENEW,
-                "held": _HELD,
-                "reserve": _RESERVE,
-                "settle": _SETTLE,
-                "charge": _CHARGE,
+                "take": scripts.TAKE,
+                "leave": scripts.LEAVE,
+                "release": scripts.RELEASE,
+                "renew": scripts.RENEW,
+                "held": scripts.HELD,
+                "reserve": scripts.RESERVE,
+                "settle": scripts.SETTLE,
+                "charge": scripts.CHARGE,
             }.items()
         }
         self._pending: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._wire = RedisWire(self._redis, timeout=max(connect_timeout, 2.0))  # the flusher's
+        self.process = uuid.uuid4().hex  # this process, for the waiters' wake lists
+        self._wake_prefix = f"{self._prefix}wake:"
+        self._limits: dict[str, int] = {}  # pool -> the limit this process took places under
+        self.on_wake: Callable[[str], None] | None = None  # a waiter here may take its place
+        self._waker: asyncio.Task[None] | None = None
 
     def _key(self, pool: str, part: str) -> str:
         return f"{self._prefix}{pool}:{part}"
@@ -269,24 +138,56 @@ class RedisLimits:
         self, holder: str, pools: Sequence[tuple[str, int]], *, rank: int, queue: bool
     ) -> str | None:
         keys: list[str] = []
-        for name, _ in pools:
+        for name, limit in pools:
+            self._limits[name] = limit
             keys += [
                 self._key(name, "holders"),
                 self._key(name, "waiters"),
                 self._key(name, "waitexp"),
+                self._key(name, "waitproc"),
             ]
-        args = [holder, rank, "1" if queue else "0", self._ttl_ms, self._ttl_ms]
+        if queue:
+            self._start_waking()
+        args = [holder, rank, "1" if queue else "0", self._ttl_ms, self._ttl_ms, self.process]
         full = int(await self._run("take", keys, args + [limit for _, limit in pools]))
         return None if full == 0 else pools[full - 1][0]
 
     async def leave(self, holder: str, pools: Sequence[str]) -> None:
-        keys = [self._key(p, part) for p in pools for part in ("waiters", "waitexp")]
+        keys = [self._key(p, part) for p in pools for part in ("waiters", "waitexp", "waitproc")]
         if keys:
-            await self._run("remove", keys, [holder])
+            await self._run("leave", keys, [holder])
 
     async def release(self, holder: str, pools: Sequence[str]) -> None:
         if pools:
-            await self._run("remove", [self._key(p, "holders") for p in pools], [holder])
+            keys = [
+                self._key(p, part) for p in pools for part in ("holders", "waiters", "waitproc")
+            ]
+            limits = [self._limits.get(p, 0) for p in pools]  # 0: unknown here, nobody told
+            await self._run("release", keys, [holder, self._wake_prefix, *limits])
+
+    # ------------------------------------------------------------ wake-ups
+
+    def _start_waking(self) -> None:
+        if self.on_wake is not None and (self._waker is None or self._waker.done()):
+            self._waker = asyncio.get_running_loop().create_task(self._wake_ups())
+
+    async def _wake_ups(self) -> None:
+        """Tell `on_wake` each waiter of this process a release elsewhere made eligible (its
+        wake list, read with BLPOP on a connection of its own); a failure waits for the next
+        queued take to start this again (the waiters poll meanwhile)."""
+        wire = RedisWire(self._redis, timeout=WAKE_BLOCK_S + 2.0)
+        key = self._wake_prefix + self.process
+        try:
+            while True:
+                reply = (await wire.call([("BLPOP", key, WAKE_BLOCK_S)]))[0]
+                if isinstance(reply, Exception):
+                    raise reply
+                if reply and self.on_wake is not None:
+                    self.on_wake(reply[1].decode())
+        except Exception:
+            return  # the next queued take starts it again
+        finally:
+            await wire.drop()
 
     async def renew(self, holders: Mapping[str, Sequence[str]]) -> None:
         keys: list[str] = []
@@ -305,8 +206,6 @@ class RedisLimits:
         return [self._key(p, part) for p in pools for part in ("tokens", "tokensum")]
 
     def _new_id(self) -> str:
-        import uuid
-
         return uuid.uuid4().hex
 
     async def reserve(
@@ -338,6 +237,9 @@ class RedisLimits:
         return [(score / 1000.0, int(member.rsplit(b":", 1)[1])) for member, score in entries]
 
     async def close(self) -> None:
+        if self._waker is not None:
+            self._waker.cancel()
+            await asyncio.wait({self._waker}, timeout=1.0)
         await self._wire.drop()
         close = getattr(self._redis, "aclose", None) or self._redis.close
         await close()

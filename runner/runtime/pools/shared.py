@@ -1,8 +1,9 @@
-"""Pool limits shared by several runtime processes: the backend Protocol and the process side.
+"""Pool limits shared by several runtime processes: this process's side of the backend.
 
 Role: `PoolManager` enforces `max_concurrent_sessions` and `max_tokens_per_minute` on its own
 counts by default (the in-memory backend: one process, no shared state). Given a `SharedLimits`
-backend (`RedisLimits` for many hosts, `SqliteLimits` for the processes of one host), it asks
+backend (`runner.runtime.pools.limits_backend`: `RedisLimits` for many hosts, `SqliteLimits` for
+the processes of one host), it asks
 the backend instead, through `SharedPools`, which keeps this process's side of the bargain:
 
   slots    a session holds a *lease* in each of its pools, keyed by its session id, that a
@@ -12,8 +13,10 @@ the backend instead, through `SharedPools`, which keeps this process's side of t
            processes). This process's own waiters are ranked the same way here: a slot it
            releases wakes the best of them in that pool, and a waiter that got its place wakes
            the next (room left by other processes' waiters is filled at once, and a release
-           costs one refused take, not one per waiter); every waiter also retries every `poll`
-           seconds (another process may have released a slot).
+           costs one refused take, not one per waiter). A backend that `WakesWaiters` (Redis)
+           also tells this process when a place another process freed is there for one of
+           its waiters; every waiter still retries every `poll` seconds (a lease that expired,
+           a hint lost).
   tokens   a turn *reserves* tokens in each pool's sliding 60 s window when it is admitted (the
            larger of its estimate and the largest turn this process charged to the pool in the
            last window), atomically with the check, so processes admitting at the same moment
@@ -40,91 +43,17 @@ import itertools
 import logging
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TypeVar
 
 from runner.runtime.clock import Clock
 from runner.runtime.errors import SharedLimitsUnavailableError
+from runner.runtime.pools.limits_backend import Blocked, LocalWrites, SharedLimits, WakesWaiters
 from runner.runtime.pools.occupancy import SharedOccupancy
 
-__all__ = ["Blocked", "SharedLimits", "SharedPools", "TokenTicket"]
+__all__ = ["SharedPools", "TokenTicket"]
 
 log = logging.getLogger("runner.runtime.pools")
 T = TypeVar("T")
-
-# (pool, limit, used, seconds until there is room: infinite when the turn alone is over it)
-Blocked = tuple[str, int, int, float]
-
-
-class SharedLimits(Protocol):
-    """Slots with leases and token windows that several processes share (atomic operations)."""
-
-    @property
-    def where(self) -> str:
-        """What the backend is, for messages (`redis://host:6379/0`, never credentials)."""
-        ...
-
-    async def take(
-        self, holder: str, pools: Sequence[tuple[str, int]], *, rank: int, queue: bool
-    ) -> str | None:
-        """A slot in each (pool, limit) for `holder`, all or nothing: None when taken, else the
-        first full pool. `queue`: stay in the pools' waiting lines (ranked by `rank`, then
-        arrival) when refused; a holder ahead in a line is served before this one."""
-        ...
-
-    async def leave(self, holder: str, pools: Sequence[str]) -> None:
-        """Leave the waiting lines (gave up, or timed out)."""
-        ...
-
-    async def release(self, holder: str, pools: Sequence[str]) -> None: ...
-
-    async def renew(self, holders: Mapping[str, Sequence[str]]) -> None:
-        """Extend (or take again, without checking the limit) the leases of live holders."""
-        ...
-
-    async def reserve(
-        self, pools: Sequence[tuple[str, int]], tokens: int, *, estimate: int
-    ) -> tuple[Blocked | None, str]:
-        """Check every pool's window has room for `estimate` and, if so, reserve `tokens` in
-        each: (None, reservation id) or (why not, "")."""
-        ...
-
-    async def settle(self, reservation: str, pools: Sequence[str], tokens: int) -> None:
-        """Replace the reservation by the real count (0: drop it)."""
-        ...
-
-    async def charge(self, pools: Sequence[str], tokens: int) -> None:
-        """Add tokens to the windows without a reservation."""
-        ...
-
-    async def held(self, pool: str) -> int:
-        """How many leases the pool has now, across every process."""
-        ...
-
-    async def window(self, pool: str) -> list[tuple[float, int]]:
-        """The (seconds since the epoch, tokens) entries of the pool's token window."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-@runtime_checkable
-class LocalWrites(Protocol):
-    """A `SharedLimits` backend whose releases and token counts are recorded in this process
-    first and written by its next transaction (or soon after): `SharedPools` calls these on
-    the spot instead of spawning a task per write (`SqliteLimits`)."""
-
-    def release_soon(self, holder: str, pools: Sequence[str]) -> None: ...
-
-    def settle_soon(self, reservation: str, pools: Sequence[str], tokens: int) -> None: ...
-
-    def charge_soon(self, pools: Sequence[str], tokens: int) -> None: ...
-
-    def reserve_now(
-        self, pools: Sequence[tuple[str, int]], tokens: int, *, estimate: int
-    ) -> str | None:
-        """`reserve` when this process's own room answers it, without a transaction: the
-        reservation id, or None (then `reserve` decides)."""
-        ...
 
 
 @dataclass
@@ -168,6 +97,9 @@ class SharedPools:
         # pool -> this process's waiters for a place in it: (rank, arrival, woken when freed)
         self._waiting: dict[str, list[tuple[int, int, asyncio.Future[None]]]] = {}
         self._arrivals = itertools.count()
+        self._waiting_holders: dict[str, asyncio.Future[None]] = {}
+        if isinstance(backend, WakesWaiters):
+            backend.on_wake = self._wake_holder
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.occupancy = SharedOccupancy(backend, clock)  # the figures of every process
@@ -206,18 +138,18 @@ class SharedPools:
                     return full, self._clock.monotonic() - started
                 if arrival is None:  # its place among this process's waiters: kept
                     arrival = next(self._arrivals)
-                await self._wait_for_room(names, (rank, arrival), remaining)
+                await self._wait_for_room(holder, names, (rank, arrival), remaining)
         finally:
             if queued:
                 with contextlib.suppress(Exception):
                     await self.backend.leave(holder, names)
 
     async def _wait_for_room(
-        self, pools: Sequence[str], place: tuple[int, int], remaining: float | None
+        self, holder: str, pools: Sequence[str], place: tuple[int, int], remaining: float | None
     ) -> None:
         """Until this process releases a place in one of `pools` and this caller is the best
-        of its waiters there, or `poll` seconds pass (another process may have released
-        one), or the wait's deadline, whichever is first."""
+        of its waiters there, or the backend says a place freed elsewhere is there for it, or
+        `poll` seconds pass, or the wait's deadline, whichever is first."""
         loop = asyncio.get_running_loop()
         woken: asyncio.Future[None] = loop.create_future()
         entry = (*place, woken)
@@ -225,10 +157,13 @@ class SharedPools:
             heapq.heappush(self._waiting.setdefault(name, []), entry)
         delay = self.poll if remaining is None else min(self.poll, remaining)
         timer = loop.call_later(delay, _resolve, woken)
+        self._waiting_holders[holder] = woken
         try:
             await woken
         finally:
             timer.cancel()
+            if self._waiting_holders.get(holder) is woken:
+                del self._waiting_holders[holder]
             if not woken.done():
                 woken.cancel()
             for name in pools:
@@ -236,6 +171,11 @@ class SharedPools:
                 if line and entry in line:  # not popped by a wake: leave the line
                     line.remove(entry)
                     heapq.heapify(line)
+
+    def _wake_holder(self, holder: str) -> None:
+        woken = self._waiting_holders.get(holder)
+        if woken is not None and not woken.done():
+            woken.set_result(None)
 
     def _wake(self, pools: Sequence[str]) -> None:
         """A place was freed in each of `pools`: wake the best waiter of each."""

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from runner.runtime.clock import Clock
-from runner.runtime.pools.shared import Blocked
+from runner.runtime.pools.limits_backend import Blocked
 from runner.runtime.pools.usage import TOKEN_WINDOW_S
 from runner.sqlitefile import write_transaction
 
