@@ -67,8 +67,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 
 # third-party package -> the only runner modules that may import it
 CONFINED: dict[str, tuple[str, ...]] = {
-    "azure": ("runner.providers.foundry",),
-    "openai": ("runner.providers.foundry",),
+    "azure": ("runner.providers.foundry", "runner.providers.foundry_errors"),
+    "openai": ("runner.providers.foundry", "runner.providers.foundry_errors"),
     "watchfiles": ("runner.watch.watcher",),
     "jinja2": ("runner.spec.render_jinja", "runner.spec.render_sandbox"),
     "re2": ("runner.spec.patterns",),
@@ -382,5 +382,5 @@ def test_the_check_sees_a_backward_import(tmp_path: Path) -> None:
         "(layer 'plan' may use runner.errors, runner.spec, runner.providers.base, "
         "runner.state.base)",
         "runner/plan/bad.py:3: runner.plan.bad imports azure.ai.projects "
-        "(only runner.providers.foundry may)",
+        "(only runner.providers.foundry, runner.providers.foundry_errors may)",
     ]

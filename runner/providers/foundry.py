@@ -2,10 +2,10 @@
 
 Role in the flow: plan/apply read and write agents through it; the runtime opens conversations
 and asks for responses through the SDK's OpenAI client (requests and replies, streamed or not,
-in `foundry_responses`). It is the only module that imports
-`azure.*` (and `openai`), and only inside `FoundryProvider.__init__`, so nothing else pays the
-SDK's import time; the OpenAI client (conversations, responses) is made on first use, so plan
-and apply never build it.
+in `foundry_responses`). It and `foundry_errors` are the only modules that import
+`azure.*` (and `openai`), and only when a provider is made or an exception mapped, so nothing
+else pays the SDK's import time; the OpenAI client (conversations, responses) is made on first
+use, so plan and apply never build it.
 
 Invariants:
 - https endpoints authenticate with `DefaultAzureCredential` (unless a credential is given).
@@ -14,11 +14,11 @@ Invariants:
 - The SDK's and the OpenAI client's own retries are off: runner's executor owns retries, so that
   it can first look for a version a lost create already made (by its definition hash) instead
   of blindly creating a duplicate.
-- Exceptions are mapped once, here: 408/429/5xx and connection errors -> `TransientError` (with
-  `retry_after` from `retry-after-ms` / `Retry-After`), 404 -> `NotFoundError`, anything else
-  -> `ProviderError` carrying the service's code and message (read from the error body when the
-  SDK re-raised without it, as it does for 403 `preview_feature_required`, whose message then
-  names the Environment's `preview_features:`).
+- Exceptions are mapped once, by `foundry_errors`: 408/429/5xx and connection errors ->
+  `TransientError` (with `retry_after` from `retry-after-ms` / `Retry-After`), 404 ->
+  `NotFoundError`, anything else -> `ProviderError` carrying the service's code and message
+  (read from the error body when the SDK re-raised without it, as it does for 403
+  `preview_feature_required`, whose message then names the Environment's `preview_features:`).
 - `preview_features` (the Environment's) go out as the `Foundry-Features` header on every
   agents call, and as a default header of the OpenAI client.
 - `request_count()` counts HTTP requests actually sent (both clients), thread-safely.
@@ -37,94 +37,21 @@ from runner.providers.base import (
     AgentVersion,
     ConversationMessage,
     NotFoundError,
-    ProviderError,
     Reply,
     TextSink,
     ToolOutput,
-    TransientError,
 )
+from runner.providers.foundry_errors import azure_error, openai_error
 from runner.providers.foundry_responses import read_stream, reply_of, response_request
 from runner.providers.foundry_wire import (
     FEATURES_HEADER,
-    PREVIEW_FEATURE_REQUIRED,
     check_endpoint,
-    is_transient,
-    preview_hint,
-    retry_after_seconds,
-    service_error,
 )
 
 T = TypeVar("T")
 LIST_PAGE_SIZE = 100
 DEV_TOKEN = "runner-local-development-token"
 MAX_CONNECTIONS = 64  # keep-alive connections kept per provider (>= any sensible parallelism)
-
-
-def _azure_error(exc: Exception, what: str) -> ProviderError:
-    """Map an azure-core exception (HttpResponseError, ServiceRequestError, ...)."""
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ResourceNotFoundError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-
-    if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        return TransientError(f"{what}: connection failed: {exc}", code="connection")
-    if isinstance(exc, HttpResponseError):
-        status = exc.status_code
-        service_code, service_message = service_error(exc)
-        code = service_code or (exc.reason if status else None)
-        message = service_message or exc.message or str(exc)
-        if code == PREVIEW_FEATURE_REQUIRED:
-            message += preview_hint(message)
-        text = f"{what}: {status} {code}: {message}" if status else f"{what}: {message}"
-        if isinstance(exc, ResourceNotFoundError) or status == 404:
-            return NotFoundError(text, code=code, status=404)
-        if is_transient(status):
-            response: Any = exc.response
-            headers = response.headers if response is not None else None
-            return TransientError(
-                text, retry_after=retry_after_seconds(headers), code=code, status=status
-            )
-        if isinstance(exc, ClientAuthenticationError) and not status:
-            # The credential chain's own text is a dozen lines, one per credential it tried:
-            # the user needs what to do, once.
-            return ProviderError(
-                f"{what}: no Azure credential found; sign in with `az login`, or set "
-                "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
-                code="authentication",
-            )
-        return ProviderError(text, code=code, status=status)
-    return ProviderError(f"{what}: {exc}")
-
-
-def _openai_error(exc: Exception, what: str) -> ProviderError:
-    """Map an openai exception (APIStatusError, APIConnectionError, ...)."""
-    import openai
-
-    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
-        return TransientError(f"{what}: connection failed: {exc}", code="connection")
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        body = exc.body if isinstance(exc.body, dict) else {}
-        code = body.get("code") or getattr(exc, "code", None) or None
-        message = body.get("message") or exc.message
-        if code == PREVIEW_FEATURE_REQUIRED:
-            message += preview_hint(message)
-        text = f"{what}: {status} {code}: {message}"
-        if status == 404:
-            return NotFoundError(text, code=code, status=status)
-        if is_transient(status):
-            return TransientError(
-                text,
-                retry_after=retry_after_seconds(dict(exc.response.headers)),
-                code=code,
-                status=status,
-            )
-        return ProviderError(text, code=code, status=status)
-    return ProviderError(f"{what}: {exc}")
 
 
 def _version_from_sdk(model: Any) -> AgentVersion:
@@ -295,7 +222,7 @@ class FoundryProvider:
         try:
             yield
         except AzureError as exc:
-            raise _azure_error(exc, what) from exc
+            raise azure_error(exc, what) from exc
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         with self._azure(what):
@@ -375,7 +302,7 @@ class FoundryProvider:
             else:
                 conversation = self._openai.conversations.create()
         except openai.OpenAIError as exc:
-            raise _openai_error(exc, "create a conversation") from exc
+            raise openai_error(exc, "create a conversation") from exc
         return str(conversation.id)
 
     def conversation_messages(
@@ -395,7 +322,7 @@ class FoundryProvider:
                     text = "".join(str(getattr(part, "text", "") or "") for part in parts)
                     latest.append(ConversationMessage(str(getattr(item, "role", "")), text))
         except openai.OpenAIError as exc:
-            raise _openai_error(exc, f"read conversation {conversation_id!r}") from exc
+            raise openai_error(exc, f"read conversation {conversation_id!r}") from exc
         return latest[::-1]
 
     def respond(
@@ -427,4 +354,4 @@ class FoundryProvider:
             with self._openai.responses.create(**request, stream=True) as events:
                 return read_stream(events, on_text)
         except openai.OpenAIError as exc:
-            raise _openai_error(exc, f"respond as {agent_name!r}") from exc
+            raise openai_error(exc, f"respond as {agent_name!r}") from exc
