@@ -20,7 +20,6 @@ import asyncio
 import heapq
 import itertools
 import logging
-import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -34,7 +33,7 @@ from runner.runtime.errors import (
 from runner.runtime.pools.figures import PoolFigures, pool_figures
 from runner.runtime.pools.shared import SharedPools, TokenTicket
 from runner.runtime.pools.thresholds import Emit, PoolThresholds
-from runner.runtime.pools.usage import TOKEN_WINDOW_S, PoolUsage
+from runner.runtime.pools.usage import PoolUsage
 from runner.spec.models import ResourcePool
 from runner.spec.vocabulary import priority_rank
 
@@ -300,21 +299,9 @@ class PoolManager:
             limit = state.spec.limits.max_tokens_per_minute
             if limit is None:
                 continue
-            state.trim(now)
-            if estimate > limit:
-                return name, limit, state.window_sum, math.inf
-            if state.window_sum + max(estimate, 1) <= limit:
-                continue
-            # Oldest entries leave first: find when the sum leaves room for the estimate.
-            need = state.window_sum + max(estimate, 1) - limit
-            freed = 0
-            at = now
-            for t, tokens in state.window:
-                freed += tokens
-                at = t + TOKEN_WINDOW_S
-                if freed >= need:
-                    break
-            return name, limit, state.window_sum, max(0.0, at - now)
+            wait = state.seconds_until_room(limit, estimate, now)
+            if wait is not None:
+                return name, limit, state.window_sum, wait
         return None
 
     async def admit_tokens(

@@ -5,12 +5,13 @@ analytics (`runner.runtime.pools.figures`) read. The token window is a sliding
 `TOKEN_WINDOW_S` of (time, tokens) entries with a running sum.
 
 Invariant: `trim(now)` drops the entries at or before `now - TOKEN_WINDOW_S`, keeping
-`window_sum` the sum of what is left.
+`window_sum` the sum of what is left; `seconds_until_room` trims first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -50,3 +51,22 @@ class PoolUsage:
         window = self.window
         while window and window[0][0] <= cutoff:
             self.window_sum -= window.popleft()[1]
+
+    def seconds_until_room(self, limit: int, estimate: int, now: float) -> float | None:
+        """None when the window has room for a turn of about `estimate` tokens under `limit`;
+        else the seconds until it will (the oldest entries leave first), infinite when the
+        estimate alone is over the limit."""
+        self.trim(now)
+        if estimate > limit:
+            return math.inf
+        need = self.window_sum + max(estimate, 1) - limit
+        if need <= 0:
+            return None
+        freed = 0
+        at = now
+        for t, tokens in self.window:
+            freed += tokens
+            at = t + TOKEN_WINDOW_S
+            if freed >= need:
+                break
+        return max(0.0, at - now)
