@@ -1,11 +1,11 @@
 """What runner keeps between runs, each store behind a Protocol, on SQLite or PostgreSQL.
 
-  base / sqlite / pg_registry     the registry: what was applied per environment, the journal,
-                                  the apply lock, the project owning each environment
-                                  (`Registry`; `SqliteRegistry` over `sqlite_database`,
-                                  `sqlite_journal`, `sqlite_lock`, with `processes` telling
-                                  whether a lock holder still runs; `PostgresRegistry` with
-                                  `pg_lock`, an advisory lock)
+  base / registry_sql / sqlite /  the registry: what was applied per environment, the journal,
+    pg_registry                   the apply lock, the project owning each environment
+                                  (`Registry`; `SqlRegistry` written once over SQL;
+                                  `SqliteRegistry` over `sqlite_database` and `sqlite_lock`,
+                                  with `processes` telling whether a lock holder still runs;
+                                  `PostgresRegistry` with `pg_lock`, an advisory lock)
   apply_lock                      the apply lock written once (waiting, dead holder's takeover,
                                   write fence, holder row); `sqlite_lock` and `pg_lock` say
                                   only what holds the lock

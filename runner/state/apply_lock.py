@@ -36,14 +36,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from runner.state.base import LockTimeoutError
-from runner.state.sql_dialect import SqlDialect
+from runner.state.sql_dialect import SqlConnection, SqlDialect
 
 __all__ = [
     "ApplyLock",
     "Busy",
     "HolderRows",
     "LockSeat",
-    "SqlConnection",
     "Takeover",
 ]
 
@@ -70,16 +69,6 @@ class Busy:
     """Someone alive holds the lock; `describe()` says who (asked once waiting gives up)."""
 
     describe: Callable[[], str]
-
-
-class _Cursor(Protocol):
-    def fetchone(self) -> Any: ...
-
-
-class SqlConnection(Protocol):
-    """A connection (or open transaction) statements run on: sqlite3's and psycopg's alike."""
-
-    def execute(self, sql: str, params: Sequence[Any], /) -> _Cursor: ...
 
 
 class HolderRows:

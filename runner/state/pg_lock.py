@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from runner.state.apply_lock import ApplyLock, Busy, HolderRows, SqlConnection, Takeover
+from runner.state.apply_lock import ApplyLock, Busy, HolderRows, Takeover
 from runner.state.pg_database import PgDatabase
-from runner.state.sql_dialect import POSTGRESQL
+from runner.state.sql_dialect import POSTGRESQL, SqlConnection
 
 __all__ = ["PgApplyLock", "holder_host", "lock_key_text"]
 

@@ -4,7 +4,8 @@ Role: the stores that run the same statements on both databases (`operators_sql`
 records; `apply_lock`, the apply lock's holder row) write each statement once, with `?`
 placeholders, and turn it into a backend's dialect once with `SqlDialect.sql`; the few words
 that differ (the two-argument maximum, locking the rows a write transaction read) are the
-dialect's fields. `EnvKeys` is how a store's environment names are stored: as they are in a
+dialect's fields. `SqlConnection` is what a statement runs on, sqlite3's connection and psycopg's
+alike. `EnvKeys` is how a store's environment names are stored: as they are in a
 SQLite file (`UNSCOPED`, one project per file), as `PROJECT#ENV` in a shared PostgreSQL
 database (`runner.state.pg_database.PgDatabase` is one, with another project's rows invisible).
 
@@ -15,10 +16,20 @@ spliced into a statement before or after `sql` (its placeholders are not `?`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["POSTGRESQL", "SQLITE", "UNSCOPED", "EnvKeys", "SqlDialect", "Unscoped"]
+__all__ = [
+    "POSTGRESQL",
+    "SQLITE",
+    "UNSCOPED",
+    "EnvKeys",
+    "SqlConnection",
+    "SqlCursor",
+    "SqlDialect",
+    "Unscoped",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +51,20 @@ SQLITE = SqlDialect(name="sqlite", placeholder="?", greatest="MAX", for_update="
 POSTGRESQL = SqlDialect(
     name="postgresql", placeholder="%s", greatest="GREATEST", for_update=" FOR UPDATE"
 )
+
+
+class SqlCursor(Protocol):
+    """The rows of a statement run: sqlite3's cursor and psycopg's alike."""
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> Any: ...
+
+
+class SqlConnection(Protocol):
+    """A connection (or open transaction) statements run on: sqlite3's and psycopg's alike."""
+
+    def execute(self, sql: str, params: Sequence[Any], /) -> SqlCursor: ...
 
 
 class EnvKeys(Protocol):

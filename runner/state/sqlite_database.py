@@ -1,7 +1,7 @@
 """The registry's SQLite file: a connection per call, and write transactions that queue.
 
-Role in the flow: `SqliteRegistry` opens one `RegistryDatabase` and reads and writes through it;
-the journal (`sqlite_journal`) and the apply lock (`sqlite_lock`) run their statements on the
+Role in the flow: `SqliteRegistry` opens one `RegistryDatabase` and reads and writes through it
+(the statements are `registry_sql`'s); the apply lock (`sqlite_lock`) runs its statements on the
 connections it hands out.
 
 Invariants: every SQLite or OS error on the file is a `StateFileError` naming it
