@@ -7,9 +7,10 @@ history (`rt_esc_escalations`). Here, once: every statement (written with `?` pl
 in the backend's `SqlDialect` when the store is made), how a record becomes a row and back, the
 queue's order (most urgent first by the vocabulary's rank, then oldest) and the escalation
 buffer. A backend subclass (`operators_sqlite.SqliteOperatorStore`,
-`pg_operators.PostgresOperatorStore`) gives only what truly differs: how one statement reaches
-its database, how a batch becomes one transaction, its dialect and how it stores environment
-names (`EnvKeys`: PostgreSQL's `PROJECT#ENV`, another project's rows invisible).
+`pg_operators.PostgresOperatorStore`) gives only what truly differs: how its statements reach
+its database (a `SqlRunner`: one statement at once, a batch in one transaction), its dialect
+and how it stores environment names (`EnvKeys`: PostgreSQL's `PROJECT#ENV`, another project's
+rows invisible).
 
 Invariants:
   - Only tables prefixed `rt_hq_` / `rt_esc_` are touched.
@@ -32,7 +33,7 @@ from typing import Any
 
 from runner.spec.vocabulary import PRIORITY_RANK, priority_rank
 from runner.state.operators import QueueItem, StoredEscalation, TranscriptEntry
-from runner.state.sql_dialect import EnvKeys, SqlDialect
+from runner.state.sql_dialect import EnvKeys, SqlDialect, SqlRunner
 
 __all__ = ["SqlOperatorStore"]
 
@@ -97,30 +98,19 @@ class _Statements:
 
 
 class SqlOperatorStore(ABC):
-    """The operator records over one database (module docstring); a subclass says how its
-    statements reach that database."""
+    """The operator records over one database (module docstring), its statements run by `run`;
+    a subclass says what it opened to let go of."""
 
-    def __init__(self, *, dialect: SqlDialect, keys: EnvKeys) -> None:
+    def __init__(self, run: SqlRunner, *, dialect: SqlDialect, keys: EnvKeys) -> None:
+        self._execute = run.execute
+        self._fetch = run.fetch
+        self._execute_batches = run.execute_batches
         self._keys = keys
         owns, self._owns_params = keys.owns_sql()
         self._sql = _Statements(dialect, owns)
         self._pending_escalations: dict[str, tuple[Any, ...]] = {}
         self._pending_closed: set[str] = set()
         self._pending_by_session: dict[str, list[str]] = {}
-
-    # ------------------------------------------------------------ what a backend gives
-
-    @abstractmethod
-    def _execute(self, sql: str, params: Sequence[Any]) -> int:
-        """Run one statement at once (its own transaction); how many rows it changed."""
-
-    @abstractmethod
-    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        """The rows one query returns."""
-
-    @abstractmethod
-    def _execute_batches(self, batches: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
-        """Run each statement over each of its rows of parameters, all in one transaction."""
 
     @abstractmethod
     def _release(self) -> None:

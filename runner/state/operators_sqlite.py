@@ -14,13 +14,10 @@ buffer) is one `BEGIN IMMEDIATE` transaction; a connection the store was given s
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from runner.sqlitefile import write_transaction
 from runner.state.operators_sql import SqlOperatorStore
-from runner.state.sessions_sqlite import open_connection
+from runner.state.sessions_sqlite import ConnectionRunner, open_connection
 from runner.state.sql_dialect import SQLITE, UNSCOPED
 from runner.state.sqlite_schema import migrate
 
@@ -31,22 +28,11 @@ class SqliteOperatorStore(SqlOperatorStore):
     """The `rt_hq_*` and `rt_esc_*` tables of the registry file (an `OperatorStore`)."""
 
     def __init__(self, path: str | Path, *, connection: sqlite3.Connection | None = None) -> None:
-        super().__init__(dialect=SQLITE, keys=UNSCOPED)
         self.path = Path(path)
         self._owns = connection is None
         self._conn = open_connection(self.path) if connection is None else connection
         migrate(self._conn, where=str(self.path))
-
-    def _execute(self, sql: str, params: Sequence[Any]) -> int:
-        return self._conn.execute(sql, params).rowcount
-
-    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        return self._conn.execute(sql, params).fetchall()
-
-    def _execute_batches(self, batches: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
-        with write_transaction(self._conn) as tx:
-            for sql, rows in batches:
-                tx.executemany(sql, rows)
+        super().__init__(ConnectionRunner(self._conn), dialect=SQLITE, keys=UNSCOPED)
 
     def _release(self) -> None:
         if self._owns:

@@ -2,8 +2,9 @@
 
 Role in the flow: an Environment's `state: postgresql://...` (`runner.state.backends`) opens one
 `PgDatabase`; the registry (`pg_registry`), the runtime's sessions (`pg_sessions`) and operator
-records (`pg_operators`) run their statements on the connections it lends. The schema comes up
-to its newest version on open (`pg_schema.migrate`, under an advisory lock).
+records (`pg_operators`) run their statements on the connections it lends (the stores written
+once over SQL through `execute`, `fetch` and `execute_batches`: it is their `SqlRunner`). The
+schema comes up to its newest version on open (`pg_schema.migrate`, under an advisory lock).
 
 Invariants:
   - psycopg (and psycopg_pool) are imported here and in the other `pg_*` modules only, lazily:
@@ -25,7 +26,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -161,6 +162,22 @@ class PgDatabase:
         """One write transaction on a pooled connection."""
         with self._unavailable_as_error(), self.pool.connection() as conn, conn.transaction():
             yield conn
+
+    def execute(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one statement on a pooled connection (its own transaction); the rows it changed."""
+        with self.connect() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        """The rows one statement returns, on a pooled connection."""
+        with self.connect() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def execute_batches(self, batches: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        """Run each statement over each of its rows of parameters, in one write transaction."""
+        with self.write() as conn, conn.cursor() as cur:
+            for sql, rows in batches:
+                cur.executemany(sql, rows)
 
     @contextmanager
     def _unavailable_as_error(self) -> Iterator[None]:

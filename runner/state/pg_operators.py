@@ -12,9 +12,6 @@ the store leaves the database's pool open (its owner closes it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from runner.state.operators_sql import SqlOperatorStore
 from runner.state.pg_database import PgDatabase
 from runner.state.sql_dialect import POSTGRESQL
@@ -26,21 +23,7 @@ class PostgresOperatorStore(SqlOperatorStore):
     """The `rt_hq_*` and `rt_esc_*` tables of a PostgreSQL state database (an `OperatorStore`)."""
 
     def __init__(self, db: PgDatabase) -> None:
-        super().__init__(dialect=POSTGRESQL, keys=db)
-        self._db = db
-
-    def _execute(self, sql: str, params: Sequence[Any]) -> int:
-        with self._db.connect() as conn:
-            return conn.execute(sql, params).rowcount
-
-    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        with self._db.connect() as conn:
-            return conn.execute(sql, params).fetchall()
-
-    def _execute_batches(self, batches: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
-        with self._db.write() as conn, conn.cursor() as cur:
-            for sql, rows in batches:
-                cur.executemany(sql, rows)
+        super().__init__(db, dialect=POSTGRESQL, keys=db)
 
     def _release(self) -> None:
         pass  # the pool is the database's, closed by its owner

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from runner.state.pg_database import PgDatabase
-from runner.state.pg_sessions import pg_sql
+from runner.state.sql_dialect import POSTGRESQL
 from runner.state.turn_log import (
     SESSION_SPAN_SQL,
     TURN_COLUMNS,
@@ -43,7 +43,8 @@ class PostgresTurnLog:
     def sessions_between(self, env: str, since: float, until: float) -> list[SessionSpan]:
         with self._db.connect() as conn:
             found = conn.execute(
-                pg_sql(SESSION_SPAN_SQL), (self._db.env_key(env), since, until, since, until)
+                POSTGRESQL.sql(SESSION_SPAN_SQL),
+                (self._db.env_key(env), since, until, since, until),
             ).fetchall()
         return [SessionSpan(*r) for r in found]
 

@@ -2,15 +2,15 @@
 
 Role: `sessions_sqlite` and `pg_sessions` keep the same columns with the same text (JSON as
 compact text, times as float seconds); this module turns a `SessionRow` into the values of those
-columns and back, and names the SQL both share (with `?` placeholders; the PostgreSQL store
-swaps them for `%s`). Pure: no database here.
+columns and back, and names the SQL both share (with `?` placeholders, put in each backend's
+dialect by `sessions_sql`). Pure: no database here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runner.state.sessions import SessionRow
@@ -116,7 +116,7 @@ def row_values(
     )
 
 
-def row_from(v: tuple[Any, ...]) -> SessionRow:
+def row_from(v: Sequence[Any]) -> SessionRow:
     pins: Mapping[str, list[str]] = json.loads(v[10])
     return SessionRow(
         id=v[0],

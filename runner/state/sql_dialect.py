@@ -1,13 +1,16 @@
 """What differs between SQLite and PostgreSQL for the stores written once over SQL.
 
-Role: the stores that run the same statements on both databases (`operators_sql`, the operator
-records; `apply_lock`, the apply lock's holder row) write each statement once, with `?`
-placeholders, and turn it into a backend's dialect once with `SqlDialect.sql`; the few words
-that differ (the two-argument maximum, locking the rows a write transaction read) are the
-dialect's fields. `SqlConnection` is what a statement runs on, sqlite3's connection and psycopg's
-alike. `EnvKeys` is how a store's environment names are stored: as they are in a
-SQLite file (`UNSCOPED`, one project per file), as `PROJECT#ENV` in a shared PostgreSQL
-database (`runner.state.pg_database.PgDatabase` is one, with another project's rows invisible).
+Role: the stores that run the same statements on both databases (`registry_sql`, the registry;
+`sessions_sql`, the runtime's sessions; `operators_sql`, the operator records; `apply_lock`, the
+apply lock's holder row) write each statement once, with `?` placeholders, and turn it into a
+backend's dialect once with `SqlDialect.sql`; the few words that differ (the two-argument
+maximum, locking the rows a write transaction read) are the dialect's fields. `SqlConnection`
+is what a statement runs on, sqlite3's connection and psycopg's alike; `SqlRunner` is how a
+store has its statements run: one at once, or batches in one transaction
+(`sessions_sqlite.ConnectionRunner` on one SQLite connection, `pg_database.PgDatabase` on its
+pool). `EnvKeys` is how a store's environment names are stored: as they are in a SQLite file
+(`UNSCOPED`, one project per file), as `PROJECT#ENV` in a shared PostgreSQL database
+(`runner.state.pg_database.PgDatabase` is one, with another project's rows invisible).
 
 Invariants: a statement given to `SqlDialect.sql` has no `?` or `%` of its own (no string literal
 with one); a condition from `EnvKeys.owns_sql` is already in the backend's dialect and is
@@ -28,6 +31,7 @@ __all__ = [
     "SqlConnection",
     "SqlCursor",
     "SqlDialect",
+    "SqlRunner",
     "Unscoped",
 ]
 
@@ -65,6 +69,22 @@ class SqlConnection(Protocol):
     """A connection (or open transaction) statements run on: sqlite3's and psycopg's alike."""
 
     def execute(self, sql: str, params: Sequence[Any], /) -> SqlCursor: ...
+
+
+class SqlRunner(Protocol):
+    """How a store's statements (in the runner's dialect) reach its database."""
+
+    def execute(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one statement at once (its own transaction); how many rows it changed."""
+        ...
+
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        """The rows one statement returns (a query, or a write `RETURNING` some)."""
+        ...
+
+    def execute_batches(self, batches: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        """Run each statement over each of its rows of parameters, all in one transaction."""
+        ...
 
 
 class EnvKeys(Protocol):
