@@ -11,13 +11,15 @@
                                   only what holds the lock
   errors                          a state file that cannot be used -> `StateFileError`, one line
                                   naming the file and what to do
-  sessions / sessions_sqlite /    the runtime's sessions and their leases (`SessionStore`,
-    pg_sessions, sessions_codec   `SqliteSessionStore`, `PostgresSessionStore`; one row codec)
+  sessions / sessions_sql /       the runtime's sessions and their leases (`SessionStore`;
+    sessions_sqlite /             `SqlSessionStore` written once over SQL, `SqliteSessionStore`,
+    pg_sessions, sessions_codec   `PostgresSessionStore`; one row codec)
   operators / operators_sql /     the human queue and transcript, escalation history and member
     operators_sqlite /            availability (`OperatorStore`; `SqlOperatorStore` written once
     pg_operators                  over SQL, `SqliteOperatorStore`, `PostgresOperatorStore`)
   sql_dialect                     what differs in SQL between the backends (placeholders, a few
-                                  words, how environment names are stored)
+                                  words, how environment names are stored) and how a store's
+                                  statements reach its database (`SqlRunner`)
   sqlite_schema / pg_schema       the schema as numbered migrations, applied under a lock
   pg_database                     the PostgreSQL connection pool (psycopg 3, the `postgres` extra)
   backends                        which backend an Environment's `state:` URL names, and opening
