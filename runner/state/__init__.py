@@ -20,7 +20,9 @@
   sql_dialect                     what differs in SQL between the backends (placeholders, a few
                                   words, how environment names are stored) and how a store's
                                   statements reach its database (`SqlRunner`)
-  sqlite_schema / pg_schema       the schema as numbered migrations, applied under a lock
+  schema_sql / sqlite_schema /    the schema as numbered migrations, applied under a lock
+    pg_schema                     (`schema_sql`: the versions and the tables both backends
+                                  hold, written once; each backend its lock and its own steps)
   pg_database                     the PostgreSQL connection pool (psycopg 3, the `postgres` extra)
   backends                        which backend an Environment's `state:` URL names, and opening
                                   its stores

@@ -2,8 +2,10 @@
 
 Role in the flow: every SQLite store of `runner.state` (the registry, the runtime's sessions,
 the operator records) calls `migrate` on the connection it opens; the file then holds every
-table at the newest version, whichever store opened it first. `runner.state.pg_schema` is the
-same list for PostgreSQL (same versions, same meaning).
+table at the newest version, whichever store opened it first. The versions, the tables both
+backends hold and the loop applying what is pending are `runner.state.schema_sql`'s (written
+once, in SQLite's words here); this module says what is SQLite's: the file's write lock, which
+versions a file has, adding a column unless there, and the tables only a file holds.
 
 Migrations:
   1  baseline: the registry (applied resources, journal, apply locks) and the runtime's tables
@@ -40,156 +42,28 @@ runner: `SchemaTooNewError`, nothing touched.
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable
 
 from runner.sqlitefile import prepare_database
-
-__all__ = ["LATEST", "MIGRATIONS", "SchemaTooNewError", "applied_versions", "migrate"]
-
-
-class SchemaTooNewError(RuntimeError):
-    def __init__(self, where: str, found: int, latest: int) -> None:
-        super().__init__(
-            f"{where}: the state schema is at version {found}, newer than this runner knows "
-            f"({latest}); upgrade runner to use it"
-        )
-
-
-_BASELINE = """
-CREATE TABLE IF NOT EXISTS registry_resources (
-    env TEXT NOT NULL,
-    address TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    body TEXT NOT NULL,
-    foundry_name TEXT,
-    foundry_version TEXT,
-    applied_at REAL NOT NULL,
-    PRIMARY KEY (env, address)
-);
-CREATE TABLE IF NOT EXISTS registry_journal (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    env TEXT NOT NULL,
-    address TEXT NOT NULL,
-    action TEXT NOT NULL,
-    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'failed')),
-    hash TEXT,
-    foundry_version TEXT,
-    at REAL NOT NULL,
-    apply_id TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS registry_journal_address ON registry_journal (env, address, id);
-CREATE TABLE IF NOT EXISTS registry_locks (
-    env TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    token TEXT NOT NULL,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    acquired_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rt_sessions (
-    id TEXT PRIMARY KEY,
-    env TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    target TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    workspace_id TEXT,
-    state TEXT NOT NULL,
-    reason TEXT,
-    conversation_id TEXT NOT NULL,
-    current_agent TEXT,
-    pins TEXT NOT NULL,
-    pools TEXT NOT NULL,
-    max_turns INTEGER,
-    idle_timeout REAL,
-    preferences TEXT NOT NULL,
-    priority TEXT,
-    turns INTEGER NOT NULL DEFAULT 0,
-    input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    last_activity_at REAL NOT NULL,
-    ended_at REAL,
-    escalation TEXT,
-    router_state TEXT NOT NULL DEFAULT '{}'
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rt_session_config (
-    hash TEXT PRIMARY KEY,
-    config TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rt_sessions_open ON rt_sessions(env, state);
-CREATE TABLE IF NOT EXISTS rt_hq_items (
-    session_id TEXT PRIMARY KEY,
-    env TEXT NOT NULL,
-    team TEXT,
-    workspace_id TEXT,
-    user_id TEXT NOT NULL,
-    reason TEXT,
-    trigger TEXT,
-    escalation_id TEXT,
-    level INTEGER,
-    previous_agent TEXT,
-    priority TEXT,
-    enqueued_at REAL NOT NULL,
-    claimed_by TEXT,
-    claimed_at REAL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS rt_hq_items_env ON rt_hq_items(env, enqueued_at);
-CREATE TABLE IF NOT EXISTS rt_hq_messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    session_id TEXT NOT NULL,
-    role TEXT NOT NULL,
-    author TEXT,
-    text TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rt_hq_messages_session ON rt_hq_messages(session_id, id);
-CREATE TABLE IF NOT EXISTS rt_hq_availability (
-    env TEXT NOT NULL,
-    team TEXT NOT NULL,
-    agent TEXT NOT NULL,
-    status TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (env, team, agent)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rt_esc_escalations (
-    id TEXT PRIMARY KEY,
-    env TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    team TEXT,
-    level INTEGER NOT NULL,
-    target TEXT NOT NULL,
-    status TEXT NOT NULL,
-    body TEXT NOT NULL,
-    opened_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    session_open INTEGER NOT NULL DEFAULT 1
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS rt_esc_status ON rt_esc_escalations(env, status);
-CREATE INDEX IF NOT EXISTS rt_esc_session ON rt_esc_escalations(session_id);
-"""
-
-_PROJECTS = """
-CREATE TABLE IF NOT EXISTS registry_projects (
-    env TEXT PRIMARY KEY,
-    project TEXT NOT NULL,
-    claimed_at REAL NOT NULL
+from runner.state.schema_sql import (
+    ADDED_COLUMNS,
+    BASELINE,
+    LATEST,
+    LEASE_COLUMNS,
+    PROJECTS,
+    SQLITE_DDL,
+    TURNS,
+    apply_pending,
+    migrations,
+    pending,
 )
-"""
 
-# Columns that tables made by runners from before migrations may lack.
-_BASELINE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "registry_locks": (
-        ("pid_started", "TEXT"),
-        ("last_write_started_at", "REAL"),
-        ("request_timeout", "REAL NOT NULL DEFAULT 0"),
-        ("writes_in_flight", "INTEGER NOT NULL DEFAULT 0"),
-    ),
-    "rt_sessions": (("features", "TEXT NOT NULL DEFAULT '{}'"), ("config_hash", "TEXT")),
-}
+__all__ = ["MIGRATIONS", "applied_versions", "migrate"]
+
+_WORDS = SQLITE_DDL
+
+# The holder's start time, told apart from a reused pid (`runner.state.processes`): a SQLite
+# lock holder is judged dead on this host; added before the write fence, as files have it.
+_HOLDER_STARTED = (("pid_started", "TEXT"),)
 
 
 def _add_missing(
@@ -198,54 +72,31 @@ def _add_missing(
     have = {str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")}
     for name, declaration in columns:
         if name not in have:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {_WORDS.ddl(declaration)}")
+
+
+def _run(conn: sqlite3.Connection, text: str) -> None:
+    for statement in _WORDS.statements(text):
+        conn.execute(statement)
 
 
 def _baseline(conn: sqlite3.Connection) -> None:
-    for statement in _BASELINE.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-    for table, columns in _BASELINE_COLUMNS.items():
-        _add_missing(conn, table, columns)
+    """Written idempotently, so a file made before migrations comes up to date with its data."""
+    _run(conn, BASELINE)
+    _add_missing(conn, "registry_locks", _HOLDER_STARTED + ADDED_COLUMNS["registry_locks"])
+    _add_missing(conn, "rt_sessions", ADDED_COLUMNS["rt_sessions"])
 
 
 def _session_leases(conn: sqlite3.Connection) -> None:
-    _add_missing(
-        conn,
-        "rt_sessions",
-        (
-            ("lease_owner", "TEXT"),
-            ("lease_until", "REAL NOT NULL DEFAULT 0"),
-            ("written_by", "TEXT"),
-        ),
-    )
+    _add_missing(conn, "rt_sessions", LEASE_COLUMNS)
 
 
 def _project_ownership(conn: sqlite3.Connection) -> None:
-    conn.execute(_PROJECTS)
-
-
-_TURNS = """
-CREATE TABLE IF NOT EXISTS rt_turns (
-    env TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    at REAL NOT NULL,
-    agent TEXT,
-    team TEXT,
-    ms REAL NOT NULL,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    cost REAL,
-    error INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS rt_turns_at ON rt_turns(env, at);
-CREATE INDEX IF NOT EXISTS rt_sessions_created ON rt_sessions(env, created_at)
-"""
+    _run(conn, PROJECTS)
 
 
 def _turn_log(conn: sqlite3.Connection) -> None:
-    for statement in _TURNS.split(";"):
-        conn.execute(statement)
+    _run(conn, TURNS)
 
 
 def _project_scopes(conn: sqlite3.Connection) -> None:
@@ -278,23 +129,18 @@ CREATE INDEX IF NOT EXISTS pool_tokens_at ON pool_tokens (pool, at)
 
 
 def _pool_limits(conn: sqlite3.Connection) -> None:
-    for statement in _POOL_LIMITS.split(";"):
-        conn.execute(statement)
+    _run(conn, _POOL_LIMITS)
 
 
-MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = (
-    (1, "baseline", _baseline),
-    (2, "session leases", _session_leases),
-    (3, "project ownership", _project_ownership),
-    (4, "turn log", _turn_log),
-    (5, "project scopes", _project_scopes),
-    (6, "pool limits", _pool_limits),
-)
-LATEST = MIGRATIONS[-1][0]
-
-_TABLE = (
-    "CREATE TABLE IF NOT EXISTS runner_migrations (version INTEGER PRIMARY KEY, "
-    "name TEXT NOT NULL, applied_at REAL NOT NULL)"
+MIGRATIONS = migrations(
+    {
+        1: _baseline,
+        2: _session_leases,
+        3: _project_ownership,
+        4: _turn_log,
+        5: _project_scopes,
+        6: _pool_limits,
+    }
 )
 
 
@@ -312,23 +158,12 @@ def migrate(conn: sqlite3.Connection, *, target: int = LATEST, where: str = "sta
     """Apply every pending migration up to `target` (autocommit connection); the version the file
     is at after it. Cheap when the file is up to date (one read)."""
     prepare_database(conn, "")  # WAL, race-safe against other openers
-    done = applied_versions(conn)
-    newest = max(done, default=0)
-    if newest > LATEST:
-        raise SchemaTooNewError(where, newest, LATEST)
-    if newest >= target:
+    newest = max(applied_versions(conn), default=0)
+    if not pending(newest, target, where=where):
         return newest
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(_TABLE)
-        done = applied_versions(conn)
-        for version, name, apply in MIGRATIONS:
-            if version <= target and version not in done:
-                apply(conn)
-                conn.execute(
-                    "INSERT INTO runner_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (version, name, time.time()),
-                )
+        apply_pending(conn, MIGRATIONS, target=target, words=_WORDS)
     except BaseException:
         conn.execute("ROLLBACK")
         raise

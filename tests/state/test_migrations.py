@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from runner.state.schema_sql import LATEST, SchemaTooNewError
 from runner.state.sessions_sqlite import SqliteSessionStore
 from runner.state.sqlite import SqliteRegistry
-from runner.state.sqlite_schema import LATEST, SchemaTooNewError, applied_versions, migrate
+from runner.state.sqlite_schema import applied_versions, migrate
 
 _SESSION_V1 = (
     "INSERT INTO rt_sessions (id, env, kind, target, user_id, state, conversation_id, pins, "

@@ -73,7 +73,7 @@ def test_journal_keeps_every_outcome_in_order(tmp_path: Path) -> None:
 def test_the_file_is_at_the_newest_schema_version_whoever_opens_it(tmp_path: Path) -> None:
     """The whole file's schema is numbered migrations (`sqlite_schema`): opening the registry
     applies every one, once, in WAL mode; the runtime's stores find their tables there."""
-    from runner.state.sqlite_schema import LATEST
+    from runner.state.schema_sql import LATEST
 
     SqliteRegistry(tmp_path / "state.db")
     SqliteRegistry(tmp_path / "state.db")
