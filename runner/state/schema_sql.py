@@ -70,33 +70,37 @@ class SchemaTooNewError(RuntimeError):
         )
 
 
+_WORDS: Mapping[str, tuple[str, str]] = {  # word: (SQLite's, PostgreSQL's)
+    "real": ("REAL", "DOUBLE PRECISION"),  # a float of seconds, a cost
+    "bigint": ("INTEGER", "BIGINT"),  # a token count
+    "serial": (  # an id that numbers rows in insertion order
+        "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    ),
+    "without_rowid": (" WITHOUT ROWID", ""),  # after a table keyed by its primary key
+    "flag": ("INTEGER NOT NULL DEFAULT 0", "BOOLEAN NOT NULL DEFAULT FALSE"),  # yes/no, no
+    # the apply lock holder's columns only one backend has, before `acquired_at` (SQLite's
+    # `pid_started` is added after the fact, as files from before migrations have it)
+    "lock_identity": ("", "\n    os_user TEXT NOT NULL DEFAULT '',"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class DdlWords:
-    """How one database spells the types and clauses the schema's statements leave open."""
+    """How one database spells the types and clauses the schema's statements leave open
+    (`$real`, `$serial`, ...), and whether its tables hold `ADDED_COLUMNS` from the start."""
 
     dialect: SqlDialect
-    real: str  # a float of seconds, a cost
-    bigint: str  # a token count
-    serial: str  # an id column that numbers rows in insertion order
-    without_rowid: str  # after a table keyed by its primary key
-    flag: str  # a yes/no column, no by default
-    lock_identity: str  # the holder's columns only this backend has, before `acquired_at`
-    inline_added: bool  # whether `ADDED_COLUMNS` are written in the tables themselves
+    words: Mapping[str, str]
+    inline_added: bool  # a database no runner made before migrations (PostgreSQL)
 
     def ddl(self, text: str) -> str:
         """`text`, with its `$` words, in this database's spelling."""
-        words = {
-            "real": self.real,
-            "bigint": self.bigint,
-            "serial": self.serial,
-            "without_rowid": self.without_rowid,
-            "flag": self.flag,
-            "lock_identity": self.lock_identity,
-        }
+        words = dict(self.words)
         for table, columns in ADDED_COLUMNS.items():
             inline = "".join(f",\n    {name} {declaration}" for name, declaration in columns)
             words[f"{table}_added"] = (
-                Template(inline).substitute(words) if self.inline_added else ""
+                Template(inline).substitute(self.words) if self.inline_added else ""
             )
         return Template(text).substitute(words)
 
@@ -105,26 +109,8 @@ class DdlWords:
         return [s for s in self.ddl(text).split(";") if s.strip()]
 
 
-SQLITE_DDL = DdlWords(
-    dialect=SQLITE,
-    real="REAL",
-    bigint="INTEGER",
-    serial="INTEGER PRIMARY KEY AUTOINCREMENT",
-    without_rowid=" WITHOUT ROWID",
-    flag="INTEGER NOT NULL DEFAULT 0",
-    lock_identity="",  # `pid_started` is added after the fact (`sqlite_schema`)
-    inline_added=False,
-)
-POSTGRESQL_DDL = DdlWords(
-    dialect=POSTGRESQL,
-    real="DOUBLE PRECISION",
-    bigint="BIGINT",
-    serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-    without_rowid="",
-    flag="BOOLEAN NOT NULL DEFAULT FALSE",
-    lock_identity="\n    os_user TEXT NOT NULL DEFAULT '',",
-    inline_added=True,
-)
+SQLITE_DDL = DdlWords(SQLITE, {w: both[0] for w, both in _WORDS.items()}, inline_added=False)
+POSTGRESQL_DDL = DdlWords(POSTGRESQL, {w: both[1] for w, both in _WORDS.items()}, inline_added=True)
 
 ADDED_COLUMNS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "registry_locks": (  # the write fence (`runner.state.apply_lock`)
