@@ -19,8 +19,8 @@ against the plain lifecycles measured in the same process: the median over back-
 CPU time beside it. Target: >= 0.9x.
 
 Traced variant (issue 13): the same lifecycles with the OpenTelemetry SDK installed and every
-span (turn, provider call, handoff, escalation) exported to its in-memory exporter through a
-synchronous processor, against the same runtime with no SDK (the global provider is removed
+span (turn, provider call, handoff, escalation) exported to its in-memory exporter through the
+batch processor, against the same runtime with no SDK (the global provider is removed
 between runs, as opentelemetry-test-utils does); median of back-to-back pairs. Target: >= 0.8x.
 Printed beside it, the SDK's own floor: the ratio a lifecycle would have if tracing cost only
 the SDK's start and end of its spans (measured here, on the same provider and processor), i.e.
