@@ -28,9 +28,6 @@ from redis.exceptions import ResponseError
 
 __all__ = ["RedisWire"]
 
-_FOREVER = float("inf")  # redis-py's read without a deadline of its own
-
-
 class RedisWire:
     """A connection of `client`'s pool settings, used by one task at a time."""
 
@@ -42,7 +39,8 @@ class RedisWire:
     async def _connected(self) -> Any:
         if self._connection is None:
             connection = self._client.connection_pool.make_connection()
-            connection.socket_timeout = None  # the deadline is the batch's, set by the caller
+            # no deadline per write or read (redis-py falls back to this): the batch has one
+            connection.socket_timeout = None
             await connection.connect()
             self._connection = connection
         return self._connection
@@ -57,7 +55,7 @@ class RedisWire:
                 replies: list[Any] = []
                 for _ in commands:
                     try:
-                        replies.append(await connection.read_response(timeout=_FOREVER))
+                        replies.append(await connection.read_response())
                     except ResponseError as exc:
                         replies.append(exc)
                 return replies
@@ -83,7 +81,7 @@ class RedisWire:
         connection = await self._connected()
         try:
             async with asyncio.timeout(timeout):
-                return await connection.read_response(timeout=_FOREVER, push_request=True)
+                return await connection.read_response(push_request=True)
         except TimeoutError:
             raise
         except BaseException:
