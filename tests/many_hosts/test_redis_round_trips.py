@@ -9,13 +9,16 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 import redis
+import redis.asyncio as aioredis
 
 from runner.runtime.clock import SystemClock
 from runner.runtime.events import Event, EventBus
 from runner.runtime.events_redis import RedisEventRelay
 from runner.runtime.pools.redis_limits import RedisLimits
 from runner.runtime.pools.shared import SharedPools
+from runner.runtime.redis_wire import RedisWire
 
 
 async def _until(check: Any, timeout: float = 10.0) -> None:
@@ -99,3 +102,34 @@ async def test_a_place_freed_by_another_process_wakes_its_waiter_before_the_poll
         second.release("waiting", ["p"])
         await first.close()
         await second.close()
+
+
+async def test_a_wire_batch_keeps_each_reply_and_survives_a_killed_connection(
+    redis_server: Any,
+) -> None:
+    """`RedisWire`: an error reply is that command's exception, the others' replies stand, in
+    order; a connection the server closed fails the call that finds it, and the next call
+    connects again."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    admin = redis.Redis.from_url(redis_server.url)
+    wire = RedisWire(client, timeout=2.0)
+    try:
+        replies = await wire.call(
+            [
+                ("SET", "wire:a", "1"),
+                ("INCR", "wire:a"),
+                ("LPUSH", "wire:a", "x"),
+                ("GET", "wire:a"),
+            ]
+        )
+        assert replies[:2] == [b"OK", 2]  # raw replies: no client-side callbacks
+        assert isinstance(replies[2], redis.exceptions.ResponseError)  # WRONGTYPE, alone
+        assert replies[3] == b"2"
+        admin.client_kill_filter(_type="normal", skipme=True)  # every client but admin
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await wire.call([("GET", "wire:a")])
+        assert await wire.call([("GET", "wire:a")]) == [b"2"]  # a new connection
+    finally:
+        await wire.drop()
+        admin.close()
+        await (getattr(client, "aclose", None) or client.close)()  # aclose: redis >= 5.0.1
