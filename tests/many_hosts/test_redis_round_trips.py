@@ -1,7 +1,8 @@
 """Fewer Redis round trips, same guarantees, against a real redis-server: an instance's events
 of one moment travel in one message and arrive complete and in order; admissions pipelined in
 one moment still work after Redis lost its scripts (a restart, SCRIPT FLUSH); a place another
-process frees reaches that process's waiter at once, not at its next poll."""
+process frees reaches that process's waiter at once, not at its next poll; the wire and the event
+relay get over connections the server closed."""
 
 from __future__ import annotations
 
@@ -133,3 +134,35 @@ async def test_a_wire_batch_keeps_each_reply_and_survives_a_killed_connection(
         await wire.drop()
         admin.close()
         await (getattr(client, "aclose", None) or client.close)()  # aclose: redis >= 5.0.1
+
+
+async def test_the_event_relay_subscribes_again_after_its_connections_are_killed(
+    redis_server: Any,
+) -> None:
+    """The server closes every connection of both relays (CLIENT KILL): the receiver
+    subscribes again and the sender publishes again, without either being restarted."""
+    clock = SystemClock()
+    sender_bus, receiver_bus = EventBus(clock), EventBus(clock)
+    sender = RedisEventRelay(redis_server.url, bus=sender_bus, namespace="killed")
+    receiver = RedisEventRelay(redis_server.url, bus=receiver_bus, namespace="killed")
+    seen: list[Event] = []
+    receiver_bus.on("session:*", seen.append, remote=True)
+    await sender.start()
+    await receiver.start()
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        sender_bus.emit("session:state-changed", {"session_id": "before"})
+        await _until(lambda: len(seen) == 1)
+        for kind in ("pubsub", "normal"):
+            admin.client_kill_filter(_type=kind, skipme=True)
+        n = 0
+        while not any(e.data["session_id"].startswith("after") for e in seen):
+            assert n < 200, "no event arrived after the connections were killed"
+            sender_bus.emit("session:state-changed", {"session_id": f"after{n}"})
+            n += 1
+            await asyncio.sleep(0.05)
+        assert seen[0].data["session_id"] == "before"
+    finally:
+        admin.close()
+        await sender.close()
+        await receiver.close()
