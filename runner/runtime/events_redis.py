@@ -35,7 +35,7 @@ import redis.asyncio as aioredis
 
 from runner.errors import scrub_userinfo
 from runner.runtime.events import Event, EventBus
-from runner.runtime.redis_wire import RedisWire
+from runner.runtime.redis_wire import RedisWire, close_client
 
 __all__ = ["BATCH", "BATCH_WAIT_S", "MAX_QUEUE", "RedisEventRelay"]
 
@@ -106,11 +106,7 @@ class RedisEventRelay:
                 if not batch:
                     continue
                 try:
-                    reply = (
-                        await wire.call([("PUBLISH", self.channel, "\n".join([head, *batch]))])
-                    )[0]
-                    if isinstance(reply, Exception):
-                        raise reply
+                    await wire.one("PUBLISH", self.channel, "\n".join([head, *batch]))
                     self.published += len(batch)
                     if failing:
                         log.warning("events: publishing to %s again", self.where)
@@ -198,9 +194,4 @@ class RedisEventRelay:
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(_close(self._redis), 1.0)
-
-
-async def _close(client: Any) -> None:
-    close = getattr(client, "aclose", None) or client.close
-    await close()
+            await asyncio.wait_for(close_client(self._redis), 1.0)

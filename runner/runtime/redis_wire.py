@@ -26,7 +26,8 @@ from typing import Any
 import hiredis
 from redis.exceptions import ResponseError
 
-__all__ = ["RedisWire"]
+__all__ = ["RedisWire", "close_client"]
+
 
 class RedisWire:
     """A connection of `client`'s pool settings, used by one task at a time."""
@@ -63,6 +64,13 @@ class RedisWire:
             await self.drop()
             raise
 
+    async def one(self, *command: Any) -> Any:
+        """One command's reply; its error reply raised."""
+        reply = (await self.call([command]))[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
     async def send(self, *command: Any) -> None:
         """Write one command without reading its reply (`SUBSCRIBE`, a subscriber's `PING`)."""
         try:
@@ -94,3 +102,9 @@ class RedisWire:
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.disconnect(nowait=True)
+
+
+async def close_client(client: Any) -> None:
+    """Close a redis-py asyncio client (`aclose` from redis 5.0.1, `close` before)."""
+    close = getattr(client, "aclose", None) or client.close
+    await close()

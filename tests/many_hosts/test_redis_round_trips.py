@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -34,31 +37,56 @@ def _publishes(client: Any) -> int:
     return int(stats.get("calls", 0))
 
 
-async def test_events_of_one_moment_arrive_in_one_message_in_order(redis_server: Any) -> None:
+@dataclass
+class _Relays:
+    """Two instances' relays on one channel: `sender_bus` emits, `seen` is what the
+    receiver's `session:*` subscriber got from the sender."""
+
+    sender_bus: EventBus
+    sender: RedisEventRelay
+    receiver: RedisEventRelay
+    seen: list[Event]
+
+
+@asynccontextmanager
+async def _relays(url: str, namespace: str) -> AsyncIterator[_Relays]:
     clock = SystemClock()
     sender_bus, receiver_bus = EventBus(clock), EventBus(clock)
-    sender = RedisEventRelay(redis_server.url, bus=sender_bus, namespace="batch")
-    receiver = RedisEventRelay(redis_server.url, bus=receiver_bus, namespace="batch")
-    seen: list[Event] = []
-    receiver_bus.on("session:*", seen.append, remote=True)
-    await sender.start()
-    await receiver.start()
-    admin = redis.Redis.from_url(redis_server.url)
-    published_before = _publishes(admin)
+    pair = _Relays(
+        sender_bus,
+        RedisEventRelay(url, bus=sender_bus, namespace=namespace),
+        RedisEventRelay(url, bus=receiver_bus, namespace=namespace),
+        [],
+    )
+    receiver_bus.on("session:*", pair.seen.append, remote=True)
+    await pair.sender.start()
+    await pair.receiver.start()
     try:
-        for n in range(5):  # one moment: no await between them
-            sender_bus.emit("session:state-changed", {"session_id": f"s{n}", "to": "ended"})
-            sender_bus.emit("agent:created", {"name": f"a{n}"})  # nobody there wants it
-        await _until(lambda: len(seen) >= 5)
-        await asyncio.sleep(0.2)  # anything extra would have arrived by now
-        assert [e.data["session_id"] for e in seen] == [f"s{n}" for n in range(5)]
-        assert {e.origin for e in seen} == {sender.instance}
-        assert sender.published == 10 and receiver.received == 5
-        assert _publishes(admin) - published_before == 1
+        yield pair
+    finally:
+        await pair.sender.close()
+        await pair.receiver.close()
+
+
+async def test_events_of_one_moment_arrive_in_one_message_in_order(redis_server: Any) -> None:
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        async with _relays(redis_server.url, "batch") as relays:
+            published_before = _publishes(admin)
+            for n in range(5):  # one moment: no await between them
+                relays.sender_bus.emit(
+                    "session:state-changed", {"session_id": f"s{n}", "to": "ended"}
+                )
+                relays.sender_bus.emit("agent:created", {"name": f"a{n}"})  # nobody wants it
+            seen = relays.seen
+            await _until(lambda: len(seen) >= 5)
+            await asyncio.sleep(0.2)  # anything extra would have arrived by now
+            assert [e.data["session_id"] for e in seen] == [f"s{n}" for n in range(5)]
+            assert {e.origin for e in seen} == {relays.sender.instance}
+            assert relays.sender.published == 10 and relays.receiver.received == 5
+            assert _publishes(admin) - published_before == 1
     finally:
         admin.close()
-        await sender.close()
-        await receiver.close()
 
 
 async def test_pipelined_admissions_survive_redis_losing_its_scripts(redis_server: Any) -> None:
@@ -141,28 +169,20 @@ async def test_the_event_relay_subscribes_again_after_its_connections_are_killed
 ) -> None:
     """The server closes every connection of both relays (CLIENT KILL): the receiver
     subscribes again and the sender publishes again, without either being restarted."""
-    clock = SystemClock()
-    sender_bus, receiver_bus = EventBus(clock), EventBus(clock)
-    sender = RedisEventRelay(redis_server.url, bus=sender_bus, namespace="killed")
-    receiver = RedisEventRelay(redis_server.url, bus=receiver_bus, namespace="killed")
-    seen: list[Event] = []
-    receiver_bus.on("session:*", seen.append, remote=True)
-    await sender.start()
-    await receiver.start()
     admin = redis.Redis.from_url(redis_server.url)
     try:
-        sender_bus.emit("session:state-changed", {"session_id": "before"})
-        await _until(lambda: len(seen) == 1)
-        for kind in ("pubsub", "normal"):
-            admin.client_kill_filter(_type=kind, skipme=True)
-        n = 0
-        while not any(e.data["session_id"].startswith("after") for e in seen):
-            assert n < 200, "no event arrived after the connections were killed"
-            sender_bus.emit("session:state-changed", {"session_id": f"after{n}"})
-            n += 1
-            await asyncio.sleep(0.05)
-        assert seen[0].data["session_id"] == "before"
+        async with _relays(redis_server.url, "killed") as relays:
+            seen = relays.seen
+            relays.sender_bus.emit("session:state-changed", {"session_id": "before"})
+            await _until(lambda: len(seen) == 1)
+            for kind in ("pubsub", "normal"):
+                admin.client_kill_filter(_type=kind, skipme=True)
+            n = 0
+            while not any(e.data["session_id"].startswith("after") for e in seen):
+                assert n < 200, "no event arrived after the connections were killed"
+                relays.sender_bus.emit("session:state-changed", {"session_id": f"after{n}"})
+                n += 1
+                await asyncio.sleep(0.05)
+            assert seen[0].data["session_id"] == "before"
     finally:
         admin.close()
-        await sender.close()
-        await receiver.close()

@@ -36,7 +36,7 @@ from redis.exceptions import NoScriptError
 from runner.errors import scrub_userinfo
 from runner.runtime.pools import redis_scripts as scripts
 from runner.runtime.pools.limits_backend import Blocked
-from runner.runtime.redis_wire import RedisWire
+from runner.runtime.redis_wire import RedisWire, close_client
 
 __all__ = ["RedisLimits"]
 
@@ -89,8 +89,8 @@ class RedisLimits:
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run a script; the scripts asked for in the same turn of the event loop (the
-        sessions of this process admitted, released, charged at one moment) share one
-        pipeline: one round trip, in the order they were asked."""
+        sessions of this process admitted, released, charged at one moment) go in one write
+        on the flusher's connection (`RedisWire`): one round trip, in the order asked."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((name, keys, args, future))
         if self._flusher is None or self._flusher.done():
@@ -101,8 +101,13 @@ class RedisLimits:
         await asyncio.sleep(0)  # let this moment's other calls join
         while self._pending:
             batch, self._pending = self._pending, []
-            try:
-                results = await self._send(batch)
+            try:  # the batch's EVALSHAs as one write, their replies in order
+                results = await self._wire.call(
+                    [
+                        ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args)
+                        for name, keys, args, _ in batch
+                    ]
+                )
                 for i, result in enumerate(results):
                     if isinstance(result, NoScriptError):  # a restarted Redis: load, rerun
                         name, keys, args, _ = batch[i]
@@ -122,17 +127,6 @@ class RedisLimits:
                     future.set_exception(result)
                 else:
                     future.set_result(result)
-
-    async def _send(
-        self, batch: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]]
-    ) -> list[Any]:
-        """The batch's EVALSHAs as one write, then their replies in order (`RedisWire`)."""
-        return await self._wire.call(
-            [
-                ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args)
-                for name, keys, args, _ in batch
-            ]
-        )
 
     async def take(
         self, holder: str, pools: Sequence[tuple[str, int]], *, rank: int, queue: bool
@@ -179,9 +173,7 @@ class RedisLimits:
         key = self._wake_prefix + self.process
         try:
             while True:
-                reply = (await wire.call([("BLPOP", key, WAKE_BLOCK_S)]))[0]
-                if isinstance(reply, Exception):
-                    raise reply
+                reply = await wire.one("BLPOP", key, WAKE_BLOCK_S)
                 if reply and self.on_wake is not None:
                     self.on_wake(reply[1].decode())
         except Exception:
@@ -241,5 +233,4 @@ class RedisLimits:
             self._waker.cancel()
             await asyncio.wait({self._waker}, timeout=1.0)
         await self._wire.drop()
-        close = getattr(self._redis, "aclose", None) or self._redis.close
-        await close()
+        await close_client(self._redis)

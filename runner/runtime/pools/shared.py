@@ -3,8 +3,8 @@
 Role: `PoolManager` enforces `max_concurrent_sessions` and `max_tokens_per_minute` on its own
 counts by default (the in-memory backend: one process, no shared state). Given a `SharedLimits`
 backend (`runner.runtime.pools.limits_backend`: `RedisLimits` for many hosts, `SqliteLimits` for
-the processes of one host), it asks
-the backend instead, through `SharedPools`, which keeps this process's side of the bargain:
+the processes of one host), it asks the backend instead, through `SharedPools`, which keeps this
+process's side of the bargain:
 
   slots    a session holds a *lease* in each of its pools, keyed by its session id, that a
            heartbeat renews every `ttl / 3`; a process that dies stops renewing and its places
