@@ -212,6 +212,7 @@ def _shared_limits(
     """Where pool limits are held: Redis (every host), the SQLite registry file (this host's
     processes: the default without Redis), or None (this process's own counts:
     RUNNER_POOL_LIMITS=process, or PostgreSQL state without Redis)."""
+    sessions = state.sessions
     if redis_url is not None:
         from runner.runtime.pools.redis_limits import RedisLimits
 
@@ -222,7 +223,6 @@ def _shared_limits(
         from runner.runtime.pools.sqlite_limits import SqliteLimits
         from runner.state.sessions_sqlite import SqliteSessionStore
 
-        sessions = state.sessions
         limits = SqliteLimits(
             path,
             clock=clock,
@@ -233,7 +233,15 @@ def _shared_limits(
     else:
         return None
     scope = "hosts" if redis_url is not None else "host"
-    return SharedPools(limits, clock=clock, ttl=config.pool_lease_ttl_s, scope=scope)
+    return SharedPools(
+        limits,
+        clock=clock,
+        ttl=config.pool_lease_ttl_s,
+        scope=scope,
+        ended_elsewhere=lambda ids: [
+            sid for sid, st in sessions.written_elsewhere(ids).items() if st == "ended"
+        ],
+    )
 
 
 def load_specs(specs: SpecsArg) -> Project:

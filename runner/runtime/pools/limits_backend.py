@@ -47,6 +47,11 @@ class SharedLimits(Protocol):
         """Extend (or take again, without checking the limit) the leases of live holders."""
         ...
 
+    async def extend(self, holders: Mapping[str, Sequence[str]]) -> None:
+        """Extend the leases these holders still have; never take one again (a lease released
+        by the process that ended its session stays released)."""
+        ...
+
     async def reserve(
         self, pools: Sequence[tuple[str, int]], tokens: int, *, estimate: int
     ) -> tuple[Blocked | None, str]:

@@ -69,6 +69,7 @@ class RedisLimits:
                 "leave": scripts.LEAVE,
                 "release": scripts.RELEASE,
                 "renew": scripts.RENEW,
+                "extend": scripts.EXTEND,
                 "held": scripts.HELD,
                 "reserve": scripts.RESERVE,
                 "settle": scripts.SETTLE,
@@ -182,6 +183,12 @@ class RedisLimits:
             await wire.drop()
 
     async def renew(self, holders: Mapping[str, Sequence[str]]) -> None:
+        await self._leases("renew", holders)
+
+    async def extend(self, holders: Mapping[str, Sequence[str]]) -> None:
+        await self._leases("extend", holders)
+
+    async def _leases(self, script: str, holders: Mapping[str, Sequence[str]]) -> None:
         keys: list[str] = []
         args: list[Any] = [self._ttl_ms]
         for holder, pools in holders.items():
@@ -189,7 +196,7 @@ class RedisLimits:
                 keys.append(self._key(pool, "holders"))
                 args.append(holder)
         if keys:
-            await self._run("renew", keys, args)
+            await self._run(script, keys, args)
 
     async def held(self, pool: str) -> int:
         return int(await self._run("held", [self._key(pool, "holders")], []))

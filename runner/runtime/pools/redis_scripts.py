@@ -8,7 +8,17 @@ builds itself is a process's wake list (`RELEASE`), under the prefix it is given
 
 from __future__ import annotations
 
-__all__ = ["CHARGE", "HELD", "LEAVE", "RELEASE", "RENEW", "RESERVE", "SETTLE", "TAKE"]
+__all__ = [
+    "CHARGE",
+    "EXTEND",
+    "HELD",
+    "LEAVE",
+    "RELEASE",
+    "RENEW",
+    "RESERVE",
+    "SETTLE",
+    "TAKE",
+]
 
 NOW_MS = """
 local t = redis.call('TIME')
@@ -105,6 +115,16 @@ RENEW = (
     + """
 local ttl = tonumber(ARGV[1])
 for i = 1, #KEYS do redis.call('ZADD', KEYS[i], now + ttl, ARGV[i + 1]) end
+return 0
+"""
+)
+
+# RENEW for leases that must not come back once released: XX updates existing members only
+EXTEND = (
+    NOW_MS
+    + """
+local ttl = tonumber(ARGV[1])
+for i = 1, #KEYS do redis.call('ZADD', KEYS[i], 'XX', now + ttl, ARGV[i + 1]) end
 return 0
 """
 )

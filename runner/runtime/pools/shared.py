@@ -16,7 +16,9 @@ process's side of the bargain:
            costs one refused take, not one per waiter). A backend that `WakesWaiters` (Redis)
            also tells this process when a place another process freed is there for one of
            its waiters; every waiter still retries every `poll` seconds (a lease that expired,
-           a hint lost).
+           a hint lost). A session this process *found* open (another process admitted it,
+           or this one before a restart) has its places taken again once, then only extended:
+           when the process that ends it releases them, they stay released.
   tokens   a turn *reserves* tokens in each pool's sliding 60 s window when it is admitted (the
            larger of its estimate and the largest turn this process charged to the pool in the
            last window), atomically with the check, so processes admitting at the same moment
@@ -31,7 +33,8 @@ Figures: `occupancy` (`runner.runtime.pools.occupancy`) gives each pool's leases
 the window across every process, for analytics and `/metrics`.
 
 Invariants: a session id is held at most once per pool whatever the retries (leases are keyed
-by it); a refused take leaves nothing held; a holder released here is never renewed again.
+by it); a refused take leaves nothing held; a holder released here is never renewed again,
+nor one released by the process that ended its session.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import contextlib
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -84,14 +87,21 @@ class SharedPools:
         ttl: float = 30.0,
         poll: float = 0.05,
         scope: str = "hosts",
+        ended_elsewhere: Callable[[Sequence[str]], Collection[str]] | None = None,
     ) -> None:
+        """`ended_elsewhere(ids)`: which of these sessions another process ended (the session
+        store says), checked after the places of sessions found here were taken again."""
         self.backend = backend
         self.scope = scope  # who shares the limits: "host" (the registry file) or "hosts"
         self._local = backend if isinstance(backend, LocalWrites) else None
         self._clock = clock
         self.ttl = ttl
         self.poll = poll
-        self._holders: dict[str, tuple[str, ...]] = {}
+        self._holders: dict[str, tuple[str, ...]] = {}  # admitted here: renewed, taken again
+        # found here (opened by another process, or before a restart): extended only
+        self._found: dict[str, tuple[str, ...]] = {}
+        self._to_take: dict[str, tuple[str, ...]] = {}  # found, not taken again yet
+        self._ended_elsewhere = ended_elsewhere
         self._released: dict[str, tuple[str, ...]] = {}  # to retry while the backend is down
         self._largest: dict[str, _Largest] = {}
         # pool -> this process's waiters for a place in it: (rank, arrival, woken when freed)
@@ -188,16 +198,31 @@ class SharedPools:
                     break
 
     def hold(self, holder: str, pools: Sequence[str]) -> None:
-        """Count a session found at start-up: its lease is taken again by the heartbeat."""
+        """Count a session found open (at start-up, or opened by another process): its places
+        are taken again once (soon, with the others found meanwhile) in case they expired, then
+        only extended while this process knows the session open. A session ended elsewhere
+        before its places were taken again has them given back at once (`ended_elsewhere`); one
+        ended later is not renewed back (its ender released it) and goes at the next sweep."""
         if not pools:
             return
-        self._holders[holder] = tuple(pools)
+        self._found[holder] = self._to_take[holder] = tuple(pools)
         self._start()
-        self._spawn(self._renew_now({holder: tuple(pools)}))
+        if len(self._to_take) == 1:
+            self._spawn(self._take_found())
+
+    async def _take_found(self) -> None:
+        found, self._to_take = self._to_take, {}
+        with contextlib.suppress(Exception):  # the heartbeat extends them; a sweep retries
+            await self.backend.renew(found)
+        ended = self._ended_elsewhere(list(found)) if self._ended_elsewhere else ()
+        for holder in ended:  # its ender released it before this took it again
+            if holder in self._found:
+                self.release(holder, found[holder])
 
     def release(self, holder: str, pools: Sequence[str]) -> None:
         """Give the slots back (in the background; retried by the heartbeat when it fails)."""
-        held = self._holders.pop(holder, None)
+        self._to_take.pop(holder, None)
+        held = self._holders.pop(holder, None) or self._found.pop(holder, None)
         names = tuple(pools) if held is None else held
         if not names:
             return
@@ -216,10 +241,6 @@ class SharedPools:
             )
             self._released[holder] = pools
         self._wake(pools)
-
-    async def _renew_now(self, holders: Mapping[str, Sequence[str]]) -> None:
-        with contextlib.suppress(Exception):
-            await self.backend.renew(holders)
 
     # ------------------------------------------------------------ tokens
 
@@ -298,12 +319,16 @@ class SharedPools:
         while True:
             await asyncio.sleep(self.ttl / 3)
             try:
+                if self._to_take:  # found while off the loop
+                    await self._take_found()
                 if self._released:
                     for holder, pools in list(self._released.items()):
                         await self.backend.release(holder, pools)
                         self._released.pop(holder, None)
                 if self._holders:
                     await self.backend.renew(dict(self._holders))
+                if self._found:
+                    await self.backend.extend(dict(self._found))
             except Exception as exc:
                 log.warning("pool leases not renewed in %s: %s", self.backend.where, exc)
 

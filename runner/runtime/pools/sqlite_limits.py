@@ -307,6 +307,15 @@ class SqliteLimits(SqliteTokenWindows):
                     )
                     self._mine.setdefault(key, set()).add(held_as)
 
+    async def extend(self, holders: Mapping[str, Sequence[str]]) -> None:
+        expires = self._clock.now() + self._ttl
+        with write_transaction(self._conn) as c:
+            self._write_pending(c)
+            c.executemany(
+                "UPDATE pool_holders SET expires = ? WHERE pool = ? AND holder = ?",
+                [(expires, self._k(n), h) for h, pools in holders.items() for n in pools],
+            )
+
     async def held(self, pool: str) -> int:
         """Live leases of the pool, across every process (this one's own always live)."""
         key, now = self._k(pool), self._clock.now()

@@ -269,7 +269,8 @@ class LiveSessions:
             load[current] -= 1
             if not load[current]:
                 del load[current]
-        self._pools.release(agents=live.agents, pools=row.pools)
+        # its places: released by its ender; not to be extended here any more
+        self._pools.release(agents=live.agents, pools=row.pools, holder=row.id)
         self._monitor.sessions_closed(open_subjects(row, live.agents))
 
     def using(self, agent: str) -> list[LiveSession]:
