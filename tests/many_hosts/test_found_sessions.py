@@ -110,3 +110,35 @@ async def test_extending_on_redis_never_takes_a_released_place_again(redis_serve
     finally:
         await limits.close()
         client.close()
+
+
+async def test_a_found_sessions_place_lost_in_a_redis_restart_is_taken_again(
+    redis_server: Any,
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    key = "runner:found:pool:shared:holders"
+    finder = SharedPools(
+        RedisLimits(redis_server.url, namespace="found", lease_ttl=0.3),
+        clock=FakeClock(),
+        ttl=0.3,  # a heartbeat every 100 ms
+        ended_elsewhere=lambda ids: [],  # the session is still open
+    )
+    try:
+        finder.hold("s1", ["shared"])
+        await finder.drain()
+        assert client.zcard(key) == 1
+        redis_server.stop()  # it comes back empty: a heartbeat fails meanwhile
+        await asyncio.sleep(0.35)
+        redis_server.start()
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            try:
+                if client.zcard(key) == 1:
+                    break
+            except redis.ConnectionError:
+                pass
+        assert client.zcard(key) == 1
+    finally:
+        await finder.close()
+        client.close()

@@ -212,9 +212,17 @@ class SharedPools:
 
     async def _take_found(self) -> None:
         found, self._to_take = self._to_take, {}
-        with contextlib.suppress(Exception):  # the heartbeat extends them; a sweep retries
+        try:
             await self.backend.renew(found)
-        ended = self._ended_elsewhere(list(found)) if self._ended_elsewhere else ()
+        except Exception:  # the heartbeat tries again (those still found)
+            again = {h: pools for h, pools in found.items() if h in self._found}
+            self._to_take = {**again, **self._to_take}
+            return
+        try:
+            ended = self._ended_elsewhere(list(found)) if self._ended_elsewhere else ()
+        except Exception as exc:  # the next sweep drops those that ended
+            log.warning("could not tell which found sessions ended: %s", exc)
+            return
         for holder in ended:  # its ender released it before this took it again
             if holder in self._found:
                 self.release(holder, found[holder])
@@ -331,6 +339,8 @@ class SharedPools:
                     await self.backend.extend(dict(self._found))
             except Exception as exc:
                 log.warning("pool leases not renewed in %s: %s", self.backend.where, exc)
+                # the backend may come back without them (a restarted Redis): take them again
+                self._to_take.update(self._found)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         """An admission call: any failure of the backend refuses, naming it."""
