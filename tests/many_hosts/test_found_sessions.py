@@ -1,8 +1,9 @@
-"""Pool places of sessions a runtime *found* open (another process admitted them, or this one
-before a restart): taken again once in case they expired, then only extended, so when the
-process that ends such a session releases its places they stay released, on the SQLite registry
-and on Redis. (A second process on one registry used to renew them back every heartbeat: the
-pool stayed full of ended sessions for as long as that process lived.)"""
+"""Pool places when several processes know a session: every one extends them, none writes back
+a place the process that ended the session released (on the SQLite registry and on Redis),
+whether it admitted the session or *found* it open (then its places are taken again once, in
+case they expired); a place found missing is taken again only while the session store says its
+session is open (a restarted Redis). (A second process on one registry used to renew released
+places back every heartbeat: the pool stayed full of ended sessions while it lived.)"""
 
 from __future__ import annotations
 
@@ -60,6 +61,30 @@ async def test_places_released_by_the_sessions_ender_stay_released(tmp_path: Pat
             assert holders(registry) == sorted(s.id for s in twos)
 
 
+async def test_places_of_sessions_admitted_here_and_ended_elsewhere_stay_released(
+    tmp_path: Path,
+) -> None:
+    """`runner serve --workers`: the worker that ends a session is often not the one that
+    admitted it; the admitting one's heartbeat must not write the released places back."""
+    registry = tmp_path / "state.db"
+    project = contract_project(
+        ENV.format(data_dir=tmp_path / "store"), POOL.format(sessions=2, tokens=100000)
+    )
+
+    def opened() -> Any:
+        return Lifecycle.open(project, env="local", registry_path=registry, environ=FAST_LEASES)
+
+    async with opened() as a, opened() as b:
+        ones = [await a.create_agent_session(agent="tech-advisor", auth=AUTH) for _ in range(2)]
+        for session in ones:
+            await b.end_agent_session(session.id, auth=AUTH)
+        await asyncio.sleep(0.5)  # five heartbeats of a, before its sweep learns they ended
+        assert holders(registry) == []
+        await a.sweep()
+        twos = [await a.create_agent_session(agent="tech-advisor", auth=AUTH) for _ in range(2)]
+        assert holders(registry) == sorted(s.id for s in twos)
+
+
 async def test_a_found_session_ended_before_its_places_were_taken_again_gives_them_back(
     tmp_path: Path,
 ) -> None:
@@ -102,7 +127,8 @@ async def test_extending_on_redis_never_takes_a_released_place_again(redis_serve
         before = client.zscore(key, "s2")
         await limits.release("s1", ["shared"])
         await asyncio.sleep(0.01)
-        await limits.extend({"s1": ["shared"], "s2": ["shared"]})
+        missing = await limits.extend({"s1": ["shared"], "s2": ["shared"]})
+        assert missing == ["s1"]  # for the caller to judge (the session store)
         assert [m.decode() for m in client.zrange(key, 0, -1)] == ["s2"]
         assert before is not None and (client.zscore(key, "s2") or 0) > before
         await limits.renew({"s1": ["shared"]})  # taking again is renew's, not extend's

@@ -47,9 +47,10 @@ class SharedLimits(Protocol):
         """Extend (or take again, without checking the limit) the leases of live holders."""
         ...
 
-    async def extend(self, holders: Mapping[str, Sequence[str]]) -> None:
-        """Extend the leases these holders still have; never take one again (a lease released
-        by the process that ended its session stays released)."""
+    async def extend(self, holders: Mapping[str, Sequence[str]]) -> list[str]:
+        """Extend the leases these holders still have, never taking one again; the holders
+        that missed one (released by the process that ended the session, or lost: expired, a
+        restarted server), for the caller to judge."""
         ...
 
     async def reserve(

@@ -185,18 +185,23 @@ class RedisLimits:
     async def renew(self, holders: Mapping[str, Sequence[str]]) -> None:
         await self._leases("renew", holders)
 
-    async def extend(self, holders: Mapping[str, Sequence[str]]) -> None:
-        await self._leases("extend", holders)
+    async def extend(self, holders: Mapping[str, Sequence[str]]) -> list[str]:
+        return await self._leases("extend", holders)
 
-    async def _leases(self, script: str, holders: Mapping[str, Sequence[str]]) -> None:
+    async def _leases(self, script: str, holders: Mapping[str, Sequence[str]]) -> list[str]:
+        """Run RENEW or EXTEND over every (pool, holder); the holders EXTEND found missing."""
         keys: list[str] = []
         args: list[Any] = [self._ttl_ms]
         for holder, pools in holders.items():
             for pool in pools:
                 keys.append(self._key(pool, "holders"))
                 args.append(holder)
-        if keys:
-            await self._run(script, keys, args)
+        if not keys:
+            return []
+        missing = await self._run(script, keys, args)
+        if script != "extend":
+            return []
+        return sorted({str(args[int(i)]) for i in missing})
 
     async def held(self, pool: str) -> int:
         return int(await self._run("held", [self._key(pool, "holders")], []))

@@ -119,13 +119,19 @@ return 0
 """
 )
 
-# RENEW for leases that must not come back once released: XX updates existing members only
+# RENEW for leases that must not come back once released: existing members only; answers the
+# positions (1-based, in KEYS) of the missing ones
 EXTEND = (
     NOW_MS
     + """
-local ttl = tonumber(ARGV[1])
-for i = 1, #KEYS do redis.call('ZADD', KEYS[i], 'XX', now + ttl, ARGV[i + 1]) end
-return 0
+local ttl, missing = tonumber(ARGV[1]), {}
+for i = 1, #KEYS do
+  if redis.call('ZADD', KEYS[i], 'XX', 'CH', now + ttl, ARGV[i + 1]) == 0
+     and not redis.call('ZSCORE', KEYS[i], ARGV[i + 1]) then
+    missing[#missing + 1] = i
+  end
+end
+return missing
 """
 )
 

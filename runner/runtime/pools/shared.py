@@ -7,8 +7,16 @@ the processes of one host), it asks the backend instead, through `SharedPools`, 
 process's side of the bargain:
 
   slots    a session holds a *lease* in each of its pools, keyed by its session id, that a
-           heartbeat renews every `ttl / 3`; a process that dies stops renewing and its places
-           come back after `ttl`. A caller that may wait enters the pools' waiting lines,
+           heartbeat of every process that knows the session open extends every `ttl / 3`; a
+           process that dies stops extending and its places come back after `ttl`. Extending
+           never writes a released place back: the process that ends a session (often not the
+           one that admitted it, under `runner serve --workers`) releases its places for good,
+           and the others drop the session at their next sweep. Places are *taken again* where
+           they may have been lost: for a session found open (another process admitted it, or
+           this one before a restart), and for each session whose place a heartbeat found
+           missing (its lease expired, Redis restarted empty, or its session ended elsewhere);
+           the session store is then asked which of them ended (`ended_elsewhere`), and those
+           are given back at once. A caller that may wait enters the pools' waiting lines,
            ranked by session priority then arrival (the in-memory semantics, across
            processes). This process's own waiters are ranked the same way here: a slot it
            releases wakes the best of them in that pool, and a waiter that got its place wakes
@@ -16,9 +24,7 @@ process's side of the bargain:
            costs one refused take, not one per waiter). A backend that `WakesWaiters` (Redis)
            also tells this process when a place another process freed is there for one of
            its waiters; every waiter still retries every `poll` seconds (a lease that expired,
-           a hint lost). A session this process *found* open (another process admitted it,
-           or this one before a restart) has its places taken again once, then only extended:
-           when the process that ends it releases them, they stay released.
+           a hint lost).
   tokens   a turn *reserves* tokens in each pool's sliding 60 s window when it is admitted (the
            larger of its estimate and the largest turn this process charged to the pool in the
            last window), atomically with the check, so processes admitting at the same moment
@@ -26,15 +32,15 @@ process's side of the bargain:
 
 When the backend cannot be reached, admission fails closed (`SharedLimitsUnavailableError`
 naming it: `runner serve` answers 503); sessions already admitted go on: their turns are
-checked against this process's own window, their ends and renewals are retried by the
-heartbeat, and a holder lost while the backend was down is held again when it is back.
+checked against this process's own window, their ends are retried by the heartbeat, and
+their places are taken again when it is back.
 
 Figures: `occupancy` (`runner.runtime.pools.occupancy`) gives each pool's leases and tokens in
 the window across every process, for analytics and `/metrics`.
 
 Invariants: a session id is held at most once per pool whatever the retries (leases are keyed
-by it); a refused take leaves nothing held; a holder released here is never renewed again,
-nor one released by the process that ended its session.
+by it); a refused take leaves nothing held; a place released, here or by the process that
+ended its session, is never extended back.
 """
 
 from __future__ import annotations
@@ -90,17 +96,15 @@ class SharedPools:
         ended_elsewhere: Callable[[Sequence[str]], Collection[str]] | None = None,
     ) -> None:
         """`ended_elsewhere(ids)`: which of these sessions another process ended (the session
-        store says), checked after the places of sessions found here were taken again."""
+        store says), asked after their places were taken again."""
         self.backend = backend
         self.scope = scope  # who shares the limits: "host" (the registry file) or "hosts"
         self._local = backend if isinstance(backend, LocalWrites) else None
         self._clock = clock
         self.ttl = ttl
         self.poll = poll
-        self._holders: dict[str, tuple[str, ...]] = {}  # admitted here: renewed, taken again
-        # found here (opened by another process, or before a restart): extended only
-        self._found: dict[str, tuple[str, ...]] = {}
-        self._to_take: dict[str, tuple[str, ...]] = {}  # found, not taken again yet
+        self._holders: dict[str, tuple[str, ...]] = {}  # sessions held open here: extended
+        self._to_take: dict[str, tuple[str, ...]] = {}  # of those, to take again
         self._ended_elsewhere = ended_elsewhere
         self._released: dict[str, tuple[str, ...]] = {}  # to retry while the backend is down
         self._largest: dict[str, _Largest] = {}
@@ -199,38 +203,38 @@ class SharedPools:
 
     def hold(self, holder: str, pools: Sequence[str]) -> None:
         """Count a session found open (at start-up, or opened by another process): its places
-        are taken again once (soon, with the others found meanwhile) in case they expired, then
-        only extended while this process knows the session open. A session ended elsewhere
-        before its places were taken again has them given back at once (`ended_elsewhere`); one
-        ended later is not renewed back (its ender released it) and goes at the next sweep."""
+        are taken again (soon, with the others found meanwhile) in case they expired, then
+        extended like those of the sessions admitted here."""
         if not pools:
             return
-        self._found[holder] = self._to_take[holder] = tuple(pools)
+        self._holders[holder] = self._to_take[holder] = tuple(pools)
         self._start()
         if len(self._to_take) == 1:
-            self._spawn(self._take_found())
+            self._spawn(self._take_again())
 
-    async def _take_found(self) -> None:
-        found, self._to_take = self._to_take, {}
+    async def _take_again(self) -> None:
+        """Take again the places that may have been lost, then give back at once those of the
+        sessions that ended elsewhere meanwhile (their ender released them before)."""
+        batch, self._to_take = self._to_take, {}
         try:
-            await self.backend.renew(found)
-        except Exception:  # the heartbeat tries again (those still found)
-            again = {h: pools for h, pools in found.items() if h in self._found}
+            await self.backend.renew(batch)
+        except Exception:  # the heartbeat tries again (those still held)
+            again = {h: pools for h, pools in batch.items() if h in self._holders}
             self._to_take = {**again, **self._to_take}
             return
         try:
-            ended = self._ended_elsewhere(list(found)) if self._ended_elsewhere else ()
+            ended = self._ended_elsewhere(list(batch)) if self._ended_elsewhere else ()
         except Exception as exc:  # the next sweep drops those that ended
-            log.warning("could not tell which found sessions ended: %s", exc)
+            log.warning("could not tell which sessions ended elsewhere: %s", exc)
             return
-        for holder in ended:  # its ender released it before this took it again
-            if holder in self._found:
-                self.release(holder, found[holder])
+        for holder in ended:
+            if holder in self._holders:
+                self.release(holder, batch[holder])
 
     def release(self, holder: str, pools: Sequence[str]) -> None:
         """Give the slots back (in the background; retried by the heartbeat when it fails)."""
         self._to_take.pop(holder, None)
-        held = self._holders.pop(holder, None) or self._found.pop(holder, None)
+        held = self._holders.pop(holder, None)
         names = tuple(pools) if held is None else held
         if not names:
             return
@@ -327,20 +331,18 @@ class SharedPools:
         while True:
             await asyncio.sleep(self.ttl / 3)
             try:
-                if self._to_take:  # found while off the loop
-                    await self._take_found()
                 if self._released:
                     for holder, pools in list(self._released.items()):
                         await self.backend.release(holder, pools)
                         self._released.pop(holder, None)
                 if self._holders:
-                    await self.backend.renew(dict(self._holders))
-                if self._found:
-                    await self.backend.extend(dict(self._found))
+                    for holder in await self.backend.extend(dict(self._holders)):
+                        if holder in self._holders:  # ended elsewhere, or lost: the store says
+                            self._to_take[holder] = self._holders[holder]
+                if self._to_take:
+                    await self._take_again()
             except Exception as exc:
-                log.warning("pool leases not renewed in %s: %s", self.backend.where, exc)
-                # the backend may come back without them (a restarted Redis): take them again
-                self._to_take.update(self._found)
+                log.warning("pool leases not extended in %s: %s", self.backend.where, exc)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         """An admission call: any failure of the backend refuses, naming it."""
@@ -373,8 +375,8 @@ class SharedPools:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop renewing, finish the releases in flight, close the backend. Sessions still
-        open keep their leases until they expire (or a process holding them renews them)."""
+        """Stop extending, finish the releases in flight, close the backend. Sessions still
+        open keep their leases until they expire (or a process holding them extends them)."""
         self.occupancy.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()

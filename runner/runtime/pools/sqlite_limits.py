@@ -293,28 +293,35 @@ class SqliteLimits(SqliteTokenWindows):
             self._schedule_flush()
 
     async def renew(self, holders: Mapping[str, Sequence[str]]) -> None:
-        expires = self._clock.now() + self._ttl
+        rows = self._leases(holders)
+        with write_transaction(self._conn) as c:
+            self._write_pending(c)
+            c.executemany("INSERT OR REPLACE INTO pool_holders VALUES (?, ?, ?)", rows)
+        for key, held_as, _ in rows:
+            self._mine.setdefault(key, set()).add(held_as)
+
+    async def extend(self, holders: Mapping[str, Sequence[str]]) -> list[str]:
+        missing: set[str] = set()
+        update = "UPDATE pool_holders SET expires = ? WHERE pool = ? AND holder = ?"
         with write_transaction(self._conn) as c:
             self._write_pending(c)
             for holder, pools in holders.items():
-                assigned = self._assigned.get(holder, {})
-                for name in pools:
-                    key = self._k(name)
-                    held_as = assigned.get(key, holder)  # a place taken ahead: its own id
-                    c.execute(
-                        "INSERT OR REPLACE INTO pool_holders VALUES (?, ?, ?)",
-                        (key, held_as, expires),
-                    )
-                    self._mine.setdefault(key, set()).add(held_as)
+                for key, held_as, expires in self._leases({holder: pools}):
+                    if not c.execute(update, (expires, key, held_as)).rowcount:
+                        missing.add(holder)
+        return sorted(missing)
 
-    async def extend(self, holders: Mapping[str, Sequence[str]]) -> None:
+    def _leases(self, holders: Mapping[str, Sequence[str]]) -> list[tuple[str, str, float]]:
+        """(pool key, id the place is held under, new expiry) of each holder's places: a place
+        taken ahead is held under its own id."""
         expires = self._clock.now() + self._ttl
-        with write_transaction(self._conn) as c:
-            self._write_pending(c)
-            c.executemany(
-                "UPDATE pool_holders SET expires = ? WHERE pool = ? AND holder = ?",
-                [(expires, self._k(n), h) for h, pools in holders.items() for n in pools],
-            )
+        rows = []
+        for holder, pools in holders.items():
+            assigned = self._assigned.get(holder, {})
+            for name in pools:
+                key = self._k(name)
+                rows.append((key, assigned.get(key, holder), expires))
+        return rows
 
     async def held(self, pool: str) -> int:
         """Live leases of the pool, across every process (this one's own always live)."""
