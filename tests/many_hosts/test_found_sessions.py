@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "state"))
+from pg_support import fresh_schema_url
 from runtime_support import AUTH, contract_project
 from worker import ENV, POOL
 
@@ -26,6 +30,14 @@ from runner.runtime.pools.shared import SharedPools
 from runner.runtime.pools.sqlite_limits import SqliteLimits
 
 FAST_LEASES = {"RUNNER_POOL_LEASE_TTL_MS": "300"}  # a heartbeat every 100 ms
+
+
+def redis_holders(url: str) -> list[str]:
+    client = redis.Redis.from_url(url)
+    try:
+        return sorted(m.decode() for m in client.zrange("runner:local:pool:shared:holders", 0, -1))
+    finally:
+        client.close()
 
 
 def holders(registry: Path, pool: str = "local/shared") -> list[str]:
@@ -61,28 +73,35 @@ async def test_places_released_by_the_sessions_ender_stay_released(tmp_path: Pat
             assert holders(registry) == sorted(s.id for s in twos)
 
 
+@pytest.mark.parametrize("state", ["sqlite", "postgres+redis"])
 async def test_places_of_sessions_admitted_here_and_ended_elsewhere_stay_released(
-    tmp_path: Path,
+    tmp_path: Path, state: str, redis_server: Any
 ) -> None:
     """`runner serve --workers`: the worker that ends a session is often not the one that
     admitted it; the admitting one's heartbeat must not write the released places back."""
     registry = tmp_path / "state.db"
-    project = contract_project(
-        ENV.format(data_dir=tmp_path / "store"), POOL.format(sessions=2, tokens=100000)
-    )
+    env, environ = ENV.format(data_dir=tmp_path / "store"), dict(FAST_LEASES)
+    held = partial(holders, registry)
+    if state == "postgres+redis":
+        redis.Redis.from_url(redis_server.url).flushdb()
+        env += f"state: ${{TEST_STATE_URL}}\nredis: {redis_server.url}\n"
+        environ["TEST_STATE_URL"] = fresh_schema_url()
+        held = partial(redis_holders, redis_server.url)
+    project = contract_project(env, POOL.format(sessions=2, tokens=100000))
 
     def opened() -> Any:
-        return Lifecycle.open(project, env="local", registry_path=registry, environ=FAST_LEASES)
+        return Lifecycle.open(project, env="local", registry_path=registry, environ=environ)
 
     async with opened() as a, opened() as b:
         ones = [await a.create_agent_session(agent="tech-advisor", auth=AUTH) for _ in range(2)]
+        assert held() == sorted(s.id for s in ones)
         for session in ones:
             await b.end_agent_session(session.id, auth=AUTH)
         await asyncio.sleep(0.5)  # five heartbeats of a, before its sweep learns they ended
-        assert holders(registry) == []
+        assert held() == []
         await a.sweep()
         twos = [await a.create_agent_session(agent="tech-advisor", auth=AUTH) for _ in range(2)]
-        assert holders(registry) == sorted(s.id for s in twos)
+        assert held() == sorted(s.id for s in twos)
 
 
 async def test_a_found_session_ended_before_its_places_were_taken_again_gives_them_back(
