@@ -183,25 +183,27 @@ class RedisLimits:
             await wire.drop()
 
     async def renew(self, holders: Mapping[str, Sequence[str]]) -> None:
-        await self._leases("renew", holders)
+        keys, args = self._leases(holders)
+        if keys:
+            await self._run("renew", keys, args)
 
     async def extend(self, holders: Mapping[str, Sequence[str]]) -> list[str]:
-        return await self._leases("extend", holders)
+        keys, args = self._leases(holders)
+        if not keys:
+            return []
+        missing = await self._run("extend", keys, args)  # positions in KEYS, from 1
+        return sorted({str(args[int(i)]) for i in missing})
 
-    async def _leases(self, script: str, holders: Mapping[str, Sequence[str]]) -> list[str]:
-        """Run RENEW or EXTEND over every (pool, holder); the holders EXTEND found missing."""
+    def _leases(self, holders: Mapping[str, Sequence[str]]) -> tuple[list[str], list[Any]]:
+        """RENEW's and EXTEND's keys and arguments: the lease's length, then one holder per
+        (pool, holder) key."""
         keys: list[str] = []
         args: list[Any] = [self._ttl_ms]
         for holder, pools in holders.items():
             for pool in pools:
                 keys.append(self._key(pool, "holders"))
                 args.append(holder)
-        if not keys:
-            return []
-        missing = await self._run(script, keys, args)
-        if script != "extend":
-            return []
-        return sorted({str(args[int(i)]) for i in missing})
+        return keys, args
 
     async def held(self, pool: str) -> int:
         return int(await self._run("held", [self._key(pool, "holders")], []))

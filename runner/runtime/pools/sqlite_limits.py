@@ -293,35 +293,38 @@ class SqliteLimits(SqliteTokenWindows):
             self._schedule_flush()
 
     async def renew(self, holders: Mapping[str, Sequence[str]]) -> None:
-        rows = self._leases(holders)
+        places = self._places(holders)
+        expires = self._clock.now() + self._ttl
         with write_transaction(self._conn) as c:
             self._write_pending(c)
-            c.executemany("INSERT OR REPLACE INTO pool_holders VALUES (?, ?, ?)", rows)
-        for key, held_as, _ in rows:
+            c.executemany(
+                "INSERT OR REPLACE INTO pool_holders VALUES (?, ?, ?)",
+                [(key, held_as, expires) for _, key, held_as in places],
+            )
+        for _, key, held_as in places:
             self._mine.setdefault(key, set()).add(held_as)
 
     async def extend(self, holders: Mapping[str, Sequence[str]]) -> list[str]:
+        expires = self._clock.now() + self._ttl
         missing: set[str] = set()
-        update = "UPDATE pool_holders SET expires = ? WHERE pool = ? AND holder = ?"
         with write_transaction(self._conn) as c:
             self._write_pending(c)
-            for holder, pools in holders.items():
-                for key, held_as, expires in self._leases({holder: pools}):
-                    if not c.execute(update, (expires, key, held_as)).rowcount:
-                        missing.add(holder)
+            for holder, key, held_as in self._places(holders):
+                update = "UPDATE pool_holders SET expires = ? WHERE pool = ? AND holder = ?"
+                if not c.execute(update, (expires, key, held_as)).rowcount:
+                    missing.add(holder)
         return sorted(missing)
 
-    def _leases(self, holders: Mapping[str, Sequence[str]]) -> list[tuple[str, str, float]]:
-        """(pool key, id the place is held under, new expiry) of each holder's places: a place
+    def _places(self, holders: Mapping[str, Sequence[str]]) -> list[tuple[str, str, str]]:
+        """(holder, pool key, id the place is held under) of each holder's places: a place
         taken ahead is held under its own id."""
-        expires = self._clock.now() + self._ttl
-        rows = []
+        places = []
         for holder, pools in holders.items():
             assigned = self._assigned.get(holder, {})
             for name in pools:
                 key = self._k(name)
-                rows.append((key, assigned.get(key, holder), expires))
-        return rows
+                places.append((holder, key, assigned.get(key, holder)))
+        return places
 
     async def held(self, pool: str) -> int:
         """Live leases of the pool, across every process (this one's own always live)."""
